@@ -1,0 +1,22 @@
+//! Domain types shared by every Baton crate. Nothing here performs I/O.
+#![forbid(unsafe_code)]
+
+pub mod chat;
+pub mod cursor;
+pub mod frame;
+pub mod ids;
+pub mod message;
+pub mod page;
+pub mod time;
+pub mod topic;
+pub mod trace;
+
+pub use chat::{Chat, NewChat};
+pub use cursor::{CursorError, TraceCursor};
+pub use frame::{Frame, NewFrame};
+pub use ids::{AttachmentId, ChatId, IdError, MessageId, RunId, SessionId, TaskId, TraceId};
+pub use message::{Message, NewMessage, Role};
+pub use page::Page;
+pub use time::Timestamp;
+pub use topic::{Topic, TopicError};
+pub use trace::{Trace, TraceFinish, TraceKind, TraceOutcome};

@@ -1,0 +1,9 @@
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// One page of a keyset-paginated listing. `next_cursor` is `null` on the last page.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

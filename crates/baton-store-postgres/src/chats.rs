@@ -1,0 +1,131 @@
+use baton_core::{
+    time, AttachmentId, Chat, ChatId, Message, MessageId, NewChat, NewMessage, Role,
+};
+use baton_store::{StoreError, StoreResult};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+
+use crate::db;
+use crate::traces::no_nul;
+
+fn chat_from(row: &PgRow) -> StoreResult<Chat> {
+    Ok(Chat {
+        id: ChatId(row.try_get("id").map_err(db)?),
+        title: row.try_get("title").map_err(db)?,
+        workspace: row.try_get("workspace").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+    })
+}
+
+fn message_from(row: &PgRow) -> StoreResult<Message> {
+    let role: String = row.try_get("role").map_err(db)?;
+    let Json(attachments): Json<Vec<AttachmentId>> = row
+        .try_get("attachments")
+        .map_err(|_| StoreError::corrupt("messages", "attachments: not a list of ids"))?;
+    Ok(Message {
+        id: MessageId(row.try_get("id").map_err(db)?),
+        chat_id: ChatId(row.try_get("chat_id").map_err(db)?),
+        role: Role::parse(&role).ok_or_else(|| StoreError::corrupt("messages", "role"))?,
+        content: row.try_get("content").map_err(db)?,
+        attachments,
+        turn_number: row.try_get("turn_number").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
+
+pub(crate) async fn create_chat(pool: &PgPool, new: NewChat) -> StoreResult<Chat> {
+    let now = time::now();
+    let chat = Chat {
+        id: ChatId::new(),
+        title: no_nul(&new.title),
+        workspace: new.workspace.as_deref().map(no_nul),
+        created_at: now,
+        updated_at: now,
+    };
+    sqlx::query(
+        "INSERT INTO chats (id, title, workspace, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(chat.id.0)
+    .bind(&chat.title)
+    .bind(&chat.workspace)
+    .bind(chat.created_at)
+    .bind(chat.updated_at)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(chat)
+}
+
+pub(crate) async fn get_chat(pool: &PgPool, id: ChatId) -> StoreResult<Option<Chat>> {
+    sqlx::query("SELECT * FROM chats WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(chat_from)
+        .transpose()
+}
+
+pub(crate) async fn list_chats(
+    pool: &PgPool,
+    limit: u32,
+    before: Option<ChatId>,
+) -> StoreResult<Vec<Chat>> {
+    let rows = match before {
+        None => sqlx::query("SELECT * FROM chats ORDER BY id DESC LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await,
+        Some(id) => sqlx::query("SELECT * FROM chats WHERE id < $1 ORDER BY id DESC LIMIT $2")
+            .bind(id.0)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await,
+    }
+    .map_err(db)?;
+    rows.iter().map(chat_from).collect()
+}
+
+pub(crate) async fn insert_message(pool: &PgPool, new: NewMessage) -> StoreResult<Message> {
+    let msg = Message {
+        id: MessageId::new(),
+        chat_id: new.chat_id,
+        role: new.role,
+        content: no_nul(&new.content),
+        attachments: new.attachments,
+        turn_number: new.turn_number,
+        created_at: time::now(),
+    };
+    let res = sqlx::query(
+        "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(msg.id.0)
+    .bind(msg.chat_id.0)
+    .bind(msg.role.as_str())
+    .bind(&msg.content)
+    .bind(Json(&msg.attachments))
+    .bind(msg.turn_number)
+    .bind(msg.created_at)
+    .execute(pool)
+    .await;
+    match res {
+        Ok(_) => Ok(msg),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(StoreError::NotFound("chat"))
+        }
+        Err(e) => Err(db(e)),
+    }
+}
+
+pub(crate) async fn list_messages(pool: &PgPool, chat: ChatId) -> StoreResult<Vec<Message>> {
+    let rows = sqlx::query("SELECT * FROM messages WHERE chat_id = $1 ORDER BY created_at, id")
+        .bind(chat.0)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    rows.iter().map(message_from).collect()
+}

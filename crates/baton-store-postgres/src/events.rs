@@ -1,0 +1,161 @@
+use baton_core::{time, Frame, NewFrame, Topic};
+use baton_store::{StoreError, StoreResult, TopicBounds};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+
+use crate::db;
+use crate::traces::pg_json;
+
+fn frame_from(topic: Topic, row: &PgRow) -> StoreResult<Frame> {
+    let Json(body): Json<Value> = row.try_get("body").map_err(db)?;
+    let body = match body {
+        Value::Object(map) => map,
+        _ => return Err(StoreError::corrupt("events", "body: not an object")),
+    };
+    Ok(Frame {
+        topic,
+        seq: row.try_get("seq").map_err(db)?,
+        kind: row.try_get("kind").map_err(db)?,
+        at: row.try_get("at").map_err(db)?,
+        body,
+    })
+}
+
+pub(crate) async fn append(
+    pool: &PgPool,
+    topic: Topic,
+    frames: &[NewFrame],
+) -> StoreResult<Vec<Frame>> {
+    if frames.is_empty() {
+        return Ok(Vec::new());
+    }
+    let topic_text = topic.to_string();
+    let n = frames.len() as i64;
+    let at = time::now();
+    let mut tx = pool.begin().await.map_err(db)?;
+    // The upsert row-locks the topic's counter until commit, so appenders in other
+    // instances queue here and seq values never interleave or repeat.
+    let last: i64 = sqlx::query_scalar(
+        "INSERT INTO event_topics (topic, last_seq, first_kept) VALUES ($1, $2, 1)
+         ON CONFLICT (topic) DO UPDATE SET last_seq = event_topics.last_seq + EXCLUDED.last_seq
+         RETURNING last_seq",
+    )
+    .bind(&topic_text)
+    .bind(n)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    let first = last - n + 1;
+    let stored: Vec<Frame> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Frame {
+            topic,
+            seq: first + i as i64,
+            kind: f.kind.clone(),
+            at,
+            body: f.body.clone(),
+        })
+        .collect();
+    let seqs: Vec<i64> = stored.iter().map(|f| f.seq).collect();
+    let kinds: Vec<&str> = stored.iter().map(|f| f.kind.as_str()).collect();
+    let bodies: Vec<String> = stored
+        .iter()
+        .map(|f| {
+            let v = Value::Object(f.body.clone());
+            serde_json::to_string(&pg_json(&v)).expect("maps serialize")
+        })
+        .collect();
+    let ats: Vec<DateTime<Utc>> = vec![at; stored.len()];
+    sqlx::query(
+        "INSERT INTO events (topic, seq, kind, at, body)
+         SELECT $1, seq, kind, at, body::jsonb
+         FROM UNNEST($2::int8[], $3::text[], $4::timestamptz[], $5::text[]) AS t(seq, kind, at, body)",
+    )
+    .bind(&topic_text)
+    .bind(&seqs)
+    .bind(&kinds)
+    .bind(&ats)
+    .bind(&bodies)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(stored)
+}
+
+pub(crate) async fn since(
+    pool: &PgPool,
+    topic: Topic,
+    since: i64,
+    limit: u32,
+) -> StoreResult<Vec<Frame>> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, at, body FROM events WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(topic.to_string())
+    .bind(since)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(|r| frame_from(topic, r)).collect()
+}
+
+pub(crate) async fn bounds(pool: &PgPool, topic: Topic) -> StoreResult<TopicBounds> {
+    let row = sqlx::query("SELECT last_seq, first_kept FROM event_topics WHERE topic = $1")
+        .bind(topic.to_string())
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    Ok(match row {
+        None => TopicBounds {
+            last_seq: 0,
+            first_kept: 1,
+        },
+        Some(r) => TopicBounds {
+            last_seq: r.try_get(0).map_err(db)?,
+            first_kept: r.try_get(1).map_err(db)?,
+        },
+    })
+}
+
+pub(crate) async fn prune(pool: &PgPool, topic: Topic, up_to: i64) -> StoreResult<u64> {
+    let topic_text = topic.to_string();
+    let mut tx = pool.begin().await.map_err(db)?;
+    let gone = sqlx::query("DELETE FROM events WHERE topic = $1 AND seq <= $2")
+        .bind(&topic_text)
+        .bind(up_to)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    sqlx::query(
+        "UPDATE event_topics SET first_kept = GREATEST(first_kept, LEAST($2 + 1, last_seq + 1))
+         WHERE topic = $1",
+    )
+    .bind(&topic_text)
+    .bind(up_to)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(gone)
+}
+
+pub(crate) async fn topic_exists(pool: &PgPool, topic: Topic) -> StoreResult<bool> {
+    let (sql, id) = match topic {
+        Topic::Tasks => return Ok(true),
+        Topic::Chat(id) => ("SELECT 1 FROM chats WHERE id = $1", id.0),
+        Topic::Run(id) => ("SELECT 1 FROM workflow_runs WHERE id = $1", id.0),
+    };
+    let row = sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    Ok(row.is_some())
+}

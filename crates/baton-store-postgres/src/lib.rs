@@ -1,0 +1,173 @@
+//! PostgreSQL implementation of [`baton_store::Store`]. Several Baton instances may share
+//! one database: migrations take an advisory lock and event sequence numbers come from a
+//! row-locked counter, so nothing here assumes a single process.
+#![forbid(unsafe_code)]
+
+mod chats;
+mod events;
+mod migrate;
+mod traces;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use baton_core::{
+    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Topic, Trace, TraceCursor,
+    TraceFinish, TraceId,
+};
+use baton_store::{Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
+
+pub use migrate::MIGRATIONS;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    StoreError::database(e)
+}
+
+impl PgStore {
+    /// Connects and migrates.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options: PgConnectOptions = url.parse().map_err(db)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
+            .await
+            .map_err(db)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> StoreResult<MigrationReport> {
+        migrate::run(&self.pool).await
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Creates database `name` through the server that `admin_url` points at. For test
+    /// suites and benchmarks that want a database of their own.
+    pub async fn create_database(admin_url: &str, name: &str) -> StoreResult<()> {
+        check_db_name(name)?;
+        let mut conn = PgConnection::connect(admin_url).await.map_err(db)?;
+        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .map_err(db)?;
+        conn.close().await.map_err(db)
+    }
+
+    /// Drops database `name`, disconnecting whoever still uses it.
+    pub async fn drop_database(admin_url: &str, name: &str) -> StoreResult<()> {
+        check_db_name(name)?;
+        let mut conn = PgConnection::connect(admin_url).await.map_err(db)?;
+        conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+            .await
+            .map_err(db)?;
+        conn.close().await.map_err(db)
+    }
+}
+
+fn check_db_name(name: &str) -> StoreResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!("unusable database name '{name}'")))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db)
+    }
+
+    async fn create_chat(&self, chat: NewChat) -> StoreResult<Chat> {
+        chats::create_chat(&self.pool, chat).await
+    }
+
+    async fn get_chat(&self, id: ChatId) -> StoreResult<Option<Chat>> {
+        chats::get_chat(&self.pool, id).await
+    }
+
+    async fn list_chats(&self, limit: u32, before: Option<ChatId>) -> StoreResult<Vec<Chat>> {
+        chats::list_chats(&self.pool, limit, before).await
+    }
+
+    async fn insert_message(&self, message: NewMessage) -> StoreResult<Message> {
+        chats::insert_message(&self.pool, message).await
+    }
+
+    async fn list_messages(&self, chat: ChatId) -> StoreResult<Vec<Message>> {
+        chats::list_messages(&self.pool, chat).await
+    }
+
+    async fn insert_trace(&self, trace: &Trace) -> StoreResult<()> {
+        traces::insert(&self.pool, std::slice::from_ref(trace)).await
+    }
+
+    async fn insert_traces(&self, traces: &[Trace]) -> StoreResult<()> {
+        traces::insert(&self.pool, traces).await
+    }
+
+    async fn finish_trace(&self, id: TraceId, finish: &TraceFinish) -> StoreResult<Trace> {
+        traces::finish(&self.pool, id, finish).await
+    }
+
+    async fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
+        traces::get(&self.pool, id).await
+    }
+
+    async fn list_traces(
+        &self,
+        chat: ChatId,
+        limit: u32,
+        after: Option<TraceCursor>,
+    ) -> StoreResult<Vec<Trace>> {
+        traces::list(&self.pool, chat, limit, after).await
+    }
+
+    async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {
+        events::append(&self.pool, topic, frames).await
+    }
+
+    async fn frames_since(&self, topic: Topic, since: i64, limit: u32) -> StoreResult<Vec<Frame>> {
+        events::since(&self.pool, topic, since, limit).await
+    }
+
+    async fn topic_bounds(&self, topic: Topic) -> StoreResult<TopicBounds> {
+        events::bounds(&self.pool, topic).await
+    }
+
+    async fn prune_frames(&self, topic: Topic, up_to: i64) -> StoreResult<u64> {
+        events::prune(&self.pool, topic, up_to).await
+    }
+
+    async fn topic_exists(&self, topic: Topic) -> StoreResult<bool> {
+        events::topic_exists(&self.pool, topic).await
+    }
+}

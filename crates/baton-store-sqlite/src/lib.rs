@@ -1,0 +1,177 @@
+//! SQLite implementation of [`baton_store::Store`]: one file, WAL, a single writer
+//! connection (so writers queue in-process instead of spinning on `SQLITE_BUSY`) and a
+//! small pool of readers.
+#![forbid(unsafe_code)]
+
+mod chats;
+mod events;
+mod migrate;
+mod rows;
+mod traces;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use baton_core::{
+    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Topic, Trace, TraceCursor,
+    TraceFinish, TraceId,
+};
+use baton_store::{Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use migrate::MIGRATIONS;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+/// The file path named by a `sqlite://` URL (`sqlite://data/baton.db` is relative,
+/// `sqlite:///var/lib/baton.db` absolute).
+pub fn path_from_url(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its folder if needed) and migrates.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let path = path_from_url(url).ok_or_else(|| StoreError::Migration {
+            version: "-".into(),
+            reason: format!("'{url}' does not name a SQLite file"),
+        })?;
+        Self::open(&path).await
+    }
+
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(StoreError::database)?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(StoreError::database)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across process crashes in WAL mode; only an OS crash can
+            // lose the last commits. That is the trade every embedded server makes.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::database)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(false))
+            .await
+            .map_err(StoreError::database)?;
+        let store = Self { writer, reader };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> StoreResult<MigrationReport> {
+        migrate::run(&self.writer).await
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    StoreError::database(e)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+            .map_err(db)
+    }
+
+    async fn create_chat(&self, chat: NewChat) -> StoreResult<Chat> {
+        chats::create_chat(&self.writer, chat).await
+    }
+
+    async fn get_chat(&self, id: ChatId) -> StoreResult<Option<Chat>> {
+        chats::get_chat(&self.reader, id).await
+    }
+
+    async fn list_chats(&self, limit: u32, before: Option<ChatId>) -> StoreResult<Vec<Chat>> {
+        chats::list_chats(&self.reader, limit, before).await
+    }
+
+    async fn insert_message(&self, message: NewMessage) -> StoreResult<Message> {
+        chats::insert_message(&self.writer, message).await
+    }
+
+    async fn list_messages(&self, chat: ChatId) -> StoreResult<Vec<Message>> {
+        chats::list_messages(&self.reader, chat).await
+    }
+
+    async fn insert_trace(&self, trace: &Trace) -> StoreResult<()> {
+        traces::insert(&self.writer, std::slice::from_ref(trace)).await
+    }
+
+    async fn insert_traces(&self, traces: &[Trace]) -> StoreResult<()> {
+        traces::insert(&self.writer, traces).await
+    }
+
+    async fn finish_trace(&self, id: TraceId, finish: &TraceFinish) -> StoreResult<Trace> {
+        traces::finish(&self.writer, id, finish).await
+    }
+
+    async fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
+        traces::get(&self.reader, id).await
+    }
+
+    async fn list_traces(
+        &self,
+        chat: ChatId,
+        limit: u32,
+        after: Option<TraceCursor>,
+    ) -> StoreResult<Vec<Trace>> {
+        traces::list(&self.reader, chat, limit, after).await
+    }
+
+    async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {
+        events::append(&self.writer, topic, frames).await
+    }
+
+    async fn frames_since(&self, topic: Topic, since: i64, limit: u32) -> StoreResult<Vec<Frame>> {
+        events::since(&self.reader, topic, since, limit).await
+    }
+
+    async fn topic_bounds(&self, topic: Topic) -> StoreResult<TopicBounds> {
+        events::bounds(&self.reader, topic).await
+    }
+
+    async fn prune_frames(&self, topic: Topic, up_to: i64) -> StoreResult<u64> {
+        events::prune(&self.writer, topic, up_to).await
+    }
+
+    async fn topic_exists(&self, topic: Topic) -> StoreResult<bool> {
+        events::topic_exists(&self.reader, topic).await
+    }
+}

@@ -1,0 +1,89 @@
+//! The storage interface. Every backend implements [`Store`] and must pass the shared
+//! behaviour suite (`baton-store-sqlite/tests` and `baton-store-postgres/tests` run the
+//! same cases from `baton_store::suite`-style test modules).
+#![forbid(unsafe_code)]
+
+mod error;
+mod migrations;
+
+use async_trait::async_trait;
+use baton_core::{
+    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Topic, Trace, TraceCursor,
+    TraceFinish, TraceId,
+};
+
+pub use error::StoreError;
+pub use migrations::{Migration, MigrationReport};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// What the event log holds for one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TopicBounds {
+    /// The highest `seq` ever assigned (0 when nothing was published).
+    pub last_seq: i64,
+    /// The lowest `seq` still stored; frames below it were pruned. `last_seq + 1` when
+    /// the topic holds no frames.
+    pub first_kept: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Cheap round trip used by health checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // chats
+    async fn create_chat(&self, chat: NewChat) -> StoreResult<Chat>;
+    async fn get_chat(&self, id: ChatId) -> StoreResult<Option<Chat>>;
+    /// Newest first; `before` is the id of the last chat of the previous page.
+    async fn list_chats(&self, limit: u32, before: Option<ChatId>) -> StoreResult<Vec<Chat>>;
+
+    // messages
+    async fn insert_message(&self, message: NewMessage) -> StoreResult<Message>;
+    /// Oldest first.
+    async fn list_messages(&self, chat: ChatId) -> StoreResult<Vec<Message>>;
+
+    // traces
+    async fn insert_trace(&self, trace: &Trace) -> StoreResult<()>;
+    /// Many traces in as few statements as the backend allows (one transaction).
+    async fn insert_traces(&self, traces: &[Trace]) -> StoreResult<()>;
+    /// Completes a running trace. `NotFound` if there is no such trace.
+    async fn finish_trace(&self, id: TraceId, finish: &TraceFinish) -> StoreResult<Trace>;
+    async fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>>;
+    /// Ordered by `(turn_number, started_at, id)`, strictly after `after`.
+    async fn list_traces(
+        &self,
+        chat: ChatId,
+        limit: u32,
+        after: Option<TraceCursor>,
+    ) -> StoreResult<Vec<Trace>>;
+
+    // event log
+    /// Appends frames to one topic with consecutive `seq` values, atomically; safe
+    /// against concurrent appenders in other processes sharing the database.
+    async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>>;
+    /// Frames with `seq > since`, oldest first, at most `limit`.
+    async fn frames_since(&self, topic: Topic, since: i64, limit: u32) -> StoreResult<Vec<Frame>>;
+    async fn topic_bounds(&self, topic: Topic) -> StoreResult<TopicBounds>;
+    /// Drops frames with `seq <= up_to`; returns how many went.
+    async fn prune_frames(&self, topic: Topic, up_to: i64) -> StoreResult<u64>;
+    /// Whether a topic names something that exists (a chat, a run; `tasks` always).
+    async fn topic_exists(&self, topic: Topic) -> StoreResult<bool>;
+}

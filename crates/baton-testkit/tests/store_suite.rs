@@ -1,0 +1,296 @@
+//! The storage behaviour suite: every case runs against SQLite and Postgres.
+use std::collections::HashSet;
+
+use baton_core::{
+    time, ChatId, NewChat, NewFrame, NewMessage, Role, RunId, Topic, TraceCursor, TraceFinish,
+    TraceId, TraceOutcome,
+};
+use baton_store::{StoreError, TopicBounds};
+use baton_testkit::{fixtures, Kind, TestDb};
+use serde_json::json;
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(baton_testkit::Kind::Sqlite).await }) *
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(baton_testkit::Kind::Postgres).await }) *
+        }
+    };
+}
+
+on_both!(
+    reopening_applies_nothing_twice,
+    chats_round_trip_and_page_newest_first,
+    messages_need_their_chat_and_come_back_oldest_first,
+    traces_are_visible_while_running_and_complete_on_finish,
+    finishing_an_unknown_trace_is_not_found,
+    duplicate_trace_id_is_a_conflict_and_keeps_the_original,
+    trace_pages_follow_turn_then_start_then_id,
+    nul_characters_do_not_break_writes,
+    frames_get_consecutive_seqs_per_topic,
+    concurrent_appenders_never_share_a_seq,
+    pruning_moves_first_kept_but_never_seq,
+    topics_exist_only_for_real_things,
+);
+
+async fn reopening_applies_nothing_twice(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let chat = db.store().create_chat(NewChat { title: "keep me".into(), workspace: None }).await.unwrap();
+    // A second and third open of the same database, at once.
+    let (a, b) = match kind {
+        Kind::Sqlite => {
+            let (a, b) = tokio::join!(
+                baton_store_sqlite::SqliteStore::connect(&db.url),
+                baton_store_sqlite::SqliteStore::connect(&db.url)
+            );
+            (a.unwrap().migrate().await.unwrap(), b.unwrap().migrate().await.unwrap())
+        }
+        Kind::Postgres => {
+            let (a, b) = tokio::join!(
+                baton_store_postgres::PgStore::connect(&db.url),
+                baton_store_postgres::PgStore::connect(&db.url)
+            );
+            (a.unwrap().migrate().await.unwrap(), b.unwrap().migrate().await.unwrap())
+        }
+    };
+    assert!(a.applied.is_empty() && b.applied.is_empty());
+    assert!(a.already >= 1);
+    assert_eq!(db.store().get_chat(chat.id).await.unwrap().unwrap(), chat);
+}
+
+async fn chats_round_trip_and_page_newest_first(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let mut made = Vec::new();
+    for i in 0..5 {
+        made.push(
+            s.create_chat(NewChat { title: format!("chat {i}"), workspace: Some("/tmp/w".into()) })
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(s.get_chat(made[2].id).await.unwrap().as_ref(), Some(&made[2]));
+    assert!(s.get_chat(ChatId::new()).await.unwrap().is_none());
+    let first = s.list_chats(2, None).await.unwrap();
+    assert_eq!(first.iter().map(|c| &c.title).collect::<Vec<_>>(), ["chat 4", "chat 3"]);
+    let second = s.list_chats(2, Some(first[1].id)).await.unwrap();
+    assert_eq!(second.iter().map(|c| &c.title).collect::<Vec<_>>(), ["chat 2", "chat 1"]);
+    let last = s.list_chats(2, Some(second[1].id)).await.unwrap();
+    assert_eq!(last.len(), 1);
+}
+
+async fn messages_need_their_chat_and_come_back_oldest_first(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = s.create_chat(NewChat { title: "m".into(), workspace: None }).await.unwrap();
+    for (i, role) in [Role::User, Role::Assistant, Role::User].into_iter().enumerate() {
+        s.insert_message(NewMessage {
+            chat_id: chat.id,
+            role,
+            content: format!("m{i}"),
+            attachments: vec![],
+            turn_number: i as i64,
+        })
+        .await
+        .unwrap();
+    }
+    let orphan = s
+        .insert_message(NewMessage {
+            chat_id: ChatId::new(),
+            role: Role::User,
+            content: "lost".into(),
+            attachments: vec![],
+            turn_number: 0,
+        })
+        .await;
+    assert!(matches!(orphan, Err(StoreError::NotFound("chat"))), "{orphan:?}");
+    let msgs = s.list_messages(chat.id).await.unwrap();
+    assert_eq!(msgs.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["m0", "m1", "m2"]);
+    assert_eq!(msgs[1].role, Role::Assistant);
+}
+
+async fn traces_are_visible_while_running_and_complete_on_finish(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = ChatId::new();
+    let t = fixtures::running_llm_trace(chat, 1);
+    s.insert_trace(&t).await.unwrap();
+    let seen = s.get_trace(t.id).await.unwrap().unwrap();
+    assert_eq!(seen, t);
+    assert_eq!(seen.outcome, TraceOutcome::Running);
+
+    let done = s
+        .finish_trace(
+            t.id,
+            &TraceFinish {
+                output: Some(json!({"text": "hello"})),
+                input_tokens: Some(1200),
+                output_tokens: Some(80),
+                cache_tokens: Some(1024),
+                cache_write_tokens: Some(0),
+                reasoning_tokens: Some(12),
+                tokens_used: Some(1280),
+                cost_usd: Some(0.000_42),
+                outcome: Some(TraceOutcome::Ok),
+                meta: Some(json!({"segments": {"system": 300, "tools": 700, "history": 200}})),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.outcome, TraceOutcome::Ok);
+    assert_eq!(done.cache_tokens, Some(1024));
+    assert_eq!(done.output, Some(json!({"text": "hello"})));
+    assert!(done.finished_at.unwrap() >= done.started_at);
+    assert!(done.latency_ms.unwrap() >= 0);
+    assert_eq!(done.meta["segments"]["tools"], 700);
+    assert_eq!(s.get_trace(t.id).await.unwrap().unwrap(), done);
+}
+
+async fn finishing_an_unknown_trace_is_not_found(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let r = db.store().finish_trace(TraceId::new(), &TraceFinish::default()).await;
+    assert!(matches!(r, Err(StoreError::NotFound("trace"))), "{r:?}");
+}
+
+async fn duplicate_trace_id_is_a_conflict_and_keeps_the_original(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = ChatId::new();
+    let t = fixtures::trace(chat, 0, time::now());
+    s.insert_trace(&t).await.unwrap();
+    let mut again = t.clone();
+    again.tool_name = "overwrite".into();
+    let batch = vec![fixtures::trace(chat, 0, time::now()), again];
+    assert!(matches!(s.insert_traces(&batch).await, Err(StoreError::Conflict(_))));
+    // The batch is all-or-nothing and the original is untouched.
+    assert_eq!(s.list_traces(chat, 10, None).await.unwrap(), vec![t]);
+}
+
+async fn trace_pages_follow_turn_then_start_then_id(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = ChatId::new();
+    let other = ChatId::new();
+    let base = time::now();
+    let mut all = Vec::new();
+    // Inserted out of order, many sharing a start time, across 5 turns.
+    for i in 0..250i64 {
+        let turn = (i * 7) % 5;
+        let start = base + chrono::Duration::microseconds((i % 3) * 10);
+        all.push(fixtures::trace(chat, turn, start));
+    }
+    all.reverse();
+    s.insert_traces(&all).await.unwrap();
+    s.insert_traces(&[fixtures::trace(other, 0, base)]).await.unwrap();
+
+    let mut expected = all.clone();
+    expected.sort_by(|a, b| {
+        (a.turn_number, a.started_at, a.id).cmp(&(b.turn_number, b.started_at, b.id))
+    });
+    let mut got = Vec::new();
+    let mut cursor: Option<TraceCursor> = None;
+    loop {
+        let page = s.list_traces(chat, 40, cursor).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        cursor = Some(TraceCursor { turn_number: last.turn_number, started_at: last.started_at, id: last.id });
+        got.extend(page);
+    }
+    assert_eq!(got.len(), 250);
+    assert_eq!(got.iter().map(|t| t.id).collect::<Vec<_>>(), expected.iter().map(|t| t.id).collect::<Vec<_>>());
+    let unique: HashSet<_> = got.iter().map(|t| t.id).collect();
+    assert_eq!(unique.len(), 250);
+}
+
+async fn nul_characters_do_not_break_writes(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = ChatId::new();
+    let mut t = fixtures::trace(chat, 0, time::now());
+    t.input = json!({"path": "a\u{0}b", "k\u{0}": ["\u{0}"]});
+    t.error = Some("bad\u{0}byte".into());
+    s.insert_trace(&t).await.unwrap();
+    let back = s.get_trace(t.id).await.unwrap().unwrap();
+    let path = back.input["path"].as_str().unwrap();
+    assert!(path.starts_with('a') && path.ends_with('b'));
+    assert!(back.error.unwrap().starts_with("bad"));
+}
+
+async fn frames_get_consecutive_seqs_per_topic(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let a = Topic::Chat(ChatId::new());
+    let b = Topic::Run(RunId::new());
+    assert_eq!(s.topic_bounds(a).await.unwrap(), TopicBounds { last_seq: 0, first_kept: 1 });
+    let f = |i: i64| NewFrame::new("message", json!({"i": i}));
+    let first = s.append_frames(a, &[f(1), f(2)]).await.unwrap();
+    let other = s.append_frames(b, &[f(9)]).await.unwrap();
+    let second = s.append_frames(a, &[f(3)]).await.unwrap();
+    assert_eq!(first.iter().map(|x| x.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(other[0].seq, 1);
+    assert_eq!(second[0].seq, 3);
+    let replay = s.frames_since(a, 1, 100).await.unwrap();
+    assert_eq!(replay.iter().map(|x| x.body["i"].as_i64().unwrap()).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(replay[0].kind, "message");
+    assert_eq!(replay[0].topic, a);
+    assert_eq!(replay[1].to_json()["seq"], 3);
+    assert_eq!(s.frames_since(a, 0, 2).await.unwrap().len(), 2);
+    assert_eq!(s.topic_bounds(a).await.unwrap(), TopicBounds { last_seq: 3, first_kept: 1 });
+}
+
+async fn concurrent_appenders_never_share_a_seq(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let topic = Topic::Tasks;
+    let mut handles = Vec::new();
+    for w in 0..8 {
+        let s = db.store();
+        handles.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..25 {
+                let frames = vec![NewFrame::new("task_event", json!({"w": w, "i": i})); 1 + (i % 3)];
+                seqs.extend(s.append_frames(topic, &frames).await.unwrap().into_iter().map(|f| f.seq));
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.sort_unstable();
+    let n = all.len() as i64;
+    assert_eq!(all, (1..=n).collect::<Vec<_>>());
+    assert_eq!(db.store().frames_since(topic, 0, 10_000).await.unwrap().len() as i64, n);
+}
+
+async fn pruning_moves_first_kept_but_never_seq(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let t = Topic::Chat(ChatId::new());
+    let frames = vec![NewFrame::new("message", json!({})); 10];
+    s.append_frames(t, &frames).await.unwrap();
+    assert_eq!(s.prune_frames(t, 6).await.unwrap(), 6);
+    assert_eq!(s.topic_bounds(t).await.unwrap(), TopicBounds { last_seq: 10, first_kept: 7 });
+    assert_eq!(s.frames_since(t, 0, 100).await.unwrap()[0].seq, 7);
+    // Pruning past the end keeps first_kept at last_seq + 1 and seq keeps counting.
+    s.prune_frames(t, 100).await.unwrap();
+    assert_eq!(s.topic_bounds(t).await.unwrap(), TopicBounds { last_seq: 10, first_kept: 11 });
+    assert_eq!(s.append_frames(t, &frames[..1]).await.unwrap()[0].seq, 11);
+}
+
+async fn topics_exist_only_for_real_things(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = s.create_chat(NewChat { title: "t".into(), workspace: None }).await.unwrap();
+    assert!(s.topic_exists(Topic::Chat(chat.id)).await.unwrap());
+    assert!(!s.topic_exists(Topic::Chat(ChatId::new())).await.unwrap());
+    assert!(!s.topic_exists(Topic::Run(RunId::new())).await.unwrap());
+    assert!(s.topic_exists(Topic::Tasks).await.unwrap());
+}
