@@ -49,7 +49,7 @@ impl Frame {
         map.insert("seq".into(), Value::from(self.seq));
         map.insert(
             "at".into(),
-            Value::String(self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            Value::String(crate::time::format(&self.at)),
         );
         Value::Object(map)
     }

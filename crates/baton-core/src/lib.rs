@@ -20,3 +20,4 @@ pub use page::Page;
 pub use time::Timestamp;
 pub use topic::{Topic, TopicError};
 pub use trace::{Trace, TraceFinish, TraceKind, TraceOutcome};
+

@@ -17,3 +17,8 @@ pub fn to_micros(t: &Timestamp) -> i64 {
 pub fn from_micros(us: i64) -> Option<Timestamp> {
     Utc.timestamp_micros(us).single()
 }
+
+/// RFC 3339 in UTC with microseconds, as every frame's `at`.
+pub fn format(t: &Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

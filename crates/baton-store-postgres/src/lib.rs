@@ -33,6 +33,13 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
 impl PgStore {
     /// Connects and migrates.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        let store = Self::connect_unmigrated(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without applying migrations (for `baton migrate`, which reports them).
+    pub async fn connect_unmigrated(url: &str) -> StoreResult<Self> {
         let options: PgConnectOptions = url.parse().map_err(db)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -40,9 +47,7 @@ impl PgStore {
             .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
             .await
             .map_err(db)?;
-        let store = Self { pool };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Self { pool })
     }
 
     pub async fn migrate(&self) -> StoreResult<MigrationReport> {

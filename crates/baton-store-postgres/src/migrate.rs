@@ -72,6 +72,7 @@ async fn apply_all(conn: &mut sqlx::PgConnection) -> StoreResult<MigrationReport
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
+        tracing::info!(version = m.version, "migration applied");
         report.applied.push(m.version.to_string());
     }
     Ok(report)

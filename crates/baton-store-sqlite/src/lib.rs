@@ -46,6 +46,13 @@ pub fn path_from_url(url: &str) -> Option<PathBuf> {
 impl SqliteStore {
     /// Opens (creating the file and its folder if needed) and migrates.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        let store = Self::connect_unmigrated(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens without applying migrations (for `baton migrate`, which reports them).
+    pub async fn connect_unmigrated(url: &str) -> StoreResult<Self> {
         let path = path_from_url(url).ok_or_else(|| StoreError::Migration {
             version: "-".into(),
             reason: format!("'{url}' does not name a SQLite file"),
@@ -53,7 +60,7 @@ impl SqliteStore {
         Self::open(&path).await
     }
 
-    pub async fn open(path: &Path) -> StoreResult<Self> {
+    async fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(StoreError::database)?;
         }
@@ -77,9 +84,7 @@ impl SqliteStore {
             .connect_with(options.read_only(false))
             .await
             .map_err(StoreError::database)?;
-        let store = Self { writer, reader };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Self { writer, reader })
     }
 
     pub async fn migrate(&self) -> StoreResult<MigrationReport> {

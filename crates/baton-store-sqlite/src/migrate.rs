@@ -36,7 +36,10 @@ pub(crate) async fn run(pool: &SqlitePool) -> StoreResult<MigrationReport> {
         };
         sqlx::query(end).execute(&mut *conn).await.map_err(db)?;
         match outcome? {
-            true => report.applied.push(m.version.to_string()),
+            true => {
+                tracing::info!(version = m.version, "migration applied");
+                report.applied.push(m.version.to_string())
+            }
             false => report.already += 1,
         }
     }

@@ -1,0 +1,72 @@
+use std::sync::Arc;
+
+use baton_core::{ChatId, NewFrame, Topic};
+use baton_events::{EventHub, HubConfig};
+use baton_testkit::{Kind, TestDb, KINDS};
+use serde_json::json;
+
+async fn hub(kind: Kind, retain: i64) -> (TestDb, Arc<EventHub>) {
+    let db = TestDb::new(kind).await;
+    let hub = Arc::new(EventHub::new(db.store(), HubConfig { retain_per_topic: retain }));
+    (db, hub)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_frames_arrive_in_seq_order_and_only_for_the_topic() {
+    for kind in KINDS {
+        let (_db, hub) = hub(kind, 1000).await;
+        let a = Topic::Chat(ChatId::new());
+        let b = Topic::Chat(ChatId::new());
+        let (conn, mut rx) = hub.connect(64);
+        hub.subscribe(a, &conn);
+        for i in 0..5 {
+            hub.publish(a, NewFrame::new("message", json!({"i": i}))).await.unwrap();
+            hub.publish(b, NewFrame::new("message", json!({"i": i}))).await.unwrap();
+        }
+        let mut seqs = Vec::new();
+        while let Ok(d) = rx.try_recv() {
+            assert_eq!(d.topic, a);
+            seqs.push(d.seq);
+        }
+        assert_eq!(seqs, [1, 2, 3, 4, 5], "{kind:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_cuts_off_only_that_subscriber() {
+    let (_db, hub) = hub(Kind::Sqlite, 1000).await;
+    let t = Topic::Tasks;
+    let (slow, _slow_rx) = hub.connect(3);
+    let (fast, mut fast_rx) = hub.connect(100);
+    hub.subscribe(t, &slow);
+    hub.subscribe(t, &fast);
+    for i in 0..10 {
+        hub.publish(t, NewFrame::new("task_event", json!({"i": i}))).await.unwrap();
+    }
+    assert!(slow.cut_off().is_cancelled());
+    assert!(!fast.cut_off().is_cancelled());
+    assert_eq!(hub.subscriber_count(t), 1);
+    let mut n = 0;
+    while fast_rx.try_recv().is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_frames_are_pruned_beyond_retention() {
+    let (db, hub) = hub(Kind::Sqlite, 100).await;
+    let t = Topic::Tasks;
+    let frames = vec![NewFrame::new("task_event", json!({})); 1024];
+    hub.publish_many(t, frames).await.unwrap();
+    // Pruning runs in the background.
+    for _ in 0..100 {
+        if db.store().topic_bounds(t).await.unwrap().first_kept > 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let b = db.store().topic_bounds(t).await.unwrap();
+    assert_eq!(b.last_seq, 1024);
+    assert_eq!(b.first_kept, 1024 - 100 + 1);
+}

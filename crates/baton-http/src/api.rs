@@ -1,0 +1,212 @@
+//! Routes are declared once, here, with what they take and return; the same
+//! declaration builds the axum router and the OpenAPI document, so the document cannot
+//! drift from the code.
+use axum::handler::Handler;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use crate::state::AppState;
+
+/// Routes are nested under `/api`; the document names their full paths.
+const DOC_PREFIX: &str = "/api";
+
+type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+pub fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+/// What the document says of one operation.
+pub struct Op {
+    pub summary: &'static str,
+    pub tag: &'static str,
+    pub body: Option<SchemaFn>,
+    pub query: Option<SchemaFn>,
+    pub ok_status: u16,
+    pub ok: SchemaFn,
+    /// Error statuses this operation can answer with, besides 401 and 500.
+    pub errors: &'static [u16],
+}
+
+pub struct Api {
+    router: Router<AppState>,
+    generator: SchemaGenerator,
+    paths: Map<String, Value>,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Api {
+    pub fn new() -> Self {
+        let settings = SchemaSettings::draft2020_12().with(|s| {
+            s.definitions_path = "/components/schemas".into();
+        });
+        Self {
+            router: Router::new(),
+            generator: settings.into_generator(),
+            paths: Map::new(),
+        }
+    }
+
+    pub fn get<H, T>(self, path: &'static str, op: Op, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add("get", path, op, get(handler))
+    }
+
+    pub fn post<H, T>(self, path: &'static str, op: Op, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add("post", path, op, post(handler))
+    }
+
+    fn add(mut self, method: &str, path: &'static str, op: Op, route: MethodRouter<AppState>) -> Self {
+        let operation = self.operation(path, &op);
+        self.paths
+            .entry(format!("{DOC_PREFIX}{path}"))
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("path item is an object")
+            .insert(method.to_string(), operation);
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    fn operation(&mut self, path: &str, op: &Op) -> Value {
+        let mut params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| {
+                json!({ "name": name, "in": "path", "required": true,
+                        "schema": { "type": "string", "format": "uuid" } })
+            })
+            .collect();
+        if let Some(query) = op.query {
+            // A query struct's properties become one parameter each.
+            let s = query(&mut self.generator).to_value();
+            let s = self.resolve(&s);
+            let required: Vec<&str> = s["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if let Some(props) = s["properties"].as_object() {
+                for (name, schema) in props {
+                    let mut p = json!({ "name": name, "in": "query",
+                                        "required": required.contains(&name.as_str()),
+                                        "schema": schema });
+                    if let Some(d) = schema.get("description") {
+                        p["description"] = d.clone();
+                    }
+                    params.push(p);
+                }
+            }
+        }
+        let mut responses = Map::new();
+        let ok = (op.ok)(&mut self.generator).to_value();
+        responses.insert(
+            op.ok_status.to_string(),
+            json!({ "description": "success", "content": { "application/json": { "schema": ok } } }),
+        );
+        for status in op.errors.iter().chain(&[401, 500]) {
+            responses.insert(
+                status.to_string(),
+                json!({ "description": error_description(*status),
+                        "content": { "application/json": {
+                            "schema": { "$ref": "#/components/schemas/Error" } } } }),
+            );
+        }
+        let mut operation = json!({
+            "summary": op.summary,
+            "tags": [op.tag],
+            "parameters": params,
+            "responses": responses,
+        });
+        if let Some(body) = op.body {
+            let s = body(&mut self.generator).to_value();
+            operation["requestBody"] = json!({
+                "required": false,
+                "content": { "application/json": { "schema": s } }
+            });
+        }
+        operation
+    }
+
+    /// Follows one `$ref` into the generator's definitions.
+    fn resolve(&self, s: &Value) -> Value {
+        match s.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let name = r.rsplit('/').next().unwrap_or_default();
+                self.generator
+                    .definitions()
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| s.clone())
+            }
+            None => s.clone(),
+        }
+    }
+
+    /// The router and the document, which also lists `extra` paths served outside this
+    /// table (the WebSocket).
+    pub fn finish(mut self, version: &str, extra: Value) -> (Router<AppState>, Value) {
+        for (path, item) in extra.as_object().cloned().unwrap_or_default() {
+            self.paths.insert(path, item);
+        }
+        let mut schemas: Map<String, Value> = self.generator.take_definitions(true).into_iter().collect();
+        schemas.insert(
+            "Error".into(),
+            json!({
+                "type": "object",
+                "required": ["error"],
+                "properties": { "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": { "type": "string" },
+                        "message": { "type": "string" }
+                    }
+                } }
+            }),
+        );
+        let doc = json!({
+            "openapi": "3.1.0",
+            "info": {
+                "title": "Baton",
+                "version": version,
+                "description": "Durable AI agents and multi-agent workflows, traced and streamed live."
+            },
+            "paths": self.paths,
+            "components": {
+                "schemas": schemas,
+                "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
+            },
+            "security": [{ "bearer": [] }],
+        });
+        (self.router, doc)
+    }
+}
+
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "bad input",
+        401 => "missing or wrong bearer token (when the server has one)",
+        404 => "not found",
+        409 => "conflict with the current state",
+        413 => "request body too large",
+        422 => "invalid script or schema",
+        429 => "too many requests",
+        503 => "database unavailable",
+        _ => "internal error (details are logged, never returned)",
+    }
+}

@@ -1,0 +1,187 @@
+//! Baton's HTTP and WebSocket interface. Handlers parse and validate input, call the
+//! layers below and shape the answer; no SQL and no orchestration live here.
+#![forbid(unsafe_code)]
+
+pub mod api;
+mod auth;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+mod ws;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use baton_core::{Chat, Message, Page, Trace};
+use serde_json::json;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use api::{schema, Api, Op};
+pub use error::{ApiError, ApiResult};
+pub use state::{AppState, HttpConfig};
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+
+/// The API routes and their OpenAPI document, from one declaration.
+pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
+    use routes::{chats, health, traces, PageQuery};
+    Api::new()
+        .get(
+            "/health",
+            Op {
+                summary: "Server and database status",
+                tag: "server",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<health::Health>,
+                errors: &[503],
+            },
+            health::health,
+        )
+        .post(
+            "/chats",
+            Op {
+                summary: "Create a chat",
+                tag: "chats",
+                body: Some(schema::<chats::CreateChat>),
+                query: None,
+                ok_status: 201,
+                ok: schema::<Chat>,
+                errors: &[400, 413],
+            },
+            chats::create,
+        )
+        .get(
+            "/chats",
+            Op {
+                summary: "List chats, newest first",
+                tag: "chats",
+                body: None,
+                query: Some(schema::<PageQuery>),
+                ok_status: 200,
+                ok: schema::<Page<Chat>>,
+                errors: &[400],
+            },
+            chats::list,
+        )
+        .get(
+            "/chats/{id}",
+            Op {
+                summary: "One chat",
+                tag: "chats",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<Chat>,
+                errors: &[400, 404],
+            },
+            chats::get,
+        )
+        .get(
+            "/chats/{id}/messages",
+            Op {
+                summary: "A chat's messages, oldest first",
+                tag: "chats",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<Page<Message>>,
+                errors: &[400, 404],
+            },
+            chats::messages,
+        )
+        .get(
+            "/chats/{id}/traces",
+            Op {
+                summary: "A chat's traces ordered by (turn_number, started_at, id), keyset-paginated",
+                tag: "traces",
+                body: None,
+                query: Some(schema::<PageQuery>),
+                ok_status: 200,
+                ok: schema::<Page<Trace>>,
+                errors: &[400, 404],
+            },
+            traces::list,
+        )
+        .finish(version, extra_doc())
+}
+
+/// Paths served outside the route table: the document itself and the WebSocket.
+fn extra_doc() -> serde_json::Value {
+    json!({
+        "/api/openapi.json": { "get": {
+            "summary": "This document",
+            "tags": ["server"],
+            "responses": { "200": { "description": "the OpenAPI 3.1 document" } }
+        } },
+        "/ws": { "get": {
+            "summary": "WebSocket: subscribe to chat:<id>, run:<id> or tasks; snapshot or replay with since, then live frames",
+            "tags": ["live"],
+            "description": "Client messages: {\"type\":\"subscribe\",\"topic\":T,\"since\":N|null}, {\"type\":\"unsubscribe\",\"topic\":T}, {\"type\":\"ping\"}. Every server frame is {type, topic, seq, at, ...}. With a token configured, pass Authorization: Bearer or ?token=.",
+            "responses": { "101": { "description": "switching protocols" } }
+        } }
+    })
+}
+
+/// The whole application: `/api`, `/ws` and the web app.
+pub fn app(state: AppState) -> Router {
+    let (api_routes, doc) = api(state.config.version);
+    let doc = std::sync::Arc::new(doc);
+    let api_routes = api_routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .fallback(api_fallback)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .nest("/api", api_routes)
+        .route("/ws", get(ws::upgrade))
+        .fallback(web_app)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn api_fallback() -> ApiError {
+    ApiError::NoRoute
+}
+
+/// Any path outside `/api` and `/ws` is the web app's (client-side routes included).
+async fn web_app(State(_): State<AppState>, method: Method) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
+    }
+    (
+        [(header::CACHE_CONTROL, "no-cache")],
+        Html(INDEX_HTML),
+    )
+        .into_response()
+}
+
+/// How long shutdown waits for WebSocket tasks to send their close frames.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

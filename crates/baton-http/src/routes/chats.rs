@@ -1,0 +1,104 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use baton_core::{Chat, ChatId, Message, NewChat, Page};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, Json, Query};
+use crate::routes::PageQuery;
+use crate::state::AppState;
+
+const MAX_TITLE_CHARS: usize = 200;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChat {
+    /// Up to 200 characters; "New chat" when absent.
+    pub title: Option<String>,
+    /// An existing directory agents of this chat may read; the server's default when absent.
+    pub workspace: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Json(req): Json<CreateChat>,
+) -> ApiResult<(StatusCode, axum::Json<Chat>)> {
+    let title = match req.title.as_deref().map(str::trim) {
+        None | Some("") => "New chat".to_string(),
+        Some(t) => {
+            if t.chars().count() > MAX_TITLE_CHARS {
+                return Err(ApiError::bad(
+                    "invalid_title",
+                    format!("title is longer than {MAX_TITLE_CHARS} characters"),
+                ));
+            }
+            if t.chars().any(char::is_control) {
+                return Err(ApiError::bad("invalid_title", "title contains control characters"));
+            }
+            t.to_string()
+        }
+    };
+    let workspace = match req.workspace {
+        None => None,
+        Some(w) => Some(workspace_dir(&w).await?),
+    };
+    let chat = state.store.create_chat(NewChat { title, workspace }).await?;
+    tracing::info!(chat = %chat.id, "chat created");
+    Ok((StatusCode::CREATED, axum::Json(chat)))
+}
+
+/// The canonical path of an existing directory, so that later confinement checks
+/// compare like with like.
+async fn workspace_dir(raw: &str) -> ApiResult<String> {
+    if raw.is_empty() || raw.contains('\0') || raw.len() > 4096 {
+        return Err(ApiError::bad("invalid_workspace", "workspace must be a directory path"));
+    }
+    let not_dir = || ApiError::bad("invalid_workspace", format!("workspace '{raw}' is not an existing directory"));
+    let path = tokio::fs::canonicalize(raw).await.map_err(|_| not_dir())?;
+    let meta = tokio::fs::metadata(&path).await.map_err(|_| not_dir())?;
+    if !meta.is_dir() {
+        return Err(not_dir());
+    }
+    path.into_os_string()
+        .into_string()
+        .map_err(|_| ApiError::bad("invalid_workspace", "workspace path is not valid UTF-8"))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<Chat>>> {
+    let limit = q.limit()?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| c.parse::<ChatId>())
+        .transpose()
+        .map_err(|_| ApiError::bad("invalid_cursor", "invalid cursor: not one this server issued"))?;
+    let mut items = state.store.list_chats(limit + 1, before).await?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = more.then(|| items.last()).flatten().map(|c| c.id.to_string());
+    Ok(axum::Json(Page { items, next_cursor }))
+}
+
+pub async fn get(State(state): State<AppState>, Id(id): Id<ChatId>) -> ApiResult<axum::Json<Chat>> {
+    state
+        .store
+        .get_chat(id)
+        .await?
+        .map(axum::Json)
+        .ok_or(ApiError::NotFound("chat"))
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    Id(id): Id<ChatId>,
+) -> ApiResult<axum::Json<Page<Message>>> {
+    if state.store.get_chat(id).await?.is_none() {
+        return Err(ApiError::NotFound("chat"));
+    }
+    let items = state.store.list_messages(id).await?;
+    Ok(axum::Json(Page { items, next_cursor: None }))
+}

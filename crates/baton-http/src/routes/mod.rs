@@ -1,0 +1,34 @@
+pub mod chats;
+pub mod health;
+pub mod traces;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 500;
+
+/// `?limit=&cursor=` of every listing.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Items per page, 1 to 500; 100 when absent.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad(
+                "invalid_limit",
+                format!("limit must be between 1 and {MAX_LIMIT}, got {n}"),
+            )),
+        }
+    }
+}

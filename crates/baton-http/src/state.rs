@@ -1,0 +1,40 @@
+use std::sync::Arc;
+
+use baton_events::{EventHub, Snapshots};
+use baton_store::Store;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub auth_token: Option<String>,
+    pub max_body_bytes: usize,
+    /// Frames a WebSocket connection may have queued before it is cut off.
+    pub ws_queue_frames: usize,
+    pub ws_max_message_bytes: usize,
+    pub version: &'static str,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            auth_token: None,
+            max_body_bytes: 1024 * 1024,
+            ws_queue_frames: 4096,
+            ws_max_message_bytes: 64 * 1024,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<EventHub>,
+    pub snapshots: Arc<dyn Snapshots>,
+    pub config: Arc<HttpConfig>,
+    /// Cancelled when the server is shutting down; WebSockets then send a close frame.
+    pub shutdown: CancellationToken,
+    /// Tracks WebSocket tasks so shutdown can wait for their close frames.
+    pub tasks: TaskTracker,
+}

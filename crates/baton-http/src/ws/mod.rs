@@ -1,0 +1,18 @@
+//! `GET /ws`: subscribe to topics, catch up (snapshot or replay from `since`), then
+//! receive live frames. Protocol in SPEC section 3.
+mod connection;
+mod protocol;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::response::Response;
+
+use crate::state::AppState;
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let max = state.config.ws_max_message_bytes;
+    let tasks = state.tasks.clone();
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| tasks.track_future(connection::run(socket, state)))
+}

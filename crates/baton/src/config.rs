@@ -1,0 +1,536 @@
+//! Layered configuration: built-in defaults, then `config/default.toml` (if present),
+//! then `--config FILE`, then `BATON_<SECTION>__<KEY>` environment variables, then
+//! command-line flags. The merged result is validated once, with errors that name the
+//! offending key.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub database: Database,
+    pub auth: Auth,
+    pub agents: Agents,
+    pub providers: BTreeMap<String, Provider>,
+    pub models: BTreeMap<String, Model>,
+    pub limits: Limits,
+    pub events: Events,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: Server::default(),
+            database: Database::default(),
+            auth: Auth::default(),
+            agents: Agents::default(),
+            providers: BTreeMap::new(),
+            models: BTreeMap::new(),
+            limits: Limits::default(),
+            events: Events::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    pub bind: String,
+    pub data_dir: String,
+    /// Largest JSON request body accepted; larger ones get 413.
+    pub max_body_bytes: u64,
+    /// Frames a WebSocket client may have queued before it is cut off (it can resume
+    /// with `since`).
+    pub ws_queue_frames: u64,
+    pub ws_max_message_bytes: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:7777".into(),
+            data_dir: "data".into(),
+            max_body_bytes: 1024 * 1024,
+            ws_queue_frames: 4096,
+            ws_max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    pub url: String,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/baton.db".into(),
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    pub token: String,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = if self.token.is_empty() { "<none>" } else { "<redacted>" };
+        f.debug_struct("Auth").field("token", &shown).finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Agents {
+    pub default_model: String,
+    pub workspace: String,
+}
+
+impl Default for Agents {
+    fn default() -> Self {
+        Self {
+            default_model: "deepseek-chat".into(),
+            workspace: ".".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    pub kind: ProviderKind,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The name of the environment variable holding the API key; the key itself is
+    /// never part of the configuration.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+    Command,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub provider: String,
+    #[serde(default)]
+    pub input_usd_per_mtok: f64,
+    #[serde(default)]
+    pub cached_input_usd_per_mtok: f64,
+    #[serde(default)]
+    pub cache_write_usd_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub output_usd_per_mtok: f64,
+    #[serde(default)]
+    pub vision: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub run_concurrency: u64,
+    pub agents_per_run: u64,
+    pub items_per_call: u64,
+    pub concurrent_runs: u64,
+    pub script_memory_mib: u64,
+    pub run_wall_clock_s: u64,
+    pub agent_timeout_s: u64,
+    pub stall_timeout_s: u64,
+    pub approval_agents: u64,
+    pub approval_tokens: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            run_concurrency: 8,
+            agents_per_run: 1000,
+            items_per_call: 4096,
+            concurrent_runs: 4,
+            script_memory_mib: 64,
+            run_wall_clock_s: 7200,
+            agent_timeout_s: 600,
+            stall_timeout_s: 120,
+            approval_agents: 25,
+            approval_tokens: 1_500_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Events {
+    /// Frames kept per topic for reconnect replay; a client further behind gets a
+    /// `reset` snapshot.
+    pub retain_per_topic: u64,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self {
+            retain_per_topic: 100_000,
+        }
+    }
+}
+
+/// The layers above the defaults, in order of increasing precedence.
+#[derive(Debug, Default)]
+pub struct Sources {
+    pub files: Vec<PathBuf>,
+    /// `(NAME, value)` pairs; only `BATON_*` names with a `__` are configuration.
+    pub env: Vec<(String, String)>,
+    /// Dotted keys set by flags.
+    pub flags: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// `config/default.toml` when it exists, then `--config` (which must exist).
+    pub fn standard(explicit: Option<&Path>) -> Self {
+        let mut files = Vec::new();
+        let default = PathBuf::from("config/default.toml");
+        if default.is_file() {
+            files.push(default);
+        }
+        if let Some(p) = explicit {
+            files.push(p.to_path_buf());
+        }
+        Self {
+            files,
+            env: std::env::vars().collect(),
+            flags: Vec::new(),
+        }
+    }
+}
+
+pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+    let mut tree = Value::try_from(Config::default()).expect("defaults serialize");
+    for path in &sources.files {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let layer: Value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.message().to_string(),
+        })?;
+        merge(&mut tree, layer);
+    }
+    for (name, raw) in &sources.env {
+        if let Some(key) = env_key(name) {
+            set(&mut tree, &key, raw)?;
+        }
+    }
+    for (key, raw) in &sources.flags {
+        set(&mut tree, key, raw)?;
+    }
+    let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        invalid(&key, e.into_inner().to_string())
+    })?;
+    validate(&config)?;
+    Ok(config)
+}
+
+/// `BATON_SERVER__BIND` → `server.bind`.
+fn env_key(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("BATON_")?;
+    if !rest.contains("__") {
+        return None;
+    }
+    Some(rest.split("__").map(str::to_ascii_lowercase).collect::<Vec<_>>().join("."))
+}
+
+fn merge(base: &mut Value, layer: Value) {
+    match (base, layer) {
+        (Value::Table(b), Value::Table(l)) => {
+            for (k, v) in l {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, l) => *b = l,
+    }
+}
+
+/// Sets a dotted key from a string, typed like the value it replaces (so a token made
+/// of digits stays a string and a port-like number becomes an integer).
+fn set(tree: &mut Value, key: &str, raw: &str) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut node = tree;
+    for (i, part) in parts.iter().enumerate() {
+        let table = node
+            .as_table_mut()
+            .ok_or_else(|| invalid(&parts[..i].join("."), "is not a section"))?;
+        if i + 1 == parts.len() {
+            let value = typed(table.get(*part), raw).map_err(|m| invalid(key, m))?;
+            table.insert((*part).to_string(), value);
+            return Ok(());
+        }
+        node = table
+            .entry((*part).to_string())
+            .or_insert_with(|| Value::Table(Default::default()));
+    }
+    Ok(())
+}
+
+fn typed(existing: Option<&Value>, raw: &str) -> Result<Value, String> {
+    let parse_toml = |raw: &str| -> Result<Value, String> {
+        let doc: toml::Table =
+            toml::from_str(&format!("v = {raw}")).map_err(|_| format!("'{raw}' is not a valid value"))?;
+        Ok(doc["v"].clone())
+    };
+    match existing {
+        Some(Value::Integer(_)) => raw
+            .trim()
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("'{raw}' is not a whole number")),
+        Some(Value::Float(_)) => raw
+            .trim()
+            .parse::<f64>()
+            .map(Value::Float)
+            .map_err(|_| format!("'{raw}' is not a number")),
+        Some(Value::Boolean(_)) => match raw.trim() {
+            "true" | "1" => Ok(Value::Boolean(true)),
+            "false" | "0" => Ok(Value::Boolean(false)),
+            _ => Err(format!("'{raw}' is not true or false")),
+        },
+        Some(Value::Array(_)) => parse_toml(raw),
+        Some(Value::String(_)) | None => {
+            // Arrays, numbers and booleans for keys without a default (model pricing,
+            // provider commands) are written in TOML syntax; anything else is text.
+            match parse_toml(raw) {
+                Ok(v @ (Value::Array(_) | Value::Integer(_) | Value::Float(_) | Value::Boolean(_)))
+                    if existing.is_none() =>
+                {
+                    Ok(v)
+                }
+                _ => Ok(Value::String(raw.to_string())),
+            }
+        }
+        Some(Value::Table(_)) => Err("is a section, not a value".into()),
+        Some(Value::Datetime(_)) => Ok(Value::String(raw.to_string())),
+    }
+}
+
+fn validate(c: &Config) -> Result<(), ConfigError> {
+    let bind: SocketAddr = c.server.bind.parse().map_err(|_| {
+        invalid(
+            "server.bind",
+            format!("'{}' is not an address like 127.0.0.1:7777", c.server.bind),
+        )
+    })?;
+    if !bind.ip().is_loopback() && c.auth.token.is_empty() {
+        return Err(invalid(
+            "auth.token",
+            format!(
+                "is required when server.bind ({bind}) is not a loopback address; set BATON_AUTH__TOKEN"
+            ),
+        ));
+    }
+    let url = &c.database.url;
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(invalid(
+            "database.url",
+            format!("'{}' must start with sqlite:// or postgres://", redact_url(url)),
+        ));
+    }
+    if url.starts_with("sqlite:") && baton_store_sqlite::path_from_url(url).is_none() {
+        return Err(invalid("database.url", "a SQLite URL must name a file, e.g. sqlite://data/baton.db"));
+    }
+    for (name, v) in [
+        ("server.max_body_bytes", c.server.max_body_bytes),
+        ("server.ws_queue_frames", c.server.ws_queue_frames),
+        ("server.ws_max_message_bytes", c.server.ws_max_message_bytes),
+        ("events.retain_per_topic", c.events.retain_per_topic),
+        ("limits.run_concurrency", c.limits.run_concurrency),
+        ("limits.agents_per_run", c.limits.agents_per_run),
+        ("limits.items_per_call", c.limits.items_per_call),
+        ("limits.concurrent_runs", c.limits.concurrent_runs),
+        ("limits.script_memory_mib", c.limits.script_memory_mib),
+        ("limits.run_wall_clock_s", c.limits.run_wall_clock_s),
+        ("limits.agent_timeout_s", c.limits.agent_timeout_s),
+        ("limits.stall_timeout_s", c.limits.stall_timeout_s),
+    ] {
+        if v == 0 {
+            return Err(invalid(name, "must be greater than 0"));
+        }
+    }
+    for (name, p) in &c.providers {
+        let key = format!("providers.{name}");
+        match p.kind {
+            ProviderKind::Command if p.command.as_ref().is_none_or(|c| c.is_empty()) => {
+                return Err(invalid(&format!("{key}.command"), "a command provider needs a command"));
+            }
+            ProviderKind::Openai | ProviderKind::Anthropic if p.base_url.is_none() => {
+                return Err(invalid(&format!("{key}.base_url"), "is required"));
+            }
+            _ => {}
+        }
+    }
+    for (name, m) in &c.models {
+        if !c.providers.contains_key(&m.provider) {
+            return Err(invalid(
+                &format!("models.{name}.provider"),
+                format!("names no configured provider '{}'", m.provider),
+            ));
+        }
+        for (field, price) in [
+            ("input_usd_per_mtok", m.input_usd_per_mtok),
+            ("cached_input_usd_per_mtok", m.cached_input_usd_per_mtok),
+            ("output_usd_per_mtok", m.output_usd_per_mtok),
+        ] {
+            if !(price >= 0.0 && price.is_finite()) {
+                return Err(invalid(&format!("models.{name}.{field}"), "must be a price of 0 or more"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A database URL with any password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+impl Config {
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.server.bind.parse().expect("validated at load")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(files: &[(&str, &str)], env: &[(&str, &str)], flags: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for (name, text) in files {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            paths.push(p);
+        }
+        load(&Sources {
+            files: paths,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            flags: flags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = load_with(&[], &[], &[]).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:7777");
+        assert_eq!(c.database.url, "sqlite://data/baton.db");
+        assert_eq!(c.limits.run_concurrency, 8);
+        assert_eq!(c.limits.approval_tokens, 1_500_000);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let c = load_with(
+            &[("a.toml", "[server]\nbind = \"127.0.0.1:1\"\ndata_dir = \"d1\"\n[limits]\nrun_concurrency = 3"),
+              ("b.toml", "[server]\nbind = \"127.0.0.1:2\"")],
+            &[("BATON_SERVER__BIND", "127.0.0.1:3"), ("BATON_LIMITS__RUN_CONCURRENCY", "5"),
+              ("BATON_AUTH__TOKEN", "12345"), ("BATON_TEST_POSTGRES_URL", "ignored")],
+            &[("server.bind", "127.0.0.1:4")],
+        )
+        .unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:4");
+        assert_eq!(c.server.data_dir, "d1");
+        assert_eq!(c.limits.run_concurrency, 5);
+        assert_eq!(c.auth.token, "12345", "a numeric token stays a string");
+    }
+
+    #[test]
+    fn providers_and_models_from_file_and_env() {
+        let c = load_with(
+            &[("a.toml", "[providers.deepseek]\nkind = \"openai\"\nbase_url = \"https://api.deepseek.com/v1\"\napi_key_env = \"DEEPSEEK_API_KEY\"\n[models.\"deepseek-chat\"]\nprovider = \"deepseek\"\ninput_usd_per_mtok = 0.27\ncached_input_usd_per_mtok = 0.07\noutput_usd_per_mtok = 1.10\n")],
+            &[("BATON_PROVIDERS__LOCAL__KIND", "command"), ("BATON_PROVIDERS__LOCAL__COMMAND", r#"["claude", "-p"]"#)],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.models["deepseek-chat"].output_usd_per_mtok, 1.10);
+        assert_eq!(c.providers["local"].command.as_deref().unwrap(), ["claude", "-p"]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let msg = |r: Result<Config, ConfigError>| r.unwrap_err().to_string();
+        assert!(msg(load_with(&[("a.toml", "[server]\nbnd = 1")], &[], &[])).contains("server"));
+        assert!(msg(load_with(&[("a.toml", "[server]\nbnd = 1")], &[], &[])).contains("bnd"));
+        assert!(msg(load_with(&[], &[("BATON_LIMITS__RUN_CONCURRENCY", "many")], &[])).starts_with("limits.run_concurrency"));
+        assert!(msg(load_with(&[], &[("BATON_SERVER__BIND", "nowhere")], &[])).starts_with("server.bind"));
+        assert!(msg(load_with(&[], &[("BATON_DATABASE__URL", "mysql://x")], &[])).starts_with("database.url"));
+        assert!(msg(load_with(&[], &[("BATON_LIMITS__AGENT_TIMEOUT_S", "0")], &[])).starts_with("limits.agent_timeout_s"));
+        assert!(msg(load_with(&[("a.toml", "[models.m]\nprovider = \"nope\"")], &[], &[])).starts_with("models.m.provider"));
+        assert!(msg(load_with(&[("a.toml", "not toml [")], &[], &[])).contains("not valid TOML"));
+    }
+
+    #[test]
+    fn public_bind_needs_a_token() {
+        let err = load_with(&[], &[("BATON_SERVER__BIND", "0.0.0.0:7777")], &[]).unwrap_err();
+        assert!(err.to_string().starts_with("auth.token"), "{err}");
+        let ok = load_with(&[], &[("BATON_SERVER__BIND", "0.0.0.0:7777"), ("BATON_AUTH__TOKEN", "s3cret")], &[]).unwrap();
+        assert!(!format!("{ok:?}").contains("s3cret"), "Debug never prints the token");
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://data/baton.db"), "sqlite://data/baton.db");
+    }
+}

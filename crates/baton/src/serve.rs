@@ -1,0 +1,142 @@
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use baton_events::{EventHub, HubConfig, StoreSnapshots};
+use baton_http::{AppState, HttpConfig};
+use baton_store::Store;
+use baton_store_postgres::PgStore;
+use baton_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{redact_url, Config};
+
+/// Opens the backend the URL's scheme names, applying migrations.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+    let shown = redact_url(url);
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(url)
+            .await
+            .with_context(|| format!("opening SQLite database {shown}"))?;
+        Ok(Arc::new(store))
+    } else {
+        let store = PgStore::connect(url)
+            .await
+            .with_context(|| format!("connecting to Postgres {shown}"))?;
+        Ok(Arc::new(store))
+    }
+}
+
+pub async fn migrate(config: Config) -> Result<()> {
+    let url = &config.database.url;
+    let shown = redact_url(url);
+    let report = if url.starts_with("sqlite:") {
+        SqliteStore::connect_unmigrated(url).await?.migrate().await
+    } else {
+        PgStore::connect_unmigrated(url).await?.migrate().await
+    }
+    .with_context(|| format!("migrating {shown}"))?;
+    println!(
+        "{shown}: applied {} migration(s){}; {} already applied",
+        report.applied.len(),
+        if report.applied.is_empty() { String::new() } else { format!(" ({})", report.applied.join(", ")) },
+        report.already
+    );
+    Ok(())
+}
+
+/// Everything the server runs on, built from a configuration.
+pub struct Server {
+    pub state: AppState,
+    pub listener: TcpListener,
+}
+
+impl Server {
+    pub async fn build(config: &Config) -> Result<Self> {
+        let store = open_store(&config.database.url).await?;
+        let hub = Arc::new(EventHub::new(
+            store.clone(),
+            HubConfig {
+                retain_per_topic: config.events.retain_per_topic as i64,
+            },
+        ));
+        let http = HttpConfig {
+            auth_token: Some(config.auth.token.clone()).filter(|t| !t.is_empty()),
+            max_body_bytes: config.server.max_body_bytes as usize,
+            ws_queue_frames: config.server.ws_queue_frames as usize,
+            ws_max_message_bytes: config.server.ws_max_message_bytes as usize,
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        let state = AppState {
+            snapshots: Arc::new(StoreSnapshots(store.clone())),
+            store,
+            hub,
+            config: Arc::new(http),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        let addr = config.bind_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (server.bind)"))?;
+        Ok(Self { state, listener })
+    }
+
+    /// Serves until `stop` is cancelled: stops accepting, lets in-flight requests
+    /// finish, sends WebSockets a close frame, then returns.
+    pub async fn serve(self, stop: CancellationToken) -> Result<()> {
+        let state = self.state.clone();
+        let app = baton_http::app(self.state);
+        let shutdown = state.shutdown.clone();
+        let signal = async move {
+            stop.cancelled().await;
+            shutdown.cancel();
+        };
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+            .context("server failed")?;
+        state.tasks.close();
+        if tokio::time::timeout(baton_http::SHUTDOWN_GRACE, state.tasks.wait()).await.is_err() {
+            tracing::warn!("some WebSocket connections did not close in time");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+pub async fn run(config: Config) -> Result<()> {
+    let server = Server::build(&config).await?;
+    let addr = server.listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        database = %redact_url(&config.database.url),
+        auth = if config.auth.token.is_empty() { "off" } else { "bearer token" },
+        "Baton listening on http://{addr}"
+    );
+    let stop = CancellationToken::new();
+    tokio::spawn(wait_for_signal(stop.clone()));
+    server.serve(stop).await
+}
+
+async fn wait_for_signal(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+    stop.cancel();
+}
