@@ -29,6 +29,8 @@ struct Wire {
 }
 
 const MAX_CURSOR_LEN: usize = 256;
+/// 9999-12-31T23:59:59.999999Z.
+const MAX_MICROS: i64 = 253_402_300_799_999_999;
 
 impl TraceCursor {
     pub fn encode(&self) -> String {
@@ -55,6 +57,10 @@ impl TraceCursor {
         }
         if wire.t < 0 {
             return Err(CursorError("negative turn number"));
+        }
+        // Both backends must be able to compare against it: Postgres stops at 294276 AD.
+        if !(0..=MAX_MICROS).contains(&wire.s) {
+            return Err(CursorError("timestamp out of range"));
         }
         let started_at = time::from_micros(wire.s).ok_or(CursorError("timestamp out of range"))?;
         Ok(Self {
@@ -89,7 +95,13 @@ mod tests {
             forged("{}"),
             forged(r#"{"v":2,"t":0,"s":0,"i":"0190c0de-0000-7000-8000-000000000000"}"#),
             forged(r#"{"v":1,"t":-1,"s":0,"i":"0190c0de-0000-7000-8000-000000000000"}"#),
-            forged(r#"{"v":1,"t":0,"s":9223372036854775807,"i":"0190c0de-0000-7000-8000-000000000000"}"#),
+            forged(
+                r#"{"v":1,"t":0,"s":9223372036854775807,"i":"0190c0de-0000-7000-8000-000000000000"}"#,
+            ),
+            forged(r#"{"v":1,"t":0,"s":-1,"i":"0190c0de-0000-7000-8000-000000000000"}"#),
+            forged(
+                r#"{"v":1,"t":0,"s":253402300800000000,"i":"0190c0de-0000-7000-8000-000000000000"}"#,
+            ),
             forged(r#"{"v":1,"t":0,"s":0,"i":"nope"}"#),
             forged(r#"{"v":1,"t":0,"s":0,"i":"0190c0de-0000-7000-8000-000000000000","x":1}"#),
         ] {

@@ -47,10 +47,7 @@ impl Frame {
         map.insert("type".into(), Value::String(self.kind.clone()));
         map.insert("topic".into(), Value::String(self.topic.to_string()));
         map.insert("seq".into(), Value::from(self.seq));
-        map.insert(
-            "at".into(),
-            Value::String(crate::time::format(&self.at)),
-        );
+        map.insert("at".into(), Value::String(crate::time::format(&self.at)));
         Value::Object(map)
     }
 }

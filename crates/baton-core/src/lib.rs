@@ -20,4 +20,3 @@ pub use page::Page;
 pub use time::Timestamp;
 pub use topic::{Topic, TopicError};
 pub use trace::{Trace, TraceFinish, TraceKind, TraceOutcome};
-

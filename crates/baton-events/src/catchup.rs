@@ -17,7 +17,9 @@ pub fn plan(bounds: TopicBounds, since: Option<i64>) -> Catchup {
             reset: false,
         },
         // Everything after `n` is still stored: frames n+1 .. last_seq.
-        Some(n) if n >= bounds.first_kept - 1 && n <= bounds.last_seq => Catchup::Replay { after: n },
+        Some(n) if n >= bounds.first_kept - 1 && n <= bounds.last_seq => {
+            Catchup::Replay { after: n }
+        }
         // Pruned past `n`, or `n` is from the future (another database, a forged value).
         Some(_) => Catchup::Snapshot {
             seq: bounds.last_seq,
@@ -31,7 +33,10 @@ mod tests {
     use super::*;
 
     fn b(first_kept: i64, last_seq: i64) -> TopicBounds {
-        TopicBounds { last_seq, first_kept }
+        TopicBounds {
+            last_seq,
+            first_kept,
+        }
     }
 
     #[test]
@@ -44,13 +49,37 @@ mod tests {
 
     #[test]
     fn resets_when_frames_were_pruned_or_seq_is_unknown() {
-        assert_eq!(plan(b(5, 10), Some(3)), Catchup::Snapshot { seq: 10, reset: true });
-        assert_eq!(plan(b(1, 10), Some(11)), Catchup::Snapshot { seq: 10, reset: true });
-        assert_eq!(plan(b(1, 10), Some(-1)), Catchup::Snapshot { seq: 10, reset: true });
+        assert_eq!(
+            plan(b(5, 10), Some(3)),
+            Catchup::Snapshot {
+                seq: 10,
+                reset: true
+            }
+        );
+        assert_eq!(
+            plan(b(1, 10), Some(11)),
+            Catchup::Snapshot {
+                seq: 10,
+                reset: true
+            }
+        );
+        assert_eq!(
+            plan(b(1, 10), Some(-1)),
+            Catchup::Snapshot {
+                seq: 10,
+                reset: true
+            }
+        );
     }
 
     #[test]
     fn no_since_means_snapshot() {
-        assert_eq!(plan(b(1, 7), None), Catchup::Snapshot { seq: 7, reset: false });
+        assert_eq!(
+            plan(b(1, 7), None),
+            Catchup::Snapshot {
+                seq: 7,
+                reset: false
+            }
+        );
     }
 }

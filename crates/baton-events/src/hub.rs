@@ -109,13 +109,19 @@ impl EventHub {
     }
 
     /// Appends frames to `topic` in one transaction, then delivers them live.
-    pub async fn publish_many(&self, topic: Topic, frames: Vec<NewFrame>) -> StoreResult<Vec<Frame>> {
+    pub async fn publish_many(
+        &self,
+        topic: Topic,
+        frames: Vec<NewFrame>,
+    ) -> StoreResult<Vec<Frame>> {
         let lock = self.lock_for(topic);
         let stored = {
             let _guard = lock.lock().await;
             let stored = self.store.append_frames(topic, &frames).await?;
-            let deliveries: Vec<Arc<Delivery>> =
-                stored.iter().map(|f| Arc::new(Delivery::from_frame(f))).collect();
+            let deliveries: Vec<Arc<Delivery>> = stored
+                .iter()
+                .map(|f| Arc::new(Delivery::from_frame(f)))
+                .collect();
             self.fan_out(topic, &deliveries);
             stored
         };
@@ -195,7 +201,12 @@ impl EventHub {
         self.store.topic_bounds(topic).await
     }
 
-    pub async fn replay_page(&self, topic: Topic, after: i64, limit: u32) -> StoreResult<Vec<Frame>> {
+    pub async fn replay_page(
+        &self,
+        topic: Topic,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Frame>> {
         self.store.frames_since(topic, after, limit).await
     }
 }

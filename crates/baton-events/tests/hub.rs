@@ -7,7 +7,12 @@ use serde_json::json;
 
 async fn hub(kind: Kind, retain: i64) -> (TestDb, Arc<EventHub>) {
     let db = TestDb::new(kind).await;
-    let hub = Arc::new(EventHub::new(db.store(), HubConfig { retain_per_topic: retain }));
+    let hub = Arc::new(EventHub::new(
+        db.store(),
+        HubConfig {
+            retain_per_topic: retain,
+        },
+    ));
     (db, hub)
 }
 
@@ -20,8 +25,12 @@ async fn live_frames_arrive_in_seq_order_and_only_for_the_topic() {
         let (conn, mut rx) = hub.connect(64);
         hub.subscribe(a, &conn);
         for i in 0..5 {
-            hub.publish(a, NewFrame::new("message", json!({"i": i}))).await.unwrap();
-            hub.publish(b, NewFrame::new("message", json!({"i": i}))).await.unwrap();
+            hub.publish(a, NewFrame::new("message", json!({"i": i})))
+                .await
+                .unwrap();
+            hub.publish(b, NewFrame::new("message", json!({"i": i})))
+                .await
+                .unwrap();
         }
         let mut seqs = Vec::new();
         while let Ok(d) = rx.try_recv() {
@@ -41,7 +50,9 @@ async fn a_full_queue_cuts_off_only_that_subscriber() {
     hub.subscribe(t, &slow);
     hub.subscribe(t, &fast);
     for i in 0..10 {
-        hub.publish(t, NewFrame::new("task_event", json!({"i": i}))).await.unwrap();
+        hub.publish(t, NewFrame::new("task_event", json!({"i": i})))
+            .await
+            .unwrap();
     }
     assert!(slow.cut_off().is_cancelled());
     assert!(!fast.cut_off().is_cancelled());

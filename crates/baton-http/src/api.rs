@@ -71,7 +71,13 @@ impl Api {
         self.add("post", path, op, post(handler))
     }
 
-    fn add(mut self, method: &str, path: &'static str, op: Op, route: MethodRouter<AppState>) -> Self {
+    fn add(
+        mut self,
+        method: &str,
+        path: &'static str,
+        op: Op,
+        route: MethodRouter<AppState>,
+    ) -> Self {
         let operation = self.operation(path, &op);
         self.paths
             .entry(format!("{DOC_PREFIX}{path}"))
@@ -163,7 +169,8 @@ impl Api {
         for (path, item) in extra.as_object().cloned().unwrap_or_default() {
             self.paths.insert(path, item);
         }
-        let mut schemas: Map<String, Value> = self.generator.take_definitions(true).into_iter().collect();
+        let mut schemas: Map<String, Value> =
+            self.generator.take_definitions(true).into_iter().collect();
         schemas.insert(
             "Error".into(),
             json!({

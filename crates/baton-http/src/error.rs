@@ -76,15 +76,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            ApiError::Internal(e) => tracing::error!(error = %e, source = ?e.source(), "request failed"),
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, source = ?e.source(), "request failed")
+            }
             ApiError::Unavailable(e) => tracing::error!(error = %e, "database unavailable"),
             _ => {}
         }
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized) {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }

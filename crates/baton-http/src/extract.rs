@@ -94,9 +94,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rej| ApiError::bad("invalid_path", rej.body_text()))?;
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|rej| ApiError::bad("invalid_path", rej.body_text()))?;
         raw.parse()
             .map(Id)
             .map_err(|e: IdError| ApiError::bad("invalid_id", e.to_string()))

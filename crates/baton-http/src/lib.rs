@@ -101,7 +101,8 @@ pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
         .get(
             "/chats/{id}/traces",
             Op {
-                summary: "A chat's traces ordered by (turn_number, started_at, id), keyset-paginated",
+                summary:
+                    "A chat's traces ordered by (turn_number, started_at, id), keyset-paginated",
                 tag: "traces",
                 body: None,
                 query: Some(schema::<PageQuery>),
@@ -176,11 +177,7 @@ async fn web_app(State(_): State<AppState>, method: Method) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
     }
-    (
-        [(header::CACHE_CONTROL, "no-cache")],
-        Html(INDEX_HTML),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "no-cache")], Html(INDEX_HTML)).into_response()
 }
 
 /// How long shutdown waits for WebSocket tasks to send their close frames.

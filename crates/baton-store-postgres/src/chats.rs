@@ -1,6 +1,4 @@
-use baton_core::{
-    time, AttachmentId, Chat, ChatId, Message, MessageId, NewChat, NewMessage, Role,
-};
+use baton_core::{time, AttachmentId, Chat, ChatId, Message, MessageId, NewChat, NewMessage, Role};
 use baton_store::{StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -75,15 +73,19 @@ pub(crate) async fn list_chats(
     before: Option<ChatId>,
 ) -> StoreResult<Vec<Chat>> {
     let rows = match before {
-        None => sqlx::query("SELECT * FROM chats ORDER BY id DESC LIMIT $1")
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await,
-        Some(id) => sqlx::query("SELECT * FROM chats WHERE id < $1 ORDER BY id DESC LIMIT $2")
-            .bind(id.0)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await,
+        None => {
+            sqlx::query("SELECT * FROM chats ORDER BY id DESC LIMIT $1")
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        }
+        Some(id) => {
+            sqlx::query("SELECT * FROM chats WHERE id < $1 ORDER BY id DESC LIMIT $2")
+                .bind(id.0)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        }
     }
     .map_err(db)?;
     rows.iter().map(chat_from).collect()

@@ -93,7 +93,9 @@ fn check_db_name(name: &str) -> StoreResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!("unusable database name '{name}'")))
+        Err(StoreError::Conflict(format!(
+            "unusable database name '{name}'"
+        )))
     }
 }
 

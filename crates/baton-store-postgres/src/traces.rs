@@ -41,7 +41,9 @@ pub(crate) fn pg_json(v: &Value) -> Cow<'_, Value> {
         match v {
             Value::String(s) => Value::String(no_nul(s)),
             Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
-            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (no_nul(k), clean(v))).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (no_nul(k), clean(v))).collect())
+            }
             other => other.clone(),
         }
     }
@@ -64,10 +66,22 @@ fn trace_from(row: &PgRow) -> StoreResult<Trace> {
     let Json(meta): Json<Value> = row.try_get("meta").map_err(db)?;
     Ok(Trace {
         id: TraceId(row.try_get("id").map_err(db)?),
-        session_id: row.try_get::<Option<Uuid>, _>("session_id").map_err(db)?.map(SessionId),
-        chat_id: row.try_get::<Option<Uuid>, _>("chat_id").map_err(db)?.map(ChatId),
-        run_id: row.try_get::<Option<Uuid>, _>("run_id").map_err(db)?.map(RunId),
-        parent_id: row.try_get::<Option<Uuid>, _>("parent_id").map_err(db)?.map(TraceId),
+        session_id: row
+            .try_get::<Option<Uuid>, _>("session_id")
+            .map_err(db)?
+            .map(SessionId),
+        chat_id: row
+            .try_get::<Option<Uuid>, _>("chat_id")
+            .map_err(db)?
+            .map(ChatId),
+        run_id: row
+            .try_get::<Option<Uuid>, _>("run_id")
+            .map_err(db)?
+            .map(RunId),
+        parent_id: row
+            .try_get::<Option<Uuid>, _>("parent_id")
+            .map_err(db)?
+            .map(TraceId),
         turn_number: row.try_get("turn_number").map_err(db)?,
         kind: TraceKind::parse(&kind).ok_or_else(|| StoreError::corrupt("tool_traces", "kind"))?,
         tool_name: row.try_get("tool_name").map_err(db)?,

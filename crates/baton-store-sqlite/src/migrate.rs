@@ -69,12 +69,14 @@ async fn apply_one(conn: &mut sqlx::SqliteConnection, m: &Migration) -> StoreRes
             version: m.version.into(),
             reason: e.to_string(),
         })?;
-    sqlx::query("INSERT INTO schema_migrations (version, checksum, applied_at) VALUES (?1, ?2, ?3)")
-        .bind(m.version)
-        .bind(m.checksum())
-        .bind(crate::rows::ts(&baton_core::time::now()))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    sqlx::query(
+        "INSERT INTO schema_migrations (version, checksum, applied_at) VALUES (?1, ?2, ?3)",
+    )
+    .bind(m.version)
+    .bind(m.checksum())
+    .bind(crate::rows::ts(&baton_core::time::now()))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(true)
 }

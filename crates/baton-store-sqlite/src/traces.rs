@@ -94,11 +94,7 @@ pub(crate) async fn insert(pool: &SqlitePool, traces: &[Trace]) -> StoreResult<(
     tx.commit().await.map_err(db)
 }
 
-pub(crate) async fn finish(
-    pool: &SqlitePool,
-    id: TraceId,
-    f: &TraceFinish,
-) -> StoreResult<Trace> {
+pub(crate) async fn finish(pool: &SqlitePool, id: TraceId, f: &TraceFinish) -> StoreResult<Trace> {
     let finished_at = f.finished_at.unwrap_or_else(time::now);
     let outcome = f.outcome.unwrap_or(TraceOutcome::Ok);
     // COALESCE keeps what the start wrote for anything the finish leaves unset.

@@ -59,7 +59,9 @@ impl TestDb {
                 let admin = postgres_admin_url();
                 PgStore::create_database(&admin, &name)
                     .await
-                    .unwrap_or_else(|e| panic!("create test database on {admin}: {e} (is Postgres running?)"));
+                    .unwrap_or_else(|e| {
+                        panic!("create test database on {admin}: {e} (is Postgres running?)")
+                    });
                 let url = database_url(&admin, &name);
                 let store = PgStore::connect(&url).await.expect("connect postgres");
                 Self {
@@ -124,7 +126,10 @@ mod tests {
             super::database_url("postgres://u@h:5432/postgres", "x"),
             "postgres://u@h:5432/x"
         );
-        assert_eq!(super::database_url("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            super::database_url("postgres://u@h", "x"),
+            "postgres://u@h/x"
+        );
         assert_eq!(
             super::database_url("postgres://u@h/p?sslmode=disable", "x"),
             "postgres://u@h/x?sslmode=disable"

@@ -39,7 +39,14 @@ on_both!(
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
     let db = TestDb::new(kind).await;
-    let chat = db.store().create_chat(NewChat { title: "keep me".into(), workspace: None }).await.unwrap();
+    let chat = db
+        .store()
+        .create_chat(NewChat {
+            title: "keep me".into(),
+            workspace: None,
+        })
+        .await
+        .unwrap();
     // A second and third open of the same database, at once.
     let (a, b) = match kind {
         Kind::Sqlite => {
@@ -47,14 +54,20 @@ async fn reopening_applies_nothing_twice(kind: Kind) {
                 baton_store_sqlite::SqliteStore::connect(&db.url),
                 baton_store_sqlite::SqliteStore::connect(&db.url)
             );
-            (a.unwrap().migrate().await.unwrap(), b.unwrap().migrate().await.unwrap())
+            (
+                a.unwrap().migrate().await.unwrap(),
+                b.unwrap().migrate().await.unwrap(),
+            )
         }
         Kind::Postgres => {
             let (a, b) = tokio::join!(
                 baton_store_postgres::PgStore::connect(&db.url),
                 baton_store_postgres::PgStore::connect(&db.url)
             );
-            (a.unwrap().migrate().await.unwrap(), b.unwrap().migrate().await.unwrap())
+            (
+                a.unwrap().migrate().await.unwrap(),
+                b.unwrap().migrate().await.unwrap(),
+            )
         }
     };
     assert!(a.applied.is_empty() && b.applied.is_empty());
@@ -68,17 +81,29 @@ async fn chats_round_trip_and_page_newest_first(kind: Kind) {
     let mut made = Vec::new();
     for i in 0..5 {
         made.push(
-            s.create_chat(NewChat { title: format!("chat {i}"), workspace: Some("/tmp/w".into()) })
-                .await
-                .unwrap(),
+            s.create_chat(NewChat {
+                title: format!("chat {i}"),
+                workspace: Some("/tmp/w".into()),
+            })
+            .await
+            .unwrap(),
         );
     }
-    assert_eq!(s.get_chat(made[2].id).await.unwrap().as_ref(), Some(&made[2]));
+    assert_eq!(
+        s.get_chat(made[2].id).await.unwrap().as_ref(),
+        Some(&made[2])
+    );
     assert!(s.get_chat(ChatId::new()).await.unwrap().is_none());
     let first = s.list_chats(2, None).await.unwrap();
-    assert_eq!(first.iter().map(|c| &c.title).collect::<Vec<_>>(), ["chat 4", "chat 3"]);
+    assert_eq!(
+        first.iter().map(|c| &c.title).collect::<Vec<_>>(),
+        ["chat 4", "chat 3"]
+    );
     let second = s.list_chats(2, Some(first[1].id)).await.unwrap();
-    assert_eq!(second.iter().map(|c| &c.title).collect::<Vec<_>>(), ["chat 2", "chat 1"]);
+    assert_eq!(
+        second.iter().map(|c| &c.title).collect::<Vec<_>>(),
+        ["chat 2", "chat 1"]
+    );
     let last = s.list_chats(2, Some(second[1].id)).await.unwrap();
     assert_eq!(last.len(), 1);
 }
@@ -86,8 +111,17 @@ async fn chats_round_trip_and_page_newest_first(kind: Kind) {
 async fn messages_need_their_chat_and_come_back_oldest_first(kind: Kind) {
     let db = TestDb::new(kind).await;
     let s = db.store();
-    let chat = s.create_chat(NewChat { title: "m".into(), workspace: None }).await.unwrap();
-    for (i, role) in [Role::User, Role::Assistant, Role::User].into_iter().enumerate() {
+    let chat = s
+        .create_chat(NewChat {
+            title: "m".into(),
+            workspace: None,
+        })
+        .await
+        .unwrap();
+    for (i, role) in [Role::User, Role::Assistant, Role::User]
+        .into_iter()
+        .enumerate()
+    {
         s.insert_message(NewMessage {
             chat_id: chat.id,
             role,
@@ -107,9 +141,15 @@ async fn messages_need_their_chat_and_come_back_oldest_first(kind: Kind) {
             turn_number: 0,
         })
         .await;
-    assert!(matches!(orphan, Err(StoreError::NotFound("chat"))), "{orphan:?}");
+    assert!(
+        matches!(orphan, Err(StoreError::NotFound("chat"))),
+        "{orphan:?}"
+    );
     let msgs = s.list_messages(chat.id).await.unwrap();
-    assert_eq!(msgs.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["m0", "m1", "m2"]);
+    assert_eq!(
+        msgs.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+        ["m0", "m1", "m2"]
+    );
     assert_eq!(msgs[1].role, Role::Assistant);
 }
 
@@ -153,7 +193,10 @@ async fn traces_are_visible_while_running_and_complete_on_finish(kind: Kind) {
 
 async fn finishing_an_unknown_trace_is_not_found(kind: Kind) {
     let db = TestDb::new(kind).await;
-    let r = db.store().finish_trace(TraceId::new(), &TraceFinish::default()).await;
+    let r = db
+        .store()
+        .finish_trace(TraceId::new(), &TraceFinish::default())
+        .await;
     assert!(matches!(r, Err(StoreError::NotFound("trace"))), "{r:?}");
 }
 
@@ -166,7 +209,10 @@ async fn duplicate_trace_id_is_a_conflict_and_keeps_the_original(kind: Kind) {
     let mut again = t.clone();
     again.tool_name = "overwrite".into();
     let batch = vec![fixtures::trace(chat, 0, time::now()), again];
-    assert!(matches!(s.insert_traces(&batch).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.insert_traces(&batch).await,
+        Err(StoreError::Conflict(_))
+    ));
     // The batch is all-or-nothing and the original is untouched.
     assert_eq!(s.list_traces(chat, 10, None).await.unwrap(), vec![t]);
 }
@@ -186,7 +232,9 @@ async fn trace_pages_follow_turn_then_start_then_id(kind: Kind) {
     }
     all.reverse();
     s.insert_traces(&all).await.unwrap();
-    s.insert_traces(&[fixtures::trace(other, 0, base)]).await.unwrap();
+    s.insert_traces(&[fixtures::trace(other, 0, base)])
+        .await
+        .unwrap();
 
     let mut expected = all.clone();
     expected.sort_by(|a, b| {
@@ -200,11 +248,18 @@ async fn trace_pages_follow_turn_then_start_then_id(kind: Kind) {
             break;
         }
         let last = page.last().unwrap();
-        cursor = Some(TraceCursor { turn_number: last.turn_number, started_at: last.started_at, id: last.id });
+        cursor = Some(TraceCursor {
+            turn_number: last.turn_number,
+            started_at: last.started_at,
+            id: last.id,
+        });
         got.extend(page);
     }
     assert_eq!(got.len(), 250);
-    assert_eq!(got.iter().map(|t| t.id).collect::<Vec<_>>(), expected.iter().map(|t| t.id).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(|t| t.id).collect::<Vec<_>>(),
+        expected.iter().map(|t| t.id).collect::<Vec<_>>()
+    );
     let unique: HashSet<_> = got.iter().map(|t| t.id).collect();
     assert_eq!(unique.len(), 250);
 }
@@ -228,7 +283,13 @@ async fn frames_get_consecutive_seqs_per_topic(kind: Kind) {
     let s = db.store();
     let a = Topic::Chat(ChatId::new());
     let b = Topic::Run(RunId::new());
-    assert_eq!(s.topic_bounds(a).await.unwrap(), TopicBounds { last_seq: 0, first_kept: 1 });
+    assert_eq!(
+        s.topic_bounds(a).await.unwrap(),
+        TopicBounds {
+            last_seq: 0,
+            first_kept: 1
+        }
+    );
     let f = |i: i64| NewFrame::new("message", json!({"i": i}));
     let first = s.append_frames(a, &[f(1), f(2)]).await.unwrap();
     let other = s.append_frames(b, &[f(9)]).await.unwrap();
@@ -237,12 +298,24 @@ async fn frames_get_consecutive_seqs_per_topic(kind: Kind) {
     assert_eq!(other[0].seq, 1);
     assert_eq!(second[0].seq, 3);
     let replay = s.frames_since(a, 1, 100).await.unwrap();
-    assert_eq!(replay.iter().map(|x| x.body["i"].as_i64().unwrap()).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(
+        replay
+            .iter()
+            .map(|x| x.body["i"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 3]
+    );
     assert_eq!(replay[0].kind, "message");
     assert_eq!(replay[0].topic, a);
     assert_eq!(replay[1].to_json()["seq"], 3);
     assert_eq!(s.frames_since(a, 0, 2).await.unwrap().len(), 2);
-    assert_eq!(s.topic_bounds(a).await.unwrap(), TopicBounds { last_seq: 3, first_kept: 1 });
+    assert_eq!(
+        s.topic_bounds(a).await.unwrap(),
+        TopicBounds {
+            last_seq: 3,
+            first_kept: 1
+        }
+    );
 }
 
 async fn concurrent_appenders_never_share_a_seq(kind: Kind) {
@@ -254,8 +327,15 @@ async fn concurrent_appenders_never_share_a_seq(kind: Kind) {
         handles.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..25 {
-                let frames = vec![NewFrame::new("task_event", json!({"w": w, "i": i})); 1 + (i % 3)];
-                seqs.extend(s.append_frames(topic, &frames).await.unwrap().into_iter().map(|f| f.seq));
+                let frames =
+                    vec![NewFrame::new("task_event", json!({"w": w, "i": i})); 1 + (i % 3)];
+                seqs.extend(
+                    s.append_frames(topic, &frames)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|f| f.seq),
+                );
             }
             seqs
         }));
@@ -267,7 +347,14 @@ async fn concurrent_appenders_never_share_a_seq(kind: Kind) {
     all.sort_unstable();
     let n = all.len() as i64;
     assert_eq!(all, (1..=n).collect::<Vec<_>>());
-    assert_eq!(db.store().frames_since(topic, 0, 10_000).await.unwrap().len() as i64, n);
+    assert_eq!(
+        db.store()
+            .frames_since(topic, 0, 10_000)
+            .await
+            .unwrap()
+            .len() as i64,
+        n
+    );
 }
 
 async fn pruning_moves_first_kept_but_never_seq(kind: Kind) {
@@ -277,18 +364,36 @@ async fn pruning_moves_first_kept_but_never_seq(kind: Kind) {
     let frames = vec![NewFrame::new("message", json!({})); 10];
     s.append_frames(t, &frames).await.unwrap();
     assert_eq!(s.prune_frames(t, 6).await.unwrap(), 6);
-    assert_eq!(s.topic_bounds(t).await.unwrap(), TopicBounds { last_seq: 10, first_kept: 7 });
+    assert_eq!(
+        s.topic_bounds(t).await.unwrap(),
+        TopicBounds {
+            last_seq: 10,
+            first_kept: 7
+        }
+    );
     assert_eq!(s.frames_since(t, 0, 100).await.unwrap()[0].seq, 7);
     // Pruning past the end keeps first_kept at last_seq + 1 and seq keeps counting.
     s.prune_frames(t, 100).await.unwrap();
-    assert_eq!(s.topic_bounds(t).await.unwrap(), TopicBounds { last_seq: 10, first_kept: 11 });
+    assert_eq!(
+        s.topic_bounds(t).await.unwrap(),
+        TopicBounds {
+            last_seq: 10,
+            first_kept: 11
+        }
+    );
     assert_eq!(s.append_frames(t, &frames[..1]).await.unwrap()[0].seq, 11);
 }
 
 async fn topics_exist_only_for_real_things(kind: Kind) {
     let db = TestDb::new(kind).await;
     let s = db.store();
-    let chat = s.create_chat(NewChat { title: "t".into(), workspace: None }).await.unwrap();
+    let chat = s
+        .create_chat(NewChat {
+            title: "t".into(),
+            workspace: None,
+        })
+        .await
+        .unwrap();
     assert!(s.topic_exists(Topic::Chat(chat.id)).await.unwrap());
     assert!(!s.topic_exists(Topic::Chat(ChatId::new())).await.unwrap());
     assert!(!s.topic_exists(Topic::Run(RunId::new())).await.unwrap());

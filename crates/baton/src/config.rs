@@ -13,7 +13,10 @@ use toml::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid TOML: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
@@ -27,7 +30,7 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: Server,
@@ -40,20 +43,6 @@ pub struct Config {
     pub events: Events,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: Server::default(),
-            database: Database::default(),
-            auth: Auth::default(),
-            agents: Agents::default(),
-            providers: BTreeMap::new(),
-            models: BTreeMap::new(),
-            limits: Limits::default(),
-            events: Events::default(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -102,7 +91,11 @@ pub struct Auth {
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = if self.token.is_empty() { "<none>" } else { "<redacted>" };
+        let shown = if self.token.is_empty() {
+            "<none>"
+        } else {
+            "<redacted>"
+        };
         f.debug_struct("Auth").field("token", &shown).finish()
     }
 }
@@ -273,7 +266,12 @@ fn env_key(name: &str) -> Option<String> {
     if !rest.contains("__") {
         return None;
     }
-    Some(rest.split("__").map(str::to_ascii_lowercase).collect::<Vec<_>>().join("."))
+    Some(
+        rest.split("__")
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 fn merge(base: &mut Value, layer: Value) {
@@ -315,8 +313,8 @@ fn set(tree: &mut Value, key: &str, raw: &str) -> Result<(), ConfigError> {
 
 fn typed(existing: Option<&Value>, raw: &str) -> Result<Value, String> {
     let parse_toml = |raw: &str| -> Result<Value, String> {
-        let doc: toml::Table =
-            toml::from_str(&format!("v = {raw}")).map_err(|_| format!("'{raw}' is not a valid value"))?;
+        let doc: toml::Table = toml::from_str(&format!("v = {raw}"))
+            .map_err(|_| format!("'{raw}' is not a valid value"))?;
         Ok(doc["v"].clone())
     };
     match existing {
@@ -340,11 +338,9 @@ fn typed(existing: Option<&Value>, raw: &str) -> Result<Value, String> {
             // Arrays, numbers and booleans for keys without a default (model pricing,
             // provider commands) are written in TOML syntax; anything else is text.
             match parse_toml(raw) {
-                Ok(v @ (Value::Array(_) | Value::Integer(_) | Value::Float(_) | Value::Boolean(_)))
-                    if existing.is_none() =>
-                {
-                    Ok(v)
-                }
+                Ok(
+                    v @ (Value::Array(_) | Value::Integer(_) | Value::Float(_) | Value::Boolean(_)),
+                ) if existing.is_none() => Ok(v),
                 _ => Ok(Value::String(raw.to_string())),
             }
         }
@@ -369,14 +365,23 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ));
     }
     let url = &c.database.url;
-    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
         return Err(invalid(
             "database.url",
-            format!("'{}' must start with sqlite:// or postgres://", redact_url(url)),
+            format!(
+                "'{}' must start with sqlite:// or postgres://",
+                redact_url(url)
+            ),
         ));
     }
     if url.starts_with("sqlite:") && baton_store_sqlite::path_from_url(url).is_none() {
-        return Err(invalid("database.url", "a SQLite URL must name a file, e.g. sqlite://data/baton.db"));
+        return Err(invalid(
+            "database.url",
+            "a SQLite URL must name a file, e.g. sqlite://data/baton.db",
+        ));
     }
     for (name, v) in [
         ("server.max_body_bytes", c.server.max_body_bytes),
@@ -400,7 +405,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         let key = format!("providers.{name}");
         match p.kind {
             ProviderKind::Command if p.command.as_ref().is_none_or(|c| c.is_empty()) => {
-                return Err(invalid(&format!("{key}.command"), "a command provider needs a command"));
+                return Err(invalid(
+                    &format!("{key}.command"),
+                    "a command provider needs a command",
+                ));
             }
             ProviderKind::Openai | ProviderKind::Anthropic if p.base_url.is_none() => {
                 return Err(invalid(&format!("{key}.base_url"), "is required"));
@@ -421,7 +429,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             ("output_usd_per_mtok", m.output_usd_per_mtok),
         ] {
             if !(price >= 0.0 && price.is_finite()) {
-                return Err(invalid(&format!("models.{name}.{field}"), "must be a price of 0 or more"));
+                return Err(invalid(
+                    &format!("models.{name}.{field}"),
+                    "must be a price of 0 or more",
+                ));
             }
         }
     }
@@ -437,7 +448,12 @@ pub fn redact_url(url: &str) -> String {
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
         Some(at) => match rest[..at].find(':') {
-            Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &url[..scheme_end],
+                &rest[..colon],
+                &rest[at..]
+            ),
             None => url.to_string(),
         },
         None => url.to_string(),
@@ -454,7 +470,11 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn load_with(files: &[(&str, &str)], env: &[(&str, &str)], flags: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    fn load_with(
+        files: &[(&str, &str)],
+        env: &[(&str, &str)],
+        flags: &[(&str, &str)],
+    ) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let mut paths = Vec::new();
         for (name, text) in files {
@@ -464,8 +484,14 @@ mod tests {
         }
         load(&Sources {
             files: paths,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            flags: flags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            flags: flags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
     }
 
@@ -503,7 +529,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.models["deepseek-chat"].output_usd_per_mtok, 1.10);
-        assert_eq!(c.providers["local"].command.as_deref().unwrap(), ["claude", "-p"]);
+        assert_eq!(
+            c.providers["local"].command.as_deref().unwrap(),
+            ["claude", "-p"]
+        );
     }
 
     #[test]
@@ -511,11 +540,32 @@ mod tests {
         let msg = |r: Result<Config, ConfigError>| r.unwrap_err().to_string();
         assert!(msg(load_with(&[("a.toml", "[server]\nbnd = 1")], &[], &[])).contains("server"));
         assert!(msg(load_with(&[("a.toml", "[server]\nbnd = 1")], &[], &[])).contains("bnd"));
-        assert!(msg(load_with(&[], &[("BATON_LIMITS__RUN_CONCURRENCY", "many")], &[])).starts_with("limits.run_concurrency"));
-        assert!(msg(load_with(&[], &[("BATON_SERVER__BIND", "nowhere")], &[])).starts_with("server.bind"));
-        assert!(msg(load_with(&[], &[("BATON_DATABASE__URL", "mysql://x")], &[])).starts_with("database.url"));
-        assert!(msg(load_with(&[], &[("BATON_LIMITS__AGENT_TIMEOUT_S", "0")], &[])).starts_with("limits.agent_timeout_s"));
-        assert!(msg(load_with(&[("a.toml", "[models.m]\nprovider = \"nope\"")], &[], &[])).starts_with("models.m.provider"));
+        assert!(msg(load_with(
+            &[],
+            &[("BATON_LIMITS__RUN_CONCURRENCY", "many")],
+            &[]
+        ))
+        .starts_with("limits.run_concurrency"));
+        assert!(
+            msg(load_with(&[], &[("BATON_SERVER__BIND", "nowhere")], &[]))
+                .starts_with("server.bind")
+        );
+        assert!(
+            msg(load_with(&[], &[("BATON_DATABASE__URL", "mysql://x")], &[]))
+                .starts_with("database.url")
+        );
+        assert!(msg(load_with(
+            &[],
+            &[("BATON_LIMITS__AGENT_TIMEOUT_S", "0")],
+            &[]
+        ))
+        .starts_with("limits.agent_timeout_s"));
+        assert!(msg(load_with(
+            &[("a.toml", "[models.m]\nprovider = \"nope\"")],
+            &[],
+            &[]
+        ))
+        .starts_with("models.m.provider"));
         assert!(msg(load_with(&[("a.toml", "not toml [")], &[], &[])).contains("not valid TOML"));
     }
 
@@ -523,14 +573,28 @@ mod tests {
     fn public_bind_needs_a_token() {
         let err = load_with(&[], &[("BATON_SERVER__BIND", "0.0.0.0:7777")], &[]).unwrap_err();
         assert!(err.to_string().starts_with("auth.token"), "{err}");
-        let ok = load_with(&[], &[("BATON_SERVER__BIND", "0.0.0.0:7777"), ("BATON_AUTH__TOKEN", "s3cret")], &[]).unwrap();
-        assert!(!format!("{ok:?}").contains("s3cret"), "Debug never prints the token");
+        let ok = load_with(
+            &[],
+            &[
+                ("BATON_SERVER__BIND", "0.0.0.0:7777"),
+                ("BATON_AUTH__TOKEN", "s3cret"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert!(
+            !format!("{ok:?}").contains("s3cret"),
+            "Debug never prints the token"
+        );
     }
 
     #[test]
     fn urls_are_redacted() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://data/baton.db"), "sqlite://data/baton.db");
+        assert_eq!(
+            redact_url("sqlite://data/baton.db"),
+            "sqlite://data/baton.db"
+        );
     }
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use baton::config::{self, Sources};
 
 #[derive(Parser)]
-#[command(name = "baton", version, about = "Durable AI agents and multi-agent workflows, traced and streamed live")]
+#[command(
+    name = "baton",
+    version,
+    about = "Durable AI agents and multi-agent workflows, traced and streamed live"
+)]
 struct Cli {
     /// A TOML configuration file, applied after config/default.toml.
     #[arg(long, global = true, value_name = "FILE")]

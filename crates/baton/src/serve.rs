@@ -40,7 +40,11 @@ pub async fn migrate(config: Config) -> Result<()> {
     println!(
         "{shown}: applied {} migration(s){}; {} already applied",
         report.applied.len(),
-        if report.applied.is_empty() { String::new() } else { format!(" ({})", report.applied.join(", ")) },
+        if report.applied.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", report.applied.join(", "))
+        },
         report.already
     );
     Ok(())
@@ -98,7 +102,10 @@ impl Server {
             .await
             .context("server failed")?;
         state.tasks.close();
-        if tokio::time::timeout(baton_http::SHUTDOWN_GRACE, state.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(baton_http::SHUTDOWN_GRACE, state.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some WebSocket connections did not close in time");
         }
         tracing::info!("stopped");

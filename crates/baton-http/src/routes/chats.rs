@@ -34,7 +34,10 @@ pub async fn create(
                 ));
             }
             if t.chars().any(char::is_control) {
-                return Err(ApiError::bad("invalid_title", "title contains control characters"));
+                return Err(ApiError::bad(
+                    "invalid_title",
+                    "title contains control characters",
+                ));
             }
             t.to_string()
         }
@@ -43,7 +46,10 @@ pub async fn create(
         None => None,
         Some(w) => Some(workspace_dir(&w).await?),
     };
-    let chat = state.store.create_chat(NewChat { title, workspace }).await?;
+    let chat = state
+        .store
+        .create_chat(NewChat { title, workspace })
+        .await?;
     tracing::info!(chat = %chat.id, "chat created");
     Ok((StatusCode::CREATED, axum::Json(chat)))
 }
@@ -52,9 +58,17 @@ pub async fn create(
 /// compare like with like.
 async fn workspace_dir(raw: &str) -> ApiResult<String> {
     if raw.is_empty() || raw.contains('\0') || raw.len() > 4096 {
-        return Err(ApiError::bad("invalid_workspace", "workspace must be a directory path"));
+        return Err(ApiError::bad(
+            "invalid_workspace",
+            "workspace must be a directory path",
+        ));
     }
-    let not_dir = || ApiError::bad("invalid_workspace", format!("workspace '{raw}' is not an existing directory"));
+    let not_dir = || {
+        ApiError::bad(
+            "invalid_workspace",
+            format!("workspace '{raw}' is not an existing directory"),
+        )
+    };
     let path = tokio::fs::canonicalize(raw).await.map_err(|_| not_dir())?;
     let meta = tokio::fs::metadata(&path).await.map_err(|_| not_dir())?;
     if !meta.is_dir() {
@@ -75,11 +89,19 @@ pub async fn list(
         .as_deref()
         .map(|c| c.parse::<ChatId>())
         .transpose()
-        .map_err(|_| ApiError::bad("invalid_cursor", "invalid cursor: not one this server issued"))?;
+        .map_err(|_| {
+            ApiError::bad(
+                "invalid_cursor",
+                "invalid cursor: not one this server issued",
+            )
+        })?;
     let mut items = state.store.list_chats(limit + 1, before).await?;
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
-    let next_cursor = more.then(|| items.last()).flatten().map(|c| c.id.to_string());
+    let next_cursor = more
+        .then(|| items.last())
+        .flatten()
+        .map(|c| c.id.to_string());
     Ok(axum::Json(Page { items, next_cursor }))
 }
 
@@ -100,5 +122,8 @@ pub async fn messages(
         return Err(ApiError::NotFound("chat"));
     }
     let items = state.store.list_messages(id).await?;
-    Ok(axum::Json(Page { items, next_cursor: None }))
+    Ok(axum::Json(Page {
+        items,
+        next_cursor: None,
+    }))
 }

@@ -25,16 +25,13 @@ pub async fn list(
     let mut items = state.store.list_traces(chat, limit + 1, after).await?;
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| items.last())
-        .flatten()
-        .map(|t| {
-            TraceCursor {
-                turn_number: t.turn_number,
-                started_at: t.started_at,
-                id: t.id,
-            }
-            .encode()
-        });
+    let next_cursor = more.then(|| items.last()).flatten().map(|t| {
+        TraceCursor {
+            turn_number: t.turn_number,
+            started_at: t.started_at,
+            id: t.id,
+        }
+        .encode()
+    });
     Ok(axum::Json(Page { items, next_cursor }))
 }

@@ -92,7 +92,10 @@ impl Connection {
         if let Some((code, reason)) = close {
             tracing::debug!(code, %reason, "closing");
             let _ = sink
-                .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
                 .await;
         }
         let _ = sink.close().await;
@@ -102,7 +105,10 @@ impl Connection {
         let text = e.to_string();
         if text.contains("too long") || text.contains("Space limit") {
             let limit = self.state.config.ws_max_message_bytes;
-            (CLOSE_TOO_BIG, format!("message too big: the limit is {limit} bytes"))
+            (
+                CLOSE_TOO_BIG,
+                format!("message too big: the limit is {limit} bytes"),
+            )
         } else {
             tracing::debug!(error = %text, "read failed");
             (1002, "protocol error".into())
@@ -125,7 +131,11 @@ impl Connection {
                 }
             }
             taken += 1;
-            next = if taken < BATCH { rx.try_recv().ok() } else { None };
+            next = if taken < BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
         sink.flush().await
     }
@@ -133,7 +143,13 @@ impl Connection {
     async fn on_text(&mut self, sink: &mut Sink, text: &str) -> SendResult {
         match protocol::parse(text) {
             Err((code, message)) => send(sink, protocol::error_frame(None, code, &message)).await,
-            Ok(ClientMessage::Ping) => send(sink, protocol::local_frame("pong", None, serde_json::json!({}))).await,
+            Ok(ClientMessage::Ping) => {
+                send(
+                    sink,
+                    protocol::local_frame("pong", None, serde_json::json!({})),
+                )
+                .await
+            }
             Ok(ClientMessage::Unsubscribe { topic }) => {
                 if let Ok(t) = topic.parse::<Topic>() {
                     if self.subs.remove(&t).is_some() {
@@ -142,7 +158,9 @@ impl Connection {
                 }
                 Ok(())
             }
-            Ok(ClientMessage::Subscribe { topic, since }) => self.subscribe(sink, &topic, since).await,
+            Ok(ClientMessage::Subscribe { topic, since }) => {
+                self.subscribe(sink, &topic, since).await
+            }
         }
     }
 
@@ -151,23 +169,39 @@ impl Connection {
             Ok(t) => t,
             Err(e) => {
                 let shown: String = raw.chars().take(80).collect();
-                return send(sink, protocol::error_frame(Some(&shown), "invalid_topic", &e.to_string())).await;
+                return send(
+                    sink,
+                    protocol::error_frame(Some(&shown), "invalid_topic", &e.to_string()),
+                )
+                .await;
             }
         };
         let name = topic.to_string();
         if !self.subs.contains_key(&topic) && self.subs.len() >= MAX_TOPICS_PER_CONNECTION {
             let msg = format!("at most {MAX_TOPICS_PER_CONNECTION} topics per connection");
-            return send(sink, protocol::error_frame(Some(&name), "too_many_subscriptions", &msg)).await;
+            return send(
+                sink,
+                protocol::error_frame(Some(&name), "too_many_subscriptions", &msg),
+            )
+            .await;
         }
         match self.state.store.topic_exists(topic).await {
             Ok(true) => {}
             Ok(false) => {
                 let msg = format!("{name} does not exist");
-                return send(sink, protocol::error_frame(Some(&name), "topic_not_found", &msg)).await;
+                return send(
+                    sink,
+                    protocol::error_frame(Some(&name), "topic_not_found", &msg),
+                )
+                .await;
             }
             Err(e) => {
                 tracing::error!(error = %e, topic = %name, "subscribe failed");
-                return send(sink, protocol::error_frame(Some(&name), "internal", "internal error")).await;
+                return send(
+                    sink,
+                    protocol::error_frame(Some(&name), "internal", "internal error"),
+                )
+                .await;
             }
         }
         // Registered before reading the log, so no frame can fall between the two.
@@ -185,7 +219,11 @@ impl Connection {
             Err(CatchupError::Store(e)) => {
                 tracing::error!(error = %e, topic = %name, "catch-up failed");
                 self.drop_sub(topic);
-                send(sink, protocol::error_frame(Some(&name), "internal", "internal error")).await
+                send(
+                    sink,
+                    protocol::error_frame(Some(&name), "internal", "internal error"),
+                )
+                .await
             }
         }
     }
@@ -226,10 +264,18 @@ impl Connection {
                 let Some(state) = self.state.snapshots.snapshot(topic).await? else {
                     let name = topic.to_string();
                     let msg = format!("{name} does not exist");
-                    send(sink, protocol::error_frame(Some(&name), "topic_not_found", &msg)).await?;
+                    send(
+                        sink,
+                        protocol::error_frame(Some(&name), "topic_not_found", &msg),
+                    )
+                    .await?;
                     return Ok(None);
                 };
-                send(sink, protocol::snapshot_frame(&topic.to_string(), seq, reset, state)).await?;
+                send(
+                    sink,
+                    protocol::snapshot_frame(&topic.to_string(), seq, reset, state),
+                )
+                .await?;
                 Ok(Some(seq))
             }
         }

@@ -19,17 +19,27 @@ pub enum ClientMessage {
 
 /// Parses a client text message, or says what is wrong with it.
 pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| ("invalid_json", format!("message is not JSON: {e}")))?;
-    let kind = value.get("type").and_then(Value::as_str).map(str::to_string);
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ("invalid_json", format!("message is not JSON: {e}")))?;
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     match kind.as_deref() {
-        Some("subscribe" | "unsubscribe" | "ping") => serde_json::from_value(value)
-            .map_err(|e| ("invalid_message", e.to_string())),
+        Some("subscribe" | "unsubscribe" | "ping") => {
+            serde_json::from_value(value).map_err(|e| ("invalid_message", e.to_string()))
+        }
         Some(other) => Err((
             "unknown_type",
-            format!("unknown message type '{}': expected subscribe, unsubscribe or ping", trunc(other)),
+            format!(
+                "unknown message type '{}': expected subscribe, unsubscribe or ping",
+                trunc(other)
+            ),
         )),
-        None => Err(("invalid_message", "message needs a string field \"type\"".into())),
+        None => Err((
+            "invalid_message",
+            "message needs a string field \"type\"".into(),
+        )),
     }
 }
 

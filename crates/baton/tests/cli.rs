@@ -1,0 +1,151 @@
+//! The `baton` executable as a user runs it.
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn baton(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.current_dir(dir)
+        .env_remove("BATON_DATABASE__URL")
+        .env_remove("BATON_SERVER__BIND")
+        .env_remove("BATON_AUTH__TOKEN")
+        .env("BATON_LOG", "info");
+    cmd
+}
+
+/// Starts `baton serve` on a free port and waits for its "listening" line.
+fn start(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String) {
+    let mut cmd = baton(dir);
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("baton prints its address");
+    (child, addr)
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "baton did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_creates_its_sqlite_file_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path(), &[]);
+    assert!(dir.path().join("data/baton.db").is_file());
+    let (status, body) = get(&addr, "/api/health");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"database\":\"sqlite\""), "{body}");
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn serve_uses_postgres_when_the_url_says_so() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(baton_testkit::TestDb::new(baton_testkit::Kind::Postgres));
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path(), &[("BATON_DATABASE__URL", &db.url)]);
+    let (status, body) = get(&addr, "/api/health");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"database\":\"postgres\""), "{body}");
+    assert!(!dir.path().join("data/baton.db").exists());
+    assert!(terminate(&mut child).success());
+    drop(db);
+}
+
+#[test]
+fn refuses_a_public_bind_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton(dir.path())
+        .args(["serve", "--bind", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth.token"), "{err}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is created before the config is valid"
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/default.toml"),
+        "[server]\nbind = \"127.0.0.1:0\"\nworkers = 3\n",
+    )
+    .unwrap();
+    let out = baton(dir.path()).arg("serve").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("workers"), "{err}");
+
+    let out = baton(dir.path())
+        .args(["--config", "missing.toml", "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn migrate_reports_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = baton(dir.path())
+            .args(["migrate", "--database-url", "sqlite://x/y.db"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run().contains("applied 1 migration(s) (0001_init); 0 already applied"));
+    assert!(run().contains("applied 0 migration(s); 1 already applied"));
+    assert!(dir.path().join("x/y.db").is_file());
+}

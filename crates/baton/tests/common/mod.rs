@@ -1,0 +1,228 @@
+//! A real Baton server on 127.0.0.1:0 over a fresh database, built exactly as
+//! `baton serve` builds it, plus small HTTP and WebSocket client helpers.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use baton::config::{self, Config, Sources};
+use baton::serve::Server;
+use baton_http::AppState;
+use baton_testkit::{Kind, TestDb};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub base: String,
+    pub ws_url: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    stop: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub db: TestDb,
+}
+
+impl TestServer {
+    pub async fn start(kind: Kind) -> Self {
+        Self::start_with(kind, &[]).await
+    }
+
+    /// `settings` are dotted config keys, as flags would set them.
+    pub async fn start_with(kind: Kind, settings: &[(&str, &str)]) -> Self {
+        let db = TestDb::new(kind).await;
+        let mut flags = vec![
+            ("database.url".to_string(), db.url.clone()),
+            ("server.bind".to_string(), "127.0.0.1:0".to_string()),
+        ];
+        flags.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config: Config = config::load(&Sources {
+            files: vec![],
+            env: vec![],
+            flags,
+        })
+        .expect("config");
+        let server = Server::build(&config).await.expect("server builds");
+        let addr = server.listener.local_addr().unwrap();
+        let state = server.state.clone();
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(server.serve(stop.clone()));
+        Self {
+            base: format!("http://{addr}"),
+            ws_url: format!("ws://{addr}/ws"),
+            state,
+            http: reqwest::Client::new(),
+            stop,
+            handle: Some(handle),
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn create_chat(&self, title: &str) -> Value {
+        let (status, chat) = self
+            .post_json("/api/chats", &serde_json::json!({ "title": title }))
+            .await;
+        assert_eq!(status, 201, "{chat}");
+        chat
+    }
+
+    pub async fn ws(&self) -> Ws {
+        Ws::connect(&self.ws_url, None).await.expect("ws connects")
+    }
+
+    /// Stops the server as SIGTERM would and waits until it has returned.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl Ws {
+    pub async fn connect(
+        url: &str,
+        bearer: Option<&str>,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let mut req = url.into_client_request()?;
+        if let Some(t) = bearer {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Self { stream })
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.stream
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        self.stream.send(m).await.unwrap();
+    }
+
+    pub async fn subscribe(&mut self, topic: &str, since: Option<i64>) {
+        self.send(serde_json::json!({ "type": "subscribe", "topic": topic, "since": since }))
+            .await;
+    }
+
+    /// The next text frame as JSON; panics on close or after 10 s.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("a frame within 10 s")
+            {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until a close frame arrives; returns its code and reason.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("close within 10 s")
+            {
+                Some(Ok(Message::Close(Some(f)))) => return (f.code.into(), f.reason.to_string()),
+                Some(Ok(Message::Close(None))) => return (1005, String::new()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("socket error before close: {e}"),
+                None => panic!("stream ended without a close frame"),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for a short while.
+    pub async fn quiet(&mut self) {
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(200), self.stream.next()).await
+        {
+            panic!("unexpected frame {t}");
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for each named `async fn(Kind)`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(baton_testkit::Kind::Sqlite).await }) *
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(baton_testkit::Kind::Postgres).await }) *
+        }
+    };
+}
