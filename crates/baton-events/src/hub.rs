@@ -3,16 +3,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use baton_core::{Frame, NewFrame, Topic};
-use baton_store::{Store, StoreResult, TopicBounds};
-use tokio::sync::mpsc;
+use baton_store::{Store, StoreError, StoreResult, TopicBounds};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// A frame ready for the wire, serialized once however many sockets receive it.
+/// A frame ready for the wire, serialized once however many sockets receive it: `text`
+/// is UTF-8 JSON in a reference-counted buffer that every socket shares.
 #[derive(Debug)]
 pub struct Delivery {
     pub topic: Topic,
     pub seq: i64,
-    pub text: Arc<str>,
+    pub text: Bytes,
 }
 
 impl Delivery {
@@ -20,7 +22,7 @@ impl Delivery {
         Self {
             topic: frame.topic,
             seq: frame.seq,
-            text: frame.to_json().to_string().into(),
+            text: Bytes::from(frame.to_json().to_string()),
         }
     }
 }
@@ -39,12 +41,6 @@ impl Default for HubConfig {
     }
 }
 
-/// Why a connection was cut off by the hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
-    QueueFull,
-}
-
 /// The hub's side of one WebSocket connection: its bounded queue and the token the hub
 /// cancels when that queue overflows.
 #[derive(Clone)]
@@ -61,35 +57,53 @@ impl ConnHandle {
     }
 }
 
-#[derive(Default)]
-struct TopicEntry {
-    /// Held across append and fan-out so subscribers see a topic's frames in seq order.
-    publish: Arc<tokio::sync::Mutex<()>>,
-    subscribers: Vec<ConnHandle>,
+/// One `publish_many` call waiting for the writer.
+struct Pending {
+    topic: Topic,
+    frames: Vec<NewFrame>,
+    reply: oneshot::Sender<StoreResult<Vec<Frame>>>,
 }
 
-pub struct EventHub {
+struct Shared {
     store: Arc<dyn Store>,
-    topics: Mutex<HashMap<Topic, TopicEntry>>,
-    next_conn: AtomicU64,
+    subscribers: Mutex<HashMap<Topic, Vec<ConnHandle>>>,
     config: HubConfig,
 }
 
+/// Publishes frames through a single writer task that commits whatever has queued up
+/// meanwhile in one transaction per topic (group commit), then fans the whole group
+/// out. Under load, each commit and each socket flush then carries many frames
+/// instead of one.
+pub struct EventHub {
+    shared: Arc<Shared>,
+    writer: mpsc::Sender<Pending>,
+    next_conn: AtomicU64,
+}
+
+/// Frames gathered into one group at most.
+const MAX_GROUP: usize = 4_096;
 /// Prune at most once per this many frames of a topic.
 const PRUNE_EVERY: i64 = 1_024;
 
 impl EventHub {
+    /// Must be called inside a tokio runtime: it starts the writer task.
     pub fn new(store: Arc<dyn Store>, config: HubConfig) -> Self {
-        Self {
+        let shared = Arc::new(Shared {
             store,
-            topics: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(1),
+            subscribers: Mutex::new(HashMap::new()),
             config,
+        });
+        let (tx, rx) = mpsc::channel(1_024);
+        tokio::spawn(write_loop(shared.clone(), rx));
+        Self {
+            shared,
+            writer: tx,
+            next_conn: AtomicU64::new(1),
         }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.shared.store
     }
 
     /// A new connection: its handle (for the hub) and its queue (for its writer).
@@ -108,97 +122,57 @@ impl EventHub {
         Ok(frames.pop().expect("one frame in, one out"))
     }
 
-    /// Appends frames to `topic` in one transaction, then delivers them live.
+    /// Appends frames to `topic` atomically with consecutive seqs, then delivers them
+    /// live. Returns once they are stored and handed to every subscriber's queue.
     pub async fn publish_many(
         &self,
         topic: Topic,
         frames: Vec<NewFrame>,
     ) -> StoreResult<Vec<Frame>> {
-        let lock = self.lock_for(topic);
-        let stored = {
-            let _guard = lock.lock().await;
-            let stored = self.store.append_frames(topic, &frames).await?;
-            let deliveries: Vec<Arc<Delivery>> = stored
-                .iter()
-                .map(|f| Arc::new(Delivery::from_frame(f)))
-                .collect();
-            self.fan_out(topic, &deliveries);
-            stored
-        };
-        if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
-            self.maybe_prune(topic, first.seq, last.seq);
+        if frames.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(stored)
-    }
-
-    fn lock_for(&self, topic: Topic) -> Arc<tokio::sync::Mutex<()>> {
-        let mut topics = self.topics.lock().expect("hub lock");
-        topics.entry(topic).or_default().publish.clone()
-    }
-
-    fn fan_out(&self, topic: Topic, deliveries: &[Arc<Delivery>]) {
-        let mut topics = self.topics.lock().expect("hub lock");
-        let Some(entry) = topics.get_mut(&topic) else {
-            return;
-        };
-        entry.subscribers.retain(|sub| {
-            for d in deliveries {
-                match sub.tx.try_send(d.clone()) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        tracing::warn!(conn = sub.id, %topic, "subscriber queue full; cutting it off");
-                        sub.cut.cancel();
-                        return false;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
-                }
-            }
-            !sub.cut.is_cancelled()
-        });
-    }
-
-    fn maybe_prune(&self, topic: Topic, first: i64, last: i64) {
-        let retain = self.config.retain_per_topic;
-        let crossed = first / PRUNE_EVERY != last / PRUNE_EVERY || last % PRUNE_EVERY == 0;
-        if last <= retain || !crossed {
-            return;
-        }
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.prune_frames(topic, last - retain).await {
-                tracing::warn!(%topic, error = %e, "pruning the event log failed");
-            }
-        });
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::database(std::io::Error::other("event hub stopped"));
+        self.writer
+            .send(Pending {
+                topic,
+                frames,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Registers `conn` for live frames of `topic`. Call this before reading what to
     /// replay: a frame published in between then arrives both ways, and the reader
     /// drops the copy whose seq it has already sent, so nothing is missed.
     pub fn subscribe(&self, topic: Topic, conn: &ConnHandle) {
-        let mut topics = self.topics.lock().expect("hub lock");
-        let entry = topics.entry(topic).or_default();
-        if !entry.subscribers.iter().any(|s| s.id == conn.id) {
-            entry.subscribers.push(conn.clone());
+        let mut subs = self.shared.subscribers.lock().expect("hub lock");
+        let list = subs.entry(topic).or_default();
+        if !list.iter().any(|s| s.id == conn.id) {
+            list.push(conn.clone());
         }
     }
 
     pub fn unsubscribe(&self, topic: Topic, conn_id: u64) {
-        let mut topics = self.topics.lock().expect("hub lock");
-        if let Some(entry) = topics.get_mut(&topic) {
-            entry.subscribers.retain(|s| s.id != conn_id);
-            if entry.subscribers.is_empty() && Arc::strong_count(&entry.publish) == 1 {
-                topics.remove(&topic);
+        let mut subs = self.shared.subscribers.lock().expect("hub lock");
+        if let Some(list) = subs.get_mut(&topic) {
+            list.retain(|s| s.id != conn_id);
+            if list.is_empty() {
+                subs.remove(&topic);
             }
         }
     }
 
     pub fn subscriber_count(&self, topic: Topic) -> usize {
-        let topics = self.topics.lock().expect("hub lock");
-        topics.get(&topic).map_or(0, |e| e.subscribers.len())
+        let subs = self.shared.subscribers.lock().expect("hub lock");
+        subs.get(&topic).map_or(0, Vec::len)
     }
 
     pub async fn bounds(&self, topic: Topic) -> StoreResult<TopicBounds> {
-        self.store.topic_bounds(topic).await
+        self.shared.store.topic_bounds(topic).await
     }
 
     pub async fn replay_page(
@@ -207,6 +181,100 @@ impl EventHub {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Frame>> {
-        self.store.frames_since(topic, after, limit).await
+        self.shared.store.frames_since(topic, after, limit).await
     }
+}
+
+async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        let mut count = group[0].frames.len();
+        while count < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(p) => {
+                    count += p.frames.len();
+                    group.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        // Topics in the order they first appear; within a topic, arrival order.
+        let mut topics: Vec<Topic> = Vec::new();
+        for p in &group {
+            if !topics.contains(&p.topic) {
+                topics.push(p.topic);
+            }
+        }
+        for topic in topics {
+            let (mine, rest): (Vec<Pending>, Vec<Pending>) =
+                group.into_iter().partition(|p| p.topic == topic);
+            group = rest;
+            commit_topic(&shared, topic, mine).await;
+        }
+    }
+}
+
+async fn commit_topic(shared: &Shared, topic: Topic, pending: Vec<Pending>) {
+    let frames: Vec<NewFrame> = pending
+        .iter()
+        .flat_map(|p| p.frames.iter().cloned())
+        .collect();
+    match shared.store.append_frames(topic, &frames).await {
+        Ok(stored) => {
+            let deliveries: Vec<Arc<Delivery>> = stored
+                .iter()
+                .map(|f| Arc::new(Delivery::from_frame(f)))
+                .collect();
+            fan_out(shared, topic, &deliveries);
+            if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
+                maybe_prune(shared, topic, first.seq, last.seq);
+            }
+            let mut stored = stored.into_iter();
+            for p in pending {
+                let mine: Vec<Frame> = stored.by_ref().take(p.frames.len()).collect();
+                let _ = p.reply.send(Ok(mine));
+            }
+        }
+        Err(e) => {
+            tracing::error!(%topic, error = %e, "appending to the event log failed");
+            for p in pending {
+                let _ = p.reply.send(Err(e.duplicate()));
+            }
+        }
+    }
+}
+
+fn fan_out(shared: &Shared, topic: Topic, deliveries: &[Arc<Delivery>]) {
+    let mut subs = shared.subscribers.lock().expect("hub lock");
+    let Some(list) = subs.get_mut(&topic) else {
+        return;
+    };
+    list.retain(|sub| {
+        for d in deliveries {
+            match sub.tx.try_send(d.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(conn = sub.id, %topic, "subscriber queue full; cutting it off");
+                    sub.cut.cancel();
+                    return false;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        !sub.cut.is_cancelled()
+    });
+}
+
+fn maybe_prune(shared: &Shared, topic: Topic, first: i64, last: i64) {
+    let retain = shared.config.retain_per_topic;
+    let crossed = first / PRUNE_EVERY != last / PRUNE_EVERY || last % PRUNE_EVERY == 0;
+    if last <= retain || !crossed {
+        return;
+    }
+    let store = shared.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.prune_frames(topic, last - retain).await {
+            tracing::warn!(%topic, error = %e, "pruning the event log failed");
+        }
+    });
 }

@@ -9,5 +9,5 @@ mod hub;
 mod snapshot;
 
 pub use catchup::{plan, Catchup};
-pub use hub::{ConnHandle, Delivery, EventHub, HubConfig, Overflow};
+pub use hub::{ConnHandle, Delivery, EventHub, HubConfig};
 pub use snapshot::{Snapshots, StoreSnapshots};

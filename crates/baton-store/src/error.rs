@@ -20,6 +20,26 @@ impl StoreError {
         StoreError::Database(Box::new(e))
     }
 
+    /// An equivalent error for a second caller (errors are not `Clone`: the source of a
+    /// database error is kept as text).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            StoreError::NotFound(w) => StoreError::NotFound(w),
+            StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::Corrupt { table, reason } => StoreError::Corrupt {
+                table,
+                reason: reason.clone(),
+            },
+            StoreError::Migration { version, reason } => StoreError::Migration {
+                version: version.clone(),
+                reason: reason.clone(),
+            },
+            StoreError::Database(e) => {
+                StoreError::Database(Box::new(std::io::Error::other(e.to_string())))
+            }
+        }
+    }
+
     pub fn corrupt(table: &'static str, reason: impl Into<String>) -> Self {
         StoreError::Corrupt {
             table,

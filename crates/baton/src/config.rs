@@ -43,7 +43,6 @@ pub struct Config {
     pub events: Events,
 }
 
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Server {

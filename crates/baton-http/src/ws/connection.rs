@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use baton_core::Topic;
 use baton_events::{plan, Catchup, ConnHandle, Delivery};
 use futures_util::stream::SplitSink;
@@ -52,13 +52,20 @@ impl Connection {
     async fn serve(mut self, socket: WebSocket, mut rx: mpsc::Receiver<Arc<Delivery>>) {
         let (mut sink, mut stream) = socket.split();
         tracing::debug!("connected");
+        // Created once: a fresh waiter per loop turn would lock the shared shutdown
+        // token for every frame on every connection.
+        let shutdown = self.state.shutdown.clone();
+        let cut = self.conn.cut_off().clone();
+        let shutdown = shutdown.cancelled();
+        let cut = cut.cancelled();
+        tokio::pin!(shutdown, cut);
         let close: Option<(u16, String)> = loop {
             tokio::select! {
                 biased;
-                _ = self.state.shutdown.cancelled() => {
+                _ = &mut shutdown => {
                     break Some((CLOSE_GOING_AWAY, "server shutting down".into()));
                 }
-                _ = self.conn.cut_off().cancelled() => {
+                _ = &mut cut => {
                     break Some((CLOSE_TRY_AGAIN,
                         "slow consumer: send queue overflowed; reconnect and subscribe with since".into()));
                 }
@@ -127,7 +134,7 @@ impl Connection {
             if let Some(last) = self.subs.get_mut(&d.topic) {
                 if d.seq > *last {
                     *last = d.seq;
-                    sink.feed(Message::Text(d.text.as_ref().into())).await?;
+                    sink.feed(text_message(&d.text)).await?;
                 }
             }
             taken += 1;
@@ -250,8 +257,8 @@ impl Connection {
                     let page = hub.replay_page(topic, last, REPLAY_PAGE).await?;
                     for frame in &page {
                         last = frame.seq;
-                        let text = Delivery::from_frame(frame).text;
-                        sink.feed(Message::Text(text.as_ref().into())).await?;
+                        sink.feed(text_message(&Delivery::from_frame(frame).text))
+                            .await?;
                     }
                     sink.flush().await?;
                     if page.len() < REPLAY_PAGE as usize {
@@ -296,6 +303,14 @@ impl From<axum::Error> for CatchupError {
 impl From<baton_store::StoreError> for CatchupError {
     fn from(e: baton_store::StoreError) -> Self {
         CatchupError::Store(e)
+    }
+}
+
+/// Shares the delivery's buffer; the UTF-8 check cannot fail for JSON we serialized.
+fn text_message(text: &bytes::Bytes) -> Message {
+    match Utf8Bytes::try_from(text.clone()) {
+        Ok(t) => Message::Text(t),
+        Err(_) => Message::Text(String::from_utf8_lossy(text).into_owned().into()),
     }
 }
 

@@ -1,0 +1,58 @@
+//! `cargo run --release -p baton-bench -- [traces|fanout|replay|all]`
+//!
+//! Every figure is printed beside a baseline measured in the same run on the same
+//! machine, and as a ratio to it, because absolute numbers mean little across machines.
+#![forbid(unsafe_code)]
+
+mod fanout;
+mod replay;
+mod server;
+mod traces;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(value_enum, default_value = "all")]
+    which: Which,
+    /// Trace rows written per backend.
+    #[arg(long, default_value_t = 100_000)]
+    rows: usize,
+    /// WebSocket subscribers for the fan-out.
+    #[arg(long, default_value_t = 1_000)]
+    subscribers: usize,
+    /// Frames published in the fan-out.
+    #[arg(long, default_value_t = 1_000)]
+    frames: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Which {
+    Traces,
+    Fanout,
+    Replay,
+    All,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        if matches!(args.which, Which::Traces | Which::All) {
+            traces::run(args.rows).await?;
+        }
+        if matches!(args.which, Which::Fanout | Which::All) {
+            fanout::run(args.subscribers, args.frames).await?;
+        }
+        if matches!(args.which, Which::Replay | Which::All) {
+            replay::run().await?;
+        }
+        Ok(())
+    })
+}
+
+pub fn rate(n: usize, secs: f64) -> String {
+    format!("{:.0}/s", n as f64 / secs)
+}
