@@ -34,31 +34,36 @@ pub async fn run() -> anyhow::Result<()> {
             server.state.hub.publish_many(topic, frames).await?;
         }
 
-        let t = Instant::now();
-        let mut after = 0;
-        loop {
-            let page = server.state.store.frames_since(topic, after, 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            for f in &page {
-                std::hint::black_box(f.to_json().to_string());
-            }
-        }
-        let base = t.elapsed().as_secs_f64() * 1000.0;
-
-        let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url.clone()).await?;
-        let t = Instant::now();
-        let sub = json!({"type": "subscribe", "topic": topic.to_string(), "since": 0});
-        ws.send(Message::Text(sub.to_string().into())).await?;
-        loop {
-            if let Some(Ok(Message::Text(text))) = ws.next().await {
-                let v: serde_json::Value = serde_json::from_str(&text)?;
-                if v["seq"].as_i64() == Some(MISSED) {
-                    break;
+        // Best of three for each, so neither side pays for a cold cache alone.
+        let mut base = f64::MAX;
+        let mut ours = f64::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let mut after = 0;
+            loop {
+                let page = server.state.store.frames_since(topic, after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for f in &page {
+                    std::hint::black_box(f.to_json().to_string());
                 }
             }
+            base = base.min(t.elapsed().as_secs_f64() * 1000.0);
+
+            let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url.clone()).await?;
+            let t = Instant::now();
+            let sub = json!({"type": "subscribe", "topic": topic.to_string(), "since": 0});
+            ws.send(Message::Text(sub.to_string().into())).await?;
+            let last = format!("\"seq\":{MISSED},");
+            loop {
+                if let Some(Ok(Message::Text(text))) = ws.next().await {
+                    if text.contains(&last) {
+                        break;
+                    }
+                }
+            }
+            ours = ours.min(t.elapsed().as_secs_f64() * 1000.0);
         }
-        let ours = t.elapsed().as_secs_f64() * 1000.0;
         println!(
             "| {kind:?} | {ours:.1} ms | {base:.1} ms | {:.2} |",
             ours / base

@@ -597,3 +597,26 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod shipped_file {
+    use super::*;
+
+    /// The shipped `config/default.toml` documents the built-in defaults; it must parse
+    /// and agree with them (its provider and model are the only additions).
+    #[test]
+    fn config_default_toml_matches_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let loaded = load(&Sources {
+            files: vec![path],
+            env: vec![],
+            flags: vec![],
+        })
+        .unwrap();
+        let mut expected = Config::default();
+        expected.providers = loaded.providers.clone();
+        expected.models = loaded.models.clone();
+        assert_eq!(loaded, expected);
+        assert_eq!(loaded.models["deepseek-chat"].provider, "deepseek");
+    }
+}
