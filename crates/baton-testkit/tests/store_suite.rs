@@ -35,6 +35,7 @@ on_both!(
     concurrent_appenders_never_share_a_seq,
     pruning_moves_first_kept_but_never_seq,
     topics_exist_only_for_real_things,
+    an_edited_applied_migration_is_refused,
 );
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
@@ -398,4 +399,30 @@ async fn topics_exist_only_for_real_things(kind: Kind) {
     assert!(!s.topic_exists(Topic::Chat(ChatId::new())).await.unwrap());
     assert!(!s.topic_exists(Topic::Run(RunId::new())).await.unwrap());
     assert!(s.topic_exists(Topic::Tasks).await.unwrap());
+}
+
+async fn an_edited_applied_migration_is_refused(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let tamper = "UPDATE schema_migrations SET checksum = 'edited' WHERE version = '0001_init'";
+    let err = match kind {
+        Kind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(tamper).execute(&pool).await.unwrap();
+            pool.close().await;
+            baton_store_sqlite::SqliteStore::connect(&db.url)
+                .await
+                .err()
+        }
+        Kind::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(tamper).execute(&pool).await.unwrap();
+            pool.close().await;
+            baton_store_postgres::PgStore::connect(&db.url).await.err()
+        }
+    };
+    let err = err.expect("refused").to_string();
+    assert!(
+        err.contains("0001_init") && err.contains("never edit"),
+        "{err}"
+    );
 }
