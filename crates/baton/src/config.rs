@@ -613,9 +613,11 @@ mod shipped_file {
             flags: vec![],
         })
         .unwrap();
-        let mut expected = Config::default();
-        expected.providers = loaded.providers.clone();
-        expected.models = loaded.models.clone();
+        let expected = Config {
+            providers: loaded.providers.clone(),
+            models: loaded.models.clone(),
+            ..Config::default()
+        };
         assert_eq!(loaded, expected);
         assert_eq!(loaded.models["deepseek-chat"].provider, "deepseek");
     }
