@@ -3,32 +3,69 @@ use std::str::FromStr;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use baton_core::IdError;
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON body. An empty body without a content type reads as `{}` so that
 /// `POST /api/chats` with nothing works as a user would expect.
 pub struct Json<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+/// Bytes read (and discarded) past the limit before answering 413. Answering before the
+/// client has finished sending makes the connection close with unread data, which the
+/// client sees as a reset instead of the 413.
+const DRAIN_BEYOND_LIMIT: usize = 16 * 1024 * 1024;
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::TooLarge(format!(
+        "request body is larger than the {limit} bytes the server accepts"
+    ))
+}
+
+/// The body, at most `limit` bytes.
+async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_BEYOND_LIMIT)) {
+        return Err(too_large(limit));
+    }
+    let mut stream = req.into_body().into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad("bad_body", format!("could not read the request body: {e}"))
+        })?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            buf.extend_from_slice(&chunk);
+        } else if total > limit.saturating_add(DRAIN_BEYOND_LIMIT) {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(too_large(limit));
+    }
+    Ok(Bytes::from(buf))
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap_or("").to_ascii_lowercase());
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge("request body is larger than the server accepts".into())
-            } else {
-                ApiError::bad("bad_body", rej.body_text())
-            }
-        })?;
+        let bytes = read_limited(req, state.config.max_body_bytes).await?;
         let body: &[u8] = match &content_type {
             None if bytes.is_empty() => b"{}",
             None => {
