@@ -1,0 +1,165 @@
+//! A model server on loopback that speaks the OpenAI chat-completions protocol (at
+//! `/openai/v1` and, with DeepSeek's usage fields, `/deepseek/v1`) and the Anthropic
+//! Messages protocol (at `/anthropic/v1`), always streaming. Replies are scripted: a
+//! queue consumed in order, then rules matched on the latest message, then a default.
+//! Faults can be injected per reply. Prompt caching is simulated honestly: the cached
+//! part of a prompt is its longest common prefix with any earlier prompt, in whole
+//! 64-token blocks, as DeepSeek does.
+#![forbid(unsafe_code)]
+
+mod cache;
+mod protocol;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::post;
+use serde_json::Value;
+
+pub use cache::PrefixCache;
+
+/// What one request gets.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub text: String,
+    /// `(name, arguments)` of tool calls to make.
+    pub tool_calls: Vec<(String, Value)>,
+    pub fault: Option<Fault>,
+    /// Pause before each streamed chunk.
+    pub chunk_delay: Duration,
+    pub reasoning_tokens: u64,
+}
+
+impl Reply {
+    pub fn text(t: impl Into<String>) -> Self {
+        Self {
+            text: t.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn tool(name: &str, arguments: Value) -> Self {
+        Self {
+            tool_calls: vec![(name.to_string(), arguments)],
+            ..Default::default()
+        }
+    }
+
+    pub fn fault(f: Fault) -> Self {
+        Self {
+            fault: Some(f),
+            ..Default::default()
+        }
+    }
+
+    pub fn slow(mut self, per_chunk: Duration) -> Self {
+        self.chunk_delay = per_chunk;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// An HTTP error status, with `Retry-After` seconds if given.
+    Status { code: u16, retry_after: Option<u32> },
+    /// Streams this many chunks, then sends nothing more while keeping the connection open.
+    StallAfter(usize),
+    /// Streams this many chunks, then ends the body without the end marker.
+    TruncateAfter(usize),
+}
+
+/// A reply chosen by what the latest message (user text or tool result) contains.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub contains: String,
+    pub reply: Reply,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `openai`, `deepseek` or `anthropic`.
+    pub flavor: &'static str,
+    pub body: Value,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    queue: VecDeque<Reply>,
+    rules: Vec<Rule>,
+    default: Option<Reply>,
+    pub(crate) requests: Vec<Recorded>,
+    pub(crate) cache: PrefixCache,
+}
+
+#[derive(Clone)]
+pub struct MockModel {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl MockModel {
+    /// Starts on 127.0.0.1 with a free port.
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let app = axum::Router::new()
+            .route("/openai/v1/chat/completions", post(protocol::openai))
+            .route("/deepseek/v1/chat/completions", post(protocol::deepseek))
+            .route("/anthropic/v1/messages", post(protocol::anthropic))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind mock model");
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, state }
+    }
+
+    /// Base URL for a provider of that flavor (`openai`, `deepseek`, `anthropic`).
+    pub fn base_url(&self, flavor: &str) -> String {
+        format!("http://{}/{flavor}/v1", self.addr)
+    }
+
+    pub fn push(&self, reply: Reply) -> &Self {
+        self.state.lock().unwrap().queue.push_back(reply);
+        self
+    }
+
+    pub fn rule(&self, contains: &str, reply: Reply) -> &Self {
+        self.state.lock().unwrap().rules.push(Rule {
+            contains: contains.into(),
+            reply,
+        });
+        self
+    }
+
+    /// The reply when the queue is empty and no rule matches (plain "ok" otherwise).
+    pub fn set_default(&self, reply: Reply) -> &Self {
+        self.state.lock().unwrap().default = Some(reply);
+        self
+    }
+
+    /// How many requests arrived, faulted ones included.
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().requests.len()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub(crate) fn next_reply(state: &mut State, latest: &str) -> Reply {
+        if let Some(r) = state.queue.pop_front() {
+            return r;
+        }
+        if let Some(rule) = state.rules.iter().find(|r| latest.contains(&r.contains)) {
+            return rule.reply.clone();
+        }
+        state.default.clone().unwrap_or_else(|| Reply::text("ok"))
+    }
+}
