@@ -6,14 +6,15 @@
 mod chats;
 mod events;
 mod migrate;
+mod sessions;
 mod traces;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use baton_core::{
-    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Topic, Trace, TraceCursor,
-    TraceFinish, TraceId,
+    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Session, SessionId, SessionStatus,
+    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
 use baton_store::{Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -156,6 +157,38 @@ impl Store for PgStore {
         after: Option<TraceCursor>,
     ) -> StoreResult<Vec<Trace>> {
         traces::list(&self.pool, chat, limit, after).await
+    }
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        sessions::create(&self.pool, session).await
+    }
+
+    async fn save_session(&self, session: &Session, messages: &[Message]) -> StoreResult<()> {
+        sessions::save(&self.pool, session, messages).await
+    }
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        sessions::get(&self.pool, id).await
+    }
+
+    async fn list_sessions(&self, chat: ChatId) -> StoreResult<Vec<Session>> {
+        sessions::list(&self.pool, chat).await
+    }
+
+    async fn sessions_with_status(&self, status: SessionStatus) -> StoreResult<Vec<Session>> {
+        sessions::with_status(&self.pool, status).await
+    }
+
+    async fn close_running_traces(
+        &self,
+        session: SessionId,
+        reason: &str,
+    ) -> StoreResult<Vec<Trace>> {
+        sessions::close_running(&self.pool, session, reason).await
+    }
+
+    async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>> {
+        sessions::turn_summaries(&self.pool, session).await
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {

@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::db;
 
-const COLUMNS: &str = "id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name, \
+pub(crate) const COLUMNS: &str =
+    "id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name, \
     input, output, started_at, finished_at, latency_ms, tokens_used, input_tokens, output_tokens, \
     cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta";
 
@@ -58,7 +59,7 @@ fn json_text(v: &Value) -> String {
     serde_json::to_string(&pg_json(v)).expect("JSON values serialize")
 }
 
-fn trace_from(row: &PgRow) -> StoreResult<Trace> {
+pub(crate) fn trace_from(row: &PgRow) -> StoreResult<Trace> {
     let kind: String = row.try_get("kind").map_err(db)?;
     let outcome: String = row.try_get("outcome").map_err(db)?;
     let Json(input): Json<Value> = row.try_get("input").map_err(db)?;

@@ -7,6 +7,7 @@ mod chats;
 mod events;
 mod migrate;
 mod rows;
+mod sessions;
 mod traces;
 
 use std::path::{Path, PathBuf};
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use baton_core::{
-    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Topic, Trace, TraceCursor,
-    TraceFinish, TraceId,
+    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Session, SessionId, SessionStatus,
+    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
 use baton_store::{Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -158,6 +159,38 @@ impl Store for SqliteStore {
         after: Option<TraceCursor>,
     ) -> StoreResult<Vec<Trace>> {
         traces::list(&self.reader, chat, limit, after).await
+    }
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        sessions::create(&self.writer, session).await
+    }
+
+    async fn save_session(&self, session: &Session, messages: &[Message]) -> StoreResult<()> {
+        sessions::save(&self.writer, session, messages).await
+    }
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        sessions::get(&self.reader, id).await
+    }
+
+    async fn list_sessions(&self, chat: ChatId) -> StoreResult<Vec<Session>> {
+        sessions::list(&self.reader, chat).await
+    }
+
+    async fn sessions_with_status(&self, status: SessionStatus) -> StoreResult<Vec<Session>> {
+        sessions::with_status(&self.reader, status).await
+    }
+
+    async fn close_running_traces(
+        &self,
+        session: SessionId,
+        reason: &str,
+    ) -> StoreResult<Vec<Trace>> {
+        sessions::close_running(&self.writer, session, reason).await
+    }
+
+    async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>> {
+        sessions::turn_summaries(&self.reader, session).await
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {

@@ -10,14 +10,15 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use crate::db;
 use crate::rows::{id_text, ts, Cols};
 
-const COLUMNS: &str = "id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name, \
+pub(crate) const COLUMNS: &str =
+    "id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name, \
     input, output, started_at, finished_at, latency_ms, tokens_used, input_tokens, output_tokens, \
     cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta";
 
 /// SQLite allows 32,766 bound parameters per statement; 23 columns × 1,000 rows fits.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-fn trace_from(row: &SqliteRow) -> StoreResult<Trace> {
+pub(crate) fn trace_from(row: &SqliteRow) -> StoreResult<Trace> {
     let c = Cols::new(row, "tool_traces");
     Ok(Trace {
         id: TraceId(c.uuid("id")?),

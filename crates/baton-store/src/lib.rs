@@ -8,8 +8,8 @@ mod migrations;
 
 use async_trait::async_trait;
 use baton_core::{
-    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Topic, Trace, TraceCursor,
-    TraceFinish, TraceId,
+    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Session, SessionId, SessionStatus,
+    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
 
 pub use error::StoreError;
@@ -74,6 +74,25 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         after: Option<TraceCursor>,
     ) -> StoreResult<Vec<Trace>>;
+
+    // agent sessions
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    /// Writes the session's snapshot and inserts `messages` in one transaction, so a
+    /// crash leaves either both or neither.
+    async fn save_session(&self, session: &Session, messages: &[Message]) -> StoreResult<()>;
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
+    /// A chat's sessions, oldest first.
+    async fn list_sessions(&self, chat: ChatId) -> StoreResult<Vec<Session>>;
+    async fn sessions_with_status(&self, status: SessionStatus) -> StoreResult<Vec<Session>>;
+    /// Closes the session's traces still `running` as `cancelled` with `reason`;
+    /// returns them as closed.
+    async fn close_running_traces(
+        &self,
+        session: SessionId,
+        reason: &str,
+    ) -> StoreResult<Vec<Trace>>;
+    /// Per-turn figures derived from the session's traces, in turn order.
+    async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>>;
 
     // event log
     /// Appends frames to one topic with consecutive `seq` values, atomically; safe

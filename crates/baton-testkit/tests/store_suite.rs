@@ -5,6 +5,7 @@ use baton_core::{
     time, ChatId, NewChat, NewFrame, NewMessage, Role, RunId, Topic, TraceCursor, TraceFinish,
     TraceId, TraceOutcome,
 };
+use baton_core::{Message, MessageId, Session, SessionId, SessionStatus};
 use baton_store::{StoreError, TopicBounds};
 use baton_testkit::{fixtures, Kind, TestDb};
 use serde_json::json;
@@ -36,6 +37,8 @@ on_both!(
     pruning_moves_first_kept_but_never_seq,
     topics_exist_only_for_real_things,
     an_edited_applied_migration_is_refused,
+    sessions_snapshot_with_their_messages_atomically,
+    interrupted_traces_are_closed_and_turns_summarized,
 );
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
@@ -425,4 +428,140 @@ async fn an_edited_applied_migration_is_refused(kind: Kind) {
         err.contains("0001_init") && err.contains("never edit"),
         "{err}"
     );
+}
+
+fn session(chat: ChatId) -> Session {
+    let now = time::now();
+    Session {
+        id: SessionId::new(),
+        chat_id: Some(chat),
+        run_id: None,
+        parent_id: None,
+        provider: "mock".into(),
+        model: "mock-1".into(),
+        status: SessionStatus::Running,
+        turn_number: 0,
+        state: json!({ "history": [] }),
+        error: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn sessions_snapshot_with_their_messages_atomically(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = s
+        .create_chat(NewChat {
+            title: "s".into(),
+            workspace: None,
+        })
+        .await
+        .unwrap();
+    let mut sess = session(chat.id);
+    s.create_session(&sess).await.unwrap();
+    sess.turn_number = 2;
+    sess.status = SessionStatus::Idle;
+    sess.state = json!({ "history": [{ "role": "user", "text": "hi\u{0}" }] });
+    let msg = Message {
+        id: MessageId::new(),
+        chat_id: chat.id,
+        role: Role::Assistant,
+        content: "answer".into(),
+        attachments: vec![],
+        turn_number: 2,
+        created_at: time::now(),
+    };
+    s.save_session(&sess, std::slice::from_ref(&msg))
+        .await
+        .unwrap();
+    let back = s.get_session(sess.id).await.unwrap().unwrap();
+    assert_eq!((back.status, back.turn_number), (SessionStatus::Idle, 2));
+    assert_eq!(s.list_messages(chat.id).await.unwrap(), vec![msg.clone()]);
+    // Saving again with the same message fails as a whole: the snapshot is unchanged.
+    sess.turn_number = 3;
+    assert!(s
+        .save_session(&sess, std::slice::from_ref(&msg))
+        .await
+        .is_err());
+    assert_eq!(
+        s.get_session(sess.id).await.unwrap().unwrap().turn_number,
+        2
+    );
+    assert_eq!(s.list_messages(chat.id).await.unwrap().len(), 1);
+    assert_eq!(s.list_sessions(chat.id).await.unwrap().len(), 1);
+    assert!(s
+        .sessions_with_status(SessionStatus::Running)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.sessions_with_status(SessionStatus::Idle)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let ghost = session(chat.id);
+    assert!(matches!(
+        s.save_session(&ghost, &[]).await,
+        Err(StoreError::NotFound("session"))
+    ));
+}
+
+async fn interrupted_traces_are_closed_and_turns_summarized(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = ChatId::new();
+    let sess = SessionId::new();
+    let mut llm = fixtures::running_llm_trace(chat, 1);
+    llm.session_id = Some(sess);
+    llm.input_tokens = Some(1000);
+    llm.cache_tokens = Some(768);
+    llm.output_tokens = Some(50);
+    llm.cost_usd = Some(0.001);
+    llm.outcome = baton_core::TraceOutcome::Ok;
+    llm.finished_at = Some(llm.started_at);
+    let mut tool = fixtures::trace(chat, 1, time::now());
+    tool.session_id = Some(sess);
+    let mut running = fixtures::running_llm_trace(chat, 2);
+    running.session_id = Some(sess);
+    s.insert_traces(&[llm, tool, running.clone()])
+        .await
+        .unwrap();
+    let turns = s.turn_summaries(sess).await.unwrap();
+    assert_eq!(turns.len(), 2);
+    assert_eq!(
+        (
+            turns[0].tool_count,
+            turns[0].input_tokens,
+            turns[0].cache_tokens
+        ),
+        (1, 1000, 768)
+    );
+    assert!((turns[0].cache_hit_rate - 0.768).abs() < 1e-9);
+    assert!(turns[0].finished_at.is_some());
+    assert!(
+        turns[1].finished_at.is_none(),
+        "a running call leaves its turn open"
+    );
+    let closed = s
+        .close_running_traces(sess, "interrupted: the server restarted")
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].id, running.id);
+    assert_eq!(closed[0].outcome, baton_core::TraceOutcome::Cancelled);
+    assert_eq!(
+        closed[0].error.as_deref(),
+        Some("interrupted: the server restarted")
+    );
+    assert!(s
+        .close_running_traces(sess, "again")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.turn_summaries(sess).await.unwrap()[1]
+        .finished_at
+        .is_some());
 }

@@ -1,0 +1,199 @@
+use baton_core::{
+    time, ChatId, Message, RunId, Session, SessionId, SessionStatus, Trace, TurnSummary,
+};
+use baton_store::{StoreError, StoreResult};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::db;
+use crate::traces::{no_nul, pg_json, trace_from, COLUMNS};
+
+fn session_from(row: &PgRow) -> StoreResult<Session> {
+    let status: String = row.try_get("status").map_err(db)?;
+    let Json(state): Json<Value> = row.try_get("state").map_err(db)?;
+    Ok(Session {
+        id: SessionId(row.try_get("id").map_err(db)?),
+        chat_id: row
+            .try_get::<Option<Uuid>, _>("chat_id")
+            .map_err(db)?
+            .map(ChatId),
+        run_id: row
+            .try_get::<Option<Uuid>, _>("run_id")
+            .map_err(db)?
+            .map(RunId),
+        parent_id: row
+            .try_get::<Option<Uuid>, _>("parent_id")
+            .map_err(db)?
+            .map(SessionId),
+        provider: row.try_get("provider").map_err(db)?,
+        model: row.try_get("model").map_err(db)?,
+        status: SessionStatus::parse(&status)
+            .ok_or_else(|| StoreError::corrupt("agent_sessions", "status"))?,
+        turn_number: row.try_get("turn_number").map_err(db)?,
+        state,
+        error: row.try_get("error").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+    })
+}
+
+fn state_text(s: &Session) -> String {
+    serde_json::to_string(&pg_json(&s.state)).expect("JSON serializes")
+}
+
+pub(crate) async fn create(pool: &PgPool, s: &Session) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO agent_sessions (id, chat_id, run_id, parent_id, provider, model, status, turn_number,
+            state, error, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)",
+    )
+    .bind(s.id.0)
+    .bind(s.chat_id.map(|c| c.0))
+    .bind(s.run_id.map(|c| c.0))
+    .bind(s.parent_id.map(|c| c.0))
+    .bind(&s.provider)
+    .bind(&s.model)
+    .bind(s.status.as_str())
+    .bind(s.turn_number)
+    .bind(state_text(s))
+    .bind(s.error.as_deref().map(no_nul))
+    .bind(s.created_at)
+    .bind(s.updated_at)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn save(pool: &PgPool, s: &Session, messages: &[Message]) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let updated = sqlx::query(
+        "UPDATE agent_sessions SET provider = $2, model = $3, status = $4, turn_number = $5, state = $6::jsonb,
+            error = $7, updated_at = $8 WHERE id = $1",
+    )
+    .bind(s.id.0)
+    .bind(&s.provider)
+    .bind(&s.model)
+    .bind(s.status.as_str())
+    .bind(s.turn_number)
+    .bind(state_text(s))
+    .bind(s.error.as_deref().map(no_nul))
+    .bind(s.updated_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound("session"));
+    }
+    for m in messages {
+        sqlx::query(
+            "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(m.id.0)
+        .bind(m.chat_id.0)
+        .bind(m.role.as_str())
+        .bind(no_nul(&m.content))
+        .bind(Json(&m.attachments))
+        .bind(m.turn_number)
+        .bind(m.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+pub(crate) async fn get(pool: &PgPool, id: SessionId) -> StoreResult<Option<Session>> {
+    sqlx::query("SELECT * FROM agent_sessions WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(session_from)
+        .transpose()
+}
+
+pub(crate) async fn list(pool: &PgPool, chat: ChatId) -> StoreResult<Vec<Session>> {
+    let rows =
+        sqlx::query("SELECT * FROM agent_sessions WHERE chat_id = $1 ORDER BY created_at, id")
+            .bind(chat.0)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    rows.iter().map(session_from).collect()
+}
+
+pub(crate) async fn with_status(pool: &PgPool, status: SessionStatus) -> StoreResult<Vec<Session>> {
+    let rows =
+        sqlx::query("SELECT * FROM agent_sessions WHERE status = $1 ORDER BY created_at, id")
+            .bind(status.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    rows.iter().map(session_from).collect()
+}
+
+pub(crate) async fn close_running(
+    pool: &PgPool,
+    session: SessionId,
+    reason: &str,
+) -> StoreResult<Vec<Trace>> {
+    let rows = sqlx::query(&format!(
+        "UPDATE tool_traces SET outcome = 'cancelled', error = $2, finished_at = $3,
+            latency_ms = GREATEST(0, (EXTRACT(EPOCH FROM ($3 - started_at)) * 1000)::bigint)
+         WHERE session_id = $1 AND outcome = 'running'
+         RETURNING {COLUMNS}"
+    ))
+    .bind(session.0)
+    .bind(no_nul(reason))
+    .bind(time::now())
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(trace_from).collect()
+}
+
+pub(crate) async fn turn_summaries(
+    pool: &PgPool,
+    session: SessionId,
+) -> StoreResult<Vec<TurnSummary>> {
+    let rows = sqlx::query(
+        "SELECT turn_number, MIN(started_at) AS started_at,
+                CASE WHEN bool_or(outcome = 'running') THEN NULL ELSE MAX(finished_at) END AS finished_at,
+                COUNT(*) FILTER (WHERE kind = 'tool') AS tool_count,
+                COALESCE(SUM(input_tokens), 0)::bigint AS input_tokens,
+                COALESCE(SUM(output_tokens), 0)::bigint AS output_tokens,
+                COALESCE(SUM(cache_tokens), 0)::bigint AS cache_tokens,
+                COALESCE(SUM(cost_usd), 0)::float8 AS cost_usd
+         FROM tool_traces WHERE session_id = $1 GROUP BY turn_number ORDER BY turn_number",
+    )
+    .bind(session.0)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            let input: i64 = r.try_get("input_tokens").map_err(db)?;
+            let cache: i64 = r.try_get("cache_tokens").map_err(db)?;
+            Ok(TurnSummary {
+                turn_number: r.try_get("turn_number").map_err(db)?,
+                started_at: r.try_get("started_at").map_err(db)?,
+                finished_at: r.try_get("finished_at").map_err(db)?,
+                tool_count: r.try_get("tool_count").map_err(db)?,
+                input_tokens: input,
+                output_tokens: r.try_get("output_tokens").map_err(db)?,
+                cache_tokens: cache,
+                cache_hit_rate: if input > 0 {
+                    cache as f64 / input as f64
+                } else {
+                    0.0
+                },
+                cost_usd: r.try_get("cost_usd").map_err(db)?,
+            })
+        })
+        .collect()
+}

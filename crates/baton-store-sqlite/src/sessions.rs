@@ -1,0 +1,187 @@
+use baton_core::{
+    time, ChatId, Message, RunId, Session, SessionId, SessionStatus, Trace, TurnSummary,
+};
+use baton_store::{StoreError, StoreResult};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+use crate::db;
+use crate::rows::{id_text, ts, Cols};
+use crate::traces::{trace_from, COLUMNS};
+
+fn session_from(row: &SqliteRow) -> StoreResult<Session> {
+    let c = Cols::new(row, "agent_sessions");
+    Ok(Session {
+        id: SessionId(c.uuid("id")?),
+        chat_id: c.opt_uuid("chat_id")?.map(ChatId),
+        run_id: c.opt_uuid("run_id")?.map(RunId),
+        parent_id: c.opt_uuid("parent_id")?.map(SessionId),
+        provider: c.text("provider")?,
+        model: c.text("model")?,
+        status: c.parsed("status", SessionStatus::parse)?,
+        turn_number: c.int("turn_number")?,
+        state: c.json("state")?,
+        error: c.opt_text("error")?,
+        created_at: c.time("created_at")?,
+        updated_at: c.time("updated_at")?,
+    })
+}
+
+pub(crate) async fn create(pool: &SqlitePool, s: &Session) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO agent_sessions (id, chat_id, run_id, parent_id, provider, model, status, turn_number,
+            state, error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .bind(id_text(s.id.0))
+    .bind(s.chat_id.map(|c| id_text(c.0)))
+    .bind(s.run_id.map(|c| id_text(c.0)))
+    .bind(s.parent_id.map(|c| id_text(c.0)))
+    .bind(&s.provider)
+    .bind(&s.model)
+    .bind(s.status.as_str())
+    .bind(s.turn_number)
+    .bind(s.state.to_string())
+    .bind(&s.error)
+    .bind(ts(&s.created_at))
+    .bind(ts(&s.updated_at))
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn save(pool: &SqlitePool, s: &Session, messages: &[Message]) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let updated = sqlx::query(
+        "UPDATE agent_sessions SET provider = ?2, model = ?3, status = ?4, turn_number = ?5, state = ?6,
+            error = ?7, updated_at = ?8 WHERE id = ?1",
+    )
+    .bind(id_text(s.id.0))
+    .bind(&s.provider)
+    .bind(&s.model)
+    .bind(s.status.as_str())
+    .bind(s.turn_number)
+    .bind(s.state.to_string())
+    .bind(&s.error)
+    .bind(ts(&s.updated_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound("session"));
+    }
+    for m in messages {
+        sqlx::query(
+            "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(id_text(m.id.0))
+        .bind(id_text(m.chat_id.0))
+        .bind(m.role.as_str())
+        .bind(&m.content)
+        .bind(serde_json::to_string(&m.attachments).expect("ids serialize"))
+        .bind(m.turn_number)
+        .bind(ts(&m.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+pub(crate) async fn get(pool: &SqlitePool, id: SessionId) -> StoreResult<Option<Session>> {
+    sqlx::query("SELECT * FROM agent_sessions WHERE id = ?1")
+        .bind(id_text(id.0))
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(session_from)
+        .transpose()
+}
+
+pub(crate) async fn list(pool: &SqlitePool, chat: ChatId) -> StoreResult<Vec<Session>> {
+    let rows =
+        sqlx::query("SELECT * FROM agent_sessions WHERE chat_id = ?1 ORDER BY created_at, id")
+            .bind(id_text(chat.0))
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    rows.iter().map(session_from).collect()
+}
+
+pub(crate) async fn with_status(
+    pool: &SqlitePool,
+    status: SessionStatus,
+) -> StoreResult<Vec<Session>> {
+    let rows =
+        sqlx::query("SELECT * FROM agent_sessions WHERE status = ?1 ORDER BY created_at, id")
+            .bind(status.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    rows.iter().map(session_from).collect()
+}
+
+pub(crate) async fn close_running(
+    pool: &SqlitePool,
+    session: SessionId,
+    reason: &str,
+) -> StoreResult<Vec<Trace>> {
+    let now = ts(&time::now());
+    let rows = sqlx::query(&format!(
+        "UPDATE tool_traces SET outcome = 'cancelled', error = ?2, finished_at = ?3,
+            latency_ms = MAX(0, (?3 - started_at) / 1000)
+         WHERE session_id = ?1 AND outcome = 'running'
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id_text(session.0))
+    .bind(reason)
+    .bind(now)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(trace_from).collect()
+}
+
+pub(crate) async fn turn_summaries(
+    pool: &SqlitePool,
+    session: SessionId,
+) -> StoreResult<Vec<TurnSummary>> {
+    let rows = sqlx::query(
+        "SELECT turn_number, MIN(started_at) AS started_at,
+                CASE WHEN SUM(outcome = 'running') > 0 THEN NULL ELSE MAX(finished_at) END AS finished_at,
+                SUM(kind = 'tool') AS tool_count,
+                COALESCE(SUM(input_tokens), 0) AS input_tokens,
+                COALESCE(SUM(output_tokens), 0) AS output_tokens,
+                COALESCE(SUM(cache_tokens), 0) AS cache_tokens,
+                COALESCE(SUM(cost_usd), 0.0) AS cost_usd
+         FROM tool_traces WHERE session_id = ?1 GROUP BY turn_number ORDER BY turn_number",
+    )
+    .bind(id_text(session.0))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            let c = Cols::new(r, "tool_traces");
+            let input: i64 = c.int("input_tokens")?;
+            let cache: i64 = c.int("cache_tokens")?;
+            Ok(TurnSummary {
+                turn_number: c.int("turn_number")?,
+                started_at: c.time("started_at")?,
+                finished_at: c.opt_time("finished_at")?,
+                tool_count: c.int("tool_count")?,
+                input_tokens: input,
+                output_tokens: c.int("output_tokens")?,
+                cache_tokens: cache,
+                cache_hit_rate: if input > 0 {
+                    cache as f64 / input as f64
+                } else {
+                    0.0
+                },
+                cost_usd: r.try_get::<f64, _>("cost_usd").map_err(db)?,
+            })
+        })
+        .collect()
+}
