@@ -2,4 +2,17 @@
 //! call and snapshot themselves at every turn boundary.
 #![forbid(unsafe_code)]
 
+mod error;
+pub mod models;
+mod runner;
+mod runtime;
+mod snapshots;
+pub mod state;
 pub mod tools;
+mod tracing_calls;
+
+pub use error::AgentError;
+pub use models::{ModelEntry, ModelRegistry};
+pub use runner::STRUCTURED_OUTPUT;
+pub use runtime::{session_summary, AgentConfig, AgentRuntime, PostedMessage, SessionView};
+pub use snapshots::AgentSnapshots;

@@ -31,7 +31,7 @@ const INDEX_HTML: &str = include_str!("../assets/index.html");
 
 /// The API routes and their OpenAPI document, from one declaration.
 pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
-    use routes::{chats, health, traces, PageQuery};
+    use routes::{chats, health, sessions, traces, PageQuery};
     Api::new()
         .get(
             "/health",
@@ -97,6 +97,58 @@ pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
                 errors: &[400, 404],
             },
             chats::messages,
+        )
+        .post(
+            "/chats/{id}/messages",
+            Op {
+                summary: "Store a user message and start (or continue) the chat's agent session; answers at once",
+                tag: "chats",
+                body: Some(schema::<sessions::PostMessage>),
+                query: None,
+                ok_status: 202,
+                ok: schema::<baton_agent::PostedMessage>,
+                errors: &[400, 404, 409, 413],
+            },
+            sessions::post_message,
+        )
+        .get(
+            "/chats/{id}/sessions",
+            Op {
+                summary: "A chat's agent sessions with their per-turn timelines",
+                tag: "sessions",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<Page<baton_agent::SessionView>>,
+                errors: &[400, 404],
+            },
+            sessions::chat_sessions,
+        )
+        .get(
+            "/sessions/{id}",
+            Op {
+                summary: "A session snapshot and its per-turn timeline (start, tool count, tokens, cache hit rate, cost)",
+                tag: "sessions",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<baton_agent::SessionView>,
+                errors: &[400, 404],
+            },
+            sessions::get,
+        )
+        .post(
+            "/sessions/{id}/cancel",
+            Op {
+                summary: "Stop a running agent session",
+                tag: "sessions",
+                body: None,
+                query: None,
+                ok_status: 202,
+                ok: schema::<sessions::Cancelling>,
+                errors: &[400, 404, 409],
+            },
+            sessions::cancel,
         )
         .get(
             "/chats/{id}/traces",

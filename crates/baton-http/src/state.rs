@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use baton_agent::AgentRuntime;
 use baton_events::{EventHub, Snapshots};
 use baton_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,7 @@ impl Default for HttpConfig {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub hub: Arc<EventHub>,
+    pub agents: AgentRuntime,
     pub snapshots: Arc<dyn Snapshots>,
     pub config: Arc<HttpConfig>,
     /// Cancelled when the server is shutting down; WebSockets then send a close frame.

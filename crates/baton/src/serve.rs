@@ -1,8 +1,12 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use baton_events::{EventHub, HubConfig, StoreSnapshots};
+use baton_agent::{AgentConfig, AgentRuntime, AgentSnapshots, ModelEntry, ModelRegistry};
+use baton_events::{EventHub, HubConfig};
 use baton_http::{AppState, HttpConfig};
+use baton_llm::{
+    AnthropicProvider, Client, CommandProvider, OpenAiProvider, Pricing, Provider, RetryPolicy,
+};
 use baton_store::Store;
 use baton_store_postgres::PgStore;
 use baton_store_sqlite::SqliteStore;
@@ -10,7 +14,48 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{redact_url, Config};
+use crate::config::{redact_url, Config, ProviderKind};
+
+/// The configured models, each with a client for its provider.
+pub fn build_models(config: &Config) -> Result<ModelRegistry> {
+    let policy = RetryPolicy {
+        stall_timeout: std::time::Duration::from_secs(config.limits.stall_timeout_s),
+        call_timeout: std::time::Duration::from_secs(config.limits.agent_timeout_s),
+        ..RetryPolicy::default()
+    };
+    let mut registry = ModelRegistry::default();
+    for (name, m) in &config.models {
+        let p = &config.providers[&m.provider];
+        let provider: Arc<dyn Provider> = match p.kind {
+            ProviderKind::Openai => Arc::new(OpenAiProvider::new(
+                p.base_url.as_deref().unwrap_or_default(),
+                p.api_key_env.clone(),
+                m.vision,
+            )),
+            ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(
+                p.base_url.as_deref().unwrap_or_default(),
+                p.api_key_env.clone(),
+            )),
+            ProviderKind::Command => Arc::new(
+                CommandProvider::new(p.command.clone().unwrap_or_default())
+                    .map_err(|e| anyhow::anyhow!("providers.{}: {e}", m.provider))?,
+            ),
+        };
+        registry.insert(ModelEntry {
+            name: name.clone(),
+            provider: m.provider.clone(),
+            client: Client::new(provider, policy),
+            pricing: Pricing {
+                input: m.input_usd_per_mtok,
+                cached_input: m.cached_input_usd_per_mtok,
+                cache_write: m.cache_write_usd_per_mtok,
+                output: m.output_usd_per_mtok,
+            },
+            vision: m.vision,
+        });
+    }
+    Ok(registry)
+}
 
 /// Opens the backend the URL's scheme names, applying migrations.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
@@ -72,10 +117,22 @@ impl Server {
             ws_max_message_bytes: config.server.ws_max_message_bytes as usize,
             version: env!("CARGO_PKG_VERSION"),
         };
+        let agents = AgentRuntime::new(
+            store.clone(),
+            hub.clone(),
+            build_models(config)?,
+            AgentConfig {
+                default_model: config.agents.default_model.clone(),
+                default_workspace: config.agents.workspace.clone().into(),
+                agent_timeout: std::time::Duration::from_secs(config.limits.agent_timeout_s),
+                ..AgentConfig::default()
+            },
+        );
         let state = AppState {
-            snapshots: Arc::new(StoreSnapshots(store.clone())),
+            snapshots: Arc::new(AgentSnapshots(store.clone())),
             store,
             hub,
+            agents,
             config: Arc::new(http),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -91,6 +148,17 @@ impl Server {
     /// finish, sends WebSockets a close frame, then returns.
     pub async fn serve(self, stop: CancellationToken) -> Result<()> {
         let state = self.state.clone();
+        let resumed = state
+            .agents
+            .resume_interrupted()
+            .await
+            .context("resuming interrupted sessions")?;
+        if resumed > 0 {
+            tracing::info!(
+                sessions = resumed,
+                "resumed sessions interrupted by the last stop"
+            );
+        }
         let app = baton_http::app(self.state);
         let shutdown = state.shutdown.clone();
         let signal = async move {
@@ -101,6 +169,7 @@ impl Server {
             .with_graceful_shutdown(signal)
             .await
             .context("server failed")?;
+        state.agents.shutdown(baton_http::SHUTDOWN_GRACE).await;
         state.tasks.close();
         if tokio::time::timeout(baton_http::SHUTDOWN_GRACE, state.tasks.wait())
             .await

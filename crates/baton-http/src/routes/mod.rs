@@ -1,5 +1,6 @@
 pub mod chats;
 pub mod health;
+pub mod sessions;
 pub mod traces;
 
 use schemars::JsonSchema;

@@ -226,3 +226,53 @@ macro_rules! on_both {
         }
     };
 }
+
+/// Settings that point the server at a scripted model server as model `mock-1`.
+pub fn mock_settings(mock: &baton_mock_model::MockModel, flavor: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            "providers.mock.kind".into(),
+            if flavor == "anthropic" {
+                "anthropic".into()
+            } else {
+                "openai".into()
+            },
+        ),
+        ("providers.mock.base_url".into(), mock.base_url(flavor)),
+        ("models.mock-1.provider".into(), "mock".into()),
+        ("models.mock-1.input_usd_per_mtok".into(), "1.0".into()),
+        (
+            "models.mock-1.cached_input_usd_per_mtok".into(),
+            "0.1".into(),
+        ),
+        ("models.mock-1.output_usd_per_mtok".into(), "2.0".into()),
+        ("agents.default_model".into(), "mock-1".into()),
+        ("limits.stall_timeout_s".into(), "5".into()),
+    ]
+}
+
+impl TestServer {
+    pub async fn start_owned(kind: Kind, settings: Vec<(String, String)>) -> Self {
+        let refs: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Self::start_with(kind, &refs).await
+    }
+
+    /// Polls `GET path` until `done` holds (10 s at most).
+    pub async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (_, v) = self.get(path).await;
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting on {path}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! The agent loop: answer pending tool calls, ask the model, repeat — snapshotting at
+//! every turn boundary so a restart continues where the last snapshot stands.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_core::{
+    time, Message, MessageId, Role, Session, SessionStatus, Topic, TraceFinish, TraceKind,
+    TraceOutcome,
+};
+use baton_llm::{ChatMessage, ChatRequest, ContentPart, Delta, LlmError, ToolCall, ToolSpec};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{publish, publish_state, Inner};
+use crate::state::SessionState;
+use crate::tools::{self, Workspace};
+use crate::tracing_calls::{new_trace, Tracer};
+
+pub const STRUCTURED_OUTPUT: &str = "StructuredOutput";
+const MAX_SCHEMA_RETRIES: u32 = 5;
+const MAX_OUTPUT_TOKENS: u32 = 8192;
+
+pub(crate) fn topic_of(s: &Session) -> Topic {
+    match (s.chat_id, s.run_id) {
+        (Some(c), _) => Topic::Chat(c),
+        (None, Some(r)) => Topic::Run(r),
+        (None, None) => Topic::Tasks,
+    }
+}
+
+/// How a loop ended.
+enum End {
+    Answered,
+    Cancelled,
+    TimedOut,
+    /// Server shutdown: the session stays `running` and resumes at the next start.
+    Shutdown,
+    Failed(String),
+}
+
+struct Ctx<'a> {
+    inner: &'a Inner,
+    tracer: Tracer,
+    cancel: CancellationToken,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl Ctx<'_> {
+    fn stopped(&self) -> Option<End> {
+        if !self.cancel.is_cancelled() {
+            return None;
+        }
+        Some(if self.timed_out.load(Ordering::SeqCst) {
+            End::TimedOut
+        } else if self.inner.shutdown.is_cancelled() {
+            End::Shutdown
+        } else {
+            End::Cancelled
+        })
+    }
+
+    fn stop_outcome(&self) -> TraceOutcome {
+        if self.timed_out.load(Ordering::SeqCst) {
+            TraceOutcome::Timeout
+        } else {
+            TraceOutcome::Cancelled
+        }
+    }
+
+    async fn snapshot(
+        &self,
+        session: &mut Session,
+        state: &SessionState,
+        messages: &[Message],
+    ) -> bool {
+        session.state = state.to_value();
+        session.updated_at = time::now();
+        match self.inner.store.save_session(session, messages).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "saving the session snapshot failed");
+                false
+            }
+        }
+    }
+}
+
+pub(crate) async fn drive(
+    inner: &Inner,
+    mut session: Session,
+    mut state: SessionState,
+    cancel: CancellationToken,
+) {
+    let topic = topic_of(&session);
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let timer = {
+        let (cancel, flag, limit) = (
+            cancel.clone(),
+            timed_out.clone(),
+            inner.config.agent_timeout,
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            flag.store(true, Ordering::SeqCst);
+            cancel.cancel();
+        })
+    };
+    let ctx = Ctx {
+        inner,
+        tracer: Tracer {
+            store: inner.store.clone(),
+            hub: inner.hub.clone(),
+            topic,
+        },
+        cancel,
+        timed_out,
+    };
+    let end = run_loop(&ctx, &mut session, &mut state).await;
+    timer.abort();
+
+    let mut messages = Vec::new();
+    match &end {
+        End::Shutdown => {
+            tracing::info!("stopping for shutdown; the session resumes at the next start");
+            let _ = inner
+                .store
+                .close_running_traces(session.id, "interrupted: the server shut down")
+                .await;
+            return;
+        }
+        End::Answered => {
+            let text = state.final_answer().unwrap_or_default().to_string();
+            if state.schema.is_none() {
+                state.result = Some(Value::String(text.clone()));
+            }
+            session.status = if session.chat_id.is_some() {
+                SessionStatus::Idle
+            } else {
+                SessionStatus::Completed
+            };
+            if let Some(chat_id) = session.chat_id {
+                messages.push(Message {
+                    id: MessageId::new(),
+                    chat_id,
+                    role: Role::Assistant,
+                    content: text,
+                    attachments: vec![],
+                    turn_number: session.turn_number,
+                    created_at: time::now(),
+                });
+            }
+        }
+        End::Cancelled => {
+            session.status = SessionStatus::Cancelled;
+            session.error = Some("cancelled".into());
+        }
+        End::TimedOut => {
+            session.status = SessionStatus::Failed;
+            session.error = Some(format!(
+                "the agent ran longer than its {:?} limit",
+                inner.config.agent_timeout
+            ));
+        }
+        End::Failed(msg) => {
+            session.status = SessionStatus::Failed;
+            session.error = Some(msg.clone());
+        }
+    }
+    // Whatever the loop left running is closed with the reason it stopped.
+    if !matches!(end, End::Answered) {
+        let reason = session.error.clone().unwrap_or_default();
+        if let Ok(closed) = inner.store.close_running_traces(session.id, &reason).await {
+            for t in &closed {
+                ctx.tracer.frame("finish", t).await;
+            }
+        }
+    }
+    ctx.snapshot(&mut session, &state, &messages).await;
+    for m in &messages {
+        publish(&inner.hub, topic, "message", json!({ "message": m })).await;
+    }
+    if let Some(err) = &session.error {
+        let code = if session.status == SessionStatus::Cancelled {
+            "cancelled"
+        } else {
+            "agent_failed"
+        };
+        publish(
+            &inner.hub,
+            topic,
+            "error",
+            json!({ "code": code, "message": err, "session_id": session.id }),
+        )
+        .await;
+    }
+    publish_state(&inner.hub, topic, &session).await;
+}
+
+async fn run_loop(ctx: &Ctx<'_>, session: &mut Session, state: &mut SessionState) -> End {
+    let ws = match Workspace::new(&state.workspace) {
+        Ok(ws) => ws,
+        Err(e) => return End::Failed(e.to_string()),
+    };
+    loop {
+        if let Some(end) = ctx.stopped() {
+            return end;
+        }
+        let pending = state.pending_calls();
+        if !pending.is_empty() {
+            let parent = None;
+            for call in pending {
+                if let Some(end) = ctx.stopped() {
+                    return end;
+                }
+                run_tool(ctx, session, state, &ws, &call, parent).await;
+                ctx.snapshot(session, state, &[]).await;
+            }
+            if state.result.is_some() {
+                return End::Answered;
+            }
+            continue;
+        }
+        if state.final_answer().is_some() {
+            if state.schema.is_none() {
+                return End::Answered;
+            }
+            // An answer in text when a structured one was asked for: ask again.
+            state.schema_retries += 1;
+            if state.schema_retries > MAX_SCHEMA_RETRIES {
+                return End::Failed(
+                    "the model did not answer through StructuredOutput after 5 retries".into(),
+                );
+            }
+            state.history.push(ChatMessage::user_text(
+                "Answer by calling the StructuredOutput tool with arguments that match its schema.",
+            ));
+        }
+        if state.schema_retries > MAX_SCHEMA_RETRIES {
+            return End::Failed("the answer did not match the schema after 5 retries".into());
+        }
+        if state.tool_calls_used >= state.max_tool_calls {
+            return End::Failed(format!(
+                "stopped after {} tool calls (the limit)",
+                state.max_tool_calls
+            ));
+        }
+        if let Some(budget) = state.budget_tokens {
+            if state.usage.total() >= budget {
+                return End::Failed(format!("stopped: the token budget of {budget} is spent"));
+            }
+        }
+        if let Err(end) = model_turn(ctx, session, state).await {
+            return end;
+        }
+        ctx.snapshot(session, state, &[]).await;
+    }
+}
+
+fn tool_specs(state: &SessionState) -> Vec<ToolSpec> {
+    let mut specs = tools::specs(state.caps);
+    if let Some(schema) = &state.schema {
+        specs.push(ToolSpec {
+            name: STRUCTURED_OUTPUT.into(),
+            description:
+                "Give your final answer by calling this tool; its arguments must match the schema."
+                    .into(),
+            parameters: schema.clone(),
+        });
+    }
+    specs
+}
+
+fn has_images(history: &[ChatMessage]) -> bool {
+    history.iter().any(|m| match m {
+        ChatMessage::User { content } => content
+            .iter()
+            .any(|p| matches!(p, ContentPart::Image { .. })),
+        _ => false,
+    })
+}
+
+/// Rough token counts of the prompt's parts, for the cache-shape view.
+fn segments(req: &ChatRequest) -> Value {
+    let est = |s: usize| s.div_ceil(4);
+    json!({
+        "system": est(req.system.len()),
+        "tools": est(serde_json::to_string(&req.tools).map(|s| s.len()).unwrap_or(0)),
+        "history": est(serde_json::to_string(&req.messages).map(|s| s.len()).unwrap_or(0)),
+    })
+}
+
+/// The messages added since the previous model call: what this call newly sends.
+fn new_messages(history: &[ChatMessage]) -> &[ChatMessage] {
+    let from = history
+        .iter()
+        .rposition(|m| matches!(m, ChatMessage::Assistant { .. }))
+        .map_or(0, |i| i + 1);
+    &history[from..]
+}
+
+async fn model_turn(
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    state: &mut SessionState,
+) -> Result<(), End> {
+    let inner = ctx.inner;
+    let Some(model) = inner.models.get(&session.model) else {
+        let known = inner.models.names();
+        return Err(End::Failed(format!(
+            "model '{}' is not configured (configured: {}); add it under [models] with a provider",
+            session.model,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    if has_images(&state.history) && !(model.vision && model.client.accepts_images()) {
+        return Err(End::Failed(format!(
+            "model '{}' does not accept images",
+            model.name
+        )));
+    }
+    session.turn_number += 1;
+    let turn = session.turn_number;
+    let req = ChatRequest {
+        model: model.name.clone(),
+        system: state.system.clone(),
+        tools: tool_specs(state),
+        messages: state.history.clone(),
+        max_tokens: MAX_OUTPUT_TOKENS,
+    };
+    let mut trace = new_trace(
+        TraceKind::Llm,
+        &model.name,
+        turn,
+        json!({ "model": model.name, "provider": model.provider, "history_len": req.messages.len(),
+                "new_messages": new_messages(&req.messages) }),
+    );
+    trace.session_id = Some(session.id);
+    trace.chat_id = session.chat_id;
+    trace.run_id = session.run_id;
+    trace.meta = json!({ "segments": segments(&req) });
+    let trace = ctx.tracer.start(trace).await;
+
+    let deltas = DeltaForwarder::start(ctx.tracer.clone(), session.id, turn);
+    let sender = deltas.sender();
+    let result = model
+        .client
+        .complete(
+            &req,
+            &mut |d| {
+                let _ = sender.send(d);
+            },
+            &ctx.cancel,
+        )
+        .await;
+    drop(sender);
+    deltas.finish().await;
+
+    match result {
+        Ok(resp) => {
+            let cost = model.pricing.cost(&resp.usage);
+            state.usage.add(&resp.usage);
+            state.cost_usd += cost;
+            let u = resp.usage;
+            ctx.tracer
+                .finish(
+                    trace.id,
+                    TraceFinish {
+                        output: Some(json!({ "text": resp.text, "tool_calls": resp.tool_calls,
+                                             "stop_reason": resp.stop_reason })),
+                        tokens_used: Some(u.total() as i64),
+                        input_tokens: Some(u.input_tokens as i64),
+                        output_tokens: Some(u.output_tokens as i64),
+                        cache_tokens: Some(u.cache_read_tokens as i64),
+                        cache_write_tokens: Some(u.cache_write_tokens as i64),
+                        reasoning_tokens: Some(u.reasoning_tokens as i64),
+                        cost_usd: Some(cost),
+                        outcome: Some(TraceOutcome::Ok),
+                        meta: Some(json!({ "attempts": resp.attempts })),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            state.tool_calls_used += resp
+                .tool_calls
+                .iter()
+                .filter(|c| c.name != STRUCTURED_OUTPUT)
+                .count() as u32;
+            state.history.push(ChatMessage::Assistant {
+                text: resp.text,
+                tool_calls: resp.tool_calls,
+            });
+            Ok(())
+        }
+        Err(e) => {
+            let outcome = match e {
+                LlmError::Cancelled => ctx.stop_outcome(),
+                LlmError::Timeout(_) => TraceOutcome::Timeout,
+                _ => TraceOutcome::Error,
+            };
+            ctx.tracer
+                .finish(
+                    trace.id,
+                    TraceFinish {
+                        error: Some(e.to_string()),
+                        outcome: Some(outcome),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            Err(match e {
+                LlmError::Cancelled => ctx.stopped().unwrap_or(End::Cancelled),
+                other => End::Failed(format!(
+                    "the call to model '{}' failed: {other}",
+                    model.name
+                )),
+            })
+        }
+    }
+}
+
+async fn run_tool(
+    ctx: &Ctx<'_>,
+    session: &Session,
+    state: &mut SessionState,
+    ws: &Workspace,
+    call: &ToolCall,
+    parent: Option<baton_core::TraceId>,
+) {
+    let mut trace = new_trace(
+        TraceKind::Tool,
+        &call.name,
+        session.turn_number,
+        call.arguments.clone(),
+    );
+    trace.session_id = Some(session.id);
+    trace.chat_id = session.chat_id;
+    trace.run_id = session.run_id;
+    trace.parent_id = parent;
+    trace.meta = json!({ "call_id": call.id });
+    let trace = ctx.tracer.start(trace).await;
+    let out = if call.name == STRUCTURED_OUTPUT && state.schema.is_some() {
+        structured(state, &call.arguments)
+    } else {
+        tools::run(
+            ws,
+            state.caps,
+            ctx.inner.config.tool_limits,
+            &call.name,
+            &call.arguments,
+            &ctx.cancel,
+        )
+        .await
+    };
+    let outcome = if ctx.cancel.is_cancelled() {
+        ctx.stop_outcome()
+    } else if out.is_error {
+        TraceOutcome::Error
+    } else {
+        TraceOutcome::Ok
+    };
+    ctx.tracer
+        .finish(
+            trace.id,
+            TraceFinish {
+                output: Some(Value::String(out.content.clone())),
+                error: out.is_error.then(|| first_line(&out.content)),
+                outcome: Some(outcome),
+                ..Default::default()
+            },
+        )
+        .await;
+    state.history.push(ChatMessage::Tool {
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        content: out.content,
+        is_error: out.is_error,
+    });
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+/// Validates a structured answer against the session's schema; accepted answers become
+/// the session's result.
+fn structured(state: &mut SessionState, args: &Value) -> tools::ToolOutput {
+    let schema = state.schema.clone().unwrap_or(Value::Null);
+    let validator = match jsonschema::validator_for(&schema) {
+        Ok(v) => v,
+        Err(e) => return tools::ToolOutput::error(format!("the requested schema is invalid: {e}")),
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(args)
+        .take(10)
+        .map(|e| {
+            let path = e.instance_path.to_string();
+            if path.is_empty() {
+                e.to_string()
+            } else {
+                format!("{path}: {e}")
+            }
+        })
+        .collect();
+    if errors.is_empty() {
+        state.result = Some(args.clone());
+        return tools::ToolOutput::ok("accepted");
+    }
+    state.schema_retries += 1;
+    tools::ToolOutput::error(format!(
+        "the answer does not match the schema; call StructuredOutput again with corrected arguments:\n- {}",
+        errors.join("\n- ")
+    ))
+}
+
+/// Forwards streamed text as `message_delta` frames, coalesced so a fast stream makes a
+/// frame every ~50 ms rather than one per token.
+struct DeltaForwarder {
+    tx: mpsc::UnboundedSender<Delta>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DeltaForwarder {
+    fn start(tracer: Tracer, session: baton_core::SessionId, turn: i64) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Delta>();
+        let task = tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut text = String::new();
+                let mut restart = None;
+                let mut next = Some(first);
+                let window = tokio::time::sleep(Duration::from_millis(50));
+                tokio::pin!(window);
+                loop {
+                    match next.take() {
+                        Some(Delta::Text(t)) => text.push_str(&t),
+                        Some(Delta::Restart { attempt, reason }) => {
+                            text.clear();
+                            restart = Some(json!({ "attempt": attempt, "reason": reason }));
+                        }
+                        None => {}
+                    }
+                    tokio::select! {
+                        _ = &mut window => break,
+                        d = rx.recv() => match d {
+                            Some(d) => next = Some(d),
+                            None => break,
+                        },
+                    }
+                }
+                let mut body = json!({ "session_id": session, "turn_number": turn, "text": text });
+                if let Some(r) = restart {
+                    body["restart"] = r;
+                }
+                publish(&tracer.hub, tracer.topic, "message_delta", body).await;
+            }
+        });
+        Self { tx, task }
+    }
+
+    fn sender(&self) -> mpsc::UnboundedSender<Delta> {
+        self.tx.clone()
+    }
+
+    async fn finish(self) {
+        drop(self.tx);
+        let _ = self.task.await;
+    }
+}

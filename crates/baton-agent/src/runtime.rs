@@ -1,0 +1,400 @@
+//! Starting, continuing, cancelling and resuming sessions.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_core::{
+    time, ChatId, Message, MessageId, NewFrame, Role, Session, SessionId, SessionStatus, Topic,
+    TurnSummary,
+};
+use baton_events::EventHub;
+use baton_llm::ChatMessage;
+use baton_store::Store;
+use serde::Serialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::models::ModelRegistry;
+use crate::runner;
+use crate::state::SessionState;
+use crate::tools::{Capabilities, ToolLimits, Workspace};
+use crate::AgentError;
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub default_model: String,
+    /// Workspace of chats that name none.
+    pub default_workspace: PathBuf,
+    /// Longest one answer (all its turns) may take.
+    pub agent_timeout: Duration,
+    pub max_tool_calls: u32,
+    pub tool_limits: ToolLimits,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            default_model: "deepseek-chat".into(),
+            default_workspace: PathBuf::from("."),
+            agent_timeout: Duration::from_secs(600),
+            max_tool_calls: 50,
+            tool_limits: ToolLimits::default(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<EventHub>,
+    pub models: ModelRegistry,
+    pub config: AgentConfig,
+    running: Mutex<HashMap<SessionId, CancellationToken>>,
+    pub tasks: TaskTracker,
+    /// Cancelled at server shutdown: loops stop without changing their session's status,
+    /// so they resume at the next start.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Clone)]
+pub struct AgentRuntime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct PostedMessage {
+    pub message_id: MessageId,
+    pub session_id: SessionId,
+}
+
+/// A session as the API shows it: the snapshot and its per-turn timeline.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct SessionView {
+    #[serde(flatten)]
+    pub session: Session,
+    pub turns: Vec<TurnSummary>,
+}
+
+const SYSTEM_PROMPT: &str = "You are Baton's agent. You work inside one workspace directory and can use the tools \
+provided to look at it; paths are relative to the workspace root. Read what you need before answering, prefer \
+precise answers that cite file paths and line numbers, and say so when something cannot be determined from the \
+workspace. When you are done, answer in plain text without calling a tool.";
+
+impl AgentRuntime {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Arc<EventHub>,
+        models: ModelRegistry,
+        config: AgentConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                hub,
+                models,
+                config,
+                running: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn models(&self) -> &ModelRegistry {
+        &self.inner.models
+    }
+
+    /// Stores the user's message and starts (or continues) the chat's session in the
+    /// background.
+    pub async fn post_message(
+        &self,
+        chat_id: ChatId,
+        content: String,
+        model: Option<String>,
+    ) -> Result<PostedMessage, AgentError> {
+        let inner = &self.inner;
+        let chat = inner
+            .store
+            .get_chat(chat_id)
+            .await?
+            .ok_or(AgentError::NotFound("chat"))?;
+        if let Some(m) = &model {
+            if !inner.models.contains(m) {
+                let known = inner.models.names();
+                return Err(AgentError::BadInput(format!(
+                    "unknown model '{m}'; configured models: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
+        let existing = inner.store.list_sessions(chat_id).await?.pop();
+        let (mut session, mut state, fresh) = match existing {
+            Some(s) => {
+                if s.status == SessionStatus::Running || self.is_running(s.id) {
+                    return Err(AgentError::Conflict(
+                        "the agent is still answering the previous message; wait for it or cancel it".into(),
+                    ));
+                }
+                let state = SessionState::from_value(&s.state).map_err(AgentError::BadInput)?;
+                (s, state, false)
+            }
+            None => {
+                let root = chat
+                    .workspace
+                    .clone()
+                    .map(PathBuf::from)
+                    .unwrap_or(inner.config.default_workspace.clone());
+                let ws = Workspace::new(&root).map_err(|e| AgentError::BadInput(e.to_string()))?;
+                let state = SessionState {
+                    system: SYSTEM_PROMPT.to_string(),
+                    workspace: ws.root().display().to_string(),
+                    caps: Capabilities::default(),
+                    max_tool_calls: inner.config.max_tool_calls,
+                    ..Default::default()
+                };
+                let now = time::now();
+                let model = model.clone().unwrap_or(inner.config.default_model.clone());
+                let provider = inner
+                    .models
+                    .get(&model)
+                    .map(|m| m.provider.clone())
+                    .unwrap_or_default();
+                let session = Session {
+                    id: SessionId::new(),
+                    chat_id: Some(chat_id),
+                    run_id: None,
+                    parent_id: None,
+                    provider,
+                    model,
+                    status: SessionStatus::Idle,
+                    turn_number: 0,
+                    state: state.to_value(),
+                    error: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                (session, state, true)
+            }
+        };
+        if let Some(m) = model {
+            session.provider = inner
+                .models
+                .get(&m)
+                .map(|e| e.provider.clone())
+                .unwrap_or_default();
+            session.model = m;
+        }
+        let message = Message {
+            id: MessageId::new(),
+            chat_id,
+            role: Role::User,
+            content: content.clone(),
+            attachments: vec![],
+            turn_number: session.turn_number + 1,
+            created_at: time::now(),
+        };
+        state.history.push(ChatMessage::user_text(content));
+        state.tool_calls_used = 0;
+        session.status = SessionStatus::Running;
+        session.error = None;
+        session.state = state.to_value();
+        session.updated_at = time::now();
+        if fresh {
+            let mut created = session.clone();
+            created.status = SessionStatus::Idle;
+            inner.store.create_session(&created).await?;
+        }
+        inner
+            .store
+            .save_session(&session, std::slice::from_ref(&message))
+            .await?;
+        let topic = Topic::Chat(chat_id);
+        publish(&inner.hub, topic, "message", json!({ "message": message })).await;
+        publish_state(&inner.hub, topic, &session).await;
+        let posted = PostedMessage {
+            message_id: message.id,
+            session_id: session.id,
+        };
+        self.spawn(session, state);
+        Ok(posted)
+    }
+
+    fn is_running(&self, id: SessionId) -> bool {
+        self.inner
+            .running
+            .lock()
+            .expect("running lock")
+            .contains_key(&id)
+    }
+
+    fn spawn(&self, session: Session, state: SessionState) {
+        let cancel = self.inner.shutdown.child_token();
+        self.inner
+            .running
+            .lock()
+            .expect("running lock")
+            .insert(session.id, cancel.clone());
+        let inner = self.inner.clone();
+        let id = session.id;
+        let span = tracing::info_span!("session", session = %id);
+        self.inner.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                runner::drive(&inner, session, state, cancel).await;
+                inner.running.lock().expect("running lock").remove(&id);
+            },
+            span,
+        ));
+    }
+
+    /// Stops a running session. 409 if it is not running.
+    pub async fn cancel(&self, id: SessionId) -> Result<(), AgentError> {
+        let token = self
+            .inner
+            .running
+            .lock()
+            .expect("running lock")
+            .get(&id)
+            .cloned();
+        match token {
+            Some(t) => {
+                t.cancel();
+                Ok(())
+            }
+            None => match self.inner.store.get_session(id).await? {
+                None => Err(AgentError::NotFound("session")),
+                Some(s) => Err(AgentError::Conflict(format!(
+                    "the session is {}, not running",
+                    s.status.as_str()
+                ))),
+            },
+        }
+    }
+
+    pub async fn view(&self, id: SessionId) -> Result<SessionView, AgentError> {
+        let session = self
+            .inner
+            .store
+            .get_session(id)
+            .await?
+            .ok_or(AgentError::NotFound("session"))?;
+        let turns = self.inner.store.turn_summaries(id).await?;
+        Ok(SessionView { session, turns })
+    }
+
+    pub async fn chat_sessions(&self, chat: ChatId) -> Result<Vec<SessionView>, AgentError> {
+        self.inner
+            .store
+            .get_chat(chat)
+            .await?
+            .ok_or(AgentError::NotFound("chat"))?;
+        let mut out = Vec::new();
+        for session in self.inner.store.list_sessions(chat).await? {
+            let turns = self.inner.store.turn_summaries(session.id).await?;
+            out.push(SessionView { session, turns });
+        }
+        Ok(out)
+    }
+
+    /// Picks up the sessions that were running when the process stopped: their
+    /// interrupted calls are closed as cancelled, and each continues from its last
+    /// snapshot. Returns how many were resumed.
+    pub async fn resume_interrupted(&self) -> Result<usize, AgentError> {
+        let sessions = self
+            .inner
+            .store
+            .sessions_with_status(SessionStatus::Running)
+            .await?;
+        let n = sessions.len();
+        for session in sessions {
+            let topic = runner::topic_of(&session);
+            let closed = self
+                .inner
+                .store
+                .close_running_traces(
+                    session.id,
+                    "interrupted: the server stopped during this call",
+                )
+                .await?;
+            for t in &closed {
+                publish(
+                    &self.inner.hub,
+                    topic,
+                    "tool_trace",
+                    json!({ "phase": "finish", "trace": t }),
+                )
+                .await;
+            }
+            match SessionState::from_value(&session.state) {
+                Ok(state) => {
+                    tracing::info!(session = %session.id, "resuming an interrupted session");
+                    self.spawn(session, state);
+                }
+                Err(e) => {
+                    let mut s = session;
+                    s.status = SessionStatus::Failed;
+                    s.error = Some(e);
+                    s.updated_at = time::now();
+                    self.inner.store.save_session(&s, &[]).await?;
+                    publish_state(&self.inner.hub, topic, &s).await;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Stops every loop, leaving their sessions `running` for the next start, and waits
+    /// for them.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some agent sessions did not stop in time");
+        }
+    }
+
+    /// Waits until no session of this runtime is running (tests and benchmarks).
+    pub async fn idle(&self) {
+        loop {
+            if self.inner.running.lock().expect("running lock").is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+pub(crate) async fn publish(hub: &EventHub, topic: Topic, kind: &str, body: serde_json::Value) {
+    if let Err(e) = hub.publish(topic, NewFrame::new(kind, body)).await {
+        tracing::warn!(error = %e, kind, "publishing a frame failed");
+    }
+}
+
+/// The session as frames and snapshots show it: everything but the history.
+pub fn session_summary(s: &Session) -> serde_json::Value {
+    let state = SessionState::from_value(&s.state).unwrap_or_default();
+    json!({
+        "id": s.id, "chat_id": s.chat_id, "run_id": s.run_id, "parent_id": s.parent_id,
+        "provider": s.provider, "model": s.model, "status": s.status, "turn_number": s.turn_number,
+        "error": s.error, "created_at": s.created_at, "updated_at": s.updated_at,
+        "usage": state.usage, "cost_usd": state.cost_usd, "tool_calls_used": state.tool_calls_used,
+        "workspace": state.workspace,
+    })
+}
+
+pub(crate) async fn publish_state(hub: &EventHub, topic: Topic, s: &Session) {
+    publish(
+        hub,
+        topic,
+        "session_state",
+        json!({ "session": session_summary(s) }),
+    )
+    .await;
+}

@@ -1,0 +1,30 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use baton_core::Topic;
+use baton_events::{Snapshots, StoreSnapshots};
+use baton_store::{Store, StoreResult};
+use serde_json::{json, Value};
+
+use crate::runtime::session_summary;
+
+/// Topic snapshots that include the chat's current session.
+pub struct AgentSnapshots(pub Arc<dyn Store>);
+
+#[async_trait]
+impl Snapshots for AgentSnapshots {
+    async fn snapshot(&self, topic: Topic) -> StoreResult<Option<Value>> {
+        match topic {
+            Topic::Chat(id) => {
+                let Some(chat) = self.0.get_chat(id).await? else {
+                    return Ok(None);
+                };
+                let session = self.0.list_sessions(id).await?.pop();
+                Ok(Some(
+                    json!({ "chat": chat, "session": session.as_ref().map(session_summary) }),
+                ))
+            }
+            other => StoreSnapshots(self.0.clone()).snapshot(other).await,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! What a session snapshot holds. Pending tool calls are not stored separately: they are
+//! the calls of the last assistant message that no tool message answers yet.
+use baton_llm::{ChatMessage, ToolCall, Usage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::tools::Capabilities;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionState {
+    pub system: String,
+    /// The canonical workspace root.
+    pub workspace: String,
+    #[serde(default)]
+    pub caps: Capabilities,
+    pub history: Vec<ChatMessage>,
+    pub max_tool_calls: u32,
+    #[serde(default)]
+    pub tool_calls_used: u32,
+    /// For structured output: the JSON Schema the answer must match.
+    #[serde(default)]
+    pub schema: Option<Value>,
+    #[serde(default)]
+    pub schema_retries: u32,
+    #[serde(default)]
+    pub budget_tokens: Option<u64>,
+    #[serde(default)]
+    pub usage: Usage,
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// The final answer: text, or the validated object with a schema.
+    #[serde(default)]
+    pub result: Option<Value>,
+}
+
+impl SessionState {
+    pub fn from_value(v: &Value) -> Result<Self, String> {
+        serde_json::from_value(v.clone()).map_err(|e| format!("unreadable session snapshot: {e}"))
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("state serializes")
+    }
+
+    /// Calls of the last assistant message not yet answered, in order.
+    pub fn pending_calls(&self) -> Vec<ToolCall> {
+        let Some(pos) = self
+            .history
+            .iter()
+            .rposition(|m| matches!(m, ChatMessage::Assistant { .. }))
+        else {
+            return Vec::new();
+        };
+        let ChatMessage::Assistant { tool_calls, .. } = &self.history[pos] else {
+            return Vec::new();
+        };
+        let answered: Vec<&str> = self.history[pos + 1..]
+            .iter()
+            .filter_map(|m| match m {
+                ChatMessage::Tool { call_id, .. } => Some(call_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        tool_calls
+            .iter()
+            .filter(|c| !answered.contains(&c.id.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// The final text when the last message is an answer without tool calls.
+    pub fn final_answer(&self) -> Option<&str> {
+        match self.history.last() {
+            Some(ChatMessage::Assistant { text, tool_calls }) if tool_calls.is_empty() => {
+                Some(text)
+            }
+            _ => None,
+        }
+    }
+}

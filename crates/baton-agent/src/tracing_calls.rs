@@ -1,0 +1,101 @@
+//! Writing a call's trace row when it starts and completing it when it ends, each with
+//! a `tool_trace` frame, so calls in progress are visible everywhere.
+use std::sync::Arc;
+
+use baton_core::{time, NewFrame, Topic, Trace, TraceFinish, TraceId, TraceKind, TraceOutcome};
+use baton_events::EventHub;
+use baton_store::Store;
+use serde_json::{json, Value};
+
+/// Input and output are kept whole up to this size; beyond it they are cut and flagged.
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+
+pub(crate) fn capped(v: Value) -> (Value, bool) {
+    let text = v.to_string();
+    if text.len() <= MAX_PAYLOAD {
+        return (v, false);
+    }
+    let mut end = MAX_PAYLOAD;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (json!({ "truncated": &text[..end] }), true)
+}
+
+#[derive(Clone)]
+pub(crate) struct Tracer {
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<EventHub>,
+    pub topic: Topic,
+}
+
+impl Tracer {
+    pub async fn start(&self, mut trace: Trace) -> Trace {
+        let (input, cut) = capped(std::mem::take(&mut trace.input));
+        trace.input = input;
+        if cut {
+            trace.meta["input_truncated"] = json!(true);
+        }
+        if let Err(e) = self.store.insert_trace(&trace).await {
+            tracing::error!(error = %e, trace = %trace.id, "writing a trace failed");
+        }
+        self.frame("start", &trace).await;
+        trace
+    }
+
+    pub async fn finish(&self, id: TraceId, mut finish: TraceFinish) -> Option<Trace> {
+        if let Some(out) = finish.output.take() {
+            let (out, cut) = capped(out);
+            finish.output = Some(out);
+            if cut {
+                let meta = finish.meta.get_or_insert_with(|| json!({}));
+                meta["output_truncated"] = json!(true);
+            }
+        }
+        match self.store.finish_trace(id, &finish).await {
+            Ok(t) => {
+                self.frame("finish", &t).await;
+                Some(t)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, trace = %id, "completing a trace failed");
+                None
+            }
+        }
+    }
+
+    pub async fn frame(&self, phase: &str, trace: &Trace) {
+        let frame = NewFrame::new("tool_trace", json!({ "phase": phase, "trace": trace }));
+        if let Err(e) = self.hub.publish(self.topic, frame).await {
+            tracing::warn!(error = %e, "publishing a trace frame failed");
+        }
+    }
+}
+
+pub(crate) fn new_trace(kind: TraceKind, name: &str, turn: i64, input: Value) -> Trace {
+    Trace {
+        id: TraceId::new(),
+        session_id: None,
+        chat_id: None,
+        run_id: None,
+        parent_id: None,
+        turn_number: turn,
+        kind,
+        tool_name: name.to_string(),
+        input,
+        output: None,
+        started_at: time::now(),
+        finished_at: None,
+        latency_ms: None,
+        tokens_used: None,
+        input_tokens: None,
+        output_tokens: None,
+        cache_tokens: None,
+        cache_write_tokens: None,
+        reasoning_tokens: None,
+        cost_usd: None,
+        error: None,
+        outcome: TraceOutcome::Running,
+        meta: json!({}),
+    }
+}

@@ -1,0 +1,111 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use baton_agent::{AgentError, PostedMessage, SessionView};
+use baton_core::{AttachmentId, ChatId, Page, SessionId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, Json};
+use crate::state::AppState;
+
+const MAX_CONTENT_CHARS: usize = 200_000;
+
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::NotFound(what) => ApiError::NotFound(what),
+            AgentError::Conflict(m) => ApiError::Conflict(m),
+            AgentError::BadInput(m) => ApiError::bad("invalid_request", m),
+            AgentError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    /// The user's message, 1 to 200,000 characters.
+    pub content: String,
+    /// Ids from `POST /api/attachments`.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentId>,
+    /// A configured model; the session's (or the default) model when absent.
+    pub model: Option<String>,
+}
+
+pub async fn post_message(
+    State(state): State<AppState>,
+    Id(chat): Id<ChatId>,
+    Json(req): Json<PostMessage>,
+) -> ApiResult<(StatusCode, axum::Json<PostedMessage>)> {
+    let content = req.content.trim();
+    if content.is_empty() {
+        return Err(ApiError::bad(
+            "invalid_content",
+            "content must not be empty",
+        ));
+    }
+    if content.chars().count() > MAX_CONTENT_CHARS {
+        return Err(ApiError::bad(
+            "invalid_content",
+            format!("content is longer than {MAX_CONTENT_CHARS} characters"),
+        ));
+    }
+    if content.contains('\0') {
+        return Err(ApiError::bad(
+            "invalid_content",
+            "content contains a NUL character",
+        ));
+    }
+    if let Some(id) = req.attachments.first() {
+        return Err(ApiError::bad(
+            "invalid_attachment",
+            format!("attachment {id} not found"),
+        ));
+    }
+    let posted = state
+        .agents
+        .post_message(chat, content.to_string(), req.model)
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(posted)))
+}
+
+pub async fn chat_sessions(
+    State(state): State<AppState>,
+    Id(chat): Id<ChatId>,
+) -> ApiResult<axum::Json<Page<SessionView>>> {
+    let items = state.agents.chat_sessions(chat).await?;
+    Ok(axum::Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Id(id): Id<SessionId>,
+) -> ApiResult<axum::Json<SessionView>> {
+    Ok(axum::Json(state.agents.view(id).await?))
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Cancelling {
+    pub session_id: SessionId,
+    /// Always `cancelling`; a `session_state` frame reports `cancelled` when it stopped.
+    pub status: &'static str,
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Id(id): Id<SessionId>,
+) -> ApiResult<(StatusCode, axum::Json<Cancelling>)> {
+    state.agents.cancel(id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Cancelling {
+            session_id: id,
+            status: "cancelling",
+        }),
+    ))
+}

@@ -1,0 +1,374 @@
+//! Chat messages run real agent sessions against the scripted model server: the real
+//! provider clients, tools, traces, frames and the REST views, on both backends.
+mod common;
+
+use std::time::Duration;
+
+use baton_mock_model::{MockModel, Reply};
+use baton_testkit::Kind;
+use common::{mock_settings, TestServer};
+use serde_json::{json, Value};
+
+on_both!(
+    a_question_that_needs_files_runs_tools_traced_live,
+    the_anthropic_protocol_works_end_to_end,
+    an_unconfigured_model_fails_the_turn_clearly,
+    a_second_message_while_answering_is_409,
+    cancel_stops_a_session_and_closes_its_calls,
+    bad_message_input_is_rejected,
+);
+
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("src/lib.rs"),
+        "pub fn answer() -> u32 { 42 }\n",
+    )
+    .unwrap();
+    dir
+}
+
+async fn chat_on(s: &TestServer, ws: &tempfile::TempDir) -> String {
+    let (status, chat) = s
+        .post_json(
+            "/api/chats",
+            &json!({ "title": "q", "workspace": ws.path().to_str().unwrap() }),
+        )
+        .await;
+    assert_eq!(status, 201, "{chat}");
+    chat["id"].as_str().unwrap().to_string()
+}
+
+async fn session_done(s: &TestServer, session: &str) -> Value {
+    s.wait_for(&format!("/api/sessions/{session}"), |v| {
+        v["status"].as_str().is_some_and(|st| st != "running")
+    })
+    .await
+}
+
+async fn a_question_that_needs_files_runs_tools_traced_live(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.push(Reply::tool("list_dir", json!({ "path": "src" })));
+    mock.push(Reply::tool("read_file", json!({ "path": "src/lib.rs" })));
+    mock.push(Reply::text("answer() returns 42 (src/lib.rs line 1)."));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "deepseek")).await;
+    let dir = workspace();
+    let chat = chat_on(&s, &dir).await;
+    let mut ws = s.ws().await;
+    ws.subscribe(&format!("chat:{chat}"), None).await;
+    assert_eq!(ws.next().await["type"], "snapshot");
+
+    let (status, posted) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "What does answer() return?" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{posted}");
+    let session = posted["session_id"].as_str().unwrap().to_string();
+
+    // Frames until the session settles.
+    let mut frames = Vec::new();
+    loop {
+        let f = ws.next().await;
+        let done = f["type"] == "session_state" && f["session"]["status"] == "idle";
+        frames.push(f);
+        if done {
+            break;
+        }
+    }
+    let seqs: Vec<i64> = frames.iter().map(|f| f["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "seq strictly increases: {seqs:?}"
+    );
+    let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"message"), "{kinds:?}");
+    assert!(kinds.contains(&"message_delta"), "{kinds:?}");
+    let traces: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["type"] == "tool_trace")
+        .collect();
+    assert_eq!(
+        traces.len(),
+        10,
+        "5 calls (3 model, 2 tools), each a start and a finish"
+    );
+    for t in &traces {
+        let id = &t["trace"]["id"];
+        let phase = t["phase"].as_str().unwrap();
+        let start = traces
+            .iter()
+            .position(|x| x["trace"]["id"] == *id && x["phase"] == "start")
+            .unwrap();
+        let finish = traces
+            .iter()
+            .position(|x| x["trace"]["id"] == *id && x["phase"] == "finish")
+            .unwrap();
+        assert!(start < finish, "start before finish for {id}");
+        if phase == "start" {
+            assert_eq!(t["trace"]["outcome"], "running");
+        }
+    }
+    let answer = frames
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "message")
+        .unwrap();
+    assert_eq!(answer["message"]["role"], "assistant");
+    assert_eq!(
+        answer["message"]["content"],
+        "answer() returns 42 (src/lib.rs line 1)."
+    );
+
+    // The same through REST.
+    let (_, msgs) = s.get(&format!("/api/chats/{chat}/messages")).await;
+    let roles: Vec<&str> = msgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant"]);
+    let (_, page) = s.get(&format!("/api/chats/{chat}/traces")).await;
+    let items = page["items"].as_array().unwrap();
+    let names: Vec<&str> = items
+        .iter()
+        .map(|t| t["tool_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["mock-1", "list_dir", "mock-1", "read_file", "mock-1"]
+    );
+    let turns: Vec<i64> = items
+        .iter()
+        .map(|t| t["turn_number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(turns, [1, 1, 2, 2, 3]);
+    assert!(items.iter().all(|t| t["outcome"] == "ok"), "{page}");
+    let read = &items[3];
+    assert!(read["output"]
+        .as_str()
+        .unwrap()
+        .contains("pub fn answer() -> u32 { 42 }"));
+    let llm = &items[4];
+    assert!(llm["input_tokens"].as_i64().unwrap() > 0);
+    assert!(
+        llm["cache_tokens"].as_i64().unwrap() > 0,
+        "the third call re-sends a cached prefix: {llm}"
+    );
+    assert!(llm["cost_usd"].as_f64().unwrap() > 0.0);
+    assert!(llm["meta"]["segments"]["system"].as_i64().unwrap() > 0);
+    assert!(llm["latency_ms"].as_i64().is_some());
+
+    let view = session_done(&s, &session).await;
+    assert_eq!(view["status"], "idle");
+    assert_eq!(view["turn_number"], 3);
+    let timeline = view["turns"].as_array().unwrap();
+    assert_eq!(timeline.len(), 3);
+    assert_eq!(timeline[0]["tool_count"], 1);
+    assert!(timeline[2]["cache_hit_rate"].as_f64().unwrap() > 0.0);
+
+    // The tools got the workspace-relative paths the model asked for.
+    assert_eq!(mock.count(), 3);
+    let (_, sessions) = s.get(&format!("/api/chats/{chat}/sessions")).await;
+    assert_eq!(sessions["items"].as_array().unwrap().len(), 1);
+
+    // A follow-up continues the same session with the whole history.
+    mock.push(Reply::text("Still 42."));
+    let (status, again) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "Sure?" }),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(again["session_id"].as_str().unwrap(), session);
+    session_done(&s, &session).await;
+    let last = mock.requests().pop().unwrap().body;
+    assert!(
+        last.to_string().contains("What does answer() return?"),
+        "history is re-sent"
+    );
+}
+
+async fn the_anthropic_protocol_works_end_to_end(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.push(Reply::tool("read_file", json!({ "path": "src/lib.rs" })));
+    mock.push(Reply::text("It returns 42."));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "anthropic")).await;
+    let dir = workspace();
+    let chat = chat_on(&s, &dir).await;
+    let (_, posted) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "answer()?" }),
+        )
+        .await;
+    let view = session_done(&s, posted["session_id"].as_str().unwrap()).await;
+    assert_eq!(view["status"], "idle", "{view}");
+    let (_, page) = s.get(&format!("/api/chats/{chat}/traces")).await;
+    let llm = &page["items"][2];
+    assert!(llm["cache_tokens"].as_i64().unwrap() > 0, "{llm}");
+    assert!(
+        llm["input_tokens"].as_i64().unwrap()
+            >= llm["cache_tokens"].as_i64().unwrap() + llm["cache_write_tokens"].as_i64().unwrap()
+    );
+}
+
+async fn an_unconfigured_model_fails_the_turn_clearly(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let dir = workspace();
+    let chat = chat_on(&s, &dir).await;
+    let mut ws = s.ws().await;
+    ws.subscribe(&format!("chat:{chat}"), None).await;
+    ws.next().await;
+    let (status, posted) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "hello" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{posted}");
+    let view = session_done(&s, posted["session_id"].as_str().unwrap()).await;
+    assert_eq!(view["status"], "failed");
+    let err = view["error"].as_str().unwrap();
+    assert!(
+        err.contains("deepseek-chat") && err.contains("not configured"),
+        "{err}"
+    );
+    loop {
+        let f = ws.next().await;
+        if f["type"] == "error" {
+            assert_eq!(f["code"], "agent_failed");
+            assert!(f["message"].as_str().unwrap().contains("not configured"));
+            break;
+        }
+    }
+    let (status, err) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "x", "model": "gpt-9" }),
+        )
+        .await;
+    common::assert_error(status, &err, 400, "invalid_request");
+    assert!(err["error"]["message"].as_str().unwrap().contains("gpt-9"));
+}
+
+async fn a_second_message_while_answering_is_409(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.push(Reply::text("slow answer here").slow(Duration::from_millis(300)));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let dir = workspace();
+    let chat = chat_on(&s, &dir).await;
+    let (_, posted) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "one" }),
+        )
+        .await;
+    let (status, err) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "two" }),
+        )
+        .await;
+    common::assert_error(status, &err, 409, "conflict");
+    session_done(&s, posted["session_id"].as_str().unwrap()).await;
+    let (_, msgs) = s.get(&format!("/api/chats/{chat}/messages")).await;
+    assert_eq!(
+        msgs["items"].as_array().unwrap().len(),
+        2,
+        "the refused message was not stored"
+    );
+}
+
+async fn cancel_stops_a_session_and_closes_its_calls(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.push(Reply::text("a b c d e f g h i j").slow(Duration::from_secs(1)));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let dir = workspace();
+    let chat = chat_on(&s, &dir).await;
+    let (_, posted) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "go" }),
+        )
+        .await;
+    let session = posted["session_id"].as_str().unwrap().to_string();
+    s.wait_for(&format!("/api/chats/{chat}/traces"), |v| {
+        v["items"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    // Cancel while the model is streaming its (slow) answer.
+    while mock.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, body) = s
+        .post_json(&format!("/api/sessions/{session}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let view = session_done(&s, &session).await;
+    assert_eq!(view["status"], "cancelled");
+    let (_, page) = s.get(&format!("/api/chats/{chat}/traces")).await;
+    assert_eq!(page["items"][0]["outcome"], "cancelled");
+    let (status, err) = s
+        .post_json(&format!("/api/sessions/{session}/cancel"), &json!({}))
+        .await;
+    common::assert_error(status, &err, 409, "conflict");
+    let (status, err) = s
+        .post_json(
+            &format!("/api/sessions/{}/cancel", baton_core::SessionId::new()),
+            &json!({}),
+        )
+        .await;
+    common::assert_error(status, &err, 404, "not_found");
+    // The chat goes on after a cancel.
+    mock.push(Reply::text("fresh"));
+    let (status, _) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "again" }),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(session_done(&s, &session).await["status"], "idle");
+}
+
+async fn bad_message_input_is_rejected(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let dir = workspace();
+    let chat = chat_on(&s, &dir).await;
+    let path = format!("/api/chats/{chat}/messages");
+    for (body, code) in [
+        (json!({}), "invalid_body"),
+        (json!({ "content": "" }), "invalid_content"),
+        (json!({ "content": "   " }), "invalid_content"),
+        (json!({ "content": 5 }), "invalid_body"),
+        (
+            json!({ "content": "hi", "attachments": ["not-a-uuid"] }),
+            "invalid_body",
+        ),
+        (
+            json!({ "content": "hi", "attachments": [baton_core::AttachmentId::new()] }),
+            "invalid_attachment",
+        ),
+        (json!({ "content": "nul \u{0}" }), "invalid_content"),
+        (json!({ "content": "hi", "extra": 1 }), "invalid_body"),
+    ] {
+        let (status, err) = s.post_json(&path, &body).await;
+        common::assert_error(status, &err, 400, code);
+    }
+    let (status, err) = s
+        .post_json(
+            &format!("/api/chats/{}/messages", baton_core::ChatId::new()),
+            &json!({ "content": "hi" }),
+        )
+        .await;
+    common::assert_error(status, &err, 404, "not_found");
+    let (_, msgs) = s.get(&format!("/api/chats/{chat}/messages")).await;
+    assert!(msgs["items"].as_array().unwrap().is_empty());
+    let (status, err) = s.get("/api/sessions/nope").await;
+    common::assert_error(status, &err, 400, "invalid_id");
+}
