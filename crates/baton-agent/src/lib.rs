@@ -14,5 +14,7 @@ mod tracing_calls;
 pub use error::AgentError;
 pub use models::{ModelEntry, ModelRegistry};
 pub use runner::STRUCTURED_OUTPUT;
-pub use runtime::{session_summary, AgentConfig, AgentRuntime, PostedMessage, SessionView};
+pub use runtime::{
+    session_summary, AgentConfig, AgentOutcome, AgentRuntime, AgentSpec, PostedMessage, SessionView,
+};
 pub use snapshots::AgentSnapshots;

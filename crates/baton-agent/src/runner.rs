@@ -87,20 +87,18 @@ impl Ctx<'_> {
     }
 }
 
+/// Runs a session until it answers, fails or stops; returns its final snapshot.
 pub(crate) async fn drive(
     inner: &Inner,
     mut session: Session,
     mut state: SessionState,
     cancel: CancellationToken,
-) {
+    limit: Duration,
+) -> (Session, SessionState) {
     let topic = topic_of(&session);
     let timed_out = Arc::new(AtomicBool::new(false));
     let timer = {
-        let (cancel, flag, limit) = (
-            cancel.clone(),
-            timed_out.clone(),
-            inner.config.agent_timeout,
-        );
+        let (cancel, flag) = (cancel.clone(), timed_out.clone());
         tokio::spawn(async move {
             tokio::time::sleep(limit).await;
             flag.store(true, Ordering::SeqCst);
@@ -128,7 +126,7 @@ pub(crate) async fn drive(
                 .store
                 .close_running_traces(session.id, "interrupted: the server shut down")
                 .await;
-            return;
+            return (session, state);
         }
         End::Answered => {
             let text = state.final_answer().unwrap_or_default().to_string();
@@ -158,10 +156,7 @@ pub(crate) async fn drive(
         }
         End::TimedOut => {
             session.status = SessionStatus::Failed;
-            session.error = Some(format!(
-                "the agent ran longer than its {:?} limit",
-                inner.config.agent_timeout
-            ));
+            session.error = Some(format!("the agent ran longer than its {limit:?} limit"));
         }
         End::Failed(msg) => {
             session.status = SessionStatus::Failed;
@@ -196,6 +191,7 @@ pub(crate) async fn drive(
         .await;
     }
     publish_state(&inner.hub, topic, &session).await;
+    (session, state)
 }
 
 async fn run_loop(ctx: &Ctx<'_>, session: &mut Session, state: &mut SessionState) -> End {

@@ -62,6 +62,34 @@ pub struct AgentRuntime {
     inner: Arc<Inner>,
 }
 
+/// One agent to run as a child session.
+#[derive(Debug, Clone, Default)]
+pub struct AgentSpec {
+    pub prompt: String,
+    pub model: Option<String>,
+    /// With a schema the answer is the validated object given through StructuredOutput.
+    pub schema: Option<serde_json::Value>,
+    pub caps: Capabilities,
+    pub max_tool_calls: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub budget_tokens: Option<u64>,
+    pub workspace: Option<PathBuf>,
+    pub run_id: Option<baton_core::RunId>,
+    pub parent_id: Option<SessionId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentOutcome {
+    pub session_id: SessionId,
+    /// `completed`, `failed` or `cancelled` (`running` only if the server is stopping).
+    pub status: SessionStatus,
+    /// The answer: text, or the validated object.
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub usage: baton_llm::Usage,
+    pub cost_usd: f64,
+}
+
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PostedMessage {
     pub message_id: MessageId,
@@ -244,7 +272,8 @@ impl AgentRuntime {
         let span = tracing::info_span!("session", session = %id);
         self.inner.tasks.spawn(tracing::Instrument::instrument(
             async move {
-                runner::drive(&inner, session, state, cancel).await;
+                let limit = inner.config.agent_timeout;
+                runner::drive(&inner, session, state, cancel, limit).await;
                 inner.running.lock().expect("running lock").remove(&id);
             },
             span,
@@ -345,6 +374,84 @@ impl AgentRuntime {
             }
         }
         Ok(n)
+    }
+
+    /// Runs one agent to its end as a child session (of a workflow run, or standalone)
+    /// and returns its outcome. Cancelling `cancel` stops it.
+    pub async fn run_agent(
+        &self,
+        spec: AgentSpec,
+        cancel: CancellationToken,
+    ) -> Result<AgentOutcome, AgentError> {
+        let inner = &self.inner;
+        let model = spec.model.unwrap_or(inner.config.default_model.clone());
+        let root = spec
+            .workspace
+            .unwrap_or(inner.config.default_workspace.clone());
+        let ws = Workspace::new(&root).map_err(|e| AgentError::BadInput(e.to_string()))?;
+        if let Some(schema) = &spec.schema {
+            jsonschema::validator_for(schema)
+                .map_err(|e| AgentError::BadInput(format!("invalid schema: {e}")))?;
+        }
+        let mut system = SYSTEM_PROMPT.to_string();
+        if spec.schema.is_some() {
+            system.push_str(" Give your final answer by calling the StructuredOutput tool.");
+        }
+        let state = SessionState {
+            system,
+            workspace: ws.root().display().to_string(),
+            caps: spec.caps,
+            history: vec![ChatMessage::user_text(spec.prompt)],
+            max_tool_calls: spec.max_tool_calls.unwrap_or(inner.config.max_tool_calls),
+            schema: spec.schema,
+            budget_tokens: spec.budget_tokens,
+            ..Default::default()
+        };
+        let now = time::now();
+        let session = Session {
+            id: SessionId::new(),
+            chat_id: None,
+            run_id: spec.run_id,
+            parent_id: spec.parent_id,
+            provider: inner
+                .models
+                .get(&model)
+                .map(|m| m.provider.clone())
+                .unwrap_or_default(),
+            model,
+            status: SessionStatus::Running,
+            turn_number: 0,
+            state: state.to_value(),
+            error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        inner.store.create_session(&session).await?;
+        let id = session.id;
+        let token = inner.shutdown.child_token();
+        let link = cancel.clone();
+        let child = token.clone();
+        let relay = tokio::spawn(async move {
+            link.cancelled().await;
+            child.cancel();
+        });
+        inner
+            .running
+            .lock()
+            .expect("running lock")
+            .insert(id, token.clone());
+        let limit = spec.timeout.unwrap_or(inner.config.agent_timeout);
+        let (session, state) = runner::drive(inner, session, state, token, limit).await;
+        relay.abort();
+        inner.running.lock().expect("running lock").remove(&id);
+        Ok(AgentOutcome {
+            session_id: id,
+            status: session.status,
+            result: state.result,
+            error: session.error,
+            usage: state.usage,
+            cost_usd: state.cost_usd,
+        })
     }
 
     /// Stops every loop, leaving their sessions `running` for the next start, and waits

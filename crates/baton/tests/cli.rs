@@ -1,41 +1,19 @@
 //! The `baton` executable as a user runs it.
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn baton(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-    cmd.current_dir(dir)
-        .env_remove("BATON_DATABASE__URL")
-        .env_remove("BATON_SERVER__BIND")
-        .env_remove("BATON_AUTH__TOKEN")
-        .env("BATON_LOG", "info");
-    cmd
+    common::baton_command(dir)
 }
 
-/// Starts `baton serve` on a free port and waits for its "listening" line.
 fn start(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String) {
-    let mut cmd = baton(dir);
-    cmd.args(["serve", "--bind", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("baton prints its address");
-    (child, addr)
+    let env: Vec<(String, String)> = extra_env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    common::spawn_baton(dir, &env)
 }
 
 fn get(addr: &str, path: &str) -> (u16, String) {

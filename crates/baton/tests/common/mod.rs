@@ -276,3 +276,62 @@ impl TestServer {
         }
     }
 }
+
+/// The `baton` executable, run from `dir` with a clean `BATON_*` environment.
+pub fn baton_command(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.current_dir(dir)
+        .env_remove("BATON_DATABASE__URL")
+        .env_remove("BATON_SERVER__BIND")
+        .env_remove("BATON_AUTH__TOKEN")
+        .env("BATON_LOG", "info");
+    cmd
+}
+
+/// Starts `baton serve` on a free port with `env`; returns once it prints its address.
+pub fn spawn_baton(
+    dir: &std::path::Path,
+    env: &[(String, String)],
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = baton_command(dir);
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("baton prints its address");
+    (child, addr)
+}
+
+/// The mock settings as `BATON_*` environment variables.
+pub fn as_env(settings: &[(String, String)]) -> Vec<(String, String)> {
+    settings
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!(
+                    "BATON_{}",
+                    k.split('.')
+                        .map(str::to_uppercase)
+                        .collect::<Vec<_>>()
+                        .join("__")
+                ),
+                v.clone(),
+            )
+        })
+        .collect()
+}
