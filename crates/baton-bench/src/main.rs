@@ -1,10 +1,12 @@
-//! `cargo run --release -p baton-bench -- [traces|fanout|replay|all]`
+//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|all]`
 //!
 //! Every figure is printed beside a baseline measured in the same run on the same
 //! machine, and as a ratio to it, because absolute numbers mean little across machines.
 #![forbid(unsafe_code)]
 
+mod agent;
 mod fanout;
+mod null_store;
 mod replay;
 mod server;
 mod traces;
@@ -31,6 +33,7 @@ enum Which {
     Traces,
     Fanout,
     Replay,
+    Agent,
     All,
 }
 
@@ -48,6 +51,9 @@ fn main() -> anyhow::Result<()> {
         }
         if matches!(args.which, Which::Replay | Which::All) {
             replay::run().await?;
+        }
+        if matches!(args.which, Which::Agent | Which::All) {
+            agent::run().await?;
         }
         Ok(())
     })

@@ -91,6 +91,8 @@ pub(crate) struct State {
     default: Option<Reply>,
     pub(crate) requests: Vec<Recorded>,
     pub(crate) cache: PrefixCache,
+    pub(crate) no_cache: bool,
+    pub(crate) no_record: bool,
 }
 
 #[derive(Clone)]
@@ -116,6 +118,9 @@ impl MockModel {
             .await
             .expect("bind mock model");
         let addr = listener.local_addr().unwrap();
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, state }
     }
@@ -141,6 +146,15 @@ impl MockModel {
     /// The reply when the queue is empty and no rule matches (plain "ok" otherwise).
     pub fn set_default(&self, reply: Reply) -> &Self {
         self.state.lock().unwrap().default = Some(reply);
+        self
+    }
+
+    /// Benchmarks: skip the prefix-cache simulation and the request log, whose cost
+    /// grows with every request.
+    pub fn lean(&self) -> &Self {
+        let mut s = self.state.lock().unwrap();
+        s.no_cache = true;
+        s.no_record = true;
         self
     }
 

@@ -104,6 +104,8 @@ impl fmt::Debug for Auth {
 pub struct Agents {
     pub default_model: String,
     pub workspace: String,
+    /// Tool calls one answer may make before the agent is stopped.
+    pub max_tool_calls: u64,
 }
 
 impl Default for Agents {
@@ -111,6 +113,7 @@ impl Default for Agents {
         Self {
             default_model: "deepseek-chat".into(),
             workspace: ".".into(),
+            max_tool_calls: 50,
         }
     }
 }
@@ -384,6 +387,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     for (name, v) in [
         ("server.max_body_bytes", c.server.max_body_bytes),
+        ("agents.max_tool_calls", c.agents.max_tool_calls),
         ("server.ws_queue_frames", c.server.ws_queue_frames),
         ("server.ws_max_message_bytes", c.server.ws_max_message_bytes),
         ("events.retain_per_topic", c.events.retain_per_topic),

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use baton_agent::{AgentConfig, AgentRuntime, AgentSnapshots, ModelEntry, ModelRegistry};
 use baton_events::{EventHub, HubConfig};
 use baton_http::{AppState, HttpConfig};
@@ -125,6 +126,7 @@ impl Server {
                 default_model: config.agents.default_model.clone(),
                 default_workspace: config.agents.workspace.clone().into(),
                 agent_timeout: std::time::Duration::from_secs(config.limits.agent_timeout_s),
+                max_tool_calls: config.agents.max_tool_calls.min(u64::from(u32::MAX)) as u32,
                 ..AgentConfig::default()
             },
         );
@@ -165,7 +167,14 @@ impl Server {
             stop.cancelled().await;
             shutdown.cancel();
         };
-        axum::serve(self.listener, app)
+        // Frames and streamed answers are small writes: without TCP_NODELAY, Nagle's
+        // algorithm and delayed ACKs add ~40 ms to each.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .await
             .context("server failed")?;

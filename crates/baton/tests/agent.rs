@@ -16,6 +16,7 @@ on_both!(
     a_second_message_while_answering_is_409,
     cancel_stops_a_session_and_closes_its_calls,
     bad_message_input_is_rejected,
+    a_long_session_pages_through_its_traces,
 );
 
 fn workspace() -> tempfile::TempDir {
@@ -174,6 +175,19 @@ async fn a_question_that_needs_files_runs_tools_traced_live(kind: Kind) {
     assert_eq!(mock.count(), 3);
     let (_, sessions) = s.get(&format!("/api/chats/{chat}/sessions")).await;
     assert_eq!(sessions["items"].as_array().unwrap().len(), 1);
+
+    // A client that connects now sees the session in its snapshot.
+    let mut late = s.ws().await;
+    late.subscribe(&format!("chat:{chat}"), None).await;
+    let snap = late.next().await;
+    assert_eq!(snap["state"]["session"]["status"], "idle", "{snap}");
+    assert_eq!(snap["state"]["session"]["id"].as_str().unwrap(), session);
+    assert!(
+        snap["state"]["session"]["usage"]["input_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 
     // A follow-up continues the same session with the whole history.
     mock.push(Reply::text("Still 42."));
@@ -371,4 +385,51 @@ async fn bad_message_input_is_rejected(kind: Kind) {
     assert!(msgs["items"].as_array().unwrap().is_empty());
     let (status, err) = s.get("/api/sessions/nope").await;
     common::assert_error(status, &err, 400, "invalid_id");
+}
+
+async fn a_long_session_pages_through_its_traces(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.set_default(Reply::tool("list_dir", json!({ "path": "." })));
+    let mut settings = mock_settings(&mock, "openai");
+    settings.push(("agents.max_tool_calls".into(), "60".into()));
+    let s = TestServer::start_owned(kind, settings).await;
+    let dir = workspace();
+    let chat = chat_on(&s, &dir).await;
+    let (_, posted) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "keep looking" }),
+        )
+        .await;
+    let view = session_done(&s, posted["session_id"].as_str().unwrap()).await;
+    assert_eq!(view["status"], "failed");
+    assert!(
+        view["error"].as_str().unwrap().contains("60 tool calls"),
+        "{view}"
+    );
+    assert_eq!(view["turns"].as_array().unwrap().len(), 60);
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    let mut path = format!("/api/chats/{chat}/traces?limit=7");
+    loop {
+        let (_, page) = s.get(&path).await;
+        for t in page["items"].as_array().unwrap() {
+            seen.push((
+                t["turn_number"].as_i64().unwrap(),
+                t["kind"].as_str().unwrap().to_string(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/chats/{chat}/traces?limit=7&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 120);
+    for (i, pair) in seen.chunks(2).enumerate() {
+        let turn = i as i64 + 1;
+        assert_eq!(
+            pair,
+            [(turn, "llm".to_string()), (turn, "tool".to_string())],
+            "turn {turn}"
+        );
+    }
 }

@@ -1,0 +1,145 @@
+//! A store that keeps nothing: the agent loop with persistence turned off. Frames still
+//! get sequence numbers so the hub behaves as usual.
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use baton_core::{
+    time, Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Session, SessionId,
+    SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId, TraceKind, TraceOutcome,
+    TurnSummary,
+};
+use baton_store::{Backend, Store, StoreError, StoreResult, TopicBounds};
+
+#[derive(Default)]
+pub struct NullStore {
+    seqs: Mutex<HashMap<Topic, i64>>,
+}
+
+#[async_trait]
+impl Store for NullStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn create_chat(&self, chat: NewChat) -> StoreResult<Chat> {
+        let now = time::now();
+        Ok(Chat {
+            id: ChatId::new(),
+            title: chat.title,
+            workspace: chat.workspace,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+    async fn get_chat(&self, _: ChatId) -> StoreResult<Option<Chat>> {
+        Ok(None)
+    }
+    async fn list_chats(&self, _: u32, _: Option<ChatId>) -> StoreResult<Vec<Chat>> {
+        Ok(vec![])
+    }
+    async fn insert_message(&self, _: NewMessage) -> StoreResult<Message> {
+        Err(StoreError::NotFound("chat"))
+    }
+    async fn list_messages(&self, _: ChatId) -> StoreResult<Vec<Message>> {
+        Ok(vec![])
+    }
+    async fn insert_trace(&self, _: &Trace) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn insert_traces(&self, _: &[Trace]) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn finish_trace(&self, id: TraceId, f: &TraceFinish) -> StoreResult<Trace> {
+        let now = time::now();
+        Ok(Trace {
+            id,
+            session_id: None,
+            chat_id: None,
+            run_id: None,
+            parent_id: None,
+            turn_number: 0,
+            kind: TraceKind::Tool,
+            tool_name: String::new(),
+            input: serde_json::Value::Null,
+            output: f.output.clone(),
+            started_at: now,
+            finished_at: Some(now),
+            latency_ms: Some(0),
+            tokens_used: f.tokens_used,
+            input_tokens: f.input_tokens,
+            output_tokens: f.output_tokens,
+            cache_tokens: f.cache_tokens,
+            cache_write_tokens: f.cache_write_tokens,
+            reasoning_tokens: f.reasoning_tokens,
+            cost_usd: f.cost_usd,
+            error: f.error.clone(),
+            outcome: f.outcome.unwrap_or(TraceOutcome::Ok),
+            meta: serde_json::json!({}),
+        })
+    }
+    async fn get_trace(&self, _: TraceId) -> StoreResult<Option<Trace>> {
+        Ok(None)
+    }
+    async fn list_traces(
+        &self,
+        _: ChatId,
+        _: u32,
+        _: Option<TraceCursor>,
+    ) -> StoreResult<Vec<Trace>> {
+        Ok(vec![])
+    }
+    async fn create_session(&self, _: &Session) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn save_session(&self, _: &Session, _: &[Message]) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn get_session(&self, _: SessionId) -> StoreResult<Option<Session>> {
+        Ok(None)
+    }
+    async fn list_sessions(&self, _: ChatId) -> StoreResult<Vec<Session>> {
+        Ok(vec![])
+    }
+    async fn sessions_with_status(&self, _: SessionStatus) -> StoreResult<Vec<Session>> {
+        Ok(vec![])
+    }
+    async fn close_running_traces(&self, _: SessionId, _: &str) -> StoreResult<Vec<Trace>> {
+        Ok(vec![])
+    }
+    async fn turn_summaries(&self, _: SessionId) -> StoreResult<Vec<TurnSummary>> {
+        Ok(vec![])
+    }
+    async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {
+        let mut seqs = self.seqs.lock().unwrap();
+        let seq = seqs.entry(topic).or_insert(0);
+        let at = time::now();
+        Ok(frames
+            .iter()
+            .map(|f| {
+                *seq += 1;
+                Frame {
+                    topic,
+                    seq: *seq,
+                    kind: f.kind.clone(),
+                    at,
+                    body: f.body.clone(),
+                }
+            })
+            .collect())
+    }
+    async fn frames_since(&self, _: Topic, _: i64, _: u32) -> StoreResult<Vec<Frame>> {
+        Ok(vec![])
+    }
+    async fn topic_bounds(&self, _: Topic) -> StoreResult<TopicBounds> {
+        Ok(TopicBounds::default())
+    }
+    async fn prune_frames(&self, _: Topic, _: i64) -> StoreResult<u64> {
+        Ok(0)
+    }
+    async fn topic_exists(&self, _: Topic) -> StoreResult<bool> {
+        Ok(true)
+    }
+}
