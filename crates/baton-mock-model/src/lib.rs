@@ -89,6 +89,7 @@ pub(crate) struct State {
     queue: VecDeque<Reply>,
     rules: Vec<Rule>,
     default: Option<Reply>,
+    after_tool: Option<Reply>,
     pub(crate) requests: Vec<Recorded>,
     pub(crate) cache: PrefixCache,
     pub(crate) no_cache: bool,
@@ -143,6 +144,13 @@ impl MockModel {
         self
     }
 
+    /// The reply when the latest message is a tool result (and the queue is empty and
+    /// no rule matches).
+    pub fn after_tool_result(&self, reply: Reply) -> &Self {
+        self.state.lock().unwrap().after_tool = Some(reply);
+        self
+    }
+
     /// The reply when the queue is empty and no rule matches (plain "ok" otherwise).
     pub fn set_default(&self, reply: Reply) -> &Self {
         self.state.lock().unwrap().default = Some(reply);
@@ -167,12 +175,15 @@ impl MockModel {
         self.state.lock().unwrap().requests.clone()
     }
 
-    pub(crate) fn next_reply(state: &mut State, latest: &str) -> Reply {
+    pub(crate) fn next_reply(state: &mut State, latest: &str, after_tool: bool) -> Reply {
         if let Some(r) = state.queue.pop_front() {
             return r;
         }
         if let Some(rule) = state.rules.iter().find(|r| latest.contains(&r.contains)) {
             return rule.reply.clone();
+        }
+        if let (true, Some(r)) = (after_tool, &state.after_tool) {
+            return r.clone();
         }
         state.default.clone().unwrap_or_else(|| Reply::text("ok"))
     }

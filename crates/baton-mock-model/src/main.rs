@@ -1,7 +1,6 @@
-//! `baton-mock-model [ADDR]`: the scripted model server for demos. With no script it
-//! answers every request by asking for `list_dir` of the workspace when tools are
-//! offered and the latest message is the user's, and otherwise with a short answer
-//! that quotes what the tool returned.
+//! `baton-mock-model [ADDR]`: the scripted model server for demos. Every question is
+//! answered like a small agent would: first a `list_dir` of the workspace, then, once
+//! the tool result is back, a short answer.
 use baton_mock_model::{MockModel, Reply};
 use serde_json::json;
 
@@ -11,7 +10,10 @@ async fn main() {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8099".into());
     let mock = MockModel::start_on(addr.parse().expect("ADDR like 127.0.0.1:8099")).await;
-    mock.rule("[", Reply::text("Here is what I found in the workspace."));
+    mock.after_tool_result(
+        Reply::text("I listed the workspace root; the entries are in the list_dir call above.")
+            .slow(std::time::Duration::from_millis(150)),
+    );
     mock.set_default(Reply::tool("list_dir", json!({ "path": "." })));
     println!("mock model on http://{}", mock.addr);
     println!("  openai-compatible: {}", mock.base_url("openai"));

@@ -89,6 +89,16 @@ fn latest_text(body: &Value) -> String {
     text_of(&last["content"])
 }
 
+fn latest_is_tool_result(body: &Value) -> bool {
+    let Some(last) = body["messages"].as_array().and_then(|m| m.last()) else {
+        return false;
+    };
+    last["role"] == "tool"
+        || last["content"]
+            .as_array()
+            .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
+}
+
 async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
     let (reply, hit) = {
         let mut state = shared.lock().unwrap();
@@ -96,7 +106,7 @@ async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
             flavor: flavor.name(),
             body: body.clone(),
         });
-        let reply = MockModel::next_reply(&mut state, &latest_text(&body));
+        let reply = MockModel::next_reply(&mut state, &latest_text(&body), latest_is_tool_result(&body));
         let hit = state.cache.lookup(&prompt_text(flavor, &body));
         (reply, hit)
     };
