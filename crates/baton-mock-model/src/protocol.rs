@@ -102,12 +102,29 @@ fn latest_is_tool_result(body: &Value) -> bool {
 async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
     let (reply, hit) = {
         let mut state = shared.lock().unwrap();
+        let recorded = if state.no_record {
+            Value::Null
+        } else {
+            body.clone()
+        };
         state.requests.push(Recorded {
             flavor: flavor.name(),
-            body: body.clone(),
+            body: recorded,
         });
-        let reply = MockModel::next_reply(&mut state, &latest_text(&body), latest_is_tool_result(&body));
-        let hit = state.cache.lookup(&prompt_text(flavor, &body));
+        let reply = MockModel::next_reply(
+            &mut state,
+            &latest_text(&body),
+            latest_is_tool_result(&body),
+        );
+        let prompt = prompt_text(flavor, &body);
+        let hit = if state.no_cache {
+            CacheHit {
+                prompt_tokens: PrefixCache::tokens(&prompt),
+                cached_tokens: 0,
+            }
+        } else {
+            state.cache.lookup(&prompt)
+        };
         (reply, hit)
     };
     if let Some(Fault::Status { code, retry_after }) = &reply.fault {
