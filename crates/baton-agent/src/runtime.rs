@@ -181,7 +181,7 @@ impl AgentRuntime {
                 let state = SessionState {
                     system: SYSTEM_PROMPT.to_string(),
                     workspace: ws.root().display().to_string(),
-                    caps: Capabilities::default(),
+                    caps: chat.capabilities,
                     max_tool_calls: inner.config.max_tool_calls,
                     ..Default::default()
                 };

@@ -192,6 +192,7 @@ async fn baton(
         .create_chat(baton_core::NewChat {
             title: "bench".into(),
             workspace: None,
+            capabilities: Default::default(),
         })
         .await?;
     let topic = Topic::Chat(chat.id);

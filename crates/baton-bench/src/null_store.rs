@@ -30,6 +30,7 @@ impl Store for NullStore {
             id: ChatId::new(),
             title: chat.title,
             workspace: chat.workspace,
+            capabilities: chat.capabilities,
             created_at: now,
             updated_at: now,
         })

@@ -23,6 +23,7 @@ pub async fn run() -> anyhow::Result<()> {
             .create_chat(baton_core::NewChat {
                 title: "bench".into(),
                 workspace: None,
+                capabilities: Default::default(),
             })
             .await?;
         let topic = Topic::Chat(chat.id);

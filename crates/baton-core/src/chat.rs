@@ -3,12 +3,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ChatId, Timestamp};
 
+/// Opt-in tool capabilities beyond reading the workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// `write_file` and `edit_file`.
+    #[serde(default)]
+    pub write: bool,
+    /// `bash`.
+    #[serde(default)]
+    pub exec: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Chat {
     pub id: ChatId,
     pub title: String,
     /// Directory agents of this chat may read; `null` means the server's default.
     pub workspace: Option<String>,
+    /// What the chat's agents may do beyond reading.
+    pub capabilities: Capabilities,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -17,4 +31,5 @@ pub struct Chat {
 pub struct NewChat {
     pub title: String,
     pub workspace: Option<String>,
+    pub capabilities: Capabilities,
 }

@@ -12,6 +12,10 @@ fn chat_from(row: &PgRow) -> StoreResult<Chat> {
         id: ChatId(row.try_get("id").map_err(db)?),
         title: row.try_get("title").map_err(db)?,
         workspace: row.try_get("workspace").map_err(db)?,
+        capabilities: row
+            .try_get::<Json<baton_core::Capabilities>, _>("capabilities")
+            .map_err(|_| StoreError::corrupt("chats", "capabilities"))?
+            .0,
         created_at: row.try_get("created_at").map_err(db)?,
         updated_at: row.try_get("updated_at").map_err(db)?,
     })
@@ -39,15 +43,18 @@ pub(crate) async fn create_chat(pool: &PgPool, new: NewChat) -> StoreResult<Chat
         id: ChatId::new(),
         title: no_nul(&new.title),
         workspace: new.workspace.as_deref().map(no_nul),
+        capabilities: new.capabilities,
         created_at: now,
         updated_at: now,
     };
     sqlx::query(
-        "INSERT INTO chats (id, title, workspace, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO chats (id, title, workspace, capabilities, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(chat.id.0)
     .bind(&chat.title)
     .bind(&chat.workspace)
+    .bind(Json(&chat.capabilities))
     .bind(chat.created_at)
     .bind(chat.updated_at)
     .execute(pool)

@@ -3,10 +3,16 @@ use sqlx::{Connection, PgPool};
 
 use crate::db;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: "0001_init",
-    sql: include_str!("../../../migrations/postgres/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: "0001_init",
+        sql: include_str!("../../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: "0002_chat_capabilities",
+        sql: include_str!("../../../migrations/postgres/0002_chat_capabilities.sql"),
+    },
+];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once
 /// against one database apply migrations one after the other.

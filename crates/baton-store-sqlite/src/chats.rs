@@ -12,6 +12,8 @@ fn chat_from(row: &SqliteRow) -> StoreResult<Chat> {
         id: ChatId(c.uuid("id")?),
         title: c.text("title")?,
         workspace: c.opt_text("workspace")?,
+        capabilities: serde_json::from_value(c.json("capabilities")?)
+            .map_err(|_| StoreError::corrupt("chats", "capabilities"))?,
         created_at: c.time("created_at")?,
         updated_at: c.time("updated_at")?,
     })
@@ -38,15 +40,18 @@ pub(crate) async fn create_chat(pool: &SqlitePool, new: NewChat) -> StoreResult<
         id: ChatId::new(),
         title: new.title,
         workspace: new.workspace,
+        capabilities: new.capabilities,
         created_at: now,
         updated_at: now,
     };
     sqlx::query(
-        "INSERT INTO chats (id, title, workspace, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO chats (id, title, workspace, capabilities, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .bind(id_text(chat.id.0))
     .bind(&chat.title)
     .bind(&chat.workspace)
+    .bind(serde_json::to_string(&chat.capabilities).expect("capabilities serialize"))
     .bind(ts(&chat.created_at))
     .bind(ts(&chat.updated_at))
     .execute(pool)

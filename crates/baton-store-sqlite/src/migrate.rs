@@ -3,10 +3,16 @@ use sqlx::SqlitePool;
 
 use crate::db;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: "0001_init",
-    sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: "0001_init",
+        sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: "0002_chat_capabilities",
+        sql: include_str!("../../../migrations/sqlite/0002_chat_capabilities.sql"),
+    },
+];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a
 /// second process starting on the same file waits and then finds the work done.

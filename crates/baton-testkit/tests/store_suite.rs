@@ -48,6 +48,7 @@ async fn reopening_applies_nothing_twice(kind: Kind) {
         .create_chat(NewChat {
             title: "keep me".into(),
             workspace: None,
+            capabilities: Default::default(),
         })
         .await
         .unwrap();
@@ -88,6 +89,7 @@ async fn chats_round_trip_and_page_newest_first(kind: Kind) {
             s.create_chat(NewChat {
                 title: format!("chat {i}"),
                 workspace: Some("/tmp/w".into()),
+                capabilities: Default::default(),
             })
             .await
             .unwrap(),
@@ -119,6 +121,7 @@ async fn messages_need_their_chat_and_come_back_oldest_first(kind: Kind) {
         .create_chat(NewChat {
             title: "m".into(),
             workspace: None,
+            capabilities: Default::default(),
         })
         .await
         .unwrap();
@@ -395,6 +398,7 @@ async fn topics_exist_only_for_real_things(kind: Kind) {
         .create_chat(NewChat {
             title: "t".into(),
             workspace: None,
+            capabilities: Default::default(),
         })
         .await
         .unwrap();
@@ -455,6 +459,7 @@ async fn sessions_snapshot_with_their_messages_atomically(kind: Kind) {
         .create_chat(NewChat {
             title: "s".into(),
             workspace: None,
+            capabilities: Default::default(),
         })
         .await
         .unwrap();

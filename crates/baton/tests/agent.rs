@@ -17,6 +17,7 @@ on_both!(
     cancel_stops_a_session_and_closes_its_calls,
     bad_message_input_is_rejected,
     a_long_session_pages_through_its_traces,
+    capabilities_are_granted_per_chat,
 );
 
 fn workspace() -> tempfile::TempDir {
@@ -432,4 +433,47 @@ async fn a_long_session_pages_through_its_traces(kind: Kind) {
             "turn {turn}"
         );
     }
+}
+
+async fn capabilities_are_granted_per_chat(kind: Kind) {
+    let mock = MockModel::start().await;
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let dir = workspace();
+    let write = json!({ "path": "out.txt", "content": "written by the agent" });
+    for (caps, allowed) in [(json!({}), false), (json!({ "write": true }), true)] {
+        mock.push(Reply::tool("write_file", write.clone()));
+        mock.push(Reply::text("done"));
+        let (status, chat) = s
+            .post_json(
+                "/api/chats",
+                &json!({ "workspace": dir.path().to_str().unwrap(), "capabilities": caps }),
+            )
+            .await;
+        assert_eq!(status, 201, "{chat}");
+        assert_eq!(chat["capabilities"]["write"], allowed);
+        let chat = chat["id"].as_str().unwrap();
+        let (_, posted) = s
+            .post_json(
+                &format!("/api/chats/{chat}/messages"),
+                &json!({ "content": "write it" }),
+            )
+            .await;
+        session_done(&s, posted["session_id"].as_str().unwrap()).await;
+        let (_, page) = s.get(&format!("/api/chats/{chat}/traces")).await;
+        let tool = &page["items"][1];
+        assert_eq!(tool["tool_name"], "write_file");
+        assert_eq!(
+            tool["outcome"],
+            if allowed { "ok" } else { "error" },
+            "{tool}"
+        );
+        assert_eq!(dir.path().join("out.txt").exists(), allowed);
+        // The model saw which tools it has.
+        let offered = mock.requests().iter().rev().nth(1).unwrap().body["tools"].to_string();
+        assert_eq!(offered.contains("write_file"), allowed);
+    }
+    let (status, err) = s
+        .post_json("/api/chats", &json!({ "capabilities": { "root": true } }))
+        .await;
+    common::assert_error(status, &err, 400, "invalid_body");
 }

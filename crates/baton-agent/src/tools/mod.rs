@@ -14,14 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use paths::{PathError, Workspace};
 
-/// Opt-in capabilities beyond reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Capabilities {
-    #[serde(default)]
-    pub write: bool,
-    #[serde(default)]
-    pub exec: bool,
-}
+pub use baton_core::Capabilities;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolOutput {

@@ -18,6 +18,10 @@ pub struct CreateChat {
     pub title: Option<String>,
     /// An existing directory agents of this chat may read; the server's default when absent.
     pub workspace: Option<String>,
+    /// Tools beyond reading for the chat's agents: `{"write": true}` grants
+    /// `write_file`/`edit_file`, `{"exec": true}` grants `bash`. Both off when absent.
+    #[serde(default)]
+    pub capabilities: baton_core::Capabilities,
 }
 
 pub async fn create(
@@ -48,7 +52,11 @@ pub async fn create(
     };
     let chat = state
         .store
-        .create_chat(NewChat { title, workspace })
+        .create_chat(NewChat {
+            title,
+            workspace,
+            capabilities: req.capabilities,
+        })
         .await?;
     tracing::info!(chat = %chat.id, "chat created");
     Ok((StatusCode::CREATED, axum::Json(chat)))
