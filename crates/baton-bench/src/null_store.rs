@@ -5,9 +5,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use baton_core::{
-    time, Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Session, SessionId,
-    SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId, TraceKind, TraceOutcome,
-    TurnSummary,
+    time, Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
+    RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
+    TraceKind, TraceOutcome, TurnSummary,
 };
 use baton_store::{Backend, Store, StoreError, StoreResult, TopicBounds};
 
@@ -111,6 +111,32 @@ impl Store for NullStore {
         Ok(vec![])
     }
     async fn turn_summaries(&self, _: SessionId) -> StoreResult<Vec<TurnSummary>> {
+        Ok(vec![])
+    }
+    async fn create_run(&self, _: &Run) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn update_run(&self, _: &Run) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn get_run(&self, _: RunId) -> StoreResult<Option<Run>> {
+        Ok(None)
+    }
+    async fn list_runs(
+        &self,
+        _: Option<RunStatus>,
+        _: u32,
+        _: Option<RunId>,
+    ) -> StoreResult<Vec<Run>> {
+        Ok(vec![])
+    }
+    async fn put_journal(&self, _: &JournalEntry) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn get_journal(&self, _: RunId, _: &str) -> StoreResult<Option<JournalEntry>> {
+        Ok(None)
+    }
+    async fn list_journal(&self, _: RunId) -> StoreResult<Vec<JournalEntry>> {
         Ok(vec![])
     }
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {

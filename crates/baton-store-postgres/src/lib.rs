@@ -6,6 +6,7 @@
 mod chats;
 mod events;
 mod migrate;
+mod runs;
 mod sessions;
 mod traces;
 
@@ -13,8 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use baton_core::{
-    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Session, SessionId, SessionStatus,
-    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
+    Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
+    RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
+    TurnSummary,
 };
 use baton_store::{Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -189,6 +191,39 @@ impl Store for PgStore {
 
     async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>> {
         sessions::turn_summaries(&self.pool, session).await
+    }
+
+    async fn create_run(&self, run: &Run) -> StoreResult<()> {
+        runs::create(&self.pool, run).await
+    }
+
+    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        runs::update(&self.pool, run).await
+    }
+
+    async fn get_run(&self, id: RunId) -> StoreResult<Option<Run>> {
+        runs::get(&self.pool, id).await
+    }
+
+    async fn list_runs(
+        &self,
+        status: Option<RunStatus>,
+        limit: u32,
+        before: Option<RunId>,
+    ) -> StoreResult<Vec<Run>> {
+        runs::list(&self.pool, status, limit, before).await
+    }
+
+    async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()> {
+        runs::put_journal(&self.pool, entry).await
+    }
+
+    async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>> {
+        runs::get_journal(&self.pool, run, key).await
+    }
+
+    async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>> {
+        runs::list_journal(&self.pool, run).await
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {

@@ -12,6 +12,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0002_chat_capabilities",
         sql: include_str!("../../../migrations/postgres/0002_chat_capabilities.sql"),
     },
+    Migration {
+        version: "0003_run_log_and_journal_order",
+        sql: include_str!("../../../migrations/postgres/0003_run_log_and_journal_order.sql"),
+    },
 ];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once

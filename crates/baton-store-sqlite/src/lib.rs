@@ -7,6 +7,7 @@ mod chats;
 mod events;
 mod migrate;
 mod rows;
+mod runs;
 mod sessions;
 mod traces;
 
@@ -16,8 +17,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use baton_core::{
-    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Session, SessionId, SessionStatus,
-    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
+    Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
+    RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
+    TurnSummary,
 };
 use baton_store::{Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -191,6 +193,39 @@ impl Store for SqliteStore {
 
     async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>> {
         sessions::turn_summaries(&self.reader, session).await
+    }
+
+    async fn create_run(&self, run: &Run) -> StoreResult<()> {
+        runs::create(&self.writer, run).await
+    }
+
+    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        runs::update(&self.writer, run).await
+    }
+
+    async fn get_run(&self, id: RunId) -> StoreResult<Option<Run>> {
+        runs::get(&self.reader, id).await
+    }
+
+    async fn list_runs(
+        &self,
+        status: Option<RunStatus>,
+        limit: u32,
+        before: Option<RunId>,
+    ) -> StoreResult<Vec<Run>> {
+        runs::list(&self.reader, status, limit, before).await
+    }
+
+    async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()> {
+        runs::put_journal(&self.writer, entry).await
+    }
+
+    async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>> {
+        runs::get_journal(&self.reader, run, key).await
+    }
+
+    async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>> {
+        runs::list_journal(&self.reader, run).await
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {

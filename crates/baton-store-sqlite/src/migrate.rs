@@ -12,6 +12,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0002_chat_capabilities",
         sql: include_str!("../../../migrations/sqlite/0002_chat_capabilities.sql"),
     },
+    Migration {
+        version: "0003_run_log_and_journal_order",
+        sql: include_str!("../../../migrations/sqlite/0003_run_log_and_journal_order.sql"),
+    },
 ];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a

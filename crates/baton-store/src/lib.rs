@@ -8,8 +8,9 @@ mod migrations;
 
 use async_trait::async_trait;
 use baton_core::{
-    Chat, ChatId, Frame, Message, NewChat, NewFrame, NewMessage, Session, SessionId, SessionStatus,
-    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
+    Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
+    RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
+    TurnSummary,
 };
 
 pub use error::StoreError;
@@ -93,6 +94,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Trace>>;
     /// Per-turn figures derived from the session's traces, in turn order.
     async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>>;
+
+    // workflow runs and their journal
+    async fn create_run(&self, run: &Run) -> StoreResult<()>;
+    /// Writes everything but the id, name, script and creation time.
+    async fn update_run(&self, run: &Run) -> StoreResult<()>;
+    async fn get_run(&self, id: RunId) -> StoreResult<Option<Run>>;
+    /// Newest first; `before` is the id of the last run of the previous page.
+    async fn list_runs(
+        &self,
+        status: Option<RunStatus>,
+        limit: u32,
+        before: Option<RunId>,
+    ) -> StoreResult<Vec<Run>>;
+    /// Inserts or replaces the entry with the same `(run_id, key)`.
+    async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()>;
+    async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>>;
+    /// A run's journal in start order.
+    async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>>;
 
     // event log
     /// Appends frames to one topic with consecutive `seq` values, atomically; safe

@@ -39,6 +39,7 @@ on_both!(
     an_edited_applied_migration_is_refused,
     sessions_snapshot_with_their_messages_atomically,
     interrupted_traces_are_closed_and_turns_summarized,
+    runs_and_their_journal_round_trip,
 );
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
@@ -569,4 +570,104 @@ async fn interrupted_traces_are_closed_and_turns_summarized(kind: Kind) {
     assert!(s.turn_summaries(sess).await.unwrap()[1]
         .finished_at
         .is_some());
+}
+
+async fn runs_and_their_journal_round_trip(kind: Kind) {
+    use baton_core::{AgentStatus, JournalEntry, Run, RunStatus};
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let now = time::now();
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        let run = Run {
+            id: RunId::new(),
+            name: format!("wf-{i}"),
+            status: if i == 1 {
+                RunStatus::AwaitingApproval
+            } else {
+                RunStatus::Queued
+            },
+            source: "builtin".into(),
+            script: "return 1".into(),
+            args: Some(json!({ "q": "x\u{0}y" })),
+            options: json!({ "concurrency": 4 }),
+            result: None,
+            error: None,
+            totals: json!({}),
+            log: vec![],
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            updated_at: now,
+        };
+        s.create_run(&run).await.unwrap();
+        runs.push(run);
+    }
+    let mut r = runs[0].clone();
+    r.status = RunStatus::Completed;
+    r.result = Some(json!(["done"]));
+    r.log = vec!["first line".into(), "second".into()];
+    r.started_at = Some(now);
+    r.finished_at = Some(time::now());
+    s.update_run(&r).await.unwrap();
+    let back = s.get_run(r.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.status, back.result.clone(), back.log.len()),
+        (RunStatus::Completed, Some(json!(["done"])), 2)
+    );
+    assert!(s.topic_exists(Topic::Run(r.id)).await.unwrap());
+    let all = s.list_runs(None, 10, None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["wf-2", "wf-1", "wf-0"]
+    );
+    let waiting = s
+        .list_runs(Some(RunStatus::AwaitingApproval), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(waiting.len(), 1);
+    let page2 = s.list_runs(None, 2, Some(all[1].id)).await.unwrap();
+    assert_eq!(page2.len(), 1);
+
+    let mut e = JournalEntry {
+        run_id: r.id,
+        key: "k1".into(),
+        seq: 1,
+        label: Some("a".into()),
+        phase: Some("Find".into()),
+        status: AgentStatus::Running,
+        session_id: None,
+        prompt: "p".into(),
+        result: None,
+        error: None,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: 0.0,
+        cached: false,
+        started_at: now,
+        finished_at: None,
+    };
+    s.put_journal(&e).await.unwrap();
+    e.status = AgentStatus::Completed;
+    e.result = Some(json!({ "files": ["a"] }));
+    e.input_tokens = 10;
+    s.put_journal(&e).await.unwrap();
+    let mut e2 = e.clone();
+    e2.key = "k0".into();
+    e2.seq = 2;
+    s.put_journal(&e2).await.unwrap();
+    assert_eq!(s.get_journal(r.id, "k1").await.unwrap().unwrap(), e);
+    assert!(s.get_journal(r.id, "nope").await.unwrap().is_none());
+    let j = s.list_journal(r.id).await.unwrap();
+    assert_eq!(
+        j.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        ["k1", "k0"],
+        "start order, not key order"
+    );
+    let mut orphan = e.clone();
+    orphan.run_id = RunId::new();
+    assert!(matches!(
+        s.put_journal(&orphan).await,
+        Err(StoreError::NotFound("run"))
+    ));
 }

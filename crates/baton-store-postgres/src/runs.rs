@@ -1,0 +1,227 @@
+use baton_core::{AgentStatus, JournalEntry, Run, RunId, RunStatus, SessionId};
+use baton_store::{StoreError, StoreResult};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::db;
+use crate::traces::{no_nul, pg_json};
+
+fn run_from(row: &PgRow) -> StoreResult<Run> {
+    let status: String = row.try_get("status").map_err(db)?;
+    let args: Option<Json<Value>> = row.try_get("args").map_err(db)?;
+    let result: Option<Json<Value>> = row.try_get("result").map_err(db)?;
+    let Json(options): Json<Value> = row.try_get("options").map_err(db)?;
+    let Json(totals): Json<Value> = row.try_get("totals").map_err(db)?;
+    let Json(log): Json<Vec<String>> = row
+        .try_get("log")
+        .map_err(|_| StoreError::corrupt("workflow_runs", "log"))?;
+    Ok(Run {
+        id: RunId(row.try_get("id").map_err(db)?),
+        name: row.try_get("name").map_err(db)?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::corrupt("workflow_runs", "status"))?,
+        source: row.try_get("source").map_err(db)?,
+        script: row.try_get("script").map_err(db)?,
+        args: args.map(|Json(v)| v),
+        options,
+        result: result.map(|Json(v)| v),
+        error: row.try_get("error").map_err(db)?,
+        totals,
+        log,
+        created_at: row.try_get("created_at").map_err(db)?,
+        started_at: row.try_get("started_at").map_err(db)?,
+        finished_at: row.try_get("finished_at").map_err(db)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+    })
+}
+
+fn entry_from(row: &PgRow) -> StoreResult<JournalEntry> {
+    let status: String = row.try_get("status").map_err(db)?;
+    let result: Option<Json<Value>> = row.try_get("result").map_err(db)?;
+    Ok(JournalEntry {
+        run_id: RunId(row.try_get("run_id").map_err(db)?),
+        key: row.try_get("key").map_err(db)?,
+        seq: row.try_get("seq").map_err(db)?,
+        label: row.try_get("label").map_err(db)?,
+        phase: row.try_get("phase").map_err(db)?,
+        status: AgentStatus::parse(&status)
+            .ok_or_else(|| StoreError::corrupt("workflow_agents", "status"))?,
+        session_id: row
+            .try_get::<Option<Uuid>, _>("session_id")
+            .map_err(db)?
+            .map(SessionId),
+        prompt: row.try_get("prompt").map_err(db)?,
+        result: result.map(|Json(v)| v),
+        error: row.try_get("error").map_err(db)?,
+        input_tokens: row.try_get("input_tokens").map_err(db)?,
+        output_tokens: row.try_get("output_tokens").map_err(db)?,
+        cost_usd: row.try_get("cost_usd").map_err(db)?,
+        cached: row.try_get("cached").map_err(db)?,
+        started_at: row.try_get("started_at").map_err(db)?,
+        finished_at: row.try_get("finished_at").map_err(db)?,
+    })
+}
+
+fn j(v: &Value) -> String {
+    serde_json::to_string(&pg_json(v)).expect("JSON serializes")
+}
+
+fn oj(v: &Option<Value>) -> Option<String> {
+    v.as_ref().map(j)
+}
+
+fn log_json(log: &[String]) -> String {
+    j(&serde_json::to_value(log).expect("log serializes"))
+}
+
+pub(crate) async fn create(pool: &PgPool, r: &Run) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO workflow_runs (id, name, status, source, script, args, options, result, error, totals, log,
+            created_at, started_at, finished_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15)",
+    )
+    .bind(r.id.0)
+    .bind(no_nul(&r.name))
+    .bind(r.status.as_str())
+    .bind(&r.source)
+    .bind(no_nul(&r.script))
+    .bind(oj(&r.args))
+    .bind(j(&r.options))
+    .bind(oj(&r.result))
+    .bind(r.error.as_deref().map(no_nul))
+    .bind(j(&r.totals))
+    .bind(log_json(&r.log))
+    .bind(r.created_at)
+    .bind(r.started_at)
+    .bind(r.finished_at)
+    .bind(r.updated_at)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn update(pool: &PgPool, r: &Run) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE workflow_runs SET status = $2, args = $3::jsonb, options = $4::jsonb, result = $5::jsonb, error = $6,
+            totals = $7::jsonb, log = $8::jsonb, started_at = $9, finished_at = $10, updated_at = $11, source = $12,
+            script = $13 WHERE id = $1",
+    )
+    .bind(r.id.0)
+    .bind(r.status.as_str())
+    .bind(oj(&r.args))
+    .bind(j(&r.options))
+    .bind(oj(&r.result))
+    .bind(r.error.as_deref().map(no_nul))
+    .bind(j(&r.totals))
+    .bind(log_json(&r.log))
+    .bind(r.started_at)
+    .bind(r.finished_at)
+    .bind(r.updated_at)
+    .bind(&r.source)
+    .bind(no_nul(&r.script))
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("run"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn get(pool: &PgPool, id: RunId) -> StoreResult<Option<Run>> {
+    sqlx::query("SELECT * FROM workflow_runs WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(run_from)
+        .transpose()
+}
+
+pub(crate) async fn list(
+    pool: &PgPool,
+    status: Option<RunStatus>,
+    limit: u32,
+    before: Option<RunId>,
+) -> StoreResult<Vec<Run>> {
+    let rows = sqlx::query(
+        "SELECT * FROM workflow_runs WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(status.map(|s| s.as_str()))
+    .bind(before.map(|b| b.0))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(run_from).collect()
+}
+
+pub(crate) async fn put_journal(pool: &PgPool, e: &JournalEntry) -> StoreResult<()> {
+    let res = sqlx::query(
+        "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt, result, error,
+            input_tokens, output_tokens, cost_usd, cached, started_at, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (run_id, key) DO UPDATE SET seq = EXCLUDED.seq, label = EXCLUDED.label, phase = EXCLUDED.phase,
+            status = EXCLUDED.status, session_id = EXCLUDED.session_id, prompt = EXCLUDED.prompt,
+            result = EXCLUDED.result, error = EXCLUDED.error, input_tokens = EXCLUDED.input_tokens,
+            output_tokens = EXCLUDED.output_tokens, cost_usd = EXCLUDED.cost_usd, cached = EXCLUDED.cached,
+            started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at",
+    )
+    .bind(e.run_id.0)
+    .bind(&e.key)
+    .bind(e.seq)
+    .bind(e.label.as_deref().map(no_nul))
+    .bind(e.phase.as_deref().map(no_nul))
+    .bind(e.status.as_str())
+    .bind(e.session_id.map(|s| s.0))
+    .bind(no_nul(&e.prompt))
+    .bind(oj(&e.result))
+    .bind(e.error.as_deref().map(no_nul))
+    .bind(e.input_tokens)
+    .bind(e.output_tokens)
+    .bind(e.cost_usd)
+    .bind(e.cached)
+    .bind(e.started_at)
+    .bind(e.finished_at)
+    .execute(pool)
+    .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
+            Err(StoreError::NotFound("run"))
+        }
+        Err(e) => Err(db(e)),
+    }
+}
+
+pub(crate) async fn get_journal(
+    pool: &PgPool,
+    run: RunId,
+    key: &str,
+) -> StoreResult<Option<JournalEntry>> {
+    sqlx::query("SELECT * FROM workflow_agents WHERE run_id = $1 AND key = $2")
+        .bind(run.0)
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(entry_from)
+        .transpose()
+}
+
+pub(crate) async fn list_journal(pool: &PgPool, run: RunId) -> StoreResult<Vec<JournalEntry>> {
+    let rows =
+        sqlx::query("SELECT * FROM workflow_agents WHERE run_id = $1 ORDER BY seq, started_at")
+            .bind(run.0)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    rows.iter().map(entry_from).collect()
+}

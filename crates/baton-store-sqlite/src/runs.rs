@@ -1,0 +1,203 @@
+use baton_core::{AgentStatus, JournalEntry, Run, RunId, RunStatus, SessionId};
+use baton_store::{StoreError, StoreResult};
+use sqlx::sqlite::SqliteRow;
+use sqlx::SqlitePool;
+
+use crate::db;
+use crate::rows::{id_text, ts, Cols};
+
+fn run_from(row: &SqliteRow) -> StoreResult<Run> {
+    let c = Cols::new(row, "workflow_runs");
+    Ok(Run {
+        id: RunId(c.uuid("id")?),
+        name: c.text("name")?,
+        status: c.parsed("status", RunStatus::parse)?,
+        source: c.text("source")?,
+        script: c.text("script")?,
+        args: c.opt_json("args")?,
+        options: c.json("options")?,
+        result: c.opt_json("result")?,
+        error: c.opt_text("error")?,
+        totals: c.json("totals")?,
+        log: serde_json::from_value(c.json("log")?)
+            .map_err(|_| StoreError::corrupt("workflow_runs", "log"))?,
+        created_at: c.time("created_at")?,
+        started_at: c.opt_time("started_at")?,
+        finished_at: c.opt_time("finished_at")?,
+        updated_at: c.time("updated_at")?,
+    })
+}
+
+fn entry_from(row: &SqliteRow) -> StoreResult<JournalEntry> {
+    let c = Cols::new(row, "workflow_agents");
+    Ok(JournalEntry {
+        run_id: RunId(c.uuid("run_id")?),
+        key: c.text("key")?,
+        seq: c.int("seq")?,
+        label: c.opt_text("label")?,
+        phase: c.opt_text("phase")?,
+        status: c.parsed("status", AgentStatus::parse)?,
+        session_id: c.opt_uuid("session_id")?.map(SessionId),
+        prompt: c.text("prompt")?,
+        result: c.opt_json("result")?,
+        error: c.opt_text("error")?,
+        input_tokens: c.int("input_tokens")?,
+        output_tokens: c.int("output_tokens")?,
+        cost_usd: c.opt_real("cost_usd")?.unwrap_or(0.0),
+        cached: c.int("cached")? != 0,
+        started_at: c.time("started_at")?,
+        finished_at: c.opt_time("finished_at")?,
+    })
+}
+
+fn opt_json(v: &Option<serde_json::Value>) -> Option<String> {
+    v.as_ref().map(|v| v.to_string())
+}
+
+pub(crate) async fn create(pool: &SqlitePool, r: &Run) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO workflow_runs (id, name, status, source, script, args, options, result, error, totals, log,
+            created_at, started_at, finished_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )
+    .bind(id_text(r.id.0))
+    .bind(&r.name)
+    .bind(r.status.as_str())
+    .bind(&r.source)
+    .bind(&r.script)
+    .bind(opt_json(&r.args))
+    .bind(r.options.to_string())
+    .bind(opt_json(&r.result))
+    .bind(&r.error)
+    .bind(r.totals.to_string())
+    .bind(serde_json::to_string(&r.log).expect("log serializes"))
+    .bind(ts(&r.created_at))
+    .bind(r.started_at.as_ref().map(ts))
+    .bind(r.finished_at.as_ref().map(ts))
+    .bind(ts(&r.updated_at))
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn update(pool: &SqlitePool, r: &Run) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE workflow_runs SET status = ?2, args = ?3, options = ?4, result = ?5, error = ?6, totals = ?7,
+            log = ?8, started_at = ?9, finished_at = ?10, updated_at = ?11, source = ?12, script = ?13 WHERE id = ?1",
+    )
+    .bind(id_text(r.id.0))
+    .bind(r.status.as_str())
+    .bind(opt_json(&r.args))
+    .bind(r.options.to_string())
+    .bind(opt_json(&r.result))
+    .bind(&r.error)
+    .bind(r.totals.to_string())
+    .bind(serde_json::to_string(&r.log).expect("log serializes"))
+    .bind(r.started_at.as_ref().map(ts))
+    .bind(r.finished_at.as_ref().map(ts))
+    .bind(ts(&r.updated_at))
+    .bind(&r.source)
+    .bind(&r.script)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("run"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn get(pool: &SqlitePool, id: RunId) -> StoreResult<Option<Run>> {
+    sqlx::query("SELECT * FROM workflow_runs WHERE id = ?1")
+        .bind(id_text(id.0))
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(run_from)
+        .transpose()
+}
+
+pub(crate) async fn list(
+    pool: &SqlitePool,
+    status: Option<RunStatus>,
+    limit: u32,
+    before: Option<RunId>,
+) -> StoreResult<Vec<Run>> {
+    let rows = sqlx::query(
+        "SELECT * FROM workflow_runs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR id < ?2)
+         ORDER BY id DESC LIMIT ?3",
+    )
+    .bind(status.map(|s| s.as_str()))
+    .bind(before.map(|b| id_text(b.0)))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(run_from).collect()
+}
+
+pub(crate) async fn put_journal(pool: &SqlitePool, e: &JournalEntry) -> StoreResult<()> {
+    let res = sqlx::query(
+        "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt, result, error,
+            input_tokens, output_tokens, cost_usd, cached, started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (run_id, key) DO UPDATE SET seq = excluded.seq, label = excluded.label, phase = excluded.phase,
+            status = excluded.status, session_id = excluded.session_id, prompt = excluded.prompt,
+            result = excluded.result, error = excluded.error, input_tokens = excluded.input_tokens,
+            output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, cached = excluded.cached,
+            started_at = excluded.started_at, finished_at = excluded.finished_at",
+    )
+    .bind(id_text(e.run_id.0))
+    .bind(&e.key)
+    .bind(e.seq)
+    .bind(&e.label)
+    .bind(&e.phase)
+    .bind(e.status.as_str())
+    .bind(e.session_id.map(|s| id_text(s.0)))
+    .bind(&e.prompt)
+    .bind(opt_json(&e.result))
+    .bind(&e.error)
+    .bind(e.input_tokens)
+    .bind(e.output_tokens)
+    .bind(e.cost_usd)
+    .bind(i64::from(e.cached))
+    .bind(ts(&e.started_at))
+    .bind(e.finished_at.as_ref().map(ts))
+    .execute(pool)
+    .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
+            Err(StoreError::NotFound("run"))
+        }
+        Err(e) => Err(db(e)),
+    }
+}
+
+pub(crate) async fn get_journal(
+    pool: &SqlitePool,
+    run: RunId,
+    key: &str,
+) -> StoreResult<Option<JournalEntry>> {
+    sqlx::query("SELECT * FROM workflow_agents WHERE run_id = ?1 AND key = ?2")
+        .bind(id_text(run.0))
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(entry_from)
+        .transpose()
+}
+
+pub(crate) async fn list_journal(pool: &SqlitePool, run: RunId) -> StoreResult<Vec<JournalEntry>> {
+    let rows =
+        sqlx::query("SELECT * FROM workflow_agents WHERE run_id = ?1 ORDER BY seq, started_at")
+            .bind(id_text(run.0))
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    rows.iter().map(entry_from).collect()
+}
