@@ -1,0 +1,277 @@
+//! The sandbox's host calls for one run: `agent()` is served from the journal when its
+//! key is completed there, and otherwise runs a child agent session under the run's
+//! caps, budget, pause and cancellation — all enforced here, in Rust.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use baton_agent::AgentSpec;
+use baton_core::{time, AgentStatus, Capabilities, JournalEntry, RunId, SessionStatus};
+use baton_script::{AgentCall, Host};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Inner;
+use crate::key;
+
+pub(crate) struct RunHost {
+    pub inner: Arc<Inner>,
+    pub run_id: RunId,
+    pub slots: Arc<Semaphore>,
+    pub cancel: CancellationToken,
+    pub paused: watch::Receiver<bool>,
+    pub budget_total: Option<u64>,
+    pub spent: Arc<AtomicU64>,
+    pub started: Arc<AtomicU32>,
+    pub seq: Arc<AtomicI64>,
+    pub occurrences: Arc<Mutex<HashMap<String, u64>>>,
+    pub caps: Capabilities,
+    pub workspace: Option<std::path::PathBuf>,
+    /// 0 for a run; 1 inside `workflow()`, where nesting stops.
+    pub depth: u32,
+}
+
+impl RunHost {
+    async fn publish(&self, event: &str, mut body: Value) {
+        body["event"] = json!(event);
+        self.inner.publish_run(self.run_id, body).await;
+    }
+
+    async fn wait_while_paused(&self) -> Result<(), String> {
+        let mut rx = self.paused.clone();
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err("cancelled".into());
+            }
+            if !*rx.borrow_and_update() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err("cancelled".into()),
+                r = rx.changed() => if r.is_err() { return Ok(()) },
+            }
+        }
+    }
+}
+
+fn opt_u64(v: &Value, k: &str) -> Option<u64> {
+    v.get(k).and_then(Value::as_u64)
+}
+
+#[async_trait]
+impl Host for RunHost {
+    async fn agent(&self, call: AgentCall) -> Result<Value, String> {
+        let limits = &self.inner.config;
+        if let Some(total) = self.budget_total {
+            let spent = self.spent.load(Ordering::SeqCst);
+            if spent >= total {
+                return Err(format!(
+                    "the run's token budget of {total} is spent ({spent} used)"
+                ));
+            }
+        }
+        let n = self.started.fetch_add(1, Ordering::SeqCst) + 1;
+        if n > limits.agents_per_run {
+            return Err(format!(
+                "the run reached its limit of {} agents",
+                limits.agents_per_run
+            ));
+        }
+        let content = key::content(&call.prompt, &call.opts);
+        let occurrence = {
+            let mut occ = self.occurrences.lock().expect("occurrences lock");
+            let c = occ.entry(key::content_id(&content)).or_insert(0);
+            let o = *c;
+            *c += 1;
+            o
+        };
+        let key = key::key(&content, occurrence);
+        let label = call
+            .opts
+            .get("label")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let store = &self.inner.store;
+        let previous = store
+            .get_journal(self.run_id, &key)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(mut done) = previous.filter(|e| e.status == AgentStatus::Completed) {
+            if !done.cached {
+                done.cached = true;
+                let _ = store.put_journal(&done).await;
+            }
+            self.publish(
+                "agent_finish",
+                json!({ "key": key, "label": done.label, "phase": done.phase,
+                "status": "completed", "cached": true, "session_id": done.session_id }),
+            )
+            .await;
+            return Ok(done.result.unwrap_or(Value::Null));
+        }
+        self.wait_while_paused().await?;
+        let _permit = tokio::select! {
+            p = self.slots.clone().acquire_owned() => p.map_err(|_| "the run is stopping".to_string())?,
+            _ = self.cancel.cancelled() => return Ok(Value::Null),
+        };
+        let mut entry = JournalEntry {
+            run_id: self.run_id,
+            key: key.clone(),
+            seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+            label: label.clone(),
+            phase: call.phase.clone(),
+            status: AgentStatus::Running,
+            session_id: None,
+            prompt: call.prompt.clone(),
+            result: None,
+            error: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            cached: false,
+            started_at: time::now(),
+            finished_at: None,
+        };
+        store.put_journal(&entry).await.map_err(|e| e.to_string())?;
+        self.publish(
+            "agent_start",
+            json!({ "key": key, "label": label, "phase": call.phase, "seq": entry.seq }),
+        )
+        .await;
+        let spec = AgentSpec {
+            prompt: call.prompt.clone(),
+            model: call
+                .opts
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            schema: call.opts.get("schema").cloned().filter(|s| !s.is_null()),
+            caps: self.caps,
+            max_tool_calls: opt_u64(&call.opts, "max_tool_calls").map(|n| n.min(10_000) as u32),
+            timeout: Some(
+                opt_u64(&call.opts, "timeout_ms")
+                    .map(Duration::from_millis)
+                    .unwrap_or(limits.agent_timeout)
+                    .min(limits.agent_timeout),
+            ),
+            budget_tokens: self
+                .budget_total
+                .map(|t| t.saturating_sub(self.spent.load(Ordering::SeqCst))),
+            workspace: self.workspace.clone(),
+            run_id: Some(self.run_id),
+            parent_id: None,
+        };
+        let outcome = self
+            .inner
+            .agents
+            .run_agent(spec, self.cancel.child_token())
+            .await;
+        let (value, status, error) = match outcome {
+            Ok(out) => {
+                entry.session_id = Some(out.session_id);
+                entry.input_tokens = out.usage.input_tokens as i64;
+                entry.output_tokens = out.usage.output_tokens as i64;
+                entry.cost_usd = out.cost_usd;
+                self.spent.fetch_add(out.usage.total(), Ordering::SeqCst);
+                match out.status {
+                    SessionStatus::Completed => (
+                        out.result.unwrap_or(Value::Null),
+                        AgentStatus::Completed,
+                        None,
+                    ),
+                    SessionStatus::Cancelled => (Value::Null, AgentStatus::Cancelled, out.error),
+                    _ => (Value::Null, AgentStatus::Failed, out.error),
+                }
+            }
+            Err(e) => (Value::Null, AgentStatus::Failed, Some(e.to_string())),
+        };
+        entry.status = status;
+        entry.result = (status == AgentStatus::Completed).then(|| value.clone());
+        entry.error = error.clone();
+        entry.finished_at = Some(time::now());
+        store.put_journal(&entry).await.map_err(|e| e.to_string())?;
+        self.publish("agent_finish", json!({ "key": key, "label": label, "phase": call.phase, "status": status,
+            "cached": false, "session_id": entry.session_id, "error": error,
+            "input_tokens": entry.input_tokens, "output_tokens": entry.output_tokens, "cost_usd": entry.cost_usd })).await;
+        if let Some(total) = self.budget_total {
+            let spent = self.spent.load(Ordering::SeqCst);
+            self.publish("budget", json!({ "total": total, "spent": spent }))
+                .await;
+        }
+        Ok(value)
+    }
+
+    fn items(&self, n: usize) -> Result<(), String> {
+        let max = self.inner.config.items_per_call;
+        if n > max {
+            return Err(format!(
+                "{n} items is over the limit of {max} per parallel()/pipeline() call"
+            ));
+        }
+        Ok(())
+    }
+
+    fn phase(&self, title: &str) -> Result<(), String> {
+        self.inner
+            .spawn_publish(self.run_id, json!({ "event": "phase", "title": title }));
+        Ok(())
+    }
+
+    fn log(&self, message: &str) -> Result<(), String> {
+        let message: String = message.chars().take(2000).collect();
+        self.inner.append_log(self.run_id, message);
+        Ok(())
+    }
+
+    fn spent(&self) -> u64 {
+        self.spent.load(Ordering::SeqCst)
+    }
+
+    async fn workflow(&self, name: String, args: Value) -> Result<Value, String> {
+        if self.depth >= 1 {
+            return Err("workflow() may not be nested more than one level".into());
+        }
+        let root = self
+            .workspace
+            .clone()
+            .unwrap_or(self.inner.config.default_workspace.clone());
+        let def = self
+            .inner
+            .find(&name, &root)
+            .await
+            .map_err(|e| e.to_string())?;
+        let script = baton_script::parse(&def.script)
+            .await
+            .map_err(|e| format!("workflow '{name}': {e}"))?;
+        let child = RunHost {
+            inner: self.inner.clone(),
+            run_id: self.run_id,
+            slots: self.slots.clone(),
+            cancel: self.cancel.clone(),
+            paused: self.paused.clone(),
+            budget_total: self.budget_total,
+            spent: self.spent.clone(),
+            started: self.started.clone(),
+            seq: self.seq.clone(),
+            occurrences: self.occurrences.clone(),
+            caps: self.caps,
+            workspace: self.workspace.clone(),
+            depth: self.depth + 1,
+        };
+        let args = (!args.is_null()).then_some(args);
+        let limits = self.inner.script_limits();
+        baton_script::run(
+            &script,
+            args.as_ref(),
+            self.budget_total,
+            Arc::new(child),
+            limits,
+            self.cancel.clone(),
+        )
+        .await
+        .map_err(|e| format!("workflow '{name}': {e}"))
+    }
+}

@@ -1,0 +1,27 @@
+//! Workflows: discovery, the built-in catalog, and the run manager with its journal.
+#![forbid(unsafe_code)]
+
+mod catalog;
+pub mod discovery;
+mod engine;
+mod host;
+mod key;
+mod view;
+
+pub use discovery::{Definition, Source};
+pub use engine::{EngineConfig, StartRequest, WorkflowEngine};
+pub use view::{AgentView, PhaseView, RunView};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Script(baton_script::ScriptError),
+    #[error(transparent)]
+    Store(#[from] baton_store::StoreError),
+}

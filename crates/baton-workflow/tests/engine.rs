@@ -1,0 +1,327 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_agent::{AgentConfig, AgentRuntime, ModelEntry, ModelRegistry};
+use baton_core::{AgentStatus, RunStatus};
+use baton_events::{EventHub, HubConfig};
+use baton_llm::{Client, OpenAiProvider, Pricing, RetryPolicy};
+use baton_mock_model::{MockModel, Reply};
+use baton_testkit::{Kind, TestDb};
+use baton_workflow::{EngineConfig, Source, StartRequest, WorkflowEngine};
+use serde_json::json;
+
+struct Fixture {
+    _db: TestDb,
+    engine: WorkflowEngine,
+    mock: MockModel,
+    ws: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+async fn fixture(kind: Kind) -> Fixture {
+    let db = TestDb::new(kind).await;
+    let mock = MockModel::start().await;
+    let hub = Arc::new(EventHub::new(db.store(), HubConfig::default()));
+    let mut models = ModelRegistry::default();
+    models.insert(ModelEntry {
+        name: "mock-1".into(),
+        provider: "mock".into(),
+        client: Client::new(
+            Arc::new(OpenAiProvider::new(&mock.base_url("openai"), None, false)),
+            RetryPolicy::default(),
+        ),
+        pricing: Pricing {
+            input: 1.0,
+            cached_input: 0.1,
+            cache_write: None,
+            output: 2.0,
+        },
+        vision: false,
+    });
+    let ws = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let agents = AgentRuntime::new(
+        db.store(),
+        hub.clone(),
+        models,
+        AgentConfig {
+            default_model: "mock-1".into(),
+            default_workspace: ws.path().into(),
+            ..AgentConfig::default()
+        },
+    );
+    let config = EngineConfig {
+        default_workspace: ws.path().into(),
+        home: Some(home.path().into()),
+        ..EngineConfig::default()
+    };
+    let engine = WorkflowEngine::new(db.store(), hub, agents, config);
+    Fixture {
+        _db: db,
+        engine,
+        mock,
+        ws,
+        home,
+    }
+}
+
+fn auto() -> StartRequest {
+    StartRequest {
+        auto_approve: true,
+        ..StartRequest::default()
+    }
+}
+
+async fn finished(f: &Fixture, id: baton_core::RunId) -> baton_core::Run {
+    for _ in 0..500 {
+        let r = f.engine.get_run(id).await.unwrap();
+        if r.status.is_finished() {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("run {id} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_follows_precedence_and_ships_the_catalog() {
+    let f = fixture(Kind::Sqlite).await;
+    let write = |dir: &std::path::Path, file: &str, text: &str| {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+    };
+    let baton = f.ws.path().join(".baton/workflows");
+    let claude = f.ws.path().join(".claude/workflows");
+    let personal = f.home.path().join(".baton/workflows");
+    write(
+        &baton,
+        "a.js",
+        "export const meta = { name: 'shared', description: 'from .baton' }\nreturn 1",
+    );
+    write(
+        &claude,
+        "b.js",
+        "export const meta = { name: 'shared', description: 'from .claude' }\nreturn 2",
+    );
+    write(&claude, "only-claude.js", "return 3");
+    write(
+        &personal,
+        "mine.js",
+        "export const meta = { name: 'deep-research', description: 'my override' }\nreturn 4",
+    );
+    write(&claude, "Bad Name.js", "return 5");
+    write(&claude, "broken.js", "return (");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("evil.js"),
+        "export const meta = { name: 'evil' }\nreturn 6",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path().join("evil.js"), claude.join("evil.js")).unwrap();
+
+    let defs = f.engine.definitions(None).await;
+    let find = |n: &str| defs.iter().find(|d| d.name == n);
+    assert_eq!(find("shared").unwrap().description, "from .baton");
+    assert_eq!(find("only-claude").unwrap().source, Source::Project);
+    assert_eq!(find("deep-research").unwrap().description, "my override");
+    assert_eq!(find("deep-research").unwrap().source, Source::Personal);
+    assert!(
+        find("evil").is_none(),
+        "a link out of the folder is never read"
+    );
+    assert!(find("bad name").is_none() && find("broken").is_none());
+    for builtin in ["multi-review", "find-issues", "plan-verify", "bounty-hunt"] {
+        let d = find(builtin).unwrap_or_else(|| panic!("{builtin} missing"));
+        assert_eq!(d.source, Source::Builtin);
+        assert!(d.phases.len() >= 3, "{builtin} declares its phases");
+        assert!(!d.description.is_empty());
+    }
+    assert_eq!(
+        f.engine.definition("review-code", None).await.unwrap().name,
+        "multi-review"
+    );
+    assert!(f.engine.definition("../etc/passwd", None).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_journals_its_agents_and_resume_skips_completed_ones() {
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let f = fixture(kind).await;
+        f.mock.rule("alpha", Reply::text("A"));
+        f.mock.rule("beta", Reply::text("B"));
+        f.mock.rule("gamma", Reply::text("G"));
+        let v1 = "export const meta = { name: 'j', phases: [{ title: 'One' }] }\nphase('One')\nconst r = await parallel([() => agent('alpha'), () => agent('beta', { label: 'b' })])\nlog('done one')\nreturn r";
+        let run = f.engine.start_inline(v1, auto()).await.unwrap();
+        let done = finished(&f, run.id).await;
+        assert_eq!(
+            done.status,
+            RunStatus::Completed,
+            "{kind:?}: {:?}",
+            done.error
+        );
+        assert_eq!(done.result, Some(json!(["A", "B"])));
+        assert_eq!(done.log, ["done one"]);
+        assert_eq!(f.mock.count(), 2);
+        let journal = f.engine.journal(run.id).await.unwrap();
+        assert_eq!(journal.len(), 2);
+        assert!(journal
+            .iter()
+            .all(|e| e.status == AgentStatus::Completed && !e.cached && e.session_id.is_some()));
+        assert_eq!(
+            journal
+                .iter()
+                .filter(|e| e.phase.as_deref() == Some("One"))
+                .count(),
+            2
+        );
+        assert_eq!(done.totals["agents"], 2);
+
+        // An edited script resumed: finished agents come from the journal.
+        let v2 = v1.replace(
+            "return r",
+            "const g = await agent('gamma')\nreturn [...r, g]",
+        );
+        f.engine.resume(run.id, Some(v2)).await.unwrap();
+        let again = finished(&f, run.id).await;
+        assert_eq!(again.result, Some(json!(["A", "B", "G"])), "{kind:?}");
+        assert_eq!(f.mock.count(), 3, "only the new agent called the model");
+        let journal = f.engine.journal(run.id).await.unwrap();
+        assert_eq!(journal.iter().filter(|e| e.cached).count(), 2);
+        assert!(
+            f.engine.resume(run.id, None).await.is_err(),
+            "a completed run has nothing to resume"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_runs_wait_for_approval() {
+    let f = fixture(Kind::Sqlite).await;
+    let script =
+        "const xs = args.items\nreturn await parallel(xs.map(x => () => agent(`item ${x}`)))";
+    let items: Vec<u32> = (0..30).collect();
+    let run = f
+        .engine
+        .start_inline(
+            script,
+            StartRequest {
+                args: Some(json!({ "items": items })),
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::AwaitingApproval);
+    assert_eq!(run.options["projected_agents"], 30);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(f.mock.count(), 0, "nothing runs before approval");
+    f.engine.approve(run.id).await.unwrap();
+    let done = finished(&f, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(f.mock.count(), 30);
+    assert!(f.engine.approve(run.id).await.is_err());
+
+    let small = f
+        .engine
+        .start_inline("return await agent('one')", StartRequest::default())
+        .await
+        .unwrap();
+    assert_ne!(small.status, RunStatus::AwaitingApproval);
+    let big_budget = f
+        .engine
+        .start_inline(
+            "return 1",
+            StartRequest {
+                budget_tokens: Some(2_000_000),
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(big_budget.status, RunStatus::AwaitingApproval);
+    let cancelled = f.engine.cancel(big_budget.id).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_everything_and_pause_holds_new_agents() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock
+        .set_default(Reply::text("a b c d e f").slow(Duration::from_millis(200)));
+    let script = "return await parallel([1,2,3,4].map(n => () => agent(`slow ${n}`)))";
+    let run = f
+        .engine
+        .start_inline(
+            script,
+            StartRequest {
+                concurrency: Some(2),
+                auto_approve: true,
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    while f.mock.count() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f.engine.cancel(run.id).await.unwrap();
+    let done = finished(&f, run.id).await;
+    assert_eq!(done.status, RunStatus::Cancelled);
+    let journal = f.engine.journal(run.id).await.unwrap();
+    assert!(
+        journal.iter().all(|e| e.status != AgentStatus::Running),
+        "nothing is left running"
+    );
+    assert!(
+        f.engine.cancel(run.id).await.is_err(),
+        "409 on a finished run"
+    );
+
+    f.mock.set_default(Reply::text("quick"));
+    let run = f.engine.start_inline("const out = []\nfor (const n of [1,2,3]) out.push(await agent(`step ${n}`))\nreturn out", auto()).await.unwrap();
+    while f.mock.count() < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    f.engine.pause(run.id).await.unwrap();
+    let at_pause = f.mock.count();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        f.mock.count() <= at_pause + 1,
+        "no new agent starts while paused"
+    );
+    assert_eq!(
+        f.engine.get_run(run.id).await.unwrap().status,
+        RunStatus::Paused
+    );
+    f.engine.resume(run.id, None).await.unwrap();
+    let done = finished(&f, run.id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(done.result, Some(json!(["quick", "quick", "quick"])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_binds() {
+    let f = fixture(Kind::Sqlite).await;
+    let script = "const out = []\nfor (let i = 0; i < 50; i++) {\n  try { out.push(await agent(`task ${i}`)) } catch (e) { return { done: out.length, stopped: e.message } }\n}\nreturn { done: out.length }";
+    let run = f
+        .engine
+        .start_inline(
+            script,
+            StartRequest {
+                budget_tokens: Some(600),
+                auto_approve: true,
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let done = finished(&f, run.id).await;
+    let result = done.result.unwrap();
+    assert!(
+        result["stopped"].as_str().unwrap().contains("budget"),
+        "{result}"
+    );
+    let agents = result["done"].as_u64().unwrap();
+    assert!((1..50).contains(&agents), "{result}");
+    assert_eq!(f.mock.count() as u64, agents);
+}
