@@ -338,9 +338,23 @@ impl AgentRuntime {
             .store
             .sessions_with_status(SessionStatus::Running)
             .await?;
-        let n = sessions.len();
-        for session in sessions {
+        let mut n = 0;
+        for mut session in sessions {
             let topic = runner::topic_of(&session);
+            if session.chat_id.is_none() {
+                // A run's agent: its run decides whether to call it again (from its
+                // journal), so the session itself is closed, not continued.
+                self.inner
+                    .store
+                    .close_running_traces(session.id, "interrupted: the server stopped")
+                    .await?;
+                session.status = SessionStatus::Cancelled;
+                session.error = Some("interrupted: the server stopped".into());
+                session.updated_at = time::now();
+                self.inner.store.save_session(&session, &[]).await?;
+                continue;
+            }
+            n += 1;
             let closed = self
                 .inner
                 .store

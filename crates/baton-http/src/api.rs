@@ -94,8 +94,12 @@ impl Api {
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| {
-                json!({ "name": name, "in": "path", "required": true,
-                        "schema": { "type": "string", "format": "uuid" } })
+                let schema = if name == "id" {
+                    json!({ "type": "string", "format": "uuid" })
+                } else {
+                    json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9-_:]*$" })
+                };
+                json!({ "name": name, "in": "path", "required": true, "schema": schema })
             })
             .collect();
         if let Some(query) = op.query {

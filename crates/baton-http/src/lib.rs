@@ -31,7 +31,7 @@ const INDEX_HTML: &str = include_str!("../assets/index.html");
 
 /// The API routes and their OpenAPI document, from one declaration.
 pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
-    use routes::{chats, health, sessions, traces, PageQuery};
+    use routes::{chats, health, sessions, traces, workflows, PageQuery};
     Api::new()
         .get(
             "/health",
@@ -163,6 +163,136 @@ pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
                 errors: &[400, 404],
             },
             traces::list,
+        )
+        .get(
+            "/workflows",
+            Op {
+                summary: "Workflow definitions: project (.baton/.claude), personal (~/.baton) and built-in",
+                tag: "workflows",
+                body: None,
+                query: Some(schema::<workflows::WorkspaceQuery>),
+                ok_status: 200,
+                ok: schema::<Page<baton_workflow::Definition>>,
+                errors: &[400],
+            },
+            workflows::list,
+        )
+        .post(
+            "/workflows/runs",
+            Op {
+                summary: "Start a run of an inline script",
+                tag: "runs",
+                body: Some(schema::<workflows::StartInline>),
+                query: None,
+                ok_status: 201,
+                ok: schema::<workflows::Started>,
+                errors: &[400, 413, 422],
+            },
+            workflows::start_inline,
+        )
+        .get(
+            "/workflows/{name}",
+            Op {
+                summary: "One workflow definition, with its script",
+                tag: "workflows",
+                body: None,
+                query: Some(schema::<workflows::WorkspaceQuery>),
+                ok_status: 200,
+                ok: schema::<baton_workflow::Definition>,
+                errors: &[400, 404],
+            },
+            workflows::get,
+        )
+        .post(
+            "/workflows/{name}/runs",
+            Op {
+                summary: "Start a run; large runs start in awaiting_approval unless auto_approve",
+                tag: "runs",
+                body: Some(schema::<workflows::StartRun>),
+                query: None,
+                ok_status: 201,
+                ok: schema::<workflows::Started>,
+                errors: &[400, 404, 413, 422],
+            },
+            workflows::start,
+        )
+        .get(
+            "/runs",
+            Op {
+                summary: "Runs, newest first",
+                tag: "runs",
+                body: None,
+                query: Some(schema::<workflows::RunsQuery>),
+                ok_status: 200,
+                ok: schema::<Page<baton_core::Run>>,
+                errors: &[400],
+            },
+            workflows::runs,
+        )
+        .get(
+            "/runs/{id}",
+            Op {
+                summary: "A run: status, phases with agent counts, tokens, cost and elapsed time, agents, log, result, totals",
+                tag: "runs",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<baton_workflow::RunView>,
+                errors: &[400, 404],
+            },
+            workflows::run,
+        )
+        .post(
+            "/runs/{id}/approve",
+            Op {
+                summary: "Approve a run awaiting approval",
+                tag: "runs",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<baton_core::Run>,
+                errors: &[400, 404, 409],
+            },
+            workflows::approve,
+        )
+        .post(
+            "/runs/{id}/cancel",
+            Op {
+                summary: "Cancel a run: everything it runs stops",
+                tag: "runs",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<baton_core::Run>,
+                errors: &[400, 404, 409],
+            },
+            workflows::cancel,
+        )
+        .post(
+            "/runs/{id}/pause",
+            Op {
+                summary: "Pause a run: no new agents start, running ones finish",
+                tag: "runs",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<baton_core::Run>,
+                errors: &[400, 404, 409],
+            },
+            workflows::pause,
+        )
+        .post(
+            "/runs/{id}/resume",
+            Op {
+                summary: "Resume a paused run, or run a stopped one again (optionally an edited script) with its journal",
+                tag: "runs",
+                body: Some(schema::<workflows::ResumeRun>),
+                query: None,
+                ok_status: 200,
+                ok: schema::<baton_core::Run>,
+                errors: &[400, 404, 409, 422],
+            },
+            workflows::resume,
         )
         .finish(version, extra_doc())
 }

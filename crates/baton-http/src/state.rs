@@ -33,6 +33,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub hub: Arc<EventHub>,
     pub agents: AgentRuntime,
+    pub workflows: baton_workflow::WorkflowEngine,
     pub snapshots: Arc<dyn Snapshots>,
     pub config: Arc<HttpConfig>,
     /// Cancelled when the server is shutting down; WebSockets then send a close frame.

@@ -544,6 +544,23 @@ impl WorkflowEngine {
         Ok(self.inner.store.list_runs(status, limit, before).await?)
     }
 
+    /// The run with its phases and agents.
+    pub async fn view(&self, id: RunId) -> Result<crate::RunView, WorkflowError> {
+        let run = self.get(id).await?;
+        let declared = baton_script::parse(&run.script)
+            .await
+            .map(|s| {
+                s.meta
+                    .phases
+                    .into_iter()
+                    .map(|p| p.title)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let journal = self.inner.store.list_journal(id).await?;
+        Ok(crate::RunView::build(run, &declared, journal))
+    }
+
     pub async fn journal(&self, id: RunId) -> Result<Vec<baton_core::JournalEntry>, WorkflowError> {
         Ok(self.inner.store.list_journal(id).await?)
     }

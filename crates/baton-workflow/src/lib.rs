@@ -6,10 +6,12 @@ pub mod discovery;
 mod engine;
 mod host;
 mod key;
+mod snapshots;
 mod view;
 
 pub use discovery::{Definition, Source};
 pub use engine::{EngineConfig, StartRequest, WorkflowEngine};
+pub use snapshots::WorkflowSnapshots;
 pub use view::{AgentView, PhaseView, RunView};
 
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ use baton_llm::{
 use baton_store::Store;
 use baton_store_postgres::PgStore;
 use baton_store_sqlite::SqliteStore;
+use baton_workflow::{EngineConfig, WorkflowEngine, WorkflowSnapshots};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -130,11 +131,34 @@ impl Server {
                 ..AgentConfig::default()
             },
         );
+        let l = &config.limits;
+        let workflows = WorkflowEngine::new(
+            store.clone(),
+            hub.clone(),
+            agents.clone(),
+            EngineConfig {
+                run_concurrency: l.run_concurrency as usize,
+                agents_per_run: l.agents_per_run.min(u64::from(u32::MAX)) as u32,
+                items_per_call: l.items_per_call as usize,
+                concurrent_runs: l.concurrent_runs as usize,
+                script_memory_bytes: (l.script_memory_mib as usize) << 20,
+                run_wall_clock: std::time::Duration::from_secs(l.run_wall_clock_s),
+                agent_timeout: std::time::Duration::from_secs(l.agent_timeout_s),
+                approval_agents: l.approval_agents,
+                approval_tokens: l.approval_tokens,
+                default_workspace: config.agents.workspace.clone().into(),
+                ..EngineConfig::default()
+            },
+        );
         let state = AppState {
-            snapshots: Arc::new(AgentSnapshots(store.clone())),
+            snapshots: Arc::new(WorkflowSnapshots {
+                agents: AgentSnapshots(store.clone()),
+                engine: workflows.clone(),
+            }),
             store,
             hub,
             agents,
+            workflows,
             config: Arc::new(http),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -161,6 +185,14 @@ impl Server {
                 "resumed sessions interrupted by the last stop"
             );
         }
+        let runs = state
+            .workflows
+            .resume_interrupted()
+            .await
+            .context("resuming interrupted runs")?;
+        if runs > 0 {
+            tracing::info!(runs, "resumed runs interrupted by the last stop");
+        }
         let app = baton_http::app(self.state);
         let shutdown = state.shutdown.clone();
         let signal = async move {
@@ -178,6 +210,7 @@ impl Server {
             .with_graceful_shutdown(signal)
             .await
             .context("server failed")?;
+        state.workflows.shutdown(baton_http::SHUTDOWN_GRACE).await;
         state.agents.shutdown(baton_http::SHUTDOWN_GRACE).await;
         state.tasks.close();
         if tokio::time::timeout(baton_http::SHUTDOWN_GRACE, state.tasks.wait())

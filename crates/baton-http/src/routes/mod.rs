@@ -2,6 +2,7 @@ pub mod chats;
 pub mod health;
 pub mod sessions;
 pub mod traces;
+pub mod workflows;
 
 use schemars::JsonSchema;
 use serde::Deserialize;

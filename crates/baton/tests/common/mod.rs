@@ -304,8 +304,15 @@ pub fn spawn_baton(
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    // The whole log is kept beside the test's files, for reading when a test fails.
+    let log_path = dir.join(format!("baton-{}.log", child.id()));
     std::thread::spawn(move || {
+        use std::io::Write;
+        let mut log = std::fs::File::create(log_path).ok();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(f) = log.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let _ = tx.send(rest.split_whitespace().next().unwrap().to_string());
             }

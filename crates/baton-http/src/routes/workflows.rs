@@ -1,0 +1,255 @@
+use std::path::PathBuf;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use baton_core::{Capabilities, Page, Run, RunId, RunStatus};
+use baton_workflow::{Definition, RunView, StartRequest, WorkflowError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, Json, Query};
+use crate::routes::PageQuery;
+use crate::state::AppState;
+
+impl From<WorkflowError> for ApiError {
+    fn from(e: WorkflowError) -> Self {
+        match e {
+            WorkflowError::NotFound(w) => ApiError::NotFound(w),
+            WorkflowError::Conflict(m) => ApiError::Conflict(m),
+            WorkflowError::BadInput(m) => ApiError::bad("invalid_request", m),
+            WorkflowError::Script(s) => ApiError::Unprocessable {
+                code: "invalid_script",
+                message: s.to_string(),
+            },
+            WorkflowError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceQuery {
+    /// The workspace whose `.baton/workflows` and `.claude/workflows` are searched;
+    /// the server's default when absent.
+    pub workspace: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<WorkspaceQuery>,
+) -> ApiResult<axum::Json<Page<Definition>>> {
+    let ws = q.workspace.map(PathBuf::from);
+    let items = state.workflows.definitions(ws.as_deref()).await;
+    Ok(axum::Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<WorkspaceQuery>,
+) -> ApiResult<axum::Json<Definition>> {
+    let ws = q.workspace.map(PathBuf::from);
+    Ok(axum::Json(
+        state.workflows.definition(&name, ws.as_deref()).await?,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// The script's `args`.
+    pub args: Option<Value>,
+    /// The run's token budget; `agent()` throws once it is spent.
+    pub budget_tokens: Option<u64>,
+    /// Agents in flight at once (1 to 256); more than the configured default needs approval.
+    pub concurrency: Option<usize>,
+    pub workspace: Option<String>,
+    /// Start at once even if the run is large.
+    #[serde(default)]
+    pub auto_approve: bool,
+    /// Tools beyond reading for the run's agents.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartInline {
+    /// The workflow script (SPEC 4.1).
+    pub script: String,
+    pub args: Option<Value>,
+    pub budget_tokens: Option<u64>,
+    pub concurrency: Option<usize>,
+    pub workspace: Option<String>,
+    #[serde(default)]
+    pub auto_approve: bool,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Started {
+    pub run_id: RunId,
+    /// `awaiting_approval` for a large run, else `queued`.
+    pub status: RunStatus,
+}
+
+fn request(
+    args: Option<Value>,
+    budget: Option<u64>,
+    conc: Option<usize>,
+    ws: Option<String>,
+    auto: bool,
+    caps: Capabilities,
+) -> ApiResult<StartRequest> {
+    let workspace = match ws {
+        None => None,
+        Some(w) => {
+            let p = std::fs::canonicalize(&w).map_err(|_| {
+                ApiError::bad(
+                    "invalid_workspace",
+                    format!("workspace '{w}' is not an existing directory"),
+                )
+            })?;
+            Some(p)
+        }
+    };
+    Ok(StartRequest {
+        args,
+        budget_tokens: budget,
+        concurrency: conc,
+        workspace,
+        auto_approve: auto,
+        capabilities: caps,
+    })
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(req): Json<StartRun>,
+) -> ApiResult<(StatusCode, axum::Json<Started>)> {
+    let r = request(
+        req.args,
+        req.budget_tokens,
+        req.concurrency,
+        req.workspace,
+        req.auto_approve,
+        req.capabilities,
+    )?;
+    let run = state.workflows.start(&name, r).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Started {
+            run_id: run.id,
+            status: run.status,
+        }),
+    ))
+}
+
+pub async fn start_inline(
+    State(state): State<AppState>,
+    Json(req): Json<StartInline>,
+) -> ApiResult<(StatusCode, axum::Json<Started>)> {
+    let r = request(
+        req.args,
+        req.budget_tokens,
+        req.concurrency,
+        req.workspace,
+        req.auto_approve,
+        req.capabilities,
+    )?;
+    let run = state.workflows.start_inline(&req.script, r).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Started {
+            run_id: run.id,
+            status: run.status,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    pub status: Option<RunStatus>,
+    /// 1 to 500; 100 when absent.
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+pub async fn runs(
+    State(state): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> ApiResult<axum::Json<Page<Run>>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let before = page
+        .cursor
+        .as_deref()
+        .map(str::parse::<RunId>)
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad(
+                "invalid_cursor",
+                "invalid cursor: not one this server issued",
+            )
+        })?;
+    let mut items = state.workflows.list(q.status, limit + 1, before).await?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| items.last())
+        .flatten()
+        .map(|r| r.id.to_string());
+    Ok(axum::Json(Page { items, next_cursor }))
+}
+
+pub async fn run(
+    State(state): State<AppState>,
+    Id(id): Id<RunId>,
+) -> ApiResult<axum::Json<RunView>> {
+    Ok(axum::Json(state.workflows.view(id).await?))
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    Id(id): Id<RunId>,
+) -> ApiResult<axum::Json<Run>> {
+    Ok(axum::Json(state.workflows.approve(id).await?))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Id(id): Id<RunId>,
+) -> ApiResult<axum::Json<Run>> {
+    Ok(axum::Json(state.workflows.cancel(id).await?))
+}
+
+pub async fn pause(State(state): State<AppState>, Id(id): Id<RunId>) -> ApiResult<axum::Json<Run>> {
+    Ok(axum::Json(state.workflows.pause(id).await?))
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRun {
+    /// An edited script: the run starts again from the top and every agent whose
+    /// journal entry is complete returns its stored result without a model call.
+    pub script: Option<String>,
+}
+
+pub async fn resume(
+    State(state): State<AppState>,
+    Id(id): Id<RunId>,
+    Json(req): Json<ResumeRun>,
+) -> ApiResult<axum::Json<Run>> {
+    Ok(axum::Json(state.workflows.resume(id, req.script).await?))
+}

@@ -1,0 +1,342 @@
+//! Workflows over the API, against the scripted model, on both backends; and a run
+//! that survives `kill -9`.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use baton_mock_model::{MockModel, Reply};
+use baton_testkit::{Kind, TestDb};
+use common::{as_env, assert_error, mock_settings, spawn_baton, TestServer};
+use serde_json::{json, Value};
+
+on_both!(
+    workflows_and_runs_over_the_api,
+    a_builtin_workflow_runs_after_approval
+);
+
+async fn run_done(s: &TestServer, id: &str) -> Value {
+    s.wait_for(&format!("/api/runs/{id}"), |v| {
+        matches!(
+            v["status"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        )
+    })
+    .await
+}
+
+async fn workflows_and_runs_over_the_api(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.set_default(Reply::text("done"));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let (status, list) = s.get("/api/workflows").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "deep-research",
+        "multi-review",
+        "find-issues",
+        "plan-verify",
+        "bounty-hunt",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let (status, def) = s.get("/api/workflows/review-code").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (def["name"].as_str(), def["source"].as_str()),
+        (Some("multi-review"), Some("builtin"))
+    );
+    assert!(def["script"]
+        .as_str()
+        .unwrap()
+        .contains("export const meta"));
+    let (status, err) = s.get("/api/workflows/nope").await;
+    assert_error(status, &err, 404, "not_found");
+    let (status, err) = s.get("/api/workflows/Bad%20Name").await;
+    assert_error(status, &err, 400, "invalid_request");
+
+    let (status, err) = s
+        .post_json(
+            "/api/workflows/runs",
+            &json!({ "script": "const a = 1\nconst b = a +* 2" }),
+        )
+        .await;
+    assert_error(status, &err, 422, "invalid_script");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("line 2"),
+        "{err}"
+    );
+    let (status, err) = s
+        .post_json(
+            "/api/workflows/runs",
+            &json!({ "script": "import x from 'y'" }),
+        )
+        .await;
+    assert_error(status, &err, 422, "invalid_script");
+    let (status, err) = s
+        .post_json(
+            "/api/workflows/runs",
+            &json!({ "script": "return 1", "concurrency": 0 }),
+        )
+        .await;
+    assert_error(status, &err, 400, "invalid_request");
+    let (status, err) = s
+        .post_json(
+            "/api/workflows/runs",
+            &json!({ "script": "return 1", "extra": true }),
+        )
+        .await;
+    assert_error(status, &err, 400, "invalid_body");
+
+    let script = "export const meta = { name: 'two', phases: [{ title: 'Work' }] }\nphase('Work')\nlog('go')\nreturn await parallel([() => agent('x', { label: 'first' }), () => agent('y', { label: 'second' })])";
+    let (status, started) = s
+        .post_json(
+            "/api/workflows/runs",
+            &json!({ "script": script, "auto_approve": true }),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["run_id"].as_str().unwrap().to_string();
+    let mut ws = s.ws().await;
+    ws.subscribe(&format!("run:{id}"), Some(0)).await;
+    let view = run_done(&s, &id).await;
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(view["result"], json!(["done", "done"]));
+    assert_eq!(view["log"], json!(["go"]));
+    let phase = &view["phases"][0];
+    assert_eq!(
+        (
+            phase["title"].as_str(),
+            phase["agents"]["completed"].as_u64()
+        ),
+        (Some("Work"), Some(2))
+    );
+    let agents = view["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 2);
+    assert!(agents
+        .iter()
+        .all(|a| a["session_id"].is_string() && a["cached"] == false));
+    let mut events = Vec::new();
+    loop {
+        let f = ws.next().await;
+        if f["type"] != "run_event" {
+            // The agents' own frames (traces, session states) ride on the run's topic too.
+            continue;
+        }
+        let e = f["event"].as_str().unwrap().to_string();
+        let last = e == "status" && f["status"] == "completed";
+        events.push(e);
+        if last {
+            break;
+        }
+    }
+    for e in ["status", "phase", "log", "agent_start", "agent_finish"] {
+        assert!(events.iter().any(|x| x == e), "{e} in {events:?}");
+    }
+    // Drill down: an agent's session and its traces.
+    let session = agents[0]["session_id"].as_str().unwrap();
+    let (status, sess) = s.get(&format!("/api/sessions/{session}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(sess["run_id"].as_str().unwrap(), id);
+
+    let (status, err) = s
+        .post_json(&format!("/api/runs/{id}/cancel"), &json!({}))
+        .await;
+    assert_error(status, &err, 409, "conflict");
+    let (status, err) = s
+        .post_json(
+            &format!("/api/runs/{}/approve", baton_core::RunId::new()),
+            &json!({}),
+        )
+        .await;
+    assert_error(status, &err, 404, "not_found");
+    let (_, runs) = s.get("/api/runs?status=completed").await;
+    assert_eq!(runs["items"].as_array().unwrap().len(), 1);
+    let (status, err) = s.get("/api/runs?cursor=xyz").await;
+    assert_error(status, &err, 400, "invalid_cursor");
+    let (status, err) = s.get("/api/runs?status=exploded").await;
+    assert_error(status, &err, 400, "invalid_query");
+}
+
+async fn a_builtin_workflow_runs_after_approval(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.rule("Break the question", Reply::tool("StructuredOutput", json!({ "angles": [
+        { "title": "storage", "focus": "where data lives" }, { "title": "api", "focus": "what is exposed" }] })));
+    mock.rule(
+        "Research one angle",
+        Reply::tool(
+            "StructuredOutput",
+            json!({ "findings": [
+        { "claim": "it uses SQLite", "evidence": "src/db.rs:1" }] }),
+        ),
+    );
+    mock.rule(
+        "skeptical reviewer",
+        Reply::tool(
+            "StructuredOutput",
+            json!({ "verdicts": [
+        { "claim": "it uses SQLite", "verdict": "supported" }] }),
+        ),
+    );
+    mock.rule(
+        "Answer the question using only",
+        Reply::text("It stores data in SQLite (src/db.rs:1)."),
+    );
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let (status, started) = s
+        .post_json(
+            "/api/workflows/deep-research/runs",
+            &json!({ "args": { "question": "How is data stored?" } }),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["status"], "awaiting_approval");
+    let id = started["run_id"].as_str().unwrap().to_string();
+    let (_, view) = s.get(&format!("/api/runs/{id}")).await;
+    assert_eq!(
+        view["phases"].as_array().unwrap().len(),
+        4,
+        "declared phases show before anything runs"
+    );
+    assert_eq!(mock.count(), 0);
+    let (status, _) = s
+        .post_json(&format!("/api/runs/{id}/approve"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let view = run_done(&s, &id).await;
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(
+        view["result"]["report"],
+        "It stores data in SQLite (src/db.rs:1)."
+    );
+    assert_eq!(view["result"]["verified_claims"], 2);
+    assert_eq!(
+        view["agents"].as_array().unwrap().len(),
+        6,
+        "plan, 2 researchers, 2 checks, synthesis"
+    );
+}
+
+async fn killed_mid_fan_out_finishes_without_repeating_agents(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let mock = MockModel::start().await;
+    mock.set_default(Reply::text("result of the item").slow(Duration::from_millis(150)));
+    let work = tempfile::tempdir().unwrap();
+    let mut env = as_env(&mock_settings(&mock, "openai"));
+    env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
+    let (mut first, addr) = spawn_baton(work.path(), &env);
+    let http = reqwest::Client::new();
+    let script = "const items = Array.from({ length: 20 }, (_, i) => `item ${i}`)\nreturn await parallel(items.map(x => () => agent(x, { label: x })))";
+    let started: Value = http
+        .post(format!("http://{addr}/api/workflows/runs"))
+        .json(&json!({ "script": script, "concurrency": 4, "auto_approve": true }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["run_id"].as_str().unwrap().to_string();
+    let completed_before = loop {
+        let v: Value = http
+            .get(format!("http://{addr}/api/runs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let done: Vec<String> = v["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"] == "completed")
+            .map(|a| a["label"].as_str().unwrap().to_string())
+            .collect();
+        if done.len() >= 8 {
+            break done;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let requests_before = mock.count();
+
+    let (mut second, addr) = spawn_baton(work.path(), &env);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let view = loop {
+        let v: Value = http
+            .get(format!("http://{addr}/api/runs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["status"] == "completed" {
+            break v;
+        }
+        if Instant::now() > deadline {
+            for e in std::fs::read_dir(work.path()).unwrap().flatten() {
+                if e.file_name().to_string_lossy().ends_with(".log") {
+                    eprintln!(
+                        "== {}\n{}",
+                        e.path().display(),
+                        std::fs::read_to_string(e.path()).unwrap_or_default()
+                    );
+                }
+            }
+            panic!("the run did not finish after restart: {}", v["status"]);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(view["result"].as_array().unwrap().len(), 20);
+    assert!(view["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r == "result of the item"));
+    let after: Vec<String> = mock.requests()[requests_before..]
+        .iter()
+        .map(|r| {
+            r.body["messages"][1]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    for label in &completed_before {
+        assert!(
+            !after.contains(label),
+            "{label} had completed before the kill but was asked again"
+        );
+    }
+    let cached = view["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["cached"] == true)
+        .count();
+    assert!(
+        cached >= completed_before.len(),
+        "{cached} cached < {}",
+        completed_before.len()
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_killed_mid_fan_out_finishes_without_repeating_agents() {
+    killed_mid_fan_out_finishes_without_repeating_agents(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_mid_fan_out_finishes_without_repeating_agents() {
+    killed_mid_fan_out_finishes_without_repeating_agents(Kind::Postgres).await;
+}
