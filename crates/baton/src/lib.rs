@@ -2,6 +2,7 @@
 //! layers and serving. `main.rs` only parses the command line.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod serve;
 

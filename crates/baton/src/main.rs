@@ -27,6 +27,47 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
+    /// Start a workflow run on a server and follow it with progress bars; prints the
+    /// result as JSON.
+    Run(RunCmd),
+    /// List the workflows a server can run.
+    Workflows(ServerArgs),
+    /// Check a workflow script: does it parse, what are its meta and phases.
+    Check {
+        /// The script file.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The Baton server.
+    #[arg(long, default_value = "http://127.0.0.1:7777", env = "BATON_SERVER")]
+    server: String,
+    /// Bearer token (default: BATON_AUTH__TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct RunCmd {
+    /// A workflow name, or a path to a .js script.
+    workflow: String,
+    /// The run's args, as JSON.
+    #[arg(long, value_name = "JSON")]
+    args: Option<String>,
+    /// Approve a large run without asking.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    #[arg(long)]
+    budget_tokens: Option<u64>,
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// The workspace (default: the current directory).
+    #[arg(long)]
+    workspace: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(clap::Args, Default)]
@@ -50,6 +91,12 @@ struct DbArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Run(_)) | Some(Command::Workflows(_)) | Some(Command::Check { .. }) => {
+            return client_command(cli.command.expect("matched"));
+        }
+        _ => {}
+    }
     let mut sources = Sources::standard(cli.config.as_deref());
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
     let db = match &command {
@@ -59,6 +106,7 @@ fn main() -> ExitCode {
             &a.db
         }
         Command::Migrate(a) => a,
+        _ => unreachable!("client commands return earlier"),
     };
     push(&mut sources, "database.url", &db.database_url);
     baton::init_logging();
@@ -77,6 +125,7 @@ fn main() -> ExitCode {
         match command {
             Command::Serve(_) => baton::serve::run(config).await,
             Command::Migrate(_) => baton::serve::migrate(config).await,
+            _ => unreachable!("client commands return earlier"),
         }
     });
     match result {
@@ -91,5 +140,65 @@ fn main() -> ExitCode {
 fn push(sources: &mut Sources, key: &str, value: &Option<String>) {
     if let Some(v) = value {
         sources.flags.push((key.to_string(), v.clone()));
+    }
+}
+
+/// Commands that talk to a server (or to nothing) rather than run one.
+fn client_command(command: Command) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result: anyhow::Result<i32> = runtime.block_on(async move {
+        match command {
+            Command::Check { file } => {
+                let (report, ok) = baton::cli::check::check(&file).await?;
+                print!("{report}");
+                Ok(if ok { 0 } else { 1 })
+            }
+            Command::Workflows(s) => {
+                let api = baton::cli::client::Api::new(&s.server, s.token);
+                let list = api.get("/workflows").await?;
+                for d in list["items"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<20} {:<9} {}",
+                        d["name"].as_str().unwrap_or(""),
+                        d["source"].as_str().unwrap_or(""),
+                        d["description"].as_str().unwrap_or("")
+                    );
+                }
+                Ok(0)
+            }
+            Command::Run(r) => {
+                let args = match r.args.as_deref() {
+                    None => None,
+                    Some(text) => Some(
+                        serde_json::from_str(text)
+                            .map_err(|e| anyhow::anyhow!("--args is not JSON: {e}"))?,
+                    ),
+                };
+                let api = baton::cli::client::Api::new(&r.server.server, r.server.token);
+                baton::cli::run::run(
+                    &api,
+                    baton::cli::run::RunArgs {
+                        workflow: r.workflow,
+                        args,
+                        yes: r.yes,
+                        budget_tokens: r.budget_tokens,
+                        concurrency: r.concurrency,
+                        workspace: r.workspace,
+                    },
+                )
+                .await
+            }
+            _ => unreachable!("server commands are handled in main"),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("baton: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

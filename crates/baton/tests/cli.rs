@@ -128,3 +128,156 @@ fn migrate_reports_and_is_idempotent() {
     assert!(run().contains("applied 0 migration(s); 3 already applied"));
     assert!(dir.path().join("x/y.db").is_file());
 }
+
+const AUDIT_ROUTES: &str = r#"export const meta = { name: 'audit-routes', description: 'Audit route handlers',
+                      phases: [{ title: 'Find' }, { title: 'Audit' }] }
+const found = await agent('List every .ts file under src/routes/.', {
+  schema: { type: 'object', required: ['files'],
+            properties: { files: { type: 'array', items: { type: 'string' } } } } })
+phase('Audit')
+const audits = await pipeline(found.files, f => agent(`Audit ${f}`, { label: f }))
+return audits.filter(Boolean)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baton_run_runs_a_claude_code_workflow_unchanged_with_progress() {
+    use baton_mock_model::{MockModel, Reply};
+    let mock = MockModel::start().await;
+    mock.rule(
+        "List every .ts file",
+        Reply::tool(
+            "StructuredOutput",
+            serde_json::json!({ "files": ["users.ts", "posts.ts"] }),
+        ),
+    );
+    mock.rule(
+        "Audit users.ts",
+        Reply::text("users.ts: no auth check on DELETE"),
+    );
+    mock.rule("Audit posts.ts", Reply::text("posts.ts: fine"));
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(repo.path().join(".claude/workflows")).unwrap();
+    std::fs::write(
+        repo.path().join(".claude/workflows/audit-routes.js"),
+        AUDIT_ROUTES,
+    )
+    .unwrap();
+    let mut env = common::as_env(&common::mock_settings(&mock, "openai"));
+    env.push((
+        "BATON_AGENTS__WORKSPACE".into(),
+        repo.path().display().to_string(),
+    ));
+    let (mut server, addr) = common::spawn_baton(repo.path(), &env);
+    let url = format!("http://{addr}");
+
+    let out = tokio::task::spawn_blocking({
+        let (url, dir) = (url.clone(), repo.path().to_path_buf());
+        move || {
+            baton(&dir)
+                .args(["workflows", "--server", &url])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("audit-routes")
+            && listing.contains("project")
+            && listing.contains("deep-research"),
+        "{listing}"
+    );
+
+    let out = tokio::task::spawn_blocking({
+        let (url, dir) = (url.clone(), repo.path().to_path_buf());
+        move || {
+            baton(&dir)
+                .args(["run", "audit-routes", "--server", &url])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        result,
+        serde_json::json!(["users.ts: no auth check on DELETE", "posts.ts: fine"])
+    );
+    assert!(stderr.contains("audit-routes · completed"), "{stderr}");
+    assert!(
+        stderr.contains("Audit") && stderr.contains("2/2"),
+        "progress per phase: {stderr}"
+    );
+
+    // A large run waits for approval unless --yes.
+    let out = tokio::task::spawn_blocking({
+        let (url, dir) = (url.clone(), repo.path().to_path_buf());
+        move || {
+            baton(&dir)
+                .args([
+                    "run",
+                    "deep-research",
+                    "--args",
+                    r#"{"question":"q"}"#,
+                    "--server",
+                    &url,
+                ])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("approve"));
+    let out = baton(repo.path())
+        .args(["run", "x", "--args", "{not json", "--server", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--args is not JSON"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn baton_check_reports_meta_phases_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("audit-routes.js");
+    std::fs::write(
+        &good,
+        AUDIT_ROUTES.replace("phase('Audit')", "phase('Audit')\nphase('Extra')"),
+    )
+    .unwrap();
+    let out = baton(dir.path())
+        .args(["check", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("name: audit-routes") && text.contains("phases declared: Find, Audit"),
+        "{text}"
+    );
+    assert!(text.contains("phase('Extra') is not declared"), "{text}");
+    assert!(
+        text.contains("declares 'Find' but the script never calls phase('Find')"),
+        "{text}"
+    );
+    let bad = dir.path().join("bad.js");
+    std::fs::write(&bad, "const a = 1\nconst b = a +* 2\n").unwrap();
+    let out = baton(dir.path())
+        .args(["check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
