@@ -1,4 +1,4 @@
-//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|all]`
+//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|workflow|all]`
 //!
 //! Every figure is printed beside a baseline measured in the same run on the same
 //! machine, and as a ratio to it, because absolute numbers mean little across machines.
@@ -10,6 +10,7 @@ mod null_store;
 mod replay;
 mod server;
 mod traces;
+mod workflow;
 
 use clap::{Parser, ValueEnum};
 
@@ -34,6 +35,7 @@ enum Which {
     Fanout,
     Replay,
     Agent,
+    Workflow,
     All,
 }
 
@@ -54,6 +56,9 @@ fn main() -> anyhow::Result<()> {
         }
         if matches!(args.which, Which::Agent | Which::All) {
             agent::run().await?;
+        }
+        if matches!(args.which, Which::Workflow | Which::All) {
+            workflow::run().await?;
         }
         Ok(())
     })

@@ -1,0 +1,153 @@
+//! A workflow fanning out 1,000 agents, 16 in flight, against the scripted model with no
+//! delay: agents per second with the journal (and every trace, snapshot and frame) on
+//! SQLite and on Postgres, beside the same run on a store that keeps nothing; and the
+//! process's memory growth per run.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_agent::{AgentConfig, AgentRuntime, ModelEntry, ModelRegistry};
+use baton_events::{EventHub, HubConfig};
+use baton_llm::{Client, OpenAiProvider, Pricing, RetryPolicy};
+use baton_mock_model::{MockModel, Reply};
+use baton_store::Store;
+use baton_testkit::{Kind, TestDb};
+use baton_workflow::{EngineConfig, StartRequest, WorkflowEngine};
+use serde_json::json;
+
+use crate::null_store::NullStore;
+
+const AGENTS: usize = 1_000;
+const IN_FLIGHT: usize = 16;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn agents_per_second(
+    store: Arc<dyn Store>,
+    mock: &MockModel,
+    ws: &std::path::Path,
+) -> anyhow::Result<(f64, i64)> {
+    let hub = Arc::new(EventHub::new(store.clone(), HubConfig::default()));
+    let mut models = ModelRegistry::default();
+    models.insert(ModelEntry {
+        name: "mock-1".into(),
+        provider: "mock".into(),
+        client: Client::new(
+            Arc::new(OpenAiProvider::new(&mock.base_url("openai"), None, false)),
+            RetryPolicy::default(),
+        ),
+        pricing: Pricing {
+            input: 1.0,
+            cached_input: 0.1,
+            cache_write: None,
+            output: 2.0,
+        },
+        vision: false,
+    });
+    let agents = AgentRuntime::new(
+        store.clone(),
+        hub.clone(),
+        models,
+        AgentConfig {
+            default_model: "mock-1".into(),
+            default_workspace: ws.to_path_buf(),
+            ..AgentConfig::default()
+        },
+    );
+    let engine = WorkflowEngine::new(
+        store,
+        hub,
+        agents,
+        EngineConfig {
+            run_concurrency: IN_FLIGHT,
+            default_workspace: ws.to_path_buf(),
+            ..EngineConfig::default()
+        },
+    );
+    let script = format!(
+        "const items = Array.from({{ length: {AGENTS} }}, (_, i) => `item ${{i}}`)\nreturn (await parallel(items.map(x => () => agent(x)))).length"
+    );
+    let before = rss_kib();
+    let started = Instant::now();
+    let run = engine
+        .start_inline(
+            &script,
+            StartRequest {
+                concurrency: Some(IN_FLIGHT),
+                auto_approve: true,
+                ..StartRequest::default()
+            },
+        )
+        .await?;
+    loop {
+        let r = engine.get_run(run.id).await;
+        match r {
+            Ok(r) if r.status.is_finished() => {
+                anyhow::ensure!(
+                    r.result == Some(json!(AGENTS)),
+                    "run ended {:?}: {:?}",
+                    r.status,
+                    r.error
+                );
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+        // The null store cannot be polled; its run is over when the engine is idle.
+        if engine.get_run(run.id).await.is_err() {
+            engine.idle().await;
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok((AGENTS as f64 / secs, rss_kib() as i64 - before as i64))
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    println!(
+        "## Workflow fan-out ({AGENTS} agents, {IN_FLIGHT} in flight, zero-delay scripted model)\n"
+    );
+    let mock = MockModel::start().await;
+    mock.lean();
+    mock.set_default(Reply::text("done"));
+    let ws = std::env::temp_dir().join(format!("baton-bench-wf-{}", std::process::id()));
+    std::fs::create_dir_all(&ws)?;
+    let (base, _) = agents_per_second(Arc::new(NullStore::default()), &mock, &ws).await?;
+    println!("| journal | agents/s | vs nothing stored | RSS growth during the run |");
+    println!("|---|---|---|---|");
+    println!(
+        "| none (baseline: the same run on a store that keeps nothing) | {base:.0} | 1.00 | — |"
+    );
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let db = TestDb::new(kind).await;
+        let (rate, rss) = agents_per_second(db.store(), &mock, &ws).await?;
+        println!(
+            "| {kind:?} | {rate:.0} | {:.2} | {:.1} MiB |",
+            rate / base,
+            rss as f64 / 1024.0
+        );
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/langgraph_fanout.py");
+    match std::process::Command::new("python3").arg(script).arg(AGENTS.to_string()).output() {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut parts = text.split_whitespace();
+            let rate: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
+            let peak: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
+            println!("| LangGraph 1.x, SQLite checkpointer, fake chat model (comparison) | {rate:.0} | {:.2} | peak RSS {peak:.0} MiB (whole process) |", rate / base);
+        }
+        _ => println!("| LangGraph (comparison) | not measured: `pip install langgraph langgraph-checkpoint-sqlite aiosqlite` | | |"),
+    }
+    println!();
+    let _ = std::fs::remove_dir_all(&ws);
+    Ok(())
+}
