@@ -254,8 +254,18 @@ async fn run_loop(ctx: &Ctx<'_>, session: &mut Session, state: &mut SessionState
     }
 }
 
+fn allowed(state: &SessionState, name: &str) -> bool {
+    state
+        .tool_allowlist
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|t| t == name))
+}
+
 fn tool_specs(state: &SessionState) -> Vec<ToolSpec> {
-    let mut specs = tools::specs(state.caps);
+    let mut specs: Vec<ToolSpec> = tools::specs(state.caps)
+        .into_iter()
+        .filter(|s| allowed(state, &s.name))
+        .collect();
     if let Some(schema) = &state.schema {
         specs.push(ToolSpec {
             name: STRUCTURED_OUTPUT.into(),
@@ -442,6 +452,11 @@ async fn run_tool(
     let trace = ctx.tracer.start(trace).await;
     let out = if call.name == STRUCTURED_OUTPUT && state.schema.is_some() {
         structured(state, &call.arguments)
+    } else if !allowed(state, &call.name) {
+        tools::ToolOutput::error(format!(
+            "the tool '{}' is not available to this agent",
+            call.name
+        ))
     } else {
         tools::run(
             ws,

@@ -73,6 +73,8 @@ pub struct AgentSpec {
     pub max_tool_calls: Option<u32>,
     pub timeout: Option<Duration>,
     pub budget_tokens: Option<u64>,
+    /// Only these tools, of those `caps` grants (`None`: all of them).
+    pub tools: Option<Vec<String>>,
     pub workspace: Option<PathBuf>,
     pub run_id: Option<baton_core::RunId>,
     pub parent_id: Option<SessionId>,
@@ -419,6 +421,7 @@ impl AgentRuntime {
             max_tool_calls: spec.max_tool_calls.unwrap_or(inner.config.max_tool_calls),
             schema: spec.schema,
             budget_tokens: spec.budget_tokens,
+            tool_allowlist: spec.tools,
             ..Default::default()
         };
         let now = time::now();

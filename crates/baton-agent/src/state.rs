@@ -24,6 +24,9 @@ pub struct SessionState {
     pub schema_retries: u32,
     #[serde(default)]
     pub budget_tokens: Option<u64>,
+    /// When set, only these tools (of those the capabilities grant) are offered and run.
+    #[serde(default)]
+    pub tool_allowlist: Option<Vec<String>>,
     #[serde(default)]
     pub usage: Usage,
     #[serde(default)]

@@ -160,6 +160,16 @@ impl Host for RunHost {
             budget_tokens: self
                 .budget_total
                 .map(|t| t.saturating_sub(self.spent.load(Ordering::SeqCst))),
+            tools: call
+                .opts
+                .get("tools")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                }),
             workspace: self.workspace.clone(),
             run_id: Some(self.run_id),
             parent_id: None,

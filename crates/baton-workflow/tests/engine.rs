@@ -19,6 +19,10 @@ struct Fixture {
 }
 
 async fn fixture(kind: Kind) -> Fixture {
+    fixture_with(kind, |_| {}).await
+}
+
+async fn fixture_with(kind: Kind, tweak: impl FnOnce(&mut EngineConfig)) -> Fixture {
     let db = TestDb::new(kind).await;
     let mock = MockModel::start().await;
     let hub = Arc::new(EventHub::new(db.store(), HubConfig::default()));
@@ -50,11 +54,12 @@ async fn fixture(kind: Kind) -> Fixture {
             ..AgentConfig::default()
         },
     );
-    let config = EngineConfig {
+    let mut config = EngineConfig {
         default_workspace: ws.path().into(),
         home: Some(home.path().into()),
         ..EngineConfig::default()
     };
+    tweak(&mut config);
     let engine = WorkflowEngine::new(db.store(), hub, agents, config);
     Fixture {
         _db: db,
@@ -324,4 +329,290 @@ async fn the_budget_binds() {
     let agents = result["done"].as_u64().unwrap();
     assert!((1..50).contains(&agents), "{result}");
     assert_eq!(f.mock.count() as u64, agents);
+}
+
+fn so(v: serde_json::Value) -> Reply {
+    Reply::tool("StructuredOutput", v)
+}
+
+async fn run_builtin(f: &Fixture, name: &str, args: serde_json::Value) -> baton_core::Run {
+    let run = f
+        .engine
+        .start(
+            name,
+            StartRequest {
+                args: Some(args),
+                auto_approve: true,
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let done = finished(f, run.id).await;
+    assert_eq!(
+        done.status,
+        RunStatus::Completed,
+        "{name}: {:?}",
+        done.error
+    );
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_builtin_runs_against_a_model() {
+    let f = fixture(Kind::Sqlite).await;
+    let m = &f.mock;
+    // multi-review
+    m.rule(
+        "List the source files a reviewer",
+        so(json!({ "files": ["src/a.rs", "src/b.rs"] })),
+    );
+    m.rule("Review these files only for", so(json!({ "issues": [{ "file": "src/a.rs", "line": 3, "title": "t", "why": "w", "severity": "high" }] })));
+    m.rule(
+        "Check this reported issue",
+        so(json!({ "confirmed": true, "reason": "seen" })),
+    );
+    // find-issues
+    m.rule("Survey", so(json!({ "modules": [{ "name": "core", "paths": ["src/a.rs"] }, { "name": "io", "paths": ["src/b.rs"] }] })));
+    m.rule("Hunt for bugs", so(json!({ "bugs": [{ "file": "src/a.rs", "line": 9, "summary": "panics", "trigger": "empty input" }] })));
+    m.rule(
+        "Independently confirm",
+        so(json!({ "confirmed": true, "reason": "reproduced" })),
+    );
+    // plan-verify
+    m.rule(
+        "draft a concrete plan",
+        so(json!({ "steps": [
+        { "step": "rename", "files": ["a"], "assumption": "one caller" },
+        { "step": "migrate", "files": ["b"], "assumption": "no data" }] })),
+    );
+    m.rule(
+        "Verify one step",
+        so(json!({ "holds": false, "problem": "two callers", "fix": "update both" })),
+    );
+    m.rule(
+        "Revise this plan",
+        so(json!({ "steps": [{ "step": "rename in both callers", "files": ["a", "c"] }] })),
+    );
+    // bounty-hunt
+    m.rule("Map the attack surface", so(json!({ "hotspots": [{ "where": "src/http.rs", "input": "path", "risk": "traversal" }] })));
+    m.rule(
+        "Dig into this hotspot",
+        so(
+            json!({ "vulnerable": true, "title": "path traversal", "location": "src/http.rs:40",
+        "reproduction": "GET /../etc/passwd", "impact": "file read" }),
+        ),
+    );
+    m.rule(
+        "You are the maintainer",
+        so(json!({ "stands": true, "reason": "no check", "severity": "high" })),
+    );
+
+    let r = run_builtin(&f, "review-code", json!({ "target": "src" }))
+        .await
+        .result
+        .unwrap();
+    assert_eq!(
+        (
+            r["reported"].as_u64(),
+            r["issues"].as_array().unwrap().len()
+        ),
+        (Some(4), 4),
+        "{r}"
+    );
+    let r = run_builtin(&f, "find-issues", json!({}))
+        .await
+        .result
+        .unwrap();
+    assert_eq!(
+        r["issues"].as_array().unwrap().len(),
+        2,
+        "one confirmed bug per module: {r}"
+    );
+    let r = run_builtin(&f, "plan-verify", json!({ "goal": "rename a thing" }))
+        .await
+        .result
+        .unwrap();
+    assert_eq!(
+        r["plan"],
+        json!([{ "step": "rename in both callers", "files": ["a", "c"] }]),
+        "{r}"
+    );
+    assert_eq!(r["problems"].as_array().unwrap().len(), 2);
+    let r = run_builtin(&f, "bounty-hunt", json!({}))
+        .await
+        .result
+        .unwrap();
+    assert_eq!(r["findings"][0]["severity"], "high", "{r}");
+    let err = f
+        .engine
+        .start(
+            "plan-verify",
+            StartRequest {
+                auto_approve: true,
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let done = finished(&f, err.id).await;
+    assert_eq!(done.status, RunStatus::Failed);
+    assert!(done.error.unwrap().contains("needs a goal"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opts_tools_limit_what_an_agent_may_use() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock
+        .push(Reply::tool("read_file", json!({ "path": "x" })));
+    f.mock.push(Reply::text("ok"));
+    let run = f
+        .engine
+        .start_inline("return await agent('look', { tools: ['glob'] })", auto())
+        .await
+        .unwrap();
+    let done = finished(&f, run.id).await;
+    assert_eq!(done.result, Some(json!("ok")));
+    let reqs = f.mock.requests();
+    let offered: Vec<String> = reqs[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(offered, ["glob"]);
+    assert!(reqs[1]
+        .body
+        .to_string()
+        .contains("not available to this agent"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_and_agents_per_run_are_capped_in_rust() {
+    let f = fixture_with(Kind::Sqlite, |c| {
+        c.items_per_call = 5;
+        c.agents_per_run = 3;
+    })
+    .await;
+    let run = f
+        .engine
+        .start_inline(
+            "return await parallel([1,2,3,4,5,6].map(n => () => n))",
+            auto(),
+        )
+        .await
+        .unwrap();
+    let done = finished(&f, run.id).await;
+    assert_eq!(done.status, RunStatus::Failed);
+    assert!(done.error.unwrap().contains("over the limit of 5"));
+    let run = f
+        .engine
+        .start_inline(
+            "for (let i = 0; i < 4; i++) await agent(`a${i}`)\nreturn 1",
+            auto(),
+        )
+        .await
+        .unwrap();
+    let done = finished(&f, run.id).await;
+    assert_eq!(done.status, RunStatus::Failed);
+    assert!(done.error.unwrap().contains("limit of 3 agents"));
+    assert_eq!(f.mock.count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_nests_one_level_only() {
+    let f = fixture(Kind::Sqlite).await;
+    let dir = f.ws.path().join(".baton/workflows");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("child.js"),
+        "return { child: await agent(`child ${args.n}`) }",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("deeper.js"),
+        "return await workflow('child', { n: 1 })",
+    )
+    .unwrap();
+    f.mock.set_default(Reply::text("hi"));
+    let run = f
+        .engine
+        .start_inline("return await workflow('child', { n: 7 })", auto())
+        .await
+        .unwrap();
+    assert_eq!(
+        finished(&f, run.id).await.result,
+        Some(json!({ "child": "hi" }))
+    );
+    let run = f
+        .engine
+        .start_inline(
+            "try { return await workflow('deeper') } catch (e) { return e.message }",
+            auto(),
+        )
+        .await
+        .unwrap();
+    let out = finished(&f, run.id).await.result.unwrap();
+    assert!(
+        out.as_str().unwrap().contains("nested more than one level"),
+        "{out}"
+    );
+    let run = f
+        .engine
+        .start_inline(
+            "try { return await workflow('nope') } catch (e) { return e.message }",
+            auto(),
+        )
+        .await
+        .unwrap();
+    assert!(finished(&f, run.id)
+        .await
+        .result
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .contains("not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_runs_do_not_disturb_other_runs() {
+    let f = fixture_with(Kind::Sqlite, |c| c.script_memory_bytes = 16 << 20).await;
+    f.mock.set_default(Reply::text("fine"));
+    let spin = f
+        .engine
+        .start_inline("while (true) {}", auto())
+        .await
+        .unwrap();
+    let bomb = f
+        .engine
+        .start_inline(
+            "const a = []; while (true) a.push('x'.repeat(65536) + a.length)",
+            auto(),
+        )
+        .await
+        .unwrap();
+    let normal = f
+        .engine
+        .start_inline(
+            "return await parallel([() => agent('a'), () => agent('b')])",
+            auto(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        finished(&f, normal.id).await.result,
+        Some(json!(["fine", "fine"]))
+    );
+    let bombed = finished(&f, bomb.id).await;
+    assert_eq!(bombed.status, RunStatus::Failed);
+    assert!(bombed.error.unwrap().contains("MiB of memory"));
+    let started = std::time::Instant::now();
+    f.engine.cancel(spin.id).await.unwrap();
+    let spun = finished(&f, spin.id).await;
+    assert_eq!(spun.status, RunStatus::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
