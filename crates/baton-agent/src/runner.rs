@@ -250,7 +250,13 @@ async fn run_loop(ctx: &Ctx<'_>, session: &mut Session, state: &mut SessionState
         if let Err(end) = model_turn(ctx, session, state).await {
             return end;
         }
-        ctx.snapshot(session, state, &[]).await;
+        // A plain final answer is written by the end-of-session snapshot (with its
+        // message, atomically); a turn that asked for tools is snapshotted here, so its
+        // calls are known before any of them runs.
+        let final_text = state.final_answer().is_some() && state.schema.is_none();
+        if !final_text {
+            ctx.snapshot(session, state, &[]).await;
+        }
     }
 }
 
