@@ -633,6 +633,13 @@ async fn execute(
         caps: options.capabilities,
         workspace: options.workspace.as_ref().map(PathBuf::from),
         depth: 0,
+        completed: Arc::new(
+            journal
+                .iter()
+                .filter(|e| e.status == AgentStatus::Completed)
+                .map(|e| (e.key.clone(), e.clone()))
+                .collect(),
+        ),
     });
     let outcome = match baton_script::parse(&run.script).await {
         Ok(script) => {

@@ -32,6 +32,9 @@ pub(crate) struct RunHost {
     pub workspace: Option<std::path::PathBuf>,
     /// 0 for a run; 1 inside `workflow()`, where nesting stops.
     pub depth: u32,
+    /// The journal's completed entries as the run (re)started, by key: looked up here
+    /// instead of one read per `agent()` call.
+    pub completed: Arc<HashMap<String, JournalEntry>>,
 }
 
 impl RunHost {
@@ -95,10 +98,7 @@ impl Host for RunHost {
             .and_then(Value::as_str)
             .map(str::to_string);
         let store = &self.inner.store;
-        let previous = store
-            .get_journal(self.run_id, &key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let previous = self.completed.get(&key).cloned();
         if let Some(mut done) = previous.filter(|e| e.status == AgentStatus::Completed) {
             if !done.cached {
                 done.cached = true;
@@ -270,6 +270,7 @@ impl Host for RunHost {
             caps: self.caps,
             workspace: self.workspace.clone(),
             depth: self.depth + 1,
+            completed: self.completed.clone(),
         };
         let args = (!args.is_null()).then_some(args);
         let limits = self.inner.script_limits();
