@@ -64,9 +64,20 @@ struct Pending {
     reply: oneshot::Sender<StoreResult<Vec<Frame>>>,
 }
 
+/// A topic's local subscribers, and the seq up to which every frame has been handed to
+/// them in order. Frames reach a hub from its own writer and, with several instances on
+/// one Postgres, from the others; either path first reads from the log whatever lies
+/// between the mark and its own frames (already committed: appends to a topic are
+/// serialized by its counter's row lock), so subscribers get every seq once, in order.
+#[derive(Default)]
+struct TopicSubs {
+    conns: Vec<ConnHandle>,
+    high: Option<i64>,
+}
+
 struct Shared {
     store: Arc<dyn Store>,
-    subscribers: Mutex<HashMap<Topic, Vec<ConnHandle>>>,
+    subscribers: Mutex<HashMap<Topic, TopicSubs>>,
     config: HubConfig,
 }
 
@@ -95,6 +106,7 @@ impl EventHub {
         });
         let (tx, rx) = mpsc::channel(1_024);
         tokio::spawn(write_loop(shared.clone(), rx));
+        tokio::spawn(listen_loop(shared.clone()));
         Self {
             shared,
             writer: tx,
@@ -150,17 +162,17 @@ impl EventHub {
     /// drops the copy whose seq it has already sent, so nothing is missed.
     pub fn subscribe(&self, topic: Topic, conn: &ConnHandle) {
         let mut subs = self.shared.subscribers.lock().expect("hub lock");
-        let list = subs.entry(topic).or_default();
-        if !list.iter().any(|s| s.id == conn.id) {
-            list.push(conn.clone());
+        let entry = subs.entry(topic).or_default();
+        if !entry.conns.iter().any(|s| s.id == conn.id) {
+            entry.conns.push(conn.clone());
         }
     }
 
     pub fn unsubscribe(&self, topic: Topic, conn_id: u64) {
         let mut subs = self.shared.subscribers.lock().expect("hub lock");
-        if let Some(list) = subs.get_mut(&topic) {
-            list.retain(|s| s.id != conn_id);
-            if list.is_empty() {
+        if let Some(entry) = subs.get_mut(&topic) {
+            entry.conns.retain(|s| s.id != conn_id);
+            if entry.conns.is_empty() {
                 subs.remove(&topic);
             }
         }
@@ -168,7 +180,7 @@ impl EventHub {
 
     pub fn subscriber_count(&self, topic: Topic) -> usize {
         let subs = self.shared.subscribers.lock().expect("hub lock");
-        subs.get(&topic).map_or(0, Vec::len)
+        subs.get(&topic).map_or(0, |e| e.conns.len())
     }
 
     pub async fn bounds(&self, topic: Topic) -> StoreResult<TopicBounds> {
@@ -225,7 +237,7 @@ async fn commit_topic(shared: &Shared, topic: Topic, pending: Vec<Pending>) {
                 .iter()
                 .map(|f| Arc::new(Delivery::from_frame(f)))
                 .collect();
-            fan_out(shared, topic, &deliveries);
+            deliver(shared, topic, deliveries).await;
             if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
                 maybe_prune(shared, topic, first.seq, last.seq);
             }
@@ -246,12 +258,17 @@ async fn commit_topic(shared: &Shared, topic: Topic, pending: Vec<Pending>) {
 
 fn fan_out(shared: &Shared, topic: Topic, deliveries: &[Arc<Delivery>]) {
     let mut subs = shared.subscribers.lock().expect("hub lock");
-    let Some(list) = subs.get_mut(&topic) else {
+    let Some(entry) = subs.get_mut(&topic) else {
         return;
     };
-    list.retain(|sub| {
-        for d in deliveries {
-            match sub.tx.try_send(d.clone()) {
+    let above = entry.high.unwrap_or(i64::MIN);
+    let fresh: Vec<&Arc<Delivery>> = deliveries.iter().filter(|d| d.seq > above).collect();
+    if let Some(top) = fresh.iter().map(|d| d.seq).max() {
+        entry.high = Some(top);
+    }
+    entry.conns.retain(|sub| {
+        for d in &fresh {
+            match sub.tx.try_send(Arc::clone(d)) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::warn!(conn = sub.id, %topic, "subscriber queue full; cutting it off");
@@ -277,4 +294,86 @@ fn maybe_prune(shared: &Shared, topic: Topic, first: i64, last: i64) {
             tracing::warn!(%topic, error = %e, "pruning the event log failed");
         }
     });
+}
+
+/// Frames other instances append (Postgres `LISTEN`), fanned out to this hub's
+/// subscribers. Reads from the topic's high-water mark, so a local frame still on its
+/// way cannot be skipped by a remote one that overtook it.
+async fn listen_loop(shared: Arc<Shared>) {
+    let mut stream = match shared.store.frame_notifications().await {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for frames from other instances");
+            return;
+        }
+    };
+    use futures_util::StreamExt;
+    while let Some((topic, first, last)) = stream.next().await {
+        let wanted = {
+            let subs = shared.subscribers.lock().expect("hub lock");
+            subs.get(&topic)
+                .is_some_and(|e| e.high.is_none_or(|h| h < last))
+        };
+        if !wanted {
+            continue;
+        }
+        match shared
+            .store
+            .frames_since(
+                topic,
+                first - 1,
+                (last - first + 1).clamp(1, 100_000) as u32,
+            )
+            .await
+        {
+            Ok(frames) => {
+                let deliveries = frames
+                    .iter()
+                    .map(|f| Arc::new(Delivery::from_frame(f)))
+                    .collect();
+                deliver(&shared, topic, deliveries).await;
+            }
+            Err(e) => {
+                tracing::warn!(%topic, error = %e, "reading frames from another instance failed")
+            }
+        }
+    }
+}
+
+/// Hands `batch` (consecutive seqs) to the topic's subscribers after whatever lies
+/// between the topic's mark and the batch, read from the log.
+async fn deliver(shared: &Shared, topic: Topic, mut batch: Vec<Arc<Delivery>>) {
+    let (Some(first), Some(last)) = (batch.first().map(|d| d.seq), batch.last().map(|d| d.seq))
+    else {
+        return;
+    };
+    let gap_after = {
+        let subs = shared.subscribers.lock().expect("hub lock");
+        match subs.get(&topic) {
+            None => return,
+            Some(TopicSubs { high: Some(h), .. }) if *h >= last => return,
+            Some(TopicSubs { high: Some(h), .. }) if first > *h + 1 => Some(*h),
+            Some(_) => None,
+        }
+    };
+    if let Some(h) = gap_after {
+        match shared
+            .store
+            .frames_since(topic, h, (first - 1 - h).clamp(1, 100_000) as u32)
+            .await
+        {
+            Ok(missing) => {
+                let mut all: Vec<Arc<Delivery>> = missing
+                    .iter()
+                    .filter(|f| f.seq < first)
+                    .map(|f| Arc::new(Delivery::from_frame(f)))
+                    .collect();
+                all.append(&mut batch);
+                batch = all;
+            }
+            Err(e) => tracing::warn!(%topic, error = %e, "reading frames between instances failed"),
+        }
+    }
+    fan_out(shared, topic, &batch);
 }

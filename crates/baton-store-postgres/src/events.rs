@@ -24,8 +24,12 @@ fn frame_from(topic: Topic, row: &PgRow) -> StoreResult<Frame> {
     })
 }
 
+/// The channel on which appended frames are announced to every instance.
+pub(crate) const CHANNEL: &str = "baton_frames";
+
 pub(crate) async fn append(
     pool: &PgPool,
+    instance: &str,
     topic: Topic,
     frames: &[NewFrame],
 ) -> StoreResult<Vec<Frame>> {
@@ -83,6 +87,13 @@ pub(crate) async fn append(
     .execute(&mut *tx)
     .await
     .map_err(db)?;
+    // Delivered to listeners when (and only if) the transaction commits.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(format!("{instance} {first} {last} {topic_text}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(stored)
 }
@@ -158,4 +169,49 @@ pub(crate) async fn topic_exists(pool: &PgPool, topic: Topic) -> StoreResult<boo
         .await
         .map_err(db)?;
     Ok(row.is_some())
+}
+
+/// Notifications from other instances: `(topic, first, last)`.
+pub(crate) async fn listen(
+    pool: &PgPool,
+    instance: String,
+) -> StoreResult<baton_store::FrameNotifications> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+        .await
+        .map_err(db)?;
+    listener.listen(CHANNEL).await.map_err(db)?;
+    let stream = futures_util::stream::unfold(
+        (listener, instance),
+        |(mut listener, instance)| async move {
+            loop {
+                match listener.recv().await {
+                    Ok(n) => {
+                        let mut parts = n.payload().splitn(4, ' ');
+                        let (Some(from), Some(first), Some(last), Some(topic)) =
+                            (parts.next(), parts.next(), parts.next(), parts.next())
+                        else {
+                            continue;
+                        };
+                        if from == instance {
+                            continue;
+                        }
+                        let (Ok(first), Ok(last), Ok(topic)) = (
+                            first.parse::<i64>(),
+                            last.parse::<i64>(),
+                            topic.parse::<Topic>(),
+                        ) else {
+                            continue;
+                        };
+                        return Some(((topic, first, last), (listener, instance)));
+                    }
+                    Err(e) => {
+                        // PgListener reconnects by itself on the next recv.
+                        tracing::warn!(error = %e, "listening for frames from other instances failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        },
+    );
+    Ok(Box::pin(stream))
 }

@@ -27,6 +27,8 @@ pub use migrate::MIGRATIONS;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Tells this instance's frame notifications from other instances'.
+    instance: String,
 }
 
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
@@ -50,7 +52,10 @@ impl PgStore {
             .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
             .await
             .map_err(db)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            instance: uuid::Uuid::now_v7().simple().to_string(),
+        })
     }
 
     pub async fn migrate(&self) -> StoreResult<MigrationReport> {
@@ -227,7 +232,7 @@ impl Store for PgStore {
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {
-        events::append(&self.pool, topic, frames).await
+        events::append(&self.pool, &self.instance, topic, frames).await
     }
 
     async fn frames_since(&self, topic: Topic, since: i64, limit: u32) -> StoreResult<Vec<Frame>> {
@@ -240,6 +245,12 @@ impl Store for PgStore {
 
     async fn prune_frames(&self, topic: Topic, up_to: i64) -> StoreResult<u64> {
         events::prune(&self.pool, topic, up_to).await
+    }
+
+    async fn frame_notifications(&self) -> StoreResult<Option<baton_store::FrameNotifications>> {
+        events::listen(&self.pool, self.instance.clone())
+            .await
+            .map(Some)
     }
 
     async fn topic_exists(&self, topic: Topic) -> StoreResult<bool> {

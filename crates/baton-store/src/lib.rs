@@ -18,6 +18,10 @@ pub use migrations::{Migration, MigrationReport};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Frames appended by another process sharing the database: `(topic, first seq, last seq)`.
+pub type FrameNotifications =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = (Topic, i64, i64)> + Send>>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -122,6 +126,12 @@ pub trait Store: Send + Sync + 'static {
     async fn topic_bounds(&self, topic: Topic) -> StoreResult<TopicBounds>;
     /// Drops frames with `seq <= up_to`; returns how many went.
     async fn prune_frames(&self, topic: Topic, up_to: i64) -> StoreResult<u64>;
+    /// Frames other processes append to the shared database, as they commit. `None`
+    /// where the backend serves one process only (SQLite).
+    async fn frame_notifications(&self) -> StoreResult<Option<FrameNotifications>> {
+        Ok(None)
+    }
+
     /// Whether a topic names something that exists (a chat, a run; `tasks` always).
     async fn topic_exists(&self, topic: Topic) -> StoreResult<bool>;
 }

@@ -344,3 +344,68 @@ async fn shutdown_sends_a_close_frame(kind: Kind) {
         .expect("shutdown finishes")
         .unwrap();
 }
+
+/// Two instances on one Postgres: a client of either sees frames published on both,
+/// every seq once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_postgres_see_each_others_frames() {
+    let a = TestServer::start(Kind::Postgres).await;
+    let settings = vec![
+        ("database.url".to_string(), a.db.url.clone()),
+        ("server.bind".to_string(), "127.0.0.1:0".to_string()),
+    ];
+    let config = baton::config::load(&baton::config::Sources {
+        files: vec![],
+        env: vec![],
+        flags: settings,
+    })
+    .unwrap();
+    let b = baton::serve::Server::build(&config).await.unwrap();
+    let b_state = b.state.clone();
+    let stop_b = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(b.serve(stop_b.clone()));
+
+    let (id, topic) = chat_topic(&a).await;
+    let mut ws = a.ws().await;
+    ws.subscribe(&topic, None).await;
+    assert_eq!(ws.next().await["type"], "snapshot");
+    let t = Topic::Chat(id);
+    let (ha, hb) = (a.state.hub.clone(), b_state.hub.clone());
+    let pa = tokio::spawn(async move {
+        for i in 0..50 {
+            ha.publish(t, NewFrame::new("message", json!({ "from": "a", "i": i })))
+                .await
+                .unwrap();
+        }
+    });
+    let pb = tokio::spawn(async move {
+        for i in 0..50 {
+            hb.publish(t, NewFrame::new("message", json!({ "from": "b", "i": i })))
+                .await
+                .unwrap();
+        }
+    });
+    pa.await.unwrap();
+    pb.await.unwrap();
+    // With A silent, these reach A's client only through LISTEN/NOTIFY.
+    for i in 50..55 {
+        b_state
+            .hub
+            .publish(t, NewFrame::new("message", json!({ "from": "b", "i": i })))
+            .await
+            .unwrap();
+    }
+    let mut seqs = Vec::new();
+    let mut from_b = 0;
+    while seqs.len() < 105 {
+        let f = ws.next().await;
+        seqs.push(f["seq"].as_i64().unwrap());
+        if f["from"] == "b" {
+            from_b += 1;
+        }
+    }
+    assert_eq!(seqs, (1..=105).collect::<Vec<_>>());
+    assert_eq!(from_b, 55);
+    ws.quiet().await;
+    stop_b.cancel();
+}
