@@ -79,14 +79,29 @@ pub async fn discover(workspace: &Path, home: Option<&Path>) -> Vec<Definition> 
             }
         }
     }
-    for (_, src) in BUILTINS {
-        if let Ok(d) = from_source(src, Source::Builtin, None, None).await {
-            if !found.iter().any(|f| f.name == d.name) {
-                found.push(d);
-            }
+    for d in builtins().await {
+        if !found.iter().any(|f| f.name == d.name) {
+            found.push(d.clone());
         }
     }
     found
+}
+
+/// The built-in definitions, parsed once: they are compiled into the binary.
+async fn builtins() -> &'static [Definition] {
+    static PARSED: tokio::sync::OnceCell<Vec<Definition>> = tokio::sync::OnceCell::const_new();
+    PARSED
+        .get_or_init(|| async {
+            let mut out = Vec::new();
+            for (name, src) in BUILTINS {
+                match from_source(src, Source::Builtin, None, None).await {
+                    Ok(d) => out.push(d),
+                    Err(e) => tracing::error!(workflow = name, error = %e, "a built-in workflow does not parse"),
+                }
+            }
+            out
+        })
+        .await
 }
 
 /// The `.js` files directly in `dir` that really live there (a symlink pointing out of

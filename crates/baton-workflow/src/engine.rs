@@ -76,6 +76,9 @@ struct Options {
     capabilities: Capabilities,
     projected_agents: u64,
     projected_tokens: u64,
+    /// `meta.phases` titles, read once when the script is parsed.
+    #[serde(default)]
+    phases: Vec<String>,
 }
 
 struct Control {
@@ -298,6 +301,7 @@ impl WorkflowEngine {
             capabilities: req.capabilities,
             projected_agents,
             projected_tokens,
+            phases: def.phases.clone(),
         };
         let now = time::now();
         let run = Run {
@@ -439,9 +443,13 @@ impl WorkflowEngine {
         let mut run = self.get(id).await?;
         let edited = edited_script.is_some();
         if let Some(script) = edited_script {
-            baton_script::parse(&script)
+            let parsed = baton_script::parse(&script)
                 .await
                 .map_err(WorkflowError::Script)?;
+            let mut options: Options =
+                serde_json::from_value(run.options.clone()).unwrap_or_default();
+            options.phases = parsed.meta.phases.into_iter().map(|p| p.title).collect();
+            run.options = serde_json::to_value(&options).expect("options serialize");
             run.script = script;
         }
         let live = self
@@ -547,15 +555,8 @@ impl WorkflowEngine {
     /// The run with its phases and agents.
     pub async fn view(&self, id: RunId) -> Result<crate::RunView, WorkflowError> {
         let run = self.get(id).await?;
-        let declared = baton_script::parse(&run.script)
-            .await
-            .map(|s| {
-                s.meta
-                    .phases
-                    .into_iter()
-                    .map(|p| p.title)
-                    .collect::<Vec<_>>()
-            })
+        let declared = serde_json::from_value::<Options>(run.options.clone())
+            .map(|o| o.phases)
             .unwrap_or_default();
         let journal = self.inner.store.list_journal(id).await?;
         Ok(crate::RunView::build(run, &declared, journal))
