@@ -76,3 +76,14 @@ pub struct TurnSummary {
     pub cache_hit_rate: f64,
     pub cost_usd: f64,
 }
+
+impl TurnSummary {
+    /// Cached input ÷ input, 0 when the turn had no input.
+    pub fn hit_rate(input_tokens: i64, cache_tokens: i64) -> f64 {
+        if input_tokens > 0 {
+            cache_tokens as f64 / input_tokens as f64
+        } else {
+            0.0
+        }
+    }
+}

@@ -187,11 +187,7 @@ pub(crate) async fn turn_summaries(
                 input_tokens: input,
                 output_tokens: r.try_get("output_tokens").map_err(db)?,
                 cache_tokens: cache,
-                cache_hit_rate: if input > 0 {
-                    cache as f64 / input as f64
-                } else {
-                    0.0
-                },
+                cache_hit_rate: TurnSummary::hit_rate(input, cache),
                 cost_usd: r.try_get("cost_usd").map_err(db)?,
             })
         })

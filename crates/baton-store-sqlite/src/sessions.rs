@@ -175,11 +175,7 @@ pub(crate) async fn turn_summaries(
                 input_tokens: input,
                 output_tokens: c.int("output_tokens")?,
                 cache_tokens: cache,
-                cache_hit_rate: if input > 0 {
-                    cache as f64 / input as f64
-                } else {
-                    0.0
-                },
+                cache_hit_rate: TurnSummary::hit_rate(input, cache),
                 cost_usd: r.try_get::<f64, _>("cost_usd").map_err(db)?,
             })
         })
