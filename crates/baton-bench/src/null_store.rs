@@ -86,7 +86,7 @@ impl Store for NullStore {
     }
     async fn list_traces(
         &self,
-        _: ChatId,
+        _: baton_store::TraceScope,
         _: u32,
         _: Option<TraceCursor>,
     ) -> StoreResult<Vec<Trace>> {

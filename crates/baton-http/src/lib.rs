@@ -13,9 +13,9 @@ mod ws;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use baton_core::{Chat, Message, Page, Trace};
@@ -26,8 +26,6 @@ use tower_http::trace::TraceLayer;
 use api::{schema, Api, Op};
 pub use error::{ApiError, ApiResult};
 pub use state::{AppState, HttpConfig};
-
-const INDEX_HTML: &str = include_str!("../assets/index.html");
 
 /// The API routes and their OpenAPI document, from one declaration.
 pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
@@ -163,6 +161,19 @@ pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
                 errors: &[400, 404],
             },
             traces::list,
+        )
+        .get(
+            "/sessions/{id}/traces",
+            Op {
+                summary: "One agent session's traces (for example an agent of a workflow run), keyset-paginated like a chat's",
+                tag: "traces",
+                body: None,
+                query: Some(schema::<PageQuery>),
+                ok_status: 200,
+                ok: schema::<Page<Trace>>,
+                errors: &[400, 404],
+            },
+            traces::of_session,
         )
         .get(
             "/workflows",
@@ -355,11 +366,35 @@ async fn api_fallback() -> ApiError {
 }
 
 /// Any path outside `/api` and `/ws` is the web app's (client-side routes included).
-async fn web_app(State(_): State<AppState>, method: Method) -> Response {
+/// Built files by path; any other path is a client-side route and gets the app's page,
+/// except under `/assets/`, where a missing file is a real 404 (a stale page asking for an
+/// old bundle should fail loudly, not receive HTML).
+async fn web_app(method: Method, uri: Uri) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
     }
-    ([(header::CACHE_CONTROL, "no-cache")], Html(INDEX_HTML)).into_response()
+    let path = uri.path();
+    let asset = match baton_web::file(path) {
+        Some(asset) => asset,
+        None if path.starts_with("/assets/") => {
+            return (StatusCode::NOT_FOUND, "no such file").into_response()
+        }
+        None => baton_web::index(),
+    };
+    let cache = if asset.immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, asset.content_type),
+            (header::CACHE_CONTROL, cache),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        asset.bytes,
+    )
+        .into_response()
 }
 
 /// How long shutdown waits for WebSocket tasks to send their close frames.

@@ -18,7 +18,9 @@ use baton_core::{
     RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
     TurnSummary,
 };
-use baton_store::{Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds};
+use baton_store::{
+    Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds, TraceScope,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
 
@@ -159,11 +161,11 @@ impl Store for PgStore {
 
     async fn list_traces(
         &self,
-        chat: ChatId,
+        scope: TraceScope,
         limit: u32,
         after: Option<TraceCursor>,
     ) -> StoreResult<Vec<Trace>> {
-        traces::list(&self.pool, chat, limit, after).await
+        traces::list(&self.pool, scope, limit, after).await
     }
 
     async fn create_session(&self, session: &Session) -> StoreResult<()> {

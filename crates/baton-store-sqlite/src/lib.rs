@@ -21,7 +21,9 @@ use baton_core::{
     RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
     TurnSummary,
 };
-use baton_store::{Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds};
+use baton_store::{
+    Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds, TraceScope,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
@@ -156,11 +158,11 @@ impl Store for SqliteStore {
 
     async fn list_traces(
         &self,
-        chat: ChatId,
+        scope: TraceScope,
         limit: u32,
         after: Option<TraceCursor>,
     ) -> StoreResult<Vec<Trace>> {
-        traces::list(&self.reader, chat, limit, after).await
+        traces::list(&self.reader, scope, limit, after).await
     }
 
     async fn create_session(&self, session: &Session) -> StoreResult<()> {

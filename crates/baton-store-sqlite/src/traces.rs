@@ -2,7 +2,7 @@ use baton_core::{
     time, ChatId, RunId, SessionId, Trace, TraceCursor, TraceFinish, TraceId, TraceKind,
     TraceOutcome,
 };
-use baton_store::{StoreError, StoreResult};
+use baton_store::{StoreError, StoreResult, TraceScope};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
@@ -153,17 +153,21 @@ pub(crate) async fn get(pool: &SqlitePool, id: TraceId) -> StoreResult<Option<Tr
 
 pub(crate) async fn list(
     pool: &SqlitePool,
-    chat: ChatId,
+    scope: TraceScope,
     limit: u32,
     after: Option<TraceCursor>,
 ) -> StoreResult<Vec<Trace>> {
+    let (column, owner) = match scope {
+        TraceScope::Chat(c) => ("chat_id", c.0),
+        TraceScope::Session(s) => ("session_id", s.0),
+    };
     let rows = match after {
         None => {
             sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM tool_traces WHERE chat_id = ?1
+                "SELECT {COLUMNS} FROM tool_traces WHERE {column} = ?1
                  ORDER BY turn_number, started_at, id LIMIT ?2"
             ))
-            .bind(id_text(chat.0))
+            .bind(id_text(owner))
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await
@@ -171,10 +175,10 @@ pub(crate) async fn list(
         Some(c) => {
             sqlx::query(&format!(
                 "SELECT {COLUMNS} FROM tool_traces
-                 WHERE chat_id = ?1 AND (turn_number, started_at, id) > (?2, ?3, ?4)
+                 WHERE {column} = ?1 AND (turn_number, started_at, id) > (?2, ?3, ?4)
                  ORDER BY turn_number, started_at, id LIMIT ?5"
             ))
-            .bind(id_text(chat.0))
+            .bind(id_text(owner))
             .bind(c.turn_number)
             .bind(ts(&c.started_at))
             .bind(id_text(c.id.0))

@@ -47,6 +47,14 @@ pub struct TopicBounds {
     pub first_kept: i64,
 }
 
+/// Whose traces a listing reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceScope {
+    Chat(ChatId),
+    /// One agent session, for example one agent of a workflow run.
+    Session(SessionId),
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -75,7 +83,7 @@ pub trait Store: Send + Sync + 'static {
     /// Ordered by `(turn_number, started_at, id)`, strictly after `after`.
     async fn list_traces(
         &self,
-        chat: ChatId,
+        scope: TraceScope,
         limit: u32,
         after: Option<TraceCursor>,
     ) -> StoreResult<Vec<Trace>>;

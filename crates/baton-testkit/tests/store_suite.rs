@@ -6,7 +6,7 @@ use baton_core::{
     TraceId, TraceOutcome,
 };
 use baton_core::{Message, MessageId, Session, SessionId, SessionStatus};
-use baton_store::{StoreError, TopicBounds};
+use baton_store::{StoreError, TopicBounds, TraceScope};
 use baton_testkit::{fixtures, Kind, TestDb};
 use serde_json::json;
 
@@ -31,6 +31,7 @@ on_both!(
     finishing_an_unknown_trace_is_not_found,
     duplicate_trace_id_is_a_conflict_and_keeps_the_original,
     trace_pages_follow_turn_then_start_then_id,
+    a_sessions_traces_page_without_its_neighbours,
     nul_characters_do_not_break_writes,
     frames_get_consecutive_seqs_per_topic,
     concurrent_appenders_never_share_a_seq,
@@ -222,7 +223,12 @@ async fn duplicate_trace_id_is_a_conflict_and_keeps_the_original(kind: Kind) {
         Err(StoreError::Conflict(_))
     ));
     // The batch is all-or-nothing and the original is untouched.
-    assert_eq!(s.list_traces(chat, 10, None).await.unwrap(), vec![t]);
+    assert_eq!(
+        s.list_traces(TraceScope::Chat(chat), 10, None)
+            .await
+            .unwrap(),
+        vec![t]
+    );
 }
 
 async fn trace_pages_follow_turn_then_start_then_id(kind: Kind) {
@@ -251,7 +257,10 @@ async fn trace_pages_follow_turn_then_start_then_id(kind: Kind) {
     let mut got = Vec::new();
     let mut cursor: Option<TraceCursor> = None;
     loop {
-        let page = s.list_traces(chat, 40, cursor).await.unwrap();
+        let page = s
+            .list_traces(TraceScope::Chat(chat), 40, cursor)
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -270,6 +279,53 @@ async fn trace_pages_follow_turn_then_start_then_id(kind: Kind) {
     );
     let unique: HashSet<_> = got.iter().map(|t| t.id).collect();
     assert_eq!(unique.len(), 250);
+}
+
+async fn a_sessions_traces_page_without_its_neighbours(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let session = SessionId::new();
+    let base = time::now();
+    // A run's agent has no chat; its neighbour session writes in between.
+    let mut mine = Vec::new();
+    for i in 0..7i64 {
+        let mut t = fixtures::trace(
+            ChatId::new(),
+            i % 2,
+            base + chrono::Duration::microseconds(i),
+        );
+        t.chat_id = None;
+        t.session_id = Some(session);
+        mine.push(t);
+        s.insert_trace(&fixtures::trace(ChatId::new(), 0, base))
+            .await
+            .unwrap();
+    }
+    s.insert_traces(&mine).await.unwrap();
+    mine.sort_by(|a, b| {
+        (a.turn_number, a.started_at, a.id).cmp(&(b.turn_number, b.started_at, b.id))
+    });
+    let first = s
+        .list_traces(TraceScope::Session(session), 4, None)
+        .await
+        .unwrap();
+    let last = first.last().unwrap();
+    let cursor = TraceCursor {
+        turn_number: last.turn_number,
+        started_at: last.started_at,
+        id: last.id,
+    };
+    let rest = s
+        .list_traces(TraceScope::Session(session), 4, Some(cursor))
+        .await
+        .unwrap();
+    let got: Vec<_> = first.iter().chain(&rest).map(|t| t.id).collect();
+    assert_eq!(got, mine.iter().map(|t| t.id).collect::<Vec<_>>());
+    assert!(s
+        .list_traces(TraceScope::Session(SessionId::new()), 4, None)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn nul_characters_do_not_break_writes(kind: Kind) {

@@ -328,8 +328,47 @@ async fn other_paths_serve_the_web_app(kind: Kind) {
             .to_str()
             .unwrap()
             .starts_with("text/html"));
-        assert!(r.text().await.unwrap().contains("<title>Baton</title>"));
+        assert_eq!(r.headers()["cache-control"], "no-cache", "{path}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("<title>Baton</title>"));
+        assert!(page.contains("<div id=\"app\">"));
     }
+    // The page's own bundle is served, cacheable forever since its name carries a hash.
+    let page = s
+        .http
+        .get(s.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let script = page
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = s.http.get(s.url(&script)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    // A missing bundle is a 404, not the page: a stale tab must not run HTML as script.
+    let r = s
+        .http
+        .get(s.url("/assets/index-gone.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = s.http.post(s.url("/chats/123")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
 }
 
 async fn openapi_lists_every_route(kind: Kind) {
@@ -345,6 +384,7 @@ async fn openapi_lists_every_route(kind: Kind) {
         ("/api/chats/{id}", "get"),
         ("/api/chats/{id}/messages", "get"),
         ("/api/chats/{id}/traces", "get"),
+        ("/api/sessions/{id}/traces", "get"),
         ("/api/openapi.json", "get"),
         ("/ws", "get"),
     ] {

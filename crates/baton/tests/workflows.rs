@@ -143,6 +143,25 @@ async fn workflows_and_runs_over_the_api(kind: Kind) {
     let (status, sess) = s.get(&format!("/api/sessions/{session}")).await;
     assert_eq!(status, 200);
     assert_eq!(sess["run_id"].as_str().unwrap(), id);
+    let (status, traces) = s
+        .get(&format!("/api/sessions/{session}/traces?limit=1"))
+        .await;
+    assert_eq!(status, 200);
+    let items = traces["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["session_id"].as_str().unwrap(), session);
+    assert_eq!(items[0]["kind"], "llm");
+    let (status, err) = s
+        .get(&format!(
+            "/api/sessions/{}/traces",
+            baton_core::SessionId::new()
+        ))
+        .await;
+    assert_error(status, &err, 404, "not_found");
+    let (status, err) = s
+        .get(&format!("/api/sessions/{session}/traces?cursor=%3D%3D"))
+        .await;
+    assert_error(status, &err, 400, "invalid_cursor");
 
     let (status, err) = s
         .post_json(&format!("/api/runs/{id}/cancel"), &json!({}))

@@ -1,0 +1,3 @@
+import { render } from "preact";
+
+render(<p>Baton</p>, document.getElementById("app")!);
