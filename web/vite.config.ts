@@ -1,4 +1,4 @@
-import { defineConfig } from "vite";
+import { defineConfig } from "vitest/config";
 
 // Preact's automatic JSX runtime, without a framework plugin: Vite's own transform does it.
 export default defineConfig({

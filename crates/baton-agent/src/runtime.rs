@@ -229,7 +229,11 @@ impl AgentRuntime {
             created_at: time::now(),
         };
         state.history.push(ChatMessage::user_text(content));
+        // A new question: the previous answer and its counters belong to the last one
+        // (a stale result would end this answer after its first tool call).
         state.tool_calls_used = 0;
+        state.result = None;
+        state.schema_retries = 0;
         session.status = SessionStatus::Running;
         session.error = None;
         session.state = state.to_value();

@@ -1,4 +1,5 @@
 //! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|workflow|all]`
+//! (and `seed --database URL --traces N`, which writes a large chat for the web app's tests)
 //!
 //! Every figure is printed beside a baseline measured in the same run on the same
 //! machine, and as a ratio to it, because absolute numbers mean little across machines.
@@ -8,6 +9,7 @@ mod agent;
 mod fanout;
 mod null_store;
 mod replay;
+mod seed;
 mod server;
 mod traces;
 mod workflow;
@@ -27,6 +29,12 @@ struct Args {
     /// Frames published in the fan-out.
     #[arg(long, default_value_t = 1_000)]
     frames: usize,
+    /// `seed`: the database to write the chat into.
+    #[arg(long)]
+    database: Option<String>,
+    /// `seed`: traces in the chat.
+    #[arg(long, default_value_t = 10_000)]
+    traces: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,6 +45,8 @@ enum Which {
     Agent,
     Workflow,
     All,
+    /// Not a benchmark: writes a chat with `--traces` traces into `--database`.
+    Seed,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +55,13 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
+        if args.which == Which::Seed {
+            let url = args
+                .database
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("seed needs --database URL"))?;
+            return seed::run(url, args.traces).await;
+        }
         if matches!(args.which, Which::Traces | Which::All) {
             traces::run(args.rows).await?;
         }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod example;
 mod protocol;
 
 use std::collections::VecDeque;
@@ -94,6 +95,7 @@ pub(crate) struct State {
     pub(crate) cache: PrefixCache,
     pub(crate) no_cache: bool,
     pub(crate) no_record: bool,
+    pub(crate) schema_answers: bool,
 }
 
 #[derive(Clone)]
@@ -154,6 +156,13 @@ impl MockModel {
     /// The reply when the queue is empty and no rule matches (plain "ok" otherwise).
     pub fn set_default(&self, reply: Reply) -> &Self {
         self.state.lock().unwrap().default = Some(reply);
+        self
+    }
+
+    /// Demos: a request offering a `StructuredOutput` tool whose scripted reply would be
+    /// plain text gets a call of that tool with a value made up from its schema.
+    pub fn schema_answers(&self) -> &Self {
+        self.state.lock().unwrap().schema_answers = true;
         self
     }
 

@@ -1,6 +1,7 @@
 //! `baton-mock-model [ADDR]`: the scripted model server for demos. Every question is
 //! answered like a small agent would: first a `list_dir` of the workspace, then, once
-//! the tool result is back, a short answer.
+//! the tool result is back, a short answer (or, when the agent was asked for structured
+//! output, a value made up from the schema, so the built-in workflows run end to end).
 use baton_mock_model::{MockModel, Reply};
 use serde_json::json;
 
@@ -15,6 +16,7 @@ async fn main() {
             .slow(std::time::Duration::from_millis(150)),
     );
     mock.set_default(Reply::tool("list_dir", json!({ "path": "." })));
+    mock.schema_answers();
     println!("mock model on http://{}", mock.addr);
     println!("  openai-compatible: {}", mock.base_url("openai"));
     println!("  deepseek-style:    {}", mock.base_url("deepseek"));

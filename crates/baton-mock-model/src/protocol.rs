@@ -111,11 +111,18 @@ async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
             flavor: flavor.name(),
             body: recorded,
         });
-        let reply = MockModel::next_reply(
+        let mut reply = MockModel::next_reply(
             &mut state,
             &latest_text(&body),
             latest_is_tool_result(&body),
         );
+        if state.schema_answers && reply.tool_calls.is_empty() && reply.fault.is_none() {
+            if let Some(schema) = crate::example::tool_schema(&body, "StructuredOutput") {
+                let value = crate::example::example(&schema, "answer", 0);
+                reply.tool_calls = vec![("StructuredOutput".into(), value)];
+                reply.text.clear();
+            }
+        }
         let prompt = prompt_text(flavor, &body);
         let hit = if state.no_cache {
             CacheHit {

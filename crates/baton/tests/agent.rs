@@ -14,6 +14,7 @@ on_both!(
     the_anthropic_protocol_works_end_to_end,
     an_unconfigured_model_fails_the_turn_clearly,
     a_second_message_while_answering_is_409,
+    every_question_of_a_chat_gets_its_tools_and_an_answer,
     cancel_stops_a_session_and_closes_its_calls,
     bad_message_input_is_rejected,
     a_long_session_pages_through_its_traces,
@@ -297,6 +298,54 @@ async fn a_second_message_while_answering_is_409(kind: Kind) {
         2,
         "the refused message was not stored"
     );
+}
+
+/// A found bug: the second question of a chat stopped after its first tool call, with an
+/// empty answer, because the first answer was still held as the session's result.
+async fn every_question_of_a_chat_gets_its_tools_and_an_answer(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.set_default(Reply::tool("list_dir", json!({ "path": "." })));
+    mock.after_tool_result(Reply::text("Listed."));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let dir = workspace();
+    let chat = chat_on(&s, &dir).await;
+    for question in ["one", "two", "three"] {
+        let (status, posted) = s
+            .post_json(
+                &format!("/api/chats/{chat}/messages"),
+                &json!({ "content": question }),
+            )
+            .await;
+        assert_eq!(status, 202, "{posted}");
+        let done = session_done(&s, posted["session_id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "idle", "{done}");
+    }
+    let (_, msgs) = s.get(&format!("/api/chats/{chat}/messages")).await;
+    let got: Vec<(String, i64, String)> = msgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_string(),
+                m["turn_number"].as_i64().unwrap(),
+                m["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, i64, String)> = [
+        ("user", 1, "one"),
+        ("assistant", 2, "Listed."),
+        ("user", 3, "two"),
+        ("assistant", 4, "Listed."),
+        ("user", 5, "three"),
+        ("assistant", 6, "Listed."),
+    ]
+    .iter()
+    .map(|(r, t, c)| (r.to_string(), *t, c.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(mock.count(), 6, "two model calls per question");
 }
 
 async fn cancel_stops_a_session_and_closes_its_calls(kind: Kind) {

@@ -1,0 +1,299 @@
+// End-to-end: a real Baton (SQLite, then Postgres), the scripted model server, and Debian's
+// Chromium driven by playwright-core. Screenshots go to web/e2e/artifacts/ (CI keeps them);
+// measured figures are printed at the end and written to artifacts/figures.json.
+import { chromium } from "playwright-core";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { strict as assert } from "node:assert";
+import { http, ROOT, start } from "./harness.mjs";
+
+const ART = join(ROOT, "web", "e2e", "artifacts");
+mkdirSync(ART, { recursive: true });
+const backends = (process.env.BATON_E2E_BACKENDS ?? "sqlite,postgres").split(",").filter(Boolean);
+const only = process.env.BATON_E2E_ONLY ?? "";
+const figures = {};
+const CHROMIUM = process.env.BATON_CHROMIUM ?? "/usr/bin/chromium";
+
+const T = 30_000;
+
+async function scenario(name, backend, f) {
+  if (only && !name.includes(only)) return;
+  const t0 = Date.now();
+  process.stdout.write(`  ${backend} · ${name} … `);
+  try {
+    await f();
+    console.log(`ok (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    console.log("FAILED");
+    throw e;
+  }
+}
+
+/** A page that fails the suite on any console error or uncaught exception, except the ones a
+ * scenario expects (the browser reports refused WebSocket connections while offline). */
+async function newPage(browser, opts = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...opts });
+  const page = await context.newPage();
+  page.errors = [];
+  page.allow = [];
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    if (page.allow.some((re) => re.test(m.text()))) return;
+    page.errors.push(m.text());
+  });
+  page.on("pageerror", (e) => page.errors.push(String(e)));
+  return { context, page };
+}
+
+function clean(page) {
+  assert.deepEqual(page.errors, [], `browser console errors: ${page.errors.join("\n")}`);
+}
+
+async function shot(page, backend, name) {
+  await page.screenshot({ path: join(ART, `${backend}-${name}.png`) });
+}
+
+async function runBackend(browser, backend) {
+  const srv = await start(backend);
+  console.log(`${backend}: ${srv.base} (logs in ${srv.dir})`);
+  try {
+    let chatUrl;
+
+    await scenario("chat: ask, watch traces live, refresh", backend, async () => {
+      const { page, context } = await newPage(browser);
+      await page.goto(srv.base);
+      await page.getByLabel("Title").fill("Look around");
+      await page.getByLabel("Workspace folder").fill(srv.ws);
+      await page.getByRole("button", { name: "Create chat" }).click();
+      await page.waitForURL(/\/chats\/[0-9a-f-]+$/);
+      chatUrl = page.url();
+      await page.getByLabel("Message").fill("What is in this folder?");
+      await page.keyboard.press("Enter");
+      // The model call appears as a running row, then the tool call it asked for.
+      await page.locator(".row-trace .kind-llm").first().waitFor({ timeout: T });
+      await page.locator('.row-trace:has-text("list_dir")').waitFor({ timeout: T });
+      // The answer streams in (the demo model sends it slowly) and then settles.
+      await page.locator(".msg.assistant.streaming").waitFor({ timeout: T });
+      await shot(page, backend, "chat-streaming");
+      await page.locator('.msg.assistant:not(.streaming):has-text("I listed the workspace root")').waitFor({ timeout: T });
+      await page.locator(".bar-running").waitFor({ state: "detached", timeout: T });
+      const rows = await page.locator(".row-trace").count();
+      assert.equal(rows, 3, "two model calls and one tool call");
+      await page.locator(".tool-calls summary:has-text('1 tool call')").waitFor();
+      await shot(page, backend, "chat-answered");
+
+      // Expand a call with the keyboard and read its input.
+      await page.locator(".tree").focus();
+      await page.keyboard.press("ArrowDown");
+      await page.keyboard.press("ArrowDown");
+      await page.keyboard.press("Enter");
+      await page.locator(".row-detail .io-title:has-text('input')").waitFor();
+      await page.keyboard.press("ArrowDown");
+      await page.keyboard.press("Enter");
+      await page.locator('.row-detail pre:has-text("README.md")').waitFor();
+      await shot(page, backend, "chat-trace-detail");
+
+      // A refresh restores the same screen: messages, traces, expanded rows.
+      await page.reload();
+      await page.locator('.msg.assistant:has-text("I listed the workspace root")').waitFor({ timeout: T });
+      assert.equal(await page.locator(".row-trace").count(), 3);
+      await page.locator('.row-detail pre:has-text("README.md")').waitFor();
+      await shot(page, backend, "chat-after-refresh");
+
+      // The timeline lists the turns with their cache hit rate.
+      await page.getByRole("tab", { name: "Timeline" }).click();
+      await page.locator(".timeline-turn").first().waitFor();
+      assert.equal(await page.locator(".timeline-turn").count(), 2);
+      await page.reload();
+      await page.locator(".timeline-turn").first().waitFor({ timeout: T });
+      await page.locator(".timeline-turn").first().click();
+      await shot(page, backend, "chat-timeline");
+      clean(page);
+      await context.close();
+    });
+
+    await scenario("never lose the view: offline, missed frames, recovery", backend, async () => {
+      const { page, context } = await newPage(browser);
+      page.allow.push(/WebSocket connection/i, /ERR_INTERNET_DISCONNECTED/);
+      await page.goto(chatUrl);
+      await page.locator('.msg.assistant:has-text("I listed the workspace root")').waitFor({ timeout: T });
+      await page.locator('.conn[data-state="open"]').waitFor({ timeout: T });
+      await context.setOffline(true);
+      await page.evaluate(() => window.__baton.live.drop());
+      await page.locator('.conn[data-state="offline"]').waitFor({ timeout: T });
+      await shot(page, backend, "offline");
+      // While the page is offline the chat goes on: its frames must be replayed on return.
+      const chatId = chatUrl.split("/").pop();
+      await http(srv.base, "POST", `/api/chats/${chatId}/messages`, { content: "And once more?" });
+      const sessions = await waitForIdle(srv.base, chatId);
+      assert.ok(sessions > 0);
+      assert.equal(await page.locator(".msg.user:has-text('And once more?')").count(), 0);
+      await context.setOffline(false);
+      await page.locator('.conn[data-state="open"]').waitFor({ timeout: T });
+      await page.locator(".msg.user:has-text('And once more?')").waitFor({ timeout: T });
+      await page.locator(".msg.assistant").nth(1).waitFor({ timeout: T });
+      await page.locator(".tree-status:has-text('6 calls')").waitFor({ timeout: T });
+      await page.waitForTimeout(300);
+      assert.match(await page.locator(".tree-status").innerText(), /^6 calls/, "the missed calls arrived once each");
+      assert.equal(await page.locator(".msg").count(), 4);
+      await shot(page, backend, "recovered");
+      clean(page);
+      await context.close();
+    });
+
+    await scenario("workflow: pick, validate args, approve, watch, drill into an agent", backend, async () => {
+      const { page, context } = await newPage(browser, { viewport: { width: 1920, height: 1080 } });
+      await page.goto(`${srv.base}/workflows`);
+      await page.locator('.defs a:has-text("fanout")').click();
+      await page.locator(".defs a:has-text('deep-research') .source-builtin").waitFor();
+      await page.locator(".defs a:has-text('fanout') .source-project").waitFor();
+      const args = page.getByLabel("Arguments (JSON)");
+      await args.fill('{"items": [1, 2');
+      await page.locator(".field-error:has-text('Not valid JSON')").waitFor();
+      assert.equal(await page.getByRole("button", { name: "Start run" }).isDisabled(), true);
+      const items = Array.from({ length: 30 }, (_, i) => `item-${i + 1}`);
+      await args.fill(JSON.stringify({ items }));
+      await page.getByRole("button", { name: "Start run" }).click();
+      await page.waitForURL(/\/runs\/[0-9a-f-]+$/);
+      await page.getByRole("region", { name: "Approval" }).waitFor({ timeout: T });
+      await page.locator(".approval:has-text('30 agents')").waitFor();
+      await shot(page, backend, "run-approval");
+      await page.getByRole("button", { name: "Approve" }).click();
+      await page.locator('.phases tr[data-phase="Ask"] .count-running').waitFor({ timeout: T });
+      await shot(page, backend, "run-progress");
+      await page.locator(".run-pane h2 .status-completed").waitFor({ timeout: 120_000 });
+      await page.locator('.phases tr[data-phase="Ask"] .count-completed:has-text("30 completed")').waitFor();
+      await page.locator('.phases tr[data-phase="Sum up"] .count-completed:has-text("1 completed")').waitFor();
+      await page.locator(".log:has-text('asked 30 agents')").waitFor();
+      await page.locator('.result:has-text("\\"answers\\": 30")').waitFor();
+      // Drill into an agent: its calls, from its own session.
+      await page.locator('.row.agent[data-agent="item-1"]').click();
+      await page.getByRole("region", { name: "Agent" }).locator(".row-trace .kind-llm").first().waitFor({ timeout: T });
+      await page.getByRole("region", { name: "Agent" }).locator('.row-trace:has-text("list_dir")').waitFor();
+      await shot(page, backend, "run-agent-traces");
+      await page.reload();
+      await page.getByRole("region", { name: "Agent" }).locator('.row-trace:has-text("list_dir")').waitFor({ timeout: T });
+      clean(page);
+      await context.close();
+    });
+
+    await scenario("workflow: pause, resume, cancel", backend, async () => {
+      const { page, context } = await newPage(browser);
+      const items = Array.from({ length: 40 }, (_, i) => `x-${i + 1}`);
+      const { run_id } = await http(srv.base, "POST", "/api/workflows/fanout/runs", { args: { items } });
+      await page.goto(`${srv.base}/runs/${run_id}`);
+      await page.getByRole("button", { name: "Approve" }).click();
+      await page.locator('.phases tr[data-phase="Ask"] .count-running').waitFor({ timeout: T });
+      await page.getByRole("button", { name: "Pause" }).click();
+      await page.locator(".run-pane h2 .status-paused").waitFor({ timeout: T });
+      await page.getByRole("button", { name: "Resume" }).click();
+      await page.locator(".run-pane h2 .status-running").waitFor({ timeout: T });
+      await page.getByRole("button", { name: "Cancel" }).click();
+      await page.locator(".run-pane h2 .status-cancelled").waitFor({ timeout: T });
+      const run = await http(srv.base, "GET", `/api/runs/${run_id}`);
+      assert.equal(run.status, "cancelled");
+      assert.ok(run.agents.every((a) => a.status !== "running"), "nothing left running");
+      await shot(page, backend, "run-cancelled");
+      clean(page);
+      await context.close();
+    });
+
+    await scenario("built-in workflow (deep-research) against the model, dark mode", backend, async () => {
+      const { page, context } = await newPage(browser, { colorScheme: "dark" });
+      await page.goto(`${srv.base}/workflows/deep-research`);
+      await page.getByLabel("Arguments (JSON)").fill('{"question": "How does this project add numbers?", "angles": 2}');
+      await page.getByRole("button", { name: "Start run" }).click();
+      await page.waitForURL(/\/runs\/[0-9a-f-]+$/);
+      await page.locator(".run-pane h2 .status-completed").waitFor({ timeout: 120_000 });
+      await page.locator('.phases tr[data-phase="Synthesize"] .count-completed').waitFor();
+      await shot(page, backend, "builtin-deep-research-dark");
+      clean(page);
+      await context.close();
+    });
+
+    await scenario("10,000 traces: first paint, scrolling pages in", backend, async () => {
+      const { page, context } = await newPage(browser);
+      const times = [];
+      for (let i = 0; i < 3; i++) {
+        await page.goto(`${srv.base}/chats/${srv.seededChat}`);
+        const key = `traces-painted:chat:${srv.seededChat}`;
+        await page.waitForFunction((k) => window.__baton.marks[k] !== undefined, key, { timeout: T });
+        times.push(await page.evaluate((k) => window.__baton.marks[k], key));
+        await page.evaluate(() => sessionStorage.clear());
+      }
+      times.sort((a, b) => a - b);
+      figures[`${backend}.first_paint_10k_traces_ms`] = Math.round(times[1]);
+      // Scroll to the end again and again: pages come in until all 10,000 are there.
+      const t0 = Date.now();
+      for (let i = 0; i < 200; i++) {
+        const text = await page.locator(".tree-status").innerText();
+        if (text.startsWith("10000 calls") && !text.includes("load more")) break;
+        await page.locator(".tree").evaluate((el) => (el.scrollTop = el.scrollHeight));
+        await page.waitForTimeout(100);
+      }
+      assert.match(await page.locator(".tree-status").innerText(), /^10000 calls/);
+      figures[`${backend}.page_in_10k_traces_ms`] = Date.now() - t0;
+      const drawn = await page.locator(".row").count();
+      assert.ok(drawn < 120, `only the rows in view are drawn (${drawn})`);
+      await page.locator('.row-turn:has-text("Turn 1000")').waitFor();
+      await shot(page, backend, "10k-traces-end");
+      clean(page);
+      await context.close();
+    });
+
+    await scenario("1,000-agent run: the view keeps up", backend, async () => {
+      const { page, context } = await newPage(browser);
+      const items = Array.from({ length: 1000 }, (_, i) => `a-${i + 1}`);
+      const { run_id } = await http(srv.base, "POST", "/api/workflows/fanout/runs", {
+        args: { items },
+        concurrency: 64,
+        auto_approve: true,
+      });
+      await page.goto(`${srv.base}/runs/${run_id}`);
+      // The server says done; how long until the page shows it?
+      let finishedAt = null;
+      for (;;) {
+        const run = await http(srv.base, "GET", `/api/runs/${run_id}`);
+        if (["completed", "failed", "cancelled"].includes(run.status)) {
+          finishedAt = Date.now();
+          assert.equal(run.status, "completed", run.error ?? "");
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await page.locator('.phases tr[data-phase="Ask"] .count-completed:has-text("1000 completed")').waitFor({ timeout: T });
+      await page.locator(".run-pane h2 .status-completed").waitFor({ timeout: T });
+      figures[`${backend}.run_view_lag_after_1000_agents_ms`] = Date.now() - finishedAt;
+      await shot(page, backend, "run-1000-agents");
+      clean(page);
+      await context.close();
+    });
+  } finally {
+    await srv.stop();
+  }
+}
+
+/** Waits until the chat's latest session is no longer running. */
+async function waitForIdle(base, chatId) {
+  for (let i = 0; i < 300; i++) {
+    const page = await http(base, "GET", `/api/chats/${chatId}/sessions`);
+    const last = page.items[page.items.length - 1];
+    if (last && last.status !== "running") return page.items.length;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("the chat's session did not finish");
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+let failed = false;
+try {
+  for (const backend of backends) await runBackend(browser, backend);
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+}
+writeFileSync(join(ART, "figures.json"), `${JSON.stringify(figures, null, 2)}\n`);
+console.log("figures:", figures);
+process.exit(failed ? 1 : 0);

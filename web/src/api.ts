@@ -1,0 +1,86 @@
+// REST calls. Errors arrive as {"error":{"code","message"}}; they become ApiError.
+import type { Chat, Definition, Message, Page, Run, RunView, SessionView, Trace } from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const TOKEN_KEY = "baton.token";
+
+/** The bearer token: `?token=` on the page's address wins and is remembered. */
+export function token(): string | null {
+  const fromUrl = new URLSearchParams(location.search).get("token");
+  if (fromUrl) {
+    localStorage.setItem(TOKEN_KEY, fromUrl);
+    return fromUrl;
+  }
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  const t = token();
+  if (t) headers.authorization = `Bearer ${t}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let res: Response;
+  try {
+    res = await fetch(`/api${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, "offline", `the server cannot be reached (${String(e)})`);
+  }
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON: reported below */
+  }
+  if (!res.ok) {
+    const err = (json as { error?: { code?: string; message?: string } } | null)?.error;
+    throw new ApiError(res.status, err?.code ?? "http_error", err?.message ?? `${res.status} ${res.statusText}`);
+  }
+  return json as T;
+}
+
+const q = (params: Record<string, string | number | null | undefined>) => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) s.set(k, String(v));
+  const out = s.toString();
+  return out ? `?${out}` : "";
+};
+
+const id = encodeURIComponent;
+
+export const api = {
+  chats: (cursor?: string | null) => call<Page<Chat>>("GET", `/chats${q({ limit: 100, cursor })}`),
+  chat: (chat: string) => call<Chat>("GET", `/chats/${id(chat)}`),
+  createChat: (title: string | null, workspace: string | null) =>
+    call<Chat>("POST", "/chats", { title: title || undefined, workspace: workspace || undefined }),
+  messages: (chat: string) => call<Page<Message>>("GET", `/chats/${id(chat)}/messages`),
+  post: (chat: string, content: string) =>
+    call<{ message_id: string; session_id: string }>("POST", `/chats/${id(chat)}/messages`, { content }),
+  chatTraces: (chat: string, cursor: string | null, limit = 500) =>
+    call<Page<Trace>>("GET", `/chats/${id(chat)}/traces${q({ limit, cursor })}`),
+  sessionTraces: (session: string, cursor: string | null, limit = 500) =>
+    call<Page<Trace>>("GET", `/sessions/${id(session)}/traces${q({ limit, cursor })}`),
+  sessions: (chat: string) => call<Page<SessionView>>("GET", `/chats/${id(chat)}/sessions`),
+  cancelSession: (session: string) => call<unknown>("POST", `/sessions/${id(session)}/cancel`),
+  workflows: () => call<Page<Definition>>("GET", "/workflows"),
+  workflow: (name: string) => call<Definition>("GET", `/workflows/${id(name)}`),
+  startRun: (name: string, body: { args?: unknown; workspace?: string; budget_tokens?: number }) =>
+    call<{ run_id: string; status: string }>("POST", `/workflows/${id(name)}/runs`, body),
+  runs: (cursor?: string | null) => call<Page<Run>>("GET", `/runs${q({ limit: 50, cursor })}`),
+  run: (run: string) => call<RunView>("GET", `/runs/${id(run)}`),
+  control: (run: string, action: "approve" | "cancel" | "pause" | "resume") =>
+    call<Run>("POST", `/runs/${id(run)}/${action}`, action === "resume" ? {} : undefined),
+};

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { applyEvent, phasesOf, type LiveRun } from "./runs";
+import type { RunView } from "./types";
+
+function run(): LiveRun {
+  const view: RunView = {
+    id: "r",
+    name: "w",
+    status: "running",
+    source: "builtin",
+    script: "",
+    args: null,
+    options: { phases: ["Plan", "Work"] },
+    result: null,
+    error: null,
+    totals: {},
+    log: [],
+    created_at: "2026-11-22T10:00:00Z",
+    started_at: "2026-11-22T10:00:00Z",
+    finished_at: null,
+    updated_at: "2026-11-22T10:00:00Z",
+    phases: [],
+    agents: [],
+  };
+  return { run: view, budget: null };
+}
+
+describe("run events", () => {
+  it("counts agents per phase by status as they start and finish", () => {
+    const s = run();
+    applyEvent(s, { event: "agent_start", key: "a", label: "one", phase: "Work" }, "2026-11-22T10:00:01Z");
+    applyEvent(s, { event: "agent_start", key: "b", label: "two", phase: "Work" }, "2026-11-22T10:00:02Z");
+    applyEvent(s, { event: "agent_finish", key: "a", phase: "Work", status: "completed", cached: false, input_tokens: 100, output_tokens: 20, cost_usd: 0.5, session_id: "s" }, "2026-11-22T10:00:04Z");
+    const phases = phasesOf(s.run, Date.parse("2026-11-22T10:00:05Z"));
+    expect(phases.map((p) => p.title)).toEqual(["Plan", "Work"]);
+    expect(phases[0].agents).toEqual({});
+    expect(phases[1].agents).toEqual({ running: 1, completed: 1 });
+    expect(phases[1].tokens).toBe(120);
+    expect(phases[1].cost_usd).toBe(0.5);
+    expect(phases[1].elapsed_ms).toBe(4000); // b is still running: until now
+    expect(s.run.agents[0].session_id).toBe("s");
+  });
+
+  it("shows a journaled (cached) agent as completed without a start", () => {
+    const s = run();
+    applyEvent(s, { event: "agent_finish", key: "c", label: "x", phase: "Plan", status: "completed", cached: true, session_id: "old" }, "2026-11-22T10:00:01Z");
+    expect(s.run.agents).toHaveLength(1);
+    expect(s.run.agents[0]).toMatchObject({ cached: true, status: "completed", session_id: "old" });
+  });
+
+  it("keeps the log, the budget and the status, and asks for a re-read at the end", () => {
+    const s = run();
+    expect(applyEvent(s, { event: "log", message: "hello" }, "")).toBe(true);
+    expect(applyEvent(s, { event: "budget", total: 10, spent: 4 }, "")).toBe(true);
+    expect(applyEvent(s, { event: "status", status: "paused" }, "")).toBe(true);
+    expect(applyEvent(s, { event: "status", status: "completed" }, "")).toBe(false);
+    expect(s.run.log).toEqual(["hello"]);
+    expect(s.budget).toEqual({ total: 10, spent: 4 });
+    expect(s.run.status).toBe("completed");
+    expect(applyEvent(s, { event: "mystery" } as never, "")).toBe(false);
+  });
+
+  it("adds phases announced by the script that were not declared", () => {
+    const s = run();
+    applyEvent(s, { event: "phase", title: "Extra" }, "");
+    expect(phasesOf(s.run, 0).map((p) => p.title)).toEqual(["Plan", "Work", "Extra"]);
+  });
+});

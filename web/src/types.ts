@@ -1,0 +1,172 @@
+// The server's JSON shapes, as the web app reads them (see GET /api/openapi.json).
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface Capabilities {
+  write: boolean;
+  exec: boolean;
+}
+
+export interface Chat {
+  id: string;
+  title: string;
+  workspace: string | null;
+  capabilities: Capabilities;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Message {
+  id: string;
+  chat_id: string;
+  role: "user" | "assistant" | "system" | "tool";
+  content: string;
+  attachments: string[];
+  turn_number: number;
+  created_at: string;
+}
+
+export type Outcome = "running" | "ok" | "error" | "cancelled" | "timeout";
+
+export interface Trace {
+  id: string;
+  session_id: string | null;
+  chat_id: string | null;
+  run_id: string | null;
+  parent_id: string | null;
+  turn_number: number;
+  kind: "llm" | "tool";
+  tool_name: string;
+  input: unknown;
+  output: unknown;
+  started_at: string;
+  finished_at: string | null;
+  latency_ms: number | null;
+  tokens_used: number | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cache_tokens: number | null;
+  cache_write_tokens: number | null;
+  reasoning_tokens: number | null;
+  cost_usd: number | null;
+  error: string | null;
+  outcome: Outcome;
+  meta: Record<string, unknown>;
+}
+
+export type SessionStatus = "running" | "completed" | "failed" | "cancelled" | "interrupted";
+
+export interface TurnSummary {
+  turn_number: number;
+  started_at: string;
+  finished_at: string | null;
+  tool_count: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_tokens: number;
+  cache_hit_rate: number;
+  cost_usd: number;
+}
+
+/** The session as frames carry it (no history). */
+export interface SessionSummary {
+  id: string;
+  chat_id: string | null;
+  run_id: string | null;
+  status: SessionStatus;
+  model: string;
+  turn_number: number;
+  error: string | null;
+  cost_usd?: number;
+}
+
+export interface SessionView extends SessionSummary {
+  turns: TurnSummary[];
+}
+
+export type RunStatus =
+  | "awaiting_approval"
+  | "queued"
+  | "running"
+  | "paused"
+  | "completed"
+  | "failed"
+  | "cancelled";
+
+export type AgentStatus = "running" | "completed" | "failed" | "cancelled";
+
+export interface AgentView {
+  key: string;
+  label: string | null;
+  phase: string | null;
+  status: AgentStatus;
+  session_id: string | null;
+  cached: boolean;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  started_at: string;
+  finished_at: string | null;
+  error: string | null;
+}
+
+export interface PhaseView {
+  title: string;
+  agents: Partial<Record<AgentStatus, number>>;
+  tokens: number;
+  cost_usd: number;
+  elapsed_ms: number;
+}
+
+export interface RunOptions {
+  budget_tokens?: number | null;
+  concurrency?: number;
+  workspace?: string | null;
+  projected_agents?: number;
+  projected_tokens?: number;
+  phases?: string[];
+}
+
+export interface Run {
+  id: string;
+  name: string;
+  status: RunStatus;
+  source: string;
+  script: string;
+  args: unknown;
+  options: RunOptions;
+  result: unknown;
+  error: string | null;
+  totals: { input_tokens?: number; output_tokens?: number; cost_usd?: number; agents?: number };
+  log: string[];
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+export interface RunView extends Run {
+  phases: PhaseView[];
+  agents: AgentView[];
+}
+
+export interface Definition {
+  name: string;
+  description: string;
+  source: "builtin" | "project" | "personal" | "inline";
+  path: string | null;
+  phases: string[];
+  script: string;
+}
+
+/** A frame from /ws. `seq` is null for frames about the connection itself. */
+export interface Frame {
+  type: string;
+  topic: string | null;
+  seq: number | null;
+  at: string;
+  [field: string]: unknown;
+}

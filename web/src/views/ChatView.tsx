@@ -1,0 +1,280 @@
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { duration, percent, tokens, usd, clock } from "../format";
+import { search, setParam } from "../router";
+import { hitClass, hitRate } from "../traces";
+import { exchangeOf, exchangesOf } from "../chat";
+import type { Trace } from "../types";
+import { ChatModel } from "./chatModel";
+import { HitBar, TraceTree } from "./TraceTree";
+
+export function ChatView({ id }: { id: string }) {
+  const model = useMemo(() => new ChatModel(id), [id]);
+  useEffect(() => {
+    model.start();
+    return () => model.stop();
+  }, [model]);
+  const pane = search.value.get("pane") === "timeline" ? "timeline" : "traces";
+
+  if (model.notFound.value) {
+    return (
+      <div class="empty">
+        <h2>No such chat</h2>
+        <p>
+          <a href="/">Start a new one</a>.
+        </p>
+      </div>
+    );
+  }
+  return (
+    <div class="chat-layout">
+      <section class="pane chat-pane" aria-label="Chat">
+        <ChatPane model={model} />
+      </section>
+      <section class="pane side-pane" aria-label={pane === "traces" ? "Traces" : "Timeline"}>
+        <div class="tabs" role="tablist">
+          <button role="tab" aria-selected={pane === "traces"} onClick={() => setParam("pane", null)}>
+            Traces
+          </button>
+          <button role="tab" aria-selected={pane === "timeline"} onClick={() => setParam("pane", "timeline")}>
+            Timeline
+          </button>
+        </div>
+        {pane === "traces" ? <TraceTree model={model.traces} scope={`chat:${id}`} /> : <Timeline model={model} />}
+      </section>
+    </div>
+  );
+}
+
+function ChatPane({ model }: { model: ChatModel }) {
+  const chat = model.chat.value;
+  const session = model.session.value;
+  const messages = model.messages.value;
+  const streaming = model.streaming.value;
+  const version = model.traces.version.value;
+  const running = session?.status === "running";
+  const list = useRef<HTMLDivElement>(null);
+  const stick = useRef(true);
+
+  const exchanges = useMemo(() => exchangesOf(messages), [messages]);
+  // Tool calls per exchange, shown collapsed under the user's message.
+  const toolsByExchange = useMemo(() => {
+    const out = new Map<number, Trace[]>();
+    for (const t of model.traces.set.all()) {
+      if (t.kind !== "tool") continue;
+      const at = exchangeOf(exchanges, t.turn_number);
+      const list = out.get(at) ?? [];
+      list.push(t);
+      out.set(at, list);
+    }
+    for (const l of out.values()) l.sort((a, b) => a.started_at.localeCompare(b.started_at));
+    return out;
+  }, [version, model, exchanges]);
+  const streamingAt = streaming ? exchangeOf(exchanges, streaming.turn) : null;
+
+  useEffect(() => {
+    const el = list.current;
+    if (el && stick.current) el.scrollTop = el.scrollHeight;
+  }, [messages.length, streaming?.text, version]);
+
+  const totals = useMemo(() => {
+    let input = 0;
+    let cached = 0;
+    let cost = 0;
+    for (const s of model.sessions.value)
+      for (const t of s.turns) {
+        input += t.input_tokens;
+        cached += t.cache_tokens;
+        cost += t.cost_usd;
+      }
+    return { input, cached, cost, rate: hitRate(input, cached) };
+  }, [model.sessions.value]);
+
+  return (
+    <>
+      <header class="pane-head">
+        <div>
+          <h2>{chat?.title ?? "…"}</h2>
+          <div class="muted small">{chat?.workspace ?? "server's default workspace"}</div>
+        </div>
+        <span class="spacer" />
+        {session ? <span class={`badge status-${session.status}`}>{session.status}</span> : null}
+        {running ? (
+          <button class="danger" onClick={() => void model.cancel()}>
+            Stop
+          </button>
+        ) : null}
+      </header>
+      <div
+        class="messages"
+        ref={list}
+        onScroll={(e) => {
+          const el = e.currentTarget as HTMLDivElement;
+          stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+        }}
+      >
+        {exchanges.length === 0 ? <p class="muted empty">Ask something about the workspace.</p> : null}
+        {exchanges.map((x) => (
+          <div class="turn" id={`exchange-${x.turn}`} key={x.turn}>
+            {x.user.map((m) => (
+              <div class="msg user" key={m.id}>
+                <div class="msg-body">{m.content}</div>
+                <div class="msg-meta">{clock(m.created_at)}</div>
+              </div>
+            ))}
+            <ToolCalls calls={toolsByExchange.get(x.turn) ?? []} />
+            {x.answers.map((m) => (
+              <div class="msg assistant" key={m.id}>
+                <div class="msg-body">{m.content}</div>
+                <div class="msg-meta">{clock(m.created_at)}</div>
+              </div>
+            ))}
+            {streaming && streamingAt === x.turn && !x.answers.some((m) => m.turn_number >= streaming.turn) ? (
+              <div class="msg assistant streaming" aria-live="polite">
+                <div class="msg-body">
+                  {streaming.text}
+                  <span class="cursor">▍</span>
+                </div>
+              </div>
+            ) : null}
+          </div>
+        ))}
+        {running && !streaming ? <div class="muted thinking">working…</div> : null}
+      </div>
+      {model.error.value ? (
+        <div class="banner error" role="alert">
+          {model.error.value}
+          <button class="link" onClick={() => (model.error.value = null)}>
+            dismiss
+          </button>
+        </div>
+      ) : null}
+      <Composer model={model} busy={running} />
+      <footer class="session-foot">
+        <span>
+          cache hit <b class={`rate ${hitClass(totals.rate)}`}>{percent(totals.rate)}</b>
+        </span>
+        <span class="muted">{tokens(totals.input)} input tokens</span>
+        <span class="muted">{usd(totals.cost)}</span>
+        {session ? <span class="muted">{session.model}</span> : null}
+      </footer>
+    </>
+  );
+}
+
+function ToolCalls({ calls }: { calls: Trace[] }) {
+  if (calls.length === 0) return null;
+  const failed = calls.filter((c) => c.outcome === "error" || c.outcome === "timeout").length;
+  const running = calls.some((c) => c.outcome === "running");
+  return (
+    <details class="tool-calls">
+      <summary>
+        {calls.length} tool call{calls.length === 1 ? "" : "s"}
+        {running ? " · running" : ""}
+        {failed ? <span class="bad"> · {failed} failed</span> : null}
+      </summary>
+      <ul>
+        {calls.map((c) => (
+          <li key={c.id} class={`outcome-${c.outcome}`}>
+            <code>{c.tool_name}</code> <span class="muted">{summarize(c.input)}</span>{" "}
+            <span class="muted">{c.outcome === "running" ? "…" : duration(c.latency_ms)}</span>
+            {c.error ? <div class="error-text">{c.error}</div> : null}
+          </li>
+        ))}
+      </ul>
+    </details>
+  );
+}
+
+function summarize(input: unknown): string {
+  if (!input || typeof input !== "object") return "";
+  const o = input as Record<string, unknown>;
+  const v = o.path ?? o.pattern ?? o.command ?? Object.values(o)[0];
+  const s = typeof v === "string" ? v : JSON.stringify(v ?? "");
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
+function Composer({ model, busy }: { model: ChatModel; busy: boolean }) {
+  const key = `baton.draft.${model.id}`;
+  const [text, setText] = useState(() => sessionStorage.getItem(key) ?? "");
+  const [sending, setSending] = useState(false);
+  const submit = async () => {
+    const content = text.trim();
+    if (!content || sending) return;
+    setSending(true);
+    const ok = await model.send(content);
+    setSending(false);
+    if (ok) {
+      setText("");
+      sessionStorage.removeItem(key);
+    }
+  };
+  return (
+    <form
+      class="composer"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void submit();
+      }}
+    >
+      <textarea
+        aria-label="Message"
+        placeholder={busy ? "The agent is working…" : "Ask about the workspace (Enter sends, Shift+Enter for a new line)"}
+        value={text}
+        rows={3}
+        onInput={(e) => {
+          const v = (e.currentTarget as HTMLTextAreaElement).value;
+          setText(v);
+          sessionStorage.setItem(key, v);
+        }}
+        onKeyDown={(e) => {
+          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+            e.preventDefault();
+            void submit();
+          }
+        }}
+      />
+      <button type="submit" disabled={!text.trim() || sending || busy}>
+        Send
+      </button>
+    </form>
+  );
+}
+
+function Timeline({ model }: { model: ChatModel }) {
+  const sessions = model.sessions.value;
+  const turns = sessions.flatMap((s) => s.turns.map((t) => ({ ...t, session: s.id })));
+  if (turns.length === 0) return <p class="muted empty">No turns yet.</p>;
+  return (
+    <div class="timeline">
+      {turns.map((t) => {
+        const end = t.finished_at ? Date.parse(t.finished_at) : null;
+        return (
+          <button
+            class="timeline-turn"
+            key={`${t.session}:${t.turn_number}`}
+            onClick={() => scrollToTurn(model, t.turn_number)}
+          >
+            <span class="turn-title">Turn {t.turn_number}</span>
+            <span class="muted">{clock(t.started_at)}</span>
+            <span class="muted">{end ? duration(end - Date.parse(t.started_at)) : "running"}</span>
+            <span>{t.tool_count} tools</span>
+            <span>
+              {tokens(t.input_tokens)} in · {tokens(t.output_tokens)} out
+            </span>
+            <HitBar rate={t.cache_hit_rate} label={percent(t.cache_hit_rate)} />
+            <span class="muted">{usd(t.cost_usd)}</span>
+          </button>
+        );
+      })}
+    </div>
+  );
+}
+
+function scrollToTurn(model: ChatModel, turn: number) {
+  const at = exchangeOf(exchangesOf(model.messages.value), turn);
+  const el = document.getElementById(`exchange-${at}`);
+  if (!el) return;
+  el.scrollIntoView({ block: "start", behavior: "smooth" });
+  el.classList.add("flash");
+  setTimeout(() => el.classList.remove("flash"), 1200);
+}

@@ -1,0 +1,344 @@
+// The orchestrator's run view: approval card, phases, agents, log, controls, and an agent's
+// traces on demand.
+import { signal } from "@preact/signals";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { api, ApiError } from "../api";
+import { debounce, live, perFrame } from "../app";
+import { clock, duration, tokens, usd } from "../format";
+import { search, setParam } from "../router";
+import { applyEvent, finished, phasesOf, type LiveRun, type RunEvent } from "../runs";
+import { bar, pretty, ROW_HEIGHT } from "../traces";
+import type { AgentView, Frame, Trace } from "../types";
+import { TraceModel } from "./traceModel";
+import { TraceTree } from "./TraceTree";
+
+class RunModel {
+  state = signal<LiveRun | null>(null);
+  version = signal(0);
+  error = signal<string | null>(null);
+  notFound = signal(false);
+  /** The agent whose traces are open, and their model (live frames feed it). */
+  agentTraces: { session: string; model: TraceModel } | null = null;
+  private off: (() => void) | null = null;
+  private bump = perFrame(() => (this.version.value += 1));
+  private reread = debounce(() => void this.load(), 200, 1000);
+  private pending: Frame[] = [];
+
+  constructor(readonly id: string) {}
+
+  start() {
+    this.off = live.subscribe(`run:${this.id}`, (f) => this.onFrame(f));
+    void this.load();
+  }
+
+  stop() {
+    this.off?.();
+  }
+
+  async load() {
+    try {
+      const view = await api.run(this.id);
+      const budget = this.state.value?.budget ?? null;
+      this.state.value = { run: view, budget };
+      // Frames that arrived while reading are applied on top (they are idempotent).
+      const pending = this.pending;
+      this.pending = [];
+      for (const f of pending) this.onFrame(f);
+      this.bump();
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 400)) this.notFound.value = true;
+      else this.error.value = e instanceof Error ? e.message : String(e);
+    }
+  }
+
+  onFrame(f: Frame) {
+    if (f.type === "snapshot") {
+      const view = (f.state as { run?: LiveRun["run"] } | undefined)?.run;
+      if (view) {
+        this.state.value = { run: view, budget: this.state.value?.budget ?? null };
+        this.bump();
+      }
+      return;
+    }
+    if (f.type === "tool_trace") {
+      const t = f.trace as Trace;
+      if (this.agentTraces && t.session_id === this.agentTraces.session) this.agentTraces.model.apply(t);
+      return;
+    }
+    if (f.type !== "run_event") return;
+    const state = this.state.value;
+    if (!state) {
+      this.pending.push(f);
+      return;
+    }
+    if (!applyEvent(state, f as unknown as RunEvent, f.at)) this.reread();
+    this.bump();
+  }
+
+  async control(action: "approve" | "cancel" | "pause" | "resume") {
+    this.error.value = null;
+    try {
+      await api.control(this.id, action);
+      this.reread();
+    } catch (e) {
+      this.error.value = e instanceof Error ? e.message : String(e);
+    }
+  }
+
+  tracesOf(session: string): TraceModel {
+    if (this.agentTraces?.session !== session) {
+      const model = new TraceModel((cursor) => api.sessionTraces(session, cursor));
+      this.agentTraces = { session, model };
+      void model.more();
+    }
+    return this.agentTraces.model;
+  }
+}
+
+export function RunPage({ id }: { id: string }) {
+  const model = useMemo(() => new RunModel(id), [id]);
+  useEffect(() => {
+    model.start();
+    return () => model.stop();
+  }, [model]);
+  model.version.value;
+  const state = model.state.value;
+  const [now, setNow] = useState(Date.now());
+  const running = state && !finished(state.run.status);
+  useEffect(() => {
+    if (!running) return;
+    const t = setInterval(() => setNow(Date.now()), 500);
+    return () => clearInterval(t);
+  }, [running]);
+
+  if (model.notFound.value)
+    return (
+      <div class="empty">
+        <h2>No such run</h2>
+        <p>
+          <a href="/runs">All runs</a>
+        </p>
+      </div>
+    );
+  if (!state) return <div class="empty muted">{model.error.value ?? "Loading the run…"}</div>;
+  const run = state.run;
+  const selectedKey = search.value.get("agent");
+  const selected = run.agents.find((a) => a.key === selectedKey) ?? null;
+  const phases = phasesOf(run, now);
+  const start = run.started_at ? Date.parse(run.started_at) : Date.parse(run.created_at);
+  const end = run.finished_at ? Date.parse(run.finished_at) : now;
+  const totalTokens = run.agents.reduce((n, a) => n + a.input_tokens + a.output_tokens, 0);
+  const totalCost = run.agents.reduce((n, a) => n + a.cost_usd, 0);
+
+  return (
+    <div class={`run-layout${selected ? " with-agent" : ""}`}>
+      <section class="pane run-pane" aria-label="Run">
+        <header class="pane-head">
+          <div>
+            <h2>
+              {run.name} <span class={`badge status-${run.status}`}>{run.status.replace("_", " ")}</span>
+            </h2>
+            <div class="muted small">
+              {run.source} · started {clock(run.started_at ?? run.created_at)} · {duration(run.started_at ? end - start : 0)} ·{" "}
+              {tokens(totalTokens)} tokens · {usd(totalCost)}
+              {state.budget ? ` · budget ${tokens(state.budget.spent)} / ${tokens(state.budget.total)}` : ""}
+            </div>
+          </div>
+          <span class="spacer" />
+          {run.status === "running" || run.status === "queued" ? (
+            <button onClick={() => void model.control("pause")}>Pause</button>
+          ) : null}
+          {run.status === "paused" || run.status === "failed" || run.status === "cancelled" ? (
+            <button onClick={() => void model.control("resume")}>Resume</button>
+          ) : null}
+          {!finished(run.status) && run.status !== "awaiting_approval" ? (
+            <button class="danger" onClick={() => void model.control("cancel")}>
+              Cancel
+            </button>
+          ) : null}
+        </header>
+        {model.error.value ? (
+          <div class="banner error" role="alert">
+            {model.error.value}
+          </div>
+        ) : null}
+        <div class="run-body">
+          {run.status === "awaiting_approval" ? <Approval model={model} /> : null}
+          <table class="phases">
+            <thead>
+              <tr>
+                <th>Phase</th>
+                <th>Agents</th>
+                <th>Tokens</th>
+                <th>Cost</th>
+                <th>Elapsed</th>
+              </tr>
+            </thead>
+            <tbody>
+              {phases.map((p) => {
+                const total = Object.values(p.agents).reduce((a, b) => a + (b ?? 0), 0);
+                return (
+                  <tr key={p.title} data-phase={p.title}>
+                    <td>{p.title || <span class="muted">(no phase)</span>}</td>
+                    <td>
+                      <div class="progress" title={`${p.agents.completed ?? 0} of ${total} done`}>
+                        {(["completed", "failed", "cancelled", "running"] as const).map((s) =>
+                          p.agents[s] ? (
+                            <span key={s} class={`seg seg-${s}`} style={{ flex: p.agents[s] }} />
+                          ) : null,
+                        )}
+                      </div>
+                      <span class="counts">
+                        {(["running", "completed", "failed", "cancelled"] as const).map((s) =>
+                          p.agents[s] ? (
+                            <span key={s} class={`count count-${s}`}>
+                              {p.agents[s]} {s}
+                            </span>
+                          ) : null,
+                        )}
+                        {total === 0 ? <span class="muted">—</span> : null}
+                      </span>
+                    </td>
+                    <td>{tokens(p.tokens)}</td>
+                    <td>{usd(p.cost_usd)}</td>
+                    <td>{p.elapsed_ms ? duration(p.elapsed_ms) : "—"}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+          <h3>
+            Agents <span class="muted">{run.agents.length}</span>
+          </h3>
+          <AgentList agents={run.agents} start={start} end={end} selected={selectedKey} now={now} />
+          <h3>Log</h3>
+          <LogView lines={run.log} />
+          {run.error ? <div class="error-text">{run.error}</div> : null}
+          {run.status === "completed" ? (
+            <>
+              <h3>Result</h3>
+              <pre class="result">{pretty(run.result)}</pre>
+            </>
+          ) : null}
+        </div>
+      </section>
+      {selected ? (
+        <section class="pane side-pane" aria-label="Agent">
+          <header class="pane-head">
+            <div>
+              <h2>{selected.label ?? selected.key.slice(0, 12)}</h2>
+              <div class="muted small">
+                {selected.phase ?? "(no phase)"} · {selected.status}
+                {selected.cached ? " · cached from the journal" : ""}
+              </div>
+            </div>
+            <span class="spacer" />
+            <button class="link" onClick={() => setParam("agent", null)} aria-label="Close">
+              ✕
+            </button>
+          </header>
+          {selected.error ? <div class="error-text">{selected.error}</div> : null}
+          {selected.session_id ? (
+            <TraceTree model={model.tracesOf(selected.session_id)} scope={`session:${selected.session_id}`} />
+          ) : (
+            <p class="muted empty">This agent has no calls yet.</p>
+          )}
+        </section>
+      ) : null}
+    </div>
+  );
+}
+
+function Approval({ model }: { model: RunModel }) {
+  const run = model.state.value!.run;
+  const o = run.options ?? {};
+  return (
+    <div class="card approval" role="region" aria-label="Approval">
+      <h3>This run needs your approval</h3>
+      <p>
+        Projected: <b>{o.projected_agents ?? "?"} agents</b>, about <b>{tokens(o.projected_tokens ?? 0)} tokens</b>
+        {o.concurrency ? `, ${o.concurrency} at a time` : ""}
+        {o.budget_tokens ? `, budget ${tokens(o.budget_tokens)} tokens` : ""}.
+      </p>
+      {o.phases?.length ? (
+        <ol class="phase-list">
+          {o.phases.map((p) => (
+            <li key={p}>{p}</li>
+          ))}
+        </ol>
+      ) : null}
+      <details>
+        <summary>Script</summary>
+        <pre class="script">{run.script}</pre>
+      </details>
+      {run.args !== null && run.args !== undefined ? (
+        <details>
+          <summary>Arguments</summary>
+          <pre>{pretty(run.args)}</pre>
+        </details>
+      ) : null}
+      <div class="actions">
+        <button class="primary" onClick={() => void model.control("approve")}>
+          Approve
+        </button>
+        <button class="danger" onClick={() => void model.control("cancel")}>
+          Deny
+        </button>
+      </div>
+    </div>
+  );
+}
+
+/** Agents as a virtualised list: a 1,000-agent run draws only what is in view. */
+function AgentList(props: { agents: AgentView[]; start: number; end: number; selected: string | null; now: number }) {
+  const box = useRef<HTMLDivElement>(null);
+  const [top, setTop] = useState(0);
+  const height = Math.min(props.agents.length * ROW_HEIGHT, 420);
+  const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - 6);
+  const last = Math.min(props.agents.length, Math.ceil((top + height) / ROW_HEIGHT) + 6);
+  if (props.agents.length === 0) return <p class="muted">No agent has started yet.</p>;
+  return (
+    <div class="agents" ref={box} style={{ height: `${height}px` }} onScroll={(e) => setTop((e.currentTarget as HTMLDivElement).scrollTop)}>
+      <div style={{ height: `${props.agents.length * ROW_HEIGHT}px`, position: "relative" }}>
+        {props.agents.slice(first, last).map((a, k) => {
+          const s = Date.parse(a.started_at);
+          const e = a.finished_at ? Date.parse(a.finished_at) : props.now;
+          const b = bar(props.start, Math.max(props.end, e), s, e);
+          return (
+            <div
+              key={a.key}
+              class={`row agent${a.key === props.selected ? " selected" : ""}`}
+              style={{ top: `${(first + k) * ROW_HEIGHT}px`, height: `${ROW_HEIGHT}px` }}
+              data-agent={a.label ?? a.key}
+              onClick={() => setParam("agent", a.key)}
+            >
+              <span class={`dot dot-${a.status}`} title={a.status} />
+              <span class="name">{a.label ?? a.key.slice(0, 12)}</span>
+              <span class="muted phase-name">{a.phase}</span>
+              {a.cached ? <span class="badge cached">cached</span> : null}
+              <span class="track">
+                <span class={`bar bar-${a.status === "completed" ? "ok" : a.status === "running" ? "running" : "error"}`} style={{ left: `${b.left}%`, width: `${b.width}%` }} />
+              </span>
+              <span class="lat">{a.cached ? "—" : duration(e - s)}</span>
+              <span class="muted tok">{tokens(a.input_tokens + a.output_tokens)}</span>
+            </div>
+          );
+        })}
+      </div>
+    </div>
+  );
+}
+
+function LogView({ lines }: { lines: string[] }) {
+  const box = useRef<HTMLPreElement>(null);
+  useEffect(() => {
+    const el = box.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [lines.length]);
+  if (lines.length === 0) return <p class="muted">Nothing logged yet.</p>;
+  return (
+    <pre class="log" ref={box}>
+      {lines.slice(-500).join("\n")}
+    </pre>
+  );
+}

@@ -1,0 +1,131 @@
+// The frame around every page: navigation, the chat list, the connection indicator.
+import { signal } from "@preact/signals";
+import { useEffect, useState } from "preact/hooks";
+import { api } from "../api";
+import { link, live } from "../app";
+import { navigate, route } from "../router";
+import type { Chat } from "../types";
+
+export const chats = signal<Chat[]>([]);
+
+export async function refreshChats() {
+  try {
+    chats.value = (await api.chats()).items;
+  } catch {
+    /* shown as empty; the connection indicator says why */
+  }
+}
+
+export function Shell({ children }: { children: preact.ComponentChildren }) {
+  useEffect(() => {
+    void refreshChats();
+  }, []);
+  const r = route.value;
+  return (
+    <div class="shell">
+      <header class="top">
+        <a class="brand" href="/">
+          Baton
+        </a>
+        <nav>
+          <a href="/" class={r.page === "home" || r.page === "chat" ? "active" : ""}>
+            Chats
+          </a>
+          <a href="/workflows" class={r.page === "workflows" ? "active" : ""}>
+            Workflows
+          </a>
+          <a href="/runs" class={r.page === "runs" || r.page === "run" ? "active" : ""}>
+            Runs
+          </a>
+        </nav>
+        <span class="spacer" />
+        <Connection />
+      </header>
+      <aside class="side">
+        <button class="primary new-chat" onClick={() => navigate("/")}>
+          New chat
+        </button>
+        <ul class="chat-list" aria-label="Chats">
+          {chats.value.map((c) => (
+            <li key={c.id}>
+              <a href={`/chats/${c.id}`} class={r.page === "chat" && r.id === c.id ? "active" : ""}>
+                {c.title}
+              </a>
+            </li>
+          ))}
+        </ul>
+      </aside>
+      <main class="main">{children}</main>
+    </div>
+  );
+}
+
+function Connection() {
+  const state = link.value;
+  const [, tick] = useState(0);
+  useEffect(() => {
+    if (state !== "offline") return;
+    const t = setInterval(() => tick((n) => n + 1), 1000);
+    return () => clearInterval(t);
+  }, [state]);
+  const label = state === "open" ? "live" : state === "connecting" ? "connecting…" : `offline · retrying (attempt ${live.attempt})`;
+  return (
+    <span class={`conn conn-${state}`} role="status" aria-live="polite" data-state={state}>
+      <span class="conn-dot" />
+      {label}
+    </span>
+  );
+}
+
+export function Home() {
+  const [title, setTitle] = useState("");
+  const [workspace, setWorkspace] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const create = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const chat = await api.createChat(title.trim() || null, workspace.trim() || null);
+      await refreshChats();
+      navigate(`/chats/${chat.id}`);
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+      setBusy(false);
+    }
+  };
+  return (
+    <section class="pane wide home" aria-label="New chat">
+      <h2>New chat</h2>
+      <p class="muted">An agent that can read a folder (and, if you allow it on the server, write and run commands there).</p>
+      <form
+        class="new-chat-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void create();
+        }}
+      >
+        <label>
+          Title
+          <input value={title} placeholder="New chat" maxLength={200} onInput={(e) => setTitle((e.currentTarget as HTMLInputElement).value)} />
+        </label>
+        <label>
+          Workspace folder
+          <input
+            value={workspace}
+            placeholder="/path/to/a/project (the server's default when empty)"
+            onInput={(e) => setWorkspace((e.currentTarget as HTMLInputElement).value)}
+          />
+        </label>
+        {error ? (
+          <div class="banner error" role="alert">
+            {error}
+          </div>
+        ) : null}
+        <button class="primary" type="submit" disabled={busy}>
+          Create chat
+        </button>
+      </form>
+    </section>
+  );
+}
