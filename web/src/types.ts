@@ -81,6 +81,7 @@ export interface SessionSummary {
   turn_number: number;
   error: string | null;
   cost_usd?: number;
+  updated_at?: string;
 }
 
 export interface SessionView extends SessionSummary {

@@ -2,6 +2,7 @@
 //! answered like a small agent would: first a `list_dir` of the workspace, then, once
 //! the tool result is back, a short answer (or, when the agent was asked for structured
 //! output, a value made up from the schema, so the built-in workflows run end to end).
+//! A message containing `[fast]` is answered at once, without a tool (for load tests).
 use baton_mock_model::{MockModel, Reply};
 use serde_json::json;
 
@@ -17,6 +18,7 @@ async fn main() {
     );
     mock.set_default(Reply::tool("list_dir", json!({ "path": "." })));
     mock.schema_answers();
+    mock.rule("[fast]", Reply::text("Done at once."));
     println!("mock model on http://{}", mock.addr);
     println!("  openai-compatible: {}", mock.base_url("openai"));
     println!("  deepseek-style:    {}", mock.base_url("deepseek"));

@@ -35,12 +35,16 @@ class RunModel {
     this.off?.();
   }
 
+  /** Reads the run over REST. The `snapshot` frame is the source of truth while the socket
+   * is up (it is ordered with the frames after it, a REST answer is not), so a read only
+   * fills in before the first snapshot, or once the run has finished and no frame can follow
+   * (the result and totals come with no event of their own). */
   async load() {
     try {
       const view = await api.run(this.id);
-      const budget = this.state.value?.budget ?? null;
-      this.state.value = { run: view, budget };
-      // Frames that arrived while reading are applied on top (they are idempotent).
+      const current = this.state.value;
+      if (current && !finished(view.status)) return;
+      this.state.value = { run: view, budget: current?.budget ?? null };
       const pending = this.pending;
       this.pending = [];
       for (const f of pending) this.onFrame(f);
@@ -139,7 +143,7 @@ export function RunPage({ id }: { id: string }) {
               {run.name} <span class={`badge status-${run.status}`}>{run.status.replace("_", " ")}</span>
             </h2>
             <div class="muted small">
-              {run.source} · started {clock(run.started_at ?? run.created_at)} · {duration(run.started_at ? end - start : 0)} ·{" "}
+              {run.source} · {run.started_at ? `started ${clock(run.started_at)} · ${duration(end - start)}` : `created ${clock(run.created_at)}`} ·{" "}
               {tokens(totalTokens)} tokens · {usd(totalCost)}
               {state.budget ? ` · budget ${tokens(state.budget.spent)} / ${tokens(state.budget.total)}` : ""}
             </div>

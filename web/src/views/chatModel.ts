@@ -55,7 +55,10 @@ export class ChatModel {
       const page = await api.sessions(this.id);
       this.sessions.value = page.items;
       const latest = page.items[page.items.length - 1];
-      if (latest && (!this.session.value || this.session.value.id === latest.id)) this.session.value = latest;
+      const cur = this.session.value;
+      // A REST answer may be older than the last `session_state` frame: never step back.
+      if (latest && (!cur || (cur.id === latest.id && (cur.updated_at ?? "") <= (latest.updated_at ?? ""))))
+        this.session.value = latest;
     } catch {
       /* the timeline retries on the next frame */
     }
