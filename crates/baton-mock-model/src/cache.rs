@@ -1,12 +1,17 @@
 //! Prefix-cache simulation. A "token" is 4 bytes of the canonical prompt text, which is
 //! close enough to real tokenizers for cache-shape tests and costs nothing.
 
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
 const BYTES_PER_TOKEN: usize = 4;
 const BLOCK_TOKENS: usize = 64;
 
+/// Every whole-block prefix seen so far, by a hash chained block to block (as providers
+/// key their caches), so a lookup costs the prompt's length, not the history's.
 #[derive(Default)]
 pub struct PrefixCache {
-    seen: Vec<Vec<u8>>,
+    seen: HashSet<u64>,
 }
 
 /// `(prompt tokens, cached tokens)` for one prompt.
@@ -21,19 +26,27 @@ impl PrefixCache {
         text.len().div_ceil(BYTES_PER_TOKEN) as u64
     }
 
-    /// Looks the prompt up, then remembers it.
+    /// Looks the prompt up, then remembers it: the cached part is the longest prefix, in
+    /// whole blocks, that some earlier prompt shared.
     pub fn lookup(&mut self, prompt: &[u8]) -> CacheHit {
-        let best = self
-            .seen
-            .iter()
-            .map(|p| p.iter().zip(prompt).take_while(|(a, b)| a == b).count())
-            .max()
-            .unwrap_or(0);
-        let cached_tokens = (best / BYTES_PER_TOKEN / BLOCK_TOKENS * BLOCK_TOKENS) as u64;
-        self.seen.push(prompt.to_vec());
+        let mut chain = 0u64;
+        let mut hit_blocks = 0usize;
+        let mut missed = false;
+        for block in prompt.chunks_exact(BYTES_PER_TOKEN * BLOCK_TOKENS) {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            chain.hash(&mut h);
+            block.hash(&mut h);
+            chain = h.finish();
+            if !missed && self.seen.contains(&chain) {
+                hit_blocks += 1;
+            } else {
+                missed = true;
+                self.seen.insert(chain);
+            }
+        }
         CacheHit {
             prompt_tokens: Self::tokens(prompt),
-            cached_tokens,
+            cached_tokens: (hit_blocks * BLOCK_TOKENS) as u64,
         }
     }
 }
