@@ -56,7 +56,18 @@ fn main() {
 
 fn build_with_vite(web: &Path, dist: &Path) {
     let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
-    if !web.join("node_modules/vite").exists() {
+    let installed = web.join("node_modules/.package-lock.json");
+    let stale = match (
+        fs::metadata(&installed),
+        fs::metadata(web.join("package-lock.json")),
+    ) {
+        (Ok(have), Ok(want)) => match (have.modified(), want.modified()) {
+            (Ok(have), Ok(want)) => want > have,
+            _ => false,
+        },
+        _ => true,
+    };
+    if stale || !web.join("node_modules/vite").exists() {
         run(
             Command::new(npm)
                 .args(["ci", "--no-audit", "--no-fund"])

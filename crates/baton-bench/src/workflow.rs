@@ -31,11 +31,12 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn agents_per_second(
+fn engine_on(
     store: Arc<dyn Store>,
     mock: &MockModel,
     ws: &std::path::Path,
-) -> anyhow::Result<(f64, i64)> {
+    concurrent_runs: usize,
+) -> WorkflowEngine {
     let hub = Arc::new(EventHub::new(store.clone(), HubConfig::default()));
     let mut models = ModelRegistry::default();
     models.insert(ModelEntry {
@@ -63,16 +64,25 @@ async fn agents_per_second(
             ..AgentConfig::default()
         },
     );
-    let engine = WorkflowEngine::new(
+    WorkflowEngine::new(
         store,
         hub,
         agents,
         EngineConfig {
             run_concurrency: IN_FLIGHT,
+            concurrent_runs,
             default_workspace: ws.to_path_buf(),
             ..EngineConfig::default()
         },
-    );
+    )
+}
+
+async fn agents_per_second(
+    store: Arc<dyn Store>,
+    mock: &MockModel,
+    ws: &std::path::Path,
+) -> anyhow::Result<(f64, i64)> {
+    let engine = engine_on(store, mock, ws, 4);
     let script = format!(
         "const items = Array.from({{ length: {AGENTS} }}, (_, i) => `item ${{i}}`)\nreturn (await parallel(items.map(x => () => agent(x)))).length"
     );
@@ -112,6 +122,52 @@ async fn agents_per_second(
     Ok((AGENTS as f64 / secs, rss_kib() as i64 - before as i64))
 }
 
+/// Runs held in flight at once for the memory figure.
+const HELD_RUNS: usize = 100;
+
+/// The process's memory per run in flight, beside a baseline of no runs: `HELD_RUNS` runs,
+/// each with its QuickJS runtime, journal, host state and one agent whose model call is
+/// streaming slowly (so its history is one short prompt), on SQLite.
+async fn memory_per_run(mock: &MockModel, ws: &std::path::Path) -> anyhow::Result<f64> {
+    mock.rule(
+        "hold on",
+        Reply::text("held for a while, then answered").slow(Duration::from_millis(400)),
+    );
+    let db = TestDb::new(Kind::Sqlite).await;
+    let engine = engine_on(db.store(), mock, ws, HELD_RUNS);
+    let start = || {
+        engine.start_inline(
+            "return await agent('hold on')",
+            StartRequest {
+                auto_approve: true,
+                ..StartRequest::default()
+            },
+        )
+    };
+    // One run first, so pools, caches and lazily built state exist before the baseline.
+    let warm = start().await?;
+    while !engine.get_run(warm.id).await?.status.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = rss_kib();
+    let mut ids = Vec::new();
+    for _ in 0..HELD_RUNS {
+        ids.push(start().await?.id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in &ids {
+        while engine.view(*id).await?.agents.is_empty() {
+            anyhow::ensure!(Instant::now() < deadline, "runs did not start their agents");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let after = rss_kib();
+    for id in &ids {
+        let _ = engine.cancel(*id).await;
+    }
+    Ok((after as f64 - before as f64) / HELD_RUNS as f64)
+}
+
 pub async fn run() -> anyhow::Result<()> {
     println!(
         "## Workflow fan-out ({AGENTS} agents, {IN_FLIGHT} in flight, zero-delay scripted model)\n"
@@ -121,6 +177,8 @@ pub async fn run() -> anyhow::Result<()> {
     mock.set_default(Reply::text("done"));
     let ws = std::env::temp_dir().join(format!("baton-bench-wf-{}", std::process::id()));
     std::fs::create_dir_all(&ws)?;
+    // Before anything else: freed memory of earlier runs would hide the growth.
+    let per_run = memory_per_run(&mock, &ws).await?;
     let (base, _) = agents_per_second(Arc::new(NullStore::default()), &mock, &ws).await?;
     println!("| journal | agents/s | vs nothing stored | RSS growth during the run |");
     println!("|---|---|---|---|");
@@ -148,6 +206,12 @@ pub async fn run() -> anyhow::Result<()> {
         _ => println!("| LangGraph (comparison) | not measured: `pip install langgraph langgraph-checkpoint-sqlite aiosqlite` | | |"),
     }
     println!();
+    println!(
+        "Memory per run in flight ({HELD_RUNS} runs at once, each with one agent mid-answer, SQLite, \
+         measured first in the process): {:.2} MiB of process RSS per run above the same process \
+         with one finished run.\n",
+        per_run / 1024.0
+    );
     let _ = std::fs::remove_dir_all(&ws);
     Ok(())
 }

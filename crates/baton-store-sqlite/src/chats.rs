@@ -1,7 +1,7 @@
 use baton_core::{time, AttachmentId, Chat, ChatId, Message, MessageId, NewChat, NewMessage, Role};
 use baton_store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::db;
 use crate::rows::{id_text, ts, Cols};
@@ -34,7 +34,7 @@ fn message_from(row: &SqliteRow) -> StoreResult<Message> {
     })
 }
 
-pub(crate) async fn create_chat(pool: &SqlitePool, new: NewChat) -> StoreResult<Chat> {
+pub(crate) async fn create_chat(conn: &mut SqliteConnection, new: NewChat) -> StoreResult<Chat> {
     let now = time::now();
     let chat = Chat {
         id: ChatId::new(),
@@ -54,7 +54,7 @@ pub(crate) async fn create_chat(pool: &SqlitePool, new: NewChat) -> StoreResult<
     .bind(serde_json::to_string(&chat.capabilities).expect("capabilities serialize"))
     .bind(ts(&chat.created_at))
     .bind(ts(&chat.updated_at))
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
     Ok(chat)
@@ -96,7 +96,10 @@ pub(crate) async fn list_chats(
     rows.iter().map(chat_from).collect()
 }
 
-pub(crate) async fn insert_message(pool: &SqlitePool, new: NewMessage) -> StoreResult<Message> {
+pub(crate) async fn insert_message(
+    conn: &mut SqliteConnection,
+    new: NewMessage,
+) -> StoreResult<Message> {
     let msg = Message {
         id: MessageId::new(),
         chat_id: new.chat_id,
@@ -118,7 +121,7 @@ pub(crate) async fn insert_message(pool: &SqlitePool, new: NewMessage) -> StoreR
     .bind(attachments)
     .bind(msg.turn_number)
     .bind(ts(&msg.created_at))
-    .execute(pool)
+    .execute(&mut *conn)
     .await;
     match res {
         Ok(_) => Ok(msg),

@@ -2,7 +2,7 @@ use baton_core::{time, Frame, NewFrame, Topic};
 use baton_store::{StoreError, StoreResult, TopicBounds};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::db;
 use crate::rows::{id_text, ts, Cols};
@@ -25,7 +25,7 @@ fn frame_from(topic: Topic, row: &SqliteRow) -> StoreResult<Frame> {
 }
 
 pub(crate) async fn append(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     topic: Topic,
     frames: &[NewFrame],
 ) -> StoreResult<Vec<Frame>> {
@@ -35,7 +35,7 @@ pub(crate) async fn append(
     let topic_text = topic.to_string();
     let n = frames.len() as i64;
     let at = time::now();
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = conn.begin().await.map_err(db)?;
     let last: i64 = sqlx::query(
         "INSERT INTO event_topics (topic, last_seq, first_kept) VALUES (?1, ?2, 1)
          ON CONFLICT (topic) DO UPDATE SET last_seq = last_seq + ?2
@@ -112,9 +112,13 @@ pub(crate) async fn bounds(pool: &SqlitePool, topic: Topic) -> StoreResult<Topic
     })
 }
 
-pub(crate) async fn prune(pool: &SqlitePool, topic: Topic, up_to: i64) -> StoreResult<u64> {
+pub(crate) async fn prune(
+    conn: &mut SqliteConnection,
+    topic: Topic,
+    up_to: i64,
+) -> StoreResult<u64> {
     let topic_text = topic.to_string();
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = conn.begin().await.map_err(db)?;
     let gone = sqlx::query("DELETE FROM events WHERE topic = ?1 AND seq <= ?2")
         .bind(&topic_text)
         .bind(up_to)

@@ -10,6 +10,7 @@ mod rows;
 mod runs;
 mod sessions;
 mod traces;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -31,7 +32,9 @@ pub use migrate::MIGRATIONS;
 
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Kept for migrations and for closing; writes go through `write`.
     writer: SqlitePool,
+    write: writer::Writer,
     reader: SqlitePool,
 }
 
@@ -89,7 +92,12 @@ impl SqliteStore {
             .connect_with(options.read_only(false))
             .await
             .map_err(StoreError::database)?;
-        Ok(Self { writer, reader })
+        let write = writer::Writer::start(writer.clone());
+        Ok(Self {
+            writer,
+            write,
+            reader,
+        })
     }
 
     pub async fn migrate(&self) -> StoreResult<MigrationReport> {
@@ -121,7 +129,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_chat(&self, chat: NewChat) -> StoreResult<Chat> {
-        chats::create_chat(&self.writer, chat).await
+        self.write
+            .write(move |c| Box::pin(chats::create_chat(c, chat)))
+            .await
     }
 
     async fn get_chat(&self, id: ChatId) -> StoreResult<Option<Chat>> {
@@ -133,7 +143,9 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Message> {
-        chats::insert_message(&self.writer, message).await
+        self.write
+            .write(move |c| Box::pin(chats::insert_message(c, message)))
+            .await
     }
 
     async fn list_messages(&self, chat: ChatId) -> StoreResult<Vec<Message>> {
@@ -141,15 +153,32 @@ impl Store for SqliteStore {
     }
 
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()> {
-        traces::insert(&self.writer, std::slice::from_ref(trace)).await
+        {
+            let trace = trace.clone();
+            self.write
+                .write(move |c| {
+                    Box::pin(async move { traces::insert(c, std::slice::from_ref(&trace)).await })
+                })
+                .await
+        }
     }
 
     async fn insert_traces(&self, traces: &[Trace]) -> StoreResult<()> {
-        traces::insert(&self.writer, traces).await
+        {
+            let traces = traces.to_vec();
+            self.write
+                .write(move |c| Box::pin(async move { traces::insert(c, &traces).await }))
+                .await
+        }
     }
 
     async fn finish_trace(&self, id: TraceId, finish: &TraceFinish) -> StoreResult<Trace> {
-        traces::finish(&self.writer, id, finish).await
+        {
+            let finish = finish.clone();
+            self.write
+                .write(move |c| Box::pin(async move { traces::finish(c, id, &finish).await }))
+                .await
+        }
     }
 
     async fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
@@ -166,11 +195,23 @@ impl Store for SqliteStore {
     }
 
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
-        sessions::create(&self.writer, session).await
+        {
+            let session = session.clone();
+            self.write
+                .write(move |c| Box::pin(async move { sessions::create(c, &session).await }))
+                .await
+        }
     }
 
     async fn save_session(&self, session: &Session, messages: &[Message]) -> StoreResult<()> {
-        sessions::save(&self.writer, session, messages).await
+        {
+            let (session, messages) = (session.clone(), messages.to_vec());
+            self.write
+                .write(move |c| {
+                    Box::pin(async move { sessions::save(c, &session, &messages).await })
+                })
+                .await
+        }
     }
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
@@ -190,7 +231,14 @@ impl Store for SqliteStore {
         session: SessionId,
         reason: &str,
     ) -> StoreResult<Vec<Trace>> {
-        sessions::close_running(&self.writer, session, reason).await
+        {
+            let reason = reason.to_string();
+            self.write
+                .write(move |c| {
+                    Box::pin(async move { sessions::close_running(c, session, &reason).await })
+                })
+                .await
+        }
     }
 
     async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>> {
@@ -198,11 +246,21 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, run: &Run) -> StoreResult<()> {
-        runs::create(&self.writer, run).await
+        {
+            let run = run.clone();
+            self.write
+                .write(move |c| Box::pin(async move { runs::create(c, &run).await }))
+                .await
+        }
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
-        runs::update(&self.writer, run).await
+        {
+            let run = run.clone();
+            self.write
+                .write(move |c| Box::pin(async move { runs::update(c, &run).await }))
+                .await
+        }
     }
 
     async fn get_run(&self, id: RunId) -> StoreResult<Option<Run>> {
@@ -219,7 +277,12 @@ impl Store for SqliteStore {
     }
 
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()> {
-        runs::put_journal(&self.writer, entry).await
+        {
+            let entry = entry.clone();
+            self.write
+                .write(move |c| Box::pin(async move { runs::put_journal(c, &entry).await }))
+                .await
+        }
     }
 
     async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>> {
@@ -231,7 +294,12 @@ impl Store for SqliteStore {
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {
-        events::append(&self.writer, topic, frames).await
+        {
+            let frames = frames.to_vec();
+            self.write
+                .write(move |c| Box::pin(async move { events::append(c, topic, &frames).await }))
+                .await
+        }
     }
 
     async fn frames_since(&self, topic: Topic, since: i64, limit: u32) -> StoreResult<Vec<Frame>> {
@@ -243,7 +311,9 @@ impl Store for SqliteStore {
     }
 
     async fn prune_frames(&self, topic: Topic, up_to: i64) -> StoreResult<u64> {
-        events::prune(&self.writer, topic, up_to).await
+        self.write
+            .write(move |c| Box::pin(events::prune(c, topic, up_to)))
+            .await
     }
 
     async fn topic_exists(&self, topic: Topic) -> StoreResult<bool> {

@@ -1,7 +1,7 @@
 use baton_core::{AgentStatus, JournalEntry, Run, RunId, RunStatus, SessionId};
 use baton_store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::db;
 use crate::rows::{id_text, ts, Cols};
@@ -54,7 +54,7 @@ fn opt_json(v: &Option<serde_json::Value>) -> Option<String> {
     v.as_ref().map(|v| v.to_string())
 }
 
-pub(crate) async fn create(pool: &SqlitePool, r: &Run) -> StoreResult<()> {
+pub(crate) async fn create(conn: &mut SqliteConnection, r: &Run) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO workflow_runs (id, name, status, source, script, args, options, result, error, totals, log,
             created_at, started_at, finished_at, updated_at)
@@ -75,13 +75,13 @@ pub(crate) async fn create(pool: &SqlitePool, r: &Run) -> StoreResult<()> {
     .bind(r.started_at.as_ref().map(ts))
     .bind(r.finished_at.as_ref().map(ts))
     .bind(ts(&r.updated_at))
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
     Ok(())
 }
 
-pub(crate) async fn update(pool: &SqlitePool, r: &Run) -> StoreResult<()> {
+pub(crate) async fn update(conn: &mut SqliteConnection, r: &Run) -> StoreResult<()> {
     let done = sqlx::query(
         "UPDATE workflow_runs SET status = ?2, args = ?3, options = ?4, result = ?5, error = ?6, totals = ?7,
             log = ?8, started_at = ?9, finished_at = ?10, updated_at = ?11, source = ?12, script = ?13 WHERE id = ?1",
@@ -99,7 +99,7 @@ pub(crate) async fn update(pool: &SqlitePool, r: &Run) -> StoreResult<()> {
     .bind(ts(&r.updated_at))
     .bind(&r.source)
     .bind(&r.script)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
     if done.rows_affected() == 0 {
@@ -138,7 +138,7 @@ pub(crate) async fn list(
     rows.iter().map(run_from).collect()
 }
 
-pub(crate) async fn put_journal(pool: &SqlitePool, e: &JournalEntry) -> StoreResult<()> {
+pub(crate) async fn put_journal(conn: &mut SqliteConnection, e: &JournalEntry) -> StoreResult<()> {
     let res = sqlx::query(
         "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt, result, error,
             input_tokens, output_tokens, cost_usd, cached, started_at, finished_at)
@@ -165,7 +165,7 @@ pub(crate) async fn put_journal(pool: &SqlitePool, e: &JournalEntry) -> StoreRes
     .bind(i64::from(e.cached))
     .bind(ts(&e.started_at))
     .bind(e.finished_at.as_ref().map(ts))
-    .execute(pool)
+    .execute(&mut *conn)
     .await;
     match res {
         Ok(_) => Ok(()),

@@ -3,7 +3,7 @@ use baton_core::{
 };
 use baton_store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 use crate::db;
 use crate::rows::{id_text, ts, Cols};
@@ -27,7 +27,7 @@ fn session_from(row: &SqliteRow) -> StoreResult<Session> {
     })
 }
 
-pub(crate) async fn create(pool: &SqlitePool, s: &Session) -> StoreResult<()> {
+pub(crate) async fn create(conn: &mut SqliteConnection, s: &Session) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO agent_sessions (id, chat_id, run_id, parent_id, provider, model, status, turn_number,
             state, error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -44,14 +44,18 @@ pub(crate) async fn create(pool: &SqlitePool, s: &Session) -> StoreResult<()> {
     .bind(&s.error)
     .bind(ts(&s.created_at))
     .bind(ts(&s.updated_at))
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
     Ok(())
 }
 
-pub(crate) async fn save(pool: &SqlitePool, s: &Session, messages: &[Message]) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(db)?;
+pub(crate) async fn save(
+    conn: &mut SqliteConnection,
+    s: &Session,
+    messages: &[Message],
+) -> StoreResult<()> {
+    let mut tx = conn.begin().await.map_err(db)?;
     let updated = sqlx::query(
         "UPDATE agent_sessions SET provider = ?2, model = ?3, status = ?4, turn_number = ?5, state = ?6,
             error = ?7, updated_at = ?8 WHERE id = ?1",
@@ -124,7 +128,7 @@ pub(crate) async fn with_status(
 }
 
 pub(crate) async fn close_running(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     session: SessionId,
     reason: &str,
 ) -> StoreResult<Vec<Trace>> {
@@ -138,7 +142,7 @@ pub(crate) async fn close_running(
     .bind(id_text(session.0))
     .bind(reason)
     .bind(now)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
     rows.iter().map(trace_from).collect()

@@ -5,7 +5,7 @@ use baton_core::{
 use baton_store::{StoreError, StoreResult, TraceScope};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::db;
 use crate::rows::{id_text, ts, Cols};
@@ -51,11 +51,11 @@ fn json_text(v: &Value) -> String {
     serde_json::to_string(v).expect("JSON values serialize")
 }
 
-pub(crate) async fn insert(pool: &SqlitePool, traces: &[Trace]) -> StoreResult<()> {
+pub(crate) async fn insert(conn: &mut SqliteConnection, traces: &[Trace]) -> StoreResult<()> {
     if traces.is_empty() {
         return Ok(());
     }
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = conn.begin().await.map_err(db)?;
     for chunk in traces.chunks(ROWS_PER_STATEMENT) {
         let mut qb: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("INSERT INTO tool_traces ({COLUMNS}) "));
@@ -95,7 +95,11 @@ pub(crate) async fn insert(pool: &SqlitePool, traces: &[Trace]) -> StoreResult<(
     tx.commit().await.map_err(db)
 }
 
-pub(crate) async fn finish(pool: &SqlitePool, id: TraceId, f: &TraceFinish) -> StoreResult<Trace> {
+pub(crate) async fn finish(
+    conn: &mut SqliteConnection,
+    id: TraceId,
+    f: &TraceFinish,
+) -> StoreResult<Trace> {
     let finished_at = f.finished_at.unwrap_or_else(time::now);
     let outcome = f.outcome.unwrap_or(TraceOutcome::Ok);
     // COALESCE keeps what the start wrote for anything the finish leaves unset.
@@ -131,7 +135,7 @@ pub(crate) async fn finish(pool: &SqlitePool, id: TraceId, f: &TraceFinish) -> S
     .bind(f.error.clone())
     .bind(outcome.as_str())
     .bind(f.meta.as_ref().map(json_text))
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(db)?;
     row.as_ref()

@@ -32,6 +32,7 @@ on_both!(
     duplicate_trace_id_is_a_conflict_and_keeps_the_original,
     trace_pages_follow_turn_then_start_then_id,
     a_sessions_traces_page_without_its_neighbours,
+    concurrent_writes_commit_together_and_fail_alone,
     nul_characters_do_not_break_writes,
     frames_get_consecutive_seqs_per_topic,
     concurrent_appenders_never_share_a_seq,
@@ -326,6 +327,47 @@ async fn a_sessions_traces_page_without_its_neighbours(kind: Kind) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Writes made at the same moment may share one commit (SQLite's writer groups them): a
+/// failing write must fail alone, and every other write must land and say so.
+async fn concurrent_writes_commit_together_and_fail_alone(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = ChatId::new();
+    let original = fixtures::trace(chat, 0, time::now());
+    s.insert_trace(&original).await.unwrap();
+    let mut clash = original.clone();
+    clash.tool_name = "overwrite".into();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let s = s.clone();
+        let t = if i == 30 {
+            clash.clone()
+        } else {
+            fixtures::trace(chat, 1, time::now())
+        };
+        tasks.push(tokio::spawn(
+            async move { (t.id, s.insert_trace(&t).await) },
+        ));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        let (id, r) = task.await.unwrap();
+        if id == original.id {
+            assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+        } else {
+            r.unwrap();
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 59);
+    let all = s
+        .list_traces(TraceScope::Chat(chat), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 60);
+    assert_eq!(all.iter().find(|t| t.id == original.id).unwrap(), &original);
 }
 
 async fn nul_characters_do_not_break_writes(kind: Kind) {
