@@ -27,20 +27,7 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
     case "agent_start": {
       const key = String(e.key);
       const existing = run.agents.find((a) => a.key === key);
-      const agent: AgentView = existing ?? {
-        key,
-        label: (e.label as string | null) ?? null,
-        phase: (e.phase as string | null) ?? null,
-        status: "running",
-        session_id: null,
-        cached: false,
-        input_tokens: 0,
-        output_tokens: 0,
-        cost_usd: 0,
-        started_at: at,
-        finished_at: null,
-        error: null,
-      };
+      const agent = existing ?? newAgent(e, at);
       agent.status = "running";
       agent.started_at = existing ? existing.started_at : at;
       if (!existing) run.agents.push(agent);
@@ -51,20 +38,8 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
       let agent = run.agents.find((a) => a.key === key);
       if (!agent) {
         // A cached agent finishes without starting.
-        agent = {
-          key,
-          label: (e.label as string | null) ?? null,
-          phase: (e.phase as string | null) ?? null,
-          status: "completed",
-          session_id: null,
-          cached: false,
-          input_tokens: 0,
-          output_tokens: 0,
-          cost_usd: 0,
-          started_at: at,
-          finished_at: at,
-          error: null,
-        };
+        agent = newAgent(e, at);
+        agent.finished_at = at;
         run.agents.push(agent);
       }
       agent.status = (e.status as AgentStatus) ?? "completed";
@@ -93,6 +68,23 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
     default:
       return false;
   }
+}
+
+function newAgent(e: RunEvent, at: string): AgentView {
+  return {
+    key: String(e.key),
+    label: (e.label as string | null) ?? null,
+    phase: (e.phase as string | null) ?? null,
+    status: "running",
+    session_id: null,
+    cached: false,
+    input_tokens: 0,
+    output_tokens: 0,
+    cost_usd: 0,
+    started_at: at,
+    finished_at: null,
+    error: null,
+  };
 }
 
 function emptyPhase(title: string): PhaseView {
