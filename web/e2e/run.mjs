@@ -79,7 +79,11 @@ async function runBackend(browser, backend) {
       // The answer streams in (the demo model sends it slowly) and then settles.
       await page.locator(".msg.assistant.streaming").waitFor({ timeout: T });
       await shot(page, backend, "chat-streaming");
+      // Refresh in the middle of the answer: the page comes back to the session in progress.
+      await page.reload();
+      await page.locator(".chat-pane .status-running").waitFor({ timeout: T });
       await page.locator('.msg.assistant:not(.streaming):has-text("I listed the workspace root")').waitFor({ timeout: T });
+      await page.locator(".chat-pane .status-idle").waitFor({ timeout: T });
       await page.locator(".bar-running").waitFor({ state: "detached", timeout: T });
       const rows = await page.locator(".row-trace").count();
       assert.equal(rows, 3, "two model calls and one tool call");
@@ -195,6 +199,18 @@ async function runBackend(browser, backend) {
       await page.locator(".run-pane h2 .status-paused").waitFor({ timeout: T });
       await page.getByRole("button", { name: "Resume" }).click();
       await page.locator(".run-pane h2 .status-running").waitFor({ timeout: T });
+      // Refresh while it runs: the same run, still live.
+      const before = Number((await page.locator('.phases tr[data-phase="Ask"] .count-completed').innerText().catch(() => "0")).split(" ")[0]) || 0;
+      await page.reload();
+      await page.locator(".run-pane h2 .status-running").waitFor({ timeout: T });
+      await page.waitForFunction(
+        (n) => {
+          const el = document.querySelector('.phases tr[data-phase="Ask"] .count-completed');
+          return el && Number(el.textContent.split(" ")[0]) > n;
+        },
+        before,
+        { timeout: T },
+      );
       await page.getByRole("button", { name: "Cancel" }).click();
       await page.locator(".run-pane h2 .status-cancelled").waitFor({ timeout: T });
       const run = await http(srv.base, "GET", `/api/runs/${run_id}`);
