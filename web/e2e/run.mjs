@@ -104,7 +104,7 @@ async function runBackend(browser, backend) {
       // A refresh restores the same screen: messages, traces, expanded rows.
       await page.reload();
       await page.locator('.msg.assistant:has-text("I listed the workspace root")').waitFor({ timeout: T });
-      assert.equal(await page.locator(".row-trace").count(), 3);
+      await page.locator(".tree-status:has-text('3 calls')").waitFor({ timeout: T });
       await page.locator('.row-detail pre:has-text("README.md")').waitFor();
       await shot(page, backend, "chat-after-refresh");
 

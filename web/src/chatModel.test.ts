@@ -103,3 +103,33 @@ describe("a chat built from its frames", () => {
     expect(chat.session.value?.status).toBe("running");
   });
 });
+
+describe("reading after the snapshot", () => {
+  it("shows what the snapshot covers even when an earlier read missed it", async () => {
+    // The server: the question was stored after the page's first read but before the
+    // snapshot, so its frame (seq <= the snapshot's) is never sent live.
+    const stored: Message[] = [];
+    const calls: string[] = [];
+    const g = globalThis as Record<string, unknown>;
+    g.location = { search: "" };
+    g.localStorage = { getItem: () => null, setItem: () => {} };
+    g.fetch = async (url: string) => {
+      calls.push(url);
+      const body = url.endsWith("/messages")
+        ? { items: [...stored], next_cursor: null }
+        : url.includes("/traces") || url.endsWith("/sessions")
+          ? { items: [], next_cursor: null }
+          : { id: "c", title: "T", workspace: null, capabilities: { write: false, exec: false }, created_at: "", updated_at: "" };
+      return new Response(JSON.stringify(body), { status: 200 });
+    };
+    const chat = new ChatModel("c");
+    await chat.load(false);
+    expect(chat.messages.value).toEqual([]);
+    stored.push(message("u1", "user", 1, "hello?"));
+    chat.onFrame(frame("snapshot", { state: { chat: null, session: null } }, 7));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(chat.messages.value.map((m) => m.id)).toEqual(["u1"]);
+    // The traces were read again from the start, not continued from a stale cursor.
+    expect(calls.filter((c) => c.includes("/traces")).every((c) => !c.includes("cursor"))).toBe(true);
+  });
+});

@@ -28,22 +28,32 @@ export class ChatModel {
     this.traces = new TraceModel((cursor) => api.chatTraces(id, cursor));
   }
 
+  private snapshots = 0;
+  private fallback: ReturnType<typeof setTimeout> | undefined;
+
   start() {
-    // Subscribe first, then read: whatever happens in between arrives as frames and merges.
+    // The snapshot marks a seq: frames after it arrive live, but what it covers (messages,
+    // traces) must be read after it, or a frame sent in between is lost. So the REST read
+    // follows each snapshot; only if none comes soon (offline) is the page read without.
     this.off = live.subscribe(`chat:${this.id}`, (f) => this.onFrame(f));
-    void this.load();
+    this.fallback = setTimeout(() => {
+      if (this.snapshots === 0) void this.load(false);
+    }, 1500);
   }
 
   stop() {
+    clearTimeout(this.fallback);
     this.off?.();
   }
 
-  async load() {
+  /** Reads messages, sessions and the first page of traces; `again` drops traces paged so
+   * far and starts over (after a snapshot that follows an earlier read). */
+  async load(again: boolean) {
     try {
       const [chat, messages] = await Promise.all([api.chat(this.id), api.messages(this.id)]);
       this.chat.value = chat;
       this.mergeMessages(messages.items);
-      await Promise.all([this.loadSessions(), this.traces.more()]);
+      await Promise.all([this.loadSessions(), again ? this.traces.reset() : this.traces.more()]);
     } catch (e) {
       if (e instanceof ApiError && (e.status === 404 || e.status === 400)) this.notFound.value = true;
       else this.error.value = e instanceof Error ? e.message : String(e);
@@ -78,12 +88,11 @@ export class ChatModel {
         const state = f.state as { chat?: Chat; session?: SessionSummary | null } | undefined;
         if (state?.chat) this.chat.value = state.chat;
         if (state?.session) this.session.value = state.session;
-        if (f.reset) {
-          // Frames were missed and are gone: read everything again.
-          this.messages.value = [];
-          void this.load();
-          void this.traces.reset();
-        }
+        // A reset means frames were missed and are gone: forget what was shown.
+        if (f.reset) this.messages.value = [];
+        const loaded = this.traces.pagesRead() > 0;
+        this.snapshots += 1;
+        void this.load(loaded || Boolean(f.reset));
         break;
       }
       case "message": {

@@ -44,6 +44,11 @@ export class TraceModel {
     }
   }
 
+  /** Pages fetched so far (0 before the first one arrives or is asked for). */
+  pagesRead(): number {
+    return this.pager.pages + (this.pager.loading ? 1 : 0);
+  }
+
   apply(trace: Trace) {
     if (this.set.upsert(trace)) this.bump();
   }
