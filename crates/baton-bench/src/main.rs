@@ -29,6 +29,9 @@ struct Args {
     /// Frames published in the fan-out.
     #[arg(long, default_value_t = 1_000)]
     frames: usize,
+    /// `workflow`: only the run on a store that keeps nothing (for profiling Baton's own path).
+    #[arg(long)]
+    only_baseline: bool,
     /// `seed`: the database to write the chat into.
     #[arg(long)]
     database: Option<String>,
@@ -75,7 +78,7 @@ fn main() -> anyhow::Result<()> {
             agent::run().await?;
         }
         if matches!(args.which, Which::Workflow | Which::All) {
-            workflow::run().await?;
+            workflow::run(args.only_baseline).await?;
         }
         Ok(())
     })

@@ -168,7 +168,7 @@ async fn memory_per_run(mock: &MockModel, ws: &std::path::Path) -> anyhow::Resul
     Ok((after as f64 - before as f64) / HELD_RUNS as f64)
 }
 
-pub async fn run() -> anyhow::Result<()> {
+pub async fn run(only_baseline: bool) -> anyhow::Result<()> {
     println!(
         "## Workflow fan-out ({AGENTS} agents, {IN_FLIGHT} in flight, zero-delay scripted model)\n"
     );
@@ -177,6 +177,11 @@ pub async fn run() -> anyhow::Result<()> {
     mock.set_default(Reply::text("done"));
     let ws = std::env::temp_dir().join(format!("baton-bench-wf-{}", std::process::id()));
     std::fs::create_dir_all(&ws)?;
+    if only_baseline {
+        let (base, _) = agents_per_second(Arc::new(NullStore::default()), &mock, &ws).await?;
+        println!("on a store that keeps nothing: {base:.0} agents/s");
+        return Ok(());
+    }
     // Before anything else: freed memory of earlier runs would hide the growth.
     let per_run = memory_per_run(&mock, &ws).await?;
     let (base, _) = agents_per_second(Arc::new(NullStore::default()), &mock, &ws).await?;
