@@ -499,10 +499,9 @@ impl AgentRuntime {
     }
 }
 
+/// Frames go out in order without the agent waiting for each commit.
 pub(crate) async fn publish(hub: &EventHub, topic: Topic, kind: &str, body: serde_json::Value) {
-    if let Err(e) = hub.publish(topic, NewFrame::new(kind, body)).await {
-        tracing::warn!(error = %e, kind, "publishing a frame failed");
-    }
+    hub.enqueue(topic, NewFrame::new(kind, body)).await;
 }
 
 /// The session as frames and snapshots show it: everything but the history.

@@ -66,9 +66,7 @@ impl Tracer {
 
     pub async fn frame(&self, phase: &str, trace: &Trace) {
         let frame = NewFrame::new("tool_trace", json!({ "phase": phase, "trace": trace }));
-        if let Err(e) = self.hub.publish(self.topic, frame).await {
-            tracing::warn!(error = %e, "publishing a trace frame failed");
-        }
+        self.hub.enqueue(self.topic, frame).await;
     }
 }
 

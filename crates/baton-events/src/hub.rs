@@ -134,6 +134,34 @@ impl EventHub {
         Ok(frames.pop().expect("one frame in, one out"))
     }
 
+    /// Queues a frame for the log and its subscribers without waiting for the commit: for
+    /// callers that go on working (an agent mid-answer). Frames keep their call order per
+    /// topic; a failed append is logged by the writer. Waits only if the queue is full.
+    pub async fn enqueue(&self, topic: Topic, frame: NewFrame) {
+        let (reply, _) = oneshot::channel();
+        let pending = Pending {
+            topic,
+            frames: vec![frame],
+            reply,
+        };
+        if self.writer.send(pending).await.is_err() {
+            tracing::warn!(%topic, "event hub stopped; a frame was dropped");
+        }
+    }
+
+    /// `enqueue` for callers that cannot wait: false (and nothing queued) when the queue is
+    /// full or the hub stopped.
+    pub fn try_enqueue(&self, topic: Topic, frame: NewFrame) -> bool {
+        let (reply, _) = oneshot::channel();
+        self.writer
+            .try_send(Pending {
+                topic,
+                frames: vec![frame],
+                reply,
+            })
+            .is_ok()
+    }
+
     /// Appends frames to `topic` atomically with consecutive seqs, then delivers them
     /// live. Returns once they are stored and handed to every subscriber's queue.
     pub async fn publish_many(

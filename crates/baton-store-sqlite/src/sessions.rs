@@ -55,25 +55,12 @@ pub(crate) async fn save(
     s: &Session,
     messages: &[Message],
 ) -> StoreResult<()> {
-    let mut tx = conn.begin().await.map_err(db)?;
-    let updated = sqlx::query(
-        "UPDATE agent_sessions SET provider = ?2, model = ?3, status = ?4, turn_number = ?5, state = ?6,
-            error = ?7, updated_at = ?8 WHERE id = ?1",
-    )
-    .bind(id_text(s.id.0))
-    .bind(&s.provider)
-    .bind(&s.model)
-    .bind(s.status.as_str())
-    .bind(s.turn_number)
-    .bind(s.state.to_string())
-    .bind(&s.error)
-    .bind(ts(&s.updated_at))
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    if updated.rows_affected() == 0 {
-        return Err(StoreError::NotFound("session"));
+    // Alone, the update is atomic by itself; with messages it needs a savepoint.
+    if messages.is_empty() {
+        return update(conn, s).await;
     }
+    let mut tx = conn.begin().await.map_err(db)?;
+    update(&mut tx, s).await?;
     for m in messages {
         sqlx::query(
             "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
@@ -91,6 +78,28 @@ pub(crate) async fn save(
         .map_err(db)?;
     }
     tx.commit().await.map_err(db)
+}
+
+async fn update(conn: &mut SqliteConnection, s: &Session) -> StoreResult<()> {
+    let updated = sqlx::query(
+        "UPDATE agent_sessions SET provider = ?2, model = ?3, status = ?4, turn_number = ?5, state = ?6,
+            error = ?7, updated_at = ?8 WHERE id = ?1",
+    )
+    .bind(id_text(s.id.0))
+    .bind(&s.provider)
+    .bind(&s.model)
+    .bind(s.status.as_str())
+    .bind(s.turn_number)
+    .bind(s.state.to_string())
+    .bind(&s.error)
+    .bind(ts(&s.updated_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound("session"));
+    }
+    Ok(())
 }
 
 pub(crate) async fn get(pool: &SqlitePool, id: SessionId) -> StoreResult<Option<Session>> {

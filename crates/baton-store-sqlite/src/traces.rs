@@ -55,44 +55,53 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, traces: &[Trace]) -> Sto
     if traces.is_empty() {
         return Ok(());
     }
+    // One statement is atomic by itself; only a multi-statement batch needs a savepoint.
+    if traces.len() <= ROWS_PER_STATEMENT {
+        return insert_rows(conn, traces).await;
+    }
     let mut tx = conn.begin().await.map_err(db)?;
     for chunk in traces.chunks(ROWS_PER_STATEMENT) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("INSERT INTO tool_traces ({COLUMNS}) "));
-        qb.push_values(chunk, |mut b, t| {
-            b.push_bind(id_text(t.id.0))
-                .push_bind(t.session_id.map(|x| id_text(x.0)))
-                .push_bind(t.chat_id.map(|x| id_text(x.0)))
-                .push_bind(t.run_id.map(|x| id_text(x.0)))
-                .push_bind(t.parent_id.map(|x| id_text(x.0)))
-                .push_bind(t.turn_number)
-                .push_bind(t.kind.as_str())
-                .push_bind(t.tool_name.clone())
-                .push_bind(json_text(&t.input))
-                .push_bind(t.output.as_ref().map(json_text))
-                .push_bind(ts(&t.started_at))
-                .push_bind(t.finished_at.as_ref().map(ts))
-                .push_bind(t.latency_ms)
-                .push_bind(t.tokens_used)
-                .push_bind(t.input_tokens)
-                .push_bind(t.output_tokens)
-                .push_bind(t.cache_tokens)
-                .push_bind(t.cache_write_tokens)
-                .push_bind(t.reasoning_tokens)
-                .push_bind(t.cost_usd)
-                .push_bind(t.error.clone())
-                .push_bind(t.outcome.as_str())
-                .push_bind(json_text(&t.meta));
-        });
-        match qb.build().execute(&mut *tx).await {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::Conflict("a trace with that id exists".into()))
-            }
-            Err(e) => return Err(db(e)),
-        }
+        insert_rows(&mut tx, chunk).await?;
     }
     tx.commit().await.map_err(db)
+}
+
+async fn insert_rows(conn: &mut SqliteConnection, chunk: &[Trace]) -> StoreResult<()> {
+    let mut qb: QueryBuilder<Sqlite> =
+        QueryBuilder::new(format!("INSERT INTO tool_traces ({COLUMNS}) "));
+    qb.push_values(chunk, |mut b, t| {
+        b.push_bind(id_text(t.id.0))
+            .push_bind(t.session_id.map(|x| id_text(x.0)))
+            .push_bind(t.chat_id.map(|x| id_text(x.0)))
+            .push_bind(t.run_id.map(|x| id_text(x.0)))
+            .push_bind(t.parent_id.map(|x| id_text(x.0)))
+            .push_bind(t.turn_number)
+            .push_bind(t.kind.as_str())
+            .push_bind(t.tool_name.clone())
+            .push_bind(json_text(&t.input))
+            .push_bind(t.output.as_ref().map(json_text))
+            .push_bind(ts(&t.started_at))
+            .push_bind(t.finished_at.as_ref().map(ts))
+            .push_bind(t.latency_ms)
+            .push_bind(t.tokens_used)
+            .push_bind(t.input_tokens)
+            .push_bind(t.output_tokens)
+            .push_bind(t.cache_tokens)
+            .push_bind(t.cache_write_tokens)
+            .push_bind(t.reasoning_tokens)
+            .push_bind(t.cost_usd)
+            .push_bind(t.error.clone())
+            .push_bind(t.outcome.as_str())
+            .push_bind(json_text(&t.meta));
+    });
+    match qb.build().execute(&mut *conn).await {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(StoreError::Conflict("a trace with that id exists".into()))
+        }
+        Err(e) => return Err(db(e)),
+    }
+    Ok(())
 }
 
 pub(crate) async fn finish(

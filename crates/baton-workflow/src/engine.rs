@@ -135,20 +135,21 @@ fn project_agents(script: &str, args: Option<&Value>) -> u64 {
 }
 
 impl Inner {
+    /// Queued in order; nothing waits for the commit.
     pub(crate) async fn publish_run(&self, run: RunId, body: Value) {
-        if let Err(e) = self
-            .hub
-            .publish(Topic::Run(run), NewFrame::new("run_event", body))
-            .await
-        {
-            tracing::warn!(error = %e, "publishing a run event failed");
-        }
+        self.hub
+            .enqueue(Topic::Run(run), NewFrame::new("run_event", body))
+            .await;
     }
 
-    /// For host calls that are synchronous in the script.
+    /// For host calls that are synchronous in the script: queued at once, so `phase` and
+    /// `log` events keep the script's order (a spawned send only if the queue is full).
     pub(crate) fn spawn_publish(self: &Arc<Self>, run: RunId, body: Value) {
-        let inner = self.clone();
-        tokio::spawn(async move { inner.publish_run(run, body).await });
+        let frame = NewFrame::new("run_event", body);
+        if !self.hub.try_enqueue(Topic::Run(run), frame.clone()) {
+            let inner = self.clone();
+            tokio::spawn(async move { inner.hub.enqueue(Topic::Run(run), frame).await });
+        }
     }
 
     pub(crate) fn append_log(self: &Arc<Self>, run: RunId, line: String) {
