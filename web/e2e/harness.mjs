@@ -44,7 +44,7 @@ const summary = await agent('Sum up ' + answers.length + ' answers', { label: 's
 return { answers: answers.length, summary }
 `;
 
-export async function start(backend) {
+export async function start(backend, { token = null, seed = true } = {}) {
   const dir = mkdtempSync(join(tmpdir(), `baton-e2e-${backend}-`));
   const ws = join(dir, "project");
   mkdirSync(join(ws, "src"), { recursive: true });
@@ -65,7 +65,9 @@ export async function start(backend) {
   }
 
   // A chat with 10,000 traces, written before the server starts.
-  const seeded = JSON.parse(execFileSync(BENCH, ["seed", "--database", url, "--traces", "10000"]).toString());
+  const seeded = seed
+    ? JSON.parse(execFileSync(BENCH, ["seed", "--database", url, "--traces", "10000"]).toString())
+    : { chat_id: null };
 
   const mock = spawn(MOCK, ["127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
   const mockAddr = await lineMatching(mock, "stdout", /mock model on http:\/\/(\S+)/, null, "the mock model");
@@ -87,7 +89,7 @@ cached_input_usd_per_mtok = 0.1
 output_usd_per_mtok = 2.0
 [limits]
 stall_timeout_s = 10
-`,
+${token ? `[auth]\ntoken = "${token}"\n` : ""}`,
   );
   const log = createWriteStream(join(dir, "baton.log"));
   const env = { ...process.env, BATON_LOG: "info" };

@@ -305,6 +305,32 @@ async function runBackend(browser, backend) {
   }
 }
 
+/** With a token configured, the page takes it from `?token=` once and keeps it. */
+async function withToken(browser) {
+  const srv = await start("sqlite", { token: "e2e-secret", seed: false });
+  try {
+    await scenario("auth: the page passes the token to the API and the socket", "sqlite", async () => {
+      const { page, context } = await newPage(browser);
+      page.allow.push(/401/);
+      const denied = await fetch(`${srv.base}/api/chats`);
+      assert.equal(denied.status, 401);
+      await page.goto(`${srv.base}/?token=e2e-secret`);
+      await page.locator('.conn[data-state="open"]').waitFor({ timeout: T });
+      await page.getByLabel("Title").fill("With a token");
+      await page.getByRole("button", { name: "Create chat" }).click();
+      await page.waitForURL(/\/chats\/[0-9a-f-]+$/);
+      // The address no longer carries the token; the page remembers it.
+      await page.reload();
+      await page.locator(".chat-pane h2:has-text('With a token')").waitFor({ timeout: T });
+      await page.locator('.conn[data-state="open"]').waitFor({ timeout: T });
+      clean(page);
+      await context.close();
+    });
+  } finally {
+    await srv.stop();
+  }
+}
+
 /** Waits until the chat's latest session is no longer running. */
 async function waitForIdle(base, chatId) {
   for (let i = 0; i < 300; i++) {
@@ -320,6 +346,7 @@ const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true
 let failed = false;
 try {
   for (const backend of backends) await runBackend(browser, backend);
+  if (backends.includes("sqlite")) await withToken(browser);
 } catch (e) {
   failed = true;
   console.error(e);
