@@ -64,6 +64,18 @@ struct Pending {
     reply: oneshot::Sender<StoreResult<Vec<Frame>>>,
 }
 
+impl Pending {
+    /// A frame whose sender does not wait for the answer.
+    fn detached(topic: Topic, frame: NewFrame) -> Self {
+        let (reply, _) = oneshot::channel();
+        Self {
+            topic,
+            frames: vec![frame],
+            reply,
+        }
+    }
+}
+
 /// A topic's local subscribers, and the seq up to which every frame has been handed to
 /// them in order. Frames reach a hub from its own writer and, with several instances on
 /// one Postgres, from the others; either path first reads from the log whatever lies
@@ -138,28 +150,25 @@ impl EventHub {
     /// callers that go on working (an agent mid-answer). Frames keep their call order per
     /// topic; a failed append is logged by the writer. Waits only if the queue is full.
     pub async fn enqueue(&self, topic: Topic, frame: NewFrame) {
-        let (reply, _) = oneshot::channel();
-        let pending = Pending {
-            topic,
-            frames: vec![frame],
-            reply,
-        };
-        if self.writer.send(pending).await.is_err() {
+        if self
+            .writer
+            .send(Pending::detached(topic, frame))
+            .await
+            .is_err()
+        {
             tracing::warn!(%topic, "event hub stopped; a frame was dropped");
         }
     }
 
-    /// `enqueue` for callers that cannot wait: false (and nothing queued) when the queue is
-    /// full or the hub stopped.
-    pub fn try_enqueue(&self, topic: Topic, frame: NewFrame) -> bool {
-        let (reply, _) = oneshot::channel();
+    /// `enqueue` for callers that cannot wait: the frame comes back, unqueued, when the
+    /// queue is full or the hub stopped.
+    pub fn try_enqueue(&self, topic: Topic, frame: NewFrame) -> Result<(), NewFrame> {
         self.writer
-            .try_send(Pending {
-                topic,
-                frames: vec![frame],
-                reply,
+            .try_send(Pending::detached(topic, frame))
+            .map_err(|e| {
+                let mut pending = e.into_inner();
+                pending.frames.pop().expect("one frame queued")
             })
-            .is_ok()
     }
 
     /// Appends frames to `topic` atomically with consecutive seqs, then delivers them

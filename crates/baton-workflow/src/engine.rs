@@ -146,7 +146,7 @@ impl Inner {
     /// `log` events keep the script's order (a spawned send only if the queue is full).
     pub(crate) fn spawn_publish(self: &Arc<Self>, run: RunId, body: Value) {
         let frame = NewFrame::new("run_event", body);
-        if !self.hub.try_enqueue(Topic::Run(run), frame.clone()) {
+        if let Err(frame) = self.hub.try_enqueue(Topic::Run(run), frame) {
             let inner = self.clone();
             tokio::spawn(async move { inner.hub.enqueue(Topic::Run(run), frame).await });
         }
