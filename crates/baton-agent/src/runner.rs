@@ -9,6 +9,7 @@ use baton_core::{
     TraceOutcome,
 };
 use baton_llm::{ChatMessage, ChatRequest, ContentPart, Delta, LlmError, ToolCall, ToolSpec};
+use baton_store::Queued;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +68,18 @@ impl Ctx<'_> {
         } else {
             TraceOutcome::Cancelled
         }
+    }
+
+    /// A snapshot between turns, queued: a crash loses at most the last few
+    /// milliseconds of a session, which resumes from the one before; the final snapshot
+    /// (`snapshot`) is awaited.
+    async fn checkpoint(&self, session: &mut Session, state: &SessionState) {
+        session.state = state.to_value();
+        session.updated_at = time::now();
+        self.inner
+            .store
+            .queue(Queued::Snapshot(session.clone(), Vec::new()))
+            .await;
     }
 
     async fn snapshot(
@@ -211,7 +224,7 @@ async fn run_loop(ctx: &Ctx<'_>, session: &mut Session, state: &mut SessionState
                     return end;
                 }
                 run_tool(ctx, session, state, &ws, &call, parent).await;
-                ctx.snapshot(session, state, &[]).await;
+                ctx.checkpoint(session, state).await;
             }
             if state.result.is_some() {
                 return End::Answered;
@@ -255,7 +268,7 @@ async fn run_loop(ctx: &Ctx<'_>, session: &mut Session, state: &mut SessionState
         // calls are known before any of them runs.
         let final_text = state.final_answer().is_some() && state.schema.is_none();
         if !final_text {
-            ctx.snapshot(session, state, &[]).await;
+            ctx.checkpoint(session, state).await;
         }
     }
 }

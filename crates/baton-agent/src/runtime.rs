@@ -10,7 +10,7 @@ use baton_core::{
 };
 use baton_events::EventHub;
 use baton_llm::ChatMessage;
-use baton_store::Store;
+use baton_store::{Queued, Store};
 use serde::Serialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -447,7 +447,8 @@ impl AgentRuntime {
             created_at: now,
             updated_at: now,
         };
-        inner.store.create_session(&session).await?;
+        // Queued: every later write of this session follows it through the same store.
+        inner.store.queue(Queued::Session(session.clone())).await;
         let id = session.id;
         let token = inner.shutdown.child_token();
         let link = cancel.clone();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use baton_core::{time, NewFrame, Topic, Trace, TraceFinish, TraceId, TraceKind, TraceOutcome};
 use baton_events::EventHub;
-use baton_store::Store;
+use baton_store::{Queued, Store};
 use serde_json::{json, Value};
 
 /// Input and output are kept whole up to this size; beyond it they are cut and flagged.
@@ -36,9 +36,9 @@ impl Tracer {
         if cut {
             trace.meta["input_truncated"] = json!(true);
         }
-        if let Err(e) = self.store.insert_trace(&trace).await {
-            tracing::error!(error = %e, trace = %trace.id, "writing a trace failed");
-        }
+        // Queued, not awaited: the call starts at once, and the finish, an awaited
+        // write behind it on the same store, cannot overtake it.
+        self.store.queue(Queued::Trace(trace.clone())).await;
         self.frame("start", &trace).await;
         trace
     }

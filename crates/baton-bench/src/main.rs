@@ -17,7 +17,7 @@ mod workflow;
 use clap::{Parser, ValueEnum};
 
 /// glibc's allocator serialised the agent path on its arena locks: mimalloc made a
-/// 1,000-agent fan-out 1.7x faster with nothing stored (`baton-bench workflow --only-baseline`).
+/// 1,000-agent fan-out 1.7x faster with nothing stored (`baton-bench workflow --journal none`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -34,9 +34,12 @@ struct Args {
     /// Frames published in the fan-out.
     #[arg(long, default_value_t = 1_000)]
     frames: usize,
-    /// `workflow`: only the run on a store that keeps nothing (for profiling Baton's own path).
-    #[arg(long)]
-    only_baseline: bool,
+    /// `workflow`: measure only this journal (`none` is Baton's own path, for profiling).
+    #[arg(long, value_enum)]
+    journal: Option<workflow::Journal>,
+    /// `workflow`: agents in the fan-out.
+    #[arg(long, default_value_t = workflow::AGENTS)]
+    agents: usize,
     /// `seed`: the database to write the chat into.
     #[arg(long)]
     database: Option<String>,
@@ -83,7 +86,7 @@ fn main() -> anyhow::Result<()> {
             agent::run().await?;
         }
         if matches!(args.which, Which::Workflow | Which::All) {
-            workflow::run(args.only_baseline).await?;
+            workflow::run(args.journal, args.agents).await?;
         }
         Ok(())
     })

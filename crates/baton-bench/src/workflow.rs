@@ -16,7 +16,8 @@ use serde_json::json;
 
 use crate::null_store::NullStore;
 
-const AGENTS: usize = 1_000;
+/// The figure; `--agents` changes it for profiling.
+pub const AGENTS: usize = 1_000;
 const IN_FLIGHT: usize = 16;
 
 fn rss_kib() -> u64 {
@@ -36,6 +37,7 @@ fn engine_on(
     mock: &MockModel,
     ws: &std::path::Path,
     concurrent_runs: usize,
+    agents_per_run: u32,
 ) -> WorkflowEngine {
     let hub = Arc::new(EventHub::new(store.clone(), HubConfig::default()));
     let mut models = ModelRegistry::default();
@@ -71,6 +73,8 @@ fn engine_on(
         EngineConfig {
             run_concurrency: IN_FLIGHT,
             concurrent_runs,
+            agents_per_run,
+            items_per_call: (agents_per_run as usize).max(EngineConfig::default().items_per_call),
             default_workspace: ws.to_path_buf(),
             ..EngineConfig::default()
         },
@@ -81,10 +85,11 @@ async fn agents_per_second(
     store: Arc<dyn Store>,
     mock: &MockModel,
     ws: &std::path::Path,
+    agents: usize,
 ) -> anyhow::Result<(f64, i64)> {
-    let engine = engine_on(store, mock, ws, 4);
+    let engine = engine_on(store, mock, ws, 4, agents as u32);
     let script = format!(
-        "const items = Array.from({{ length: {AGENTS} }}, (_, i) => `item ${{i}}`)\nreturn (await parallel(items.map(x => () => agent(x)))).length"
+        "const items = Array.from({{ length: {agents} }}, (_, i) => `item ${{i}}`)\nreturn (await parallel(items.map(x => () => agent(x)))).length"
     );
     let before = rss_kib();
     let started = Instant::now();
@@ -103,23 +108,18 @@ async fn agents_per_second(
         match r {
             Ok(r) if r.status.is_finished() => {
                 anyhow::ensure!(
-                    r.result == Some(json!(AGENTS)),
+                    r.result == Some(json!(agents)),
                     "run ended {:?}: {:?}",
                     r.status,
                     r.error
                 );
                 break;
             }
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-        // The null store cannot be polled; its run is over when the engine is idle.
-        if engine.get_run(run.id).await.is_err() {
-            engine.idle().await;
-            break;
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    Ok((AGENTS as f64 / secs, rss_kib() as i64 - before as i64))
+    Ok((agents as f64 / secs, rss_kib() as i64 - before as i64))
 }
 
 /// Runs held in flight at once for the memory figure.
@@ -134,7 +134,7 @@ async fn memory_per_run(mock: &MockModel, ws: &std::path::Path) -> anyhow::Resul
         Reply::text("held for a while, then answered").slow(Duration::from_millis(400)),
     );
     let db = TestDb::new(Kind::Sqlite).await;
-    let engine = engine_on(db.store(), mock, ws, HELD_RUNS);
+    let engine = engine_on(db.store(), mock, ws, HELD_RUNS, AGENTS as u32);
     let start = || {
         engine.start_inline(
             "return await agent('hold on')",
@@ -168,23 +168,45 @@ async fn memory_per_run(mock: &MockModel, ws: &std::path::Path) -> anyhow::Resul
     Ok((after as f64 - before as f64) / HELD_RUNS as f64)
 }
 
-pub async fn run(only_baseline: bool) -> anyhow::Result<()> {
+/// Which journal to measure alone (`--journal`), for profiling one path.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Journal {
+    None,
+    Sqlite,
+    Postgres,
+}
+
+pub async fn run(only: Option<Journal>, agents: usize) -> anyhow::Result<()> {
     println!(
-        "## Workflow fan-out ({AGENTS} agents, {IN_FLIGHT} in flight, zero-delay scripted model)\n"
+        "## Workflow fan-out ({agents} agents, {IN_FLIGHT} in flight, zero-delay scripted model)\n"
     );
     let mock = MockModel::start().await;
     mock.lean();
     mock.set_default(Reply::text("done"));
     let ws = std::env::temp_dir().join(format!("baton-bench-wf-{}", std::process::id()));
     std::fs::create_dir_all(&ws)?;
-    if only_baseline {
-        let (base, _) = agents_per_second(Arc::new(NullStore::default()), &mock, &ws).await?;
-        println!("on a store that keeps nothing: {base:.0} agents/s");
+    if let Some(only) = only {
+        let (rate, _) = match only {
+            Journal::None => {
+                agents_per_second(Arc::new(NullStore::default()), &mock, &ws, agents).await?
+            }
+            Journal::Sqlite | Journal::Postgres => {
+                let kind = if only == Journal::Sqlite {
+                    Kind::Sqlite
+                } else {
+                    Kind::Postgres
+                };
+                let db = TestDb::new(kind).await;
+                agents_per_second(db.store(), &mock, &ws, agents).await?
+            }
+        };
+        println!("{rate:.0} agents/s");
+        let _ = std::fs::remove_dir_all(&ws);
         return Ok(());
     }
     // Before anything else: freed memory of earlier runs would hide the growth.
     let per_run = memory_per_run(&mock, &ws).await?;
-    let (base, _) = agents_per_second(Arc::new(NullStore::default()), &mock, &ws).await?;
+    let (base, _) = agents_per_second(Arc::new(NullStore::default()), &mock, &ws, agents).await?;
     println!("| journal | agents/s | vs nothing stored | RSS growth during the run |");
     println!("|---|---|---|---|");
     println!(
@@ -192,7 +214,7 @@ pub async fn run(only_baseline: bool) -> anyhow::Result<()> {
     );
     for kind in [Kind::Sqlite, Kind::Postgres] {
         let db = TestDb::new(kind).await;
-        let (rate, rss) = agents_per_second(db.store(), &mock, &ws).await?;
+        let (rate, rss) = agents_per_second(db.store(), &mock, &ws, agents).await?;
         println!(
             "| {kind:?} | {rate:.0} | {:.2} | {:.1} MiB |",
             rate / base,
@@ -200,7 +222,7 @@ pub async fn run(only_baseline: bool) -> anyhow::Result<()> {
         );
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/langgraph_fanout.py");
-    match std::process::Command::new("python3").arg(script).arg(AGENTS.to_string()).output() {
+    match std::process::Command::new("python3").arg(script).arg(agents.to_string()).output() {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
             let mut parts = text.split_whitespace();

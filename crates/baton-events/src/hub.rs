@@ -247,28 +247,43 @@ async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        // Topics in the order they first appear; within a topic, arrival order.
-        let mut topics: Vec<Topic> = Vec::new();
-        for p in &group {
-            if !topics.contains(&p.topic) {
-                topics.push(p.topic);
+        // Topics in the order they first appear; within a topic, arrival order. The
+        // topics go to the store in one call (one statement pair on SQLite) instead of
+        // one commit after another; the next group waits for this one, which keeps
+        // every topic's order across groups.
+        let mut by_topic: Vec<(Topic, Vec<Pending>)> = Vec::new();
+        for p in group {
+            match by_topic.iter_mut().find(|(t, _)| *t == p.topic) {
+                Some((_, list)) => list.push(p),
+                None => by_topic.push((p.topic, vec![p])),
             }
         }
-        for topic in topics {
-            let (mine, rest): (Vec<Pending>, Vec<Pending>) =
-                group.into_iter().partition(|p| p.topic == topic);
-            group = rest;
-            commit_topic(&shared, topic, mine).await;
-        }
+        let batches: Vec<(Topic, Vec<NewFrame>)> = by_topic
+            .iter()
+            .map(|(topic, mine)| {
+                let frames = mine.iter().flat_map(|p| p.frames.iter().cloned()).collect();
+                (*topic, frames)
+            })
+            .collect();
+        let results = shared.store.append_frames_to_topics(&batches).await;
+        futures_util::future::join_all(
+            by_topic
+                .into_iter()
+                .zip(results)
+                .map(|((topic, mine), r)| committed(&shared, topic, mine, r)),
+        )
+        .await;
     }
 }
 
-async fn commit_topic(shared: &Shared, topic: Topic, pending: Vec<Pending>) {
-    let frames: Vec<NewFrame> = pending
-        .iter()
-        .flat_map(|p| p.frames.iter().cloned())
-        .collect();
-    match shared.store.append_frames(topic, &frames).await {
+/// Delivers a topic's newly stored frames and answers their senders.
+async fn committed(
+    shared: &Shared,
+    topic: Topic,
+    pending: Vec<Pending>,
+    result: StoreResult<Vec<Frame>>,
+) {
+    match result {
         Ok(stored) => {
             let deliveries: Vec<Arc<Delivery>> = stored
                 .iter()

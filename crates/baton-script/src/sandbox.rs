@@ -290,6 +290,9 @@ pub async fn run(
             Err(ScriptError::Cancelled)
         }
     };
+    // When QuickJS runs out of memory while building its own "out of memory" error, the
+    // script sees a bare `null` thrown; how full the heap is tells the two apart.
+    let heap_full = rt.memory_usage().await.malloc_size as usize >= limits.memory_bytes / 10 * 9;
     drop(ctx);
     drop(rt);
     let text = match outcome {
@@ -298,7 +301,7 @@ pub async fn run(
             return Err(match stop.load(Ordering::SeqCst) {
                 DEADLINE => ScriptError::Deadline(limits.wall_clock),
                 CANCELLED => ScriptError::Cancelled,
-                _ if m.contains("out of memory") => {
+                _ if heap_full || m.contains("out of memory") => {
                     ScriptError::OutOfMemory(limits.memory_bytes >> 20)
                 }
                 _ => ScriptError::Thrown(m),

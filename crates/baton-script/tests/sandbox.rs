@@ -532,3 +532,22 @@ return await agent('p', { label: o })"#;
         "the script failed: plain string"
     );
 }
+
+/// QuickJS throws a bare `null` when the heap is too full to build its own error; the user
+/// must still read that the script ran out of memory.
+#[tokio::test]
+async fn a_fan_out_too_big_for_the_heap_is_reported_as_out_of_memory() {
+    let mut h = TestHost::new(|c| Ok(json!(c.prompt)));
+    Arc::get_mut(&mut h).unwrap().max_items = 100_000;
+    let src = "const items = Array.from({ length: 20000 }, (_, i) => `item ${i}`)\n\
+               return (await parallel(items.map(x => () => agent(x)))).length";
+    let err = exec(src, None, h.clone()).await.unwrap_err();
+    assert_eq!(err, ScriptError::OutOfMemory(32));
+    assert_eq!(
+        err.to_string(),
+        "the script used more than its 32 MiB of memory"
+    );
+    // The same host and limits still run a fan-out that fits.
+    let ok = "return (await parallel(Array.from({ length: 1000 }, (_, i) => () => agent(`a${i}`)))).length";
+    assert_eq!(exec(ok, None, h).await.unwrap(), json!(1000));
+}

@@ -1,9 +1,10 @@
 use baton_core::{time, AttachmentId, Chat, ChatId, Message, MessageId, NewChat, NewMessage, Role};
 use baton_store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::db;
+use crate::plan::{Plan, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
 fn chat_from(row: &SqliteRow) -> StoreResult<Chat> {
@@ -34,7 +35,7 @@ fn message_from(row: &SqliteRow) -> StoreResult<Message> {
     })
 }
 
-pub(crate) async fn create_chat(conn: &mut SqliteConnection, new: NewChat) -> StoreResult<Chat> {
+pub(crate) fn create_chat(new: NewChat) -> Plan<Chat> {
     let now = time::now();
     let chat = Chat {
         id: ChatId::new(),
@@ -44,20 +45,21 @@ pub(crate) async fn create_chat(conn: &mut SqliteConnection, new: NewChat) -> St
         created_at: now,
         updated_at: now,
     };
-    sqlx::query(
+    let stmt = Stmt::new(
         "INSERT INTO chats (id, title, workspace, capabilities, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .bind(id_text(chat.id.0))
-    .bind(&chat.title)
-    .bind(&chat.workspace)
-    .bind(serde_json::to_string(&chat.capabilities).expect("capabilities serialize"))
-    .bind(ts(&chat.created_at))
-    .bind(ts(&chat.updated_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(chat)
+        vec![
+            id_text(chat.id.0).into(),
+            (&chat.title).into(),
+            chat.workspace.clone().into(),
+            serde_json::to_string(&chat.capabilities)
+                .expect("capabilities serialize")
+                .into(),
+            ts(&chat.created_at).into(),
+            ts(&chat.updated_at).into(),
+        ],
+    );
+    Plan::new(vec![stmt], move |_| Ok(chat.clone()))
 }
 
 pub(crate) async fn get_chat(pool: &SqlitePool, id: ChatId) -> StoreResult<Option<Chat>> {
@@ -96,10 +98,7 @@ pub(crate) async fn list_chats(
     rows.iter().map(chat_from).collect()
 }
 
-pub(crate) async fn insert_message(
-    conn: &mut SqliteConnection,
-    new: NewMessage,
-) -> StoreResult<Message> {
+pub(crate) fn insert_message(new: NewMessage) -> Plan<Message> {
     let msg = Message {
         id: MessageId::new(),
         chat_id: new.chat_id,
@@ -109,27 +108,29 @@ pub(crate) async fn insert_message(
         turn_number: new.turn_number,
         created_at: time::now(),
     };
-    let attachments = serde_json::to_string(&msg.attachments).expect("ids serialize");
-    let res = sqlx::query(
+    let stmt = message_insert(&msg);
+    Plan::new(vec![stmt], move |_| Ok(msg.clone())).on_error(|e| match e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound("chat"),
+        e => db(e),
+    })
+}
+
+pub(crate) fn message_insert(m: &Message) -> Stmt {
+    Stmt::new(
         "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        vec![
+            id_text(m.id.0).into(),
+            id_text(m.chat_id.0).into(),
+            m.role.as_str().into(),
+            (&m.content).into(),
+            serde_json::to_string(&m.attachments)
+                .expect("ids serialize")
+                .into(),
+            m.turn_number.into(),
+            ts(&m.created_at).into(),
+        ],
     )
-    .bind(id_text(msg.id.0))
-    .bind(id_text(msg.chat_id.0))
-    .bind(msg.role.as_str())
-    .bind(&msg.content)
-    .bind(attachments)
-    .bind(msg.turn_number)
-    .bind(ts(&msg.created_at))
-    .execute(&mut *conn)
-    .await;
-    match res {
-        Ok(_) => Ok(msg),
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-            Err(StoreError::NotFound("chat"))
-        }
-        Err(e) => Err(db(e)),
-    }
 }
 
 pub(crate) async fn list_messages(pool: &SqlitePool, chat: ChatId) -> StoreResult<Vec<Message>> {

@@ -2,12 +2,16 @@ use baton_core::{time, Frame, NewFrame, Topic};
 use baton_store::{StoreError, StoreResult, TopicBounds};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use crate::db;
+use crate::plan::{value_rows, Arg, Plan, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
+/// Three values a row: 5,000 rows stay under the writer's bound on values per call.
 const ROWS_PER_STATEMENT: usize = 5_000;
+/// Five values a row in a many-topic append.
+const MANY_ROWS_PER_STATEMENT: usize = 5_000;
 
 fn frame_from(topic: Topic, row: &SqliteRow) -> StoreResult<Frame> {
     let c = Cols::new(row, "events");
@@ -24,56 +28,149 @@ fn frame_from(topic: Topic, row: &SqliteRow) -> StoreResult<Frame> {
     })
 }
 
-pub(crate) async fn append(
-    conn: &mut SqliteConnection,
-    topic: Topic,
-    frames: &[NewFrame],
-) -> StoreResult<Vec<Frame>> {
-    if frames.is_empty() {
-        return Ok(Vec::new());
-    }
+/// Takes `frames.len()` numbers from the topic's counter and stores the frames under
+/// them; the rows are numbered in SQL from the counter the first statement moved, so the
+/// whole append is one plan with nothing computed in between.
+pub(crate) fn append(topic: Topic, frames: &[NewFrame]) -> Plan<Vec<Frame>> {
     let topic_text = topic.to_string();
     let n = frames.len() as i64;
     let at = time::now();
-    let mut tx = conn.begin().await.map_err(db)?;
-    let last: i64 = sqlx::query(
+    let mut stmts = vec![Stmt::new(
         "INSERT INTO event_topics (topic, last_seq, first_kept) VALUES (?1, ?2, 1)
          ON CONFLICT (topic) DO UPDATE SET last_seq = last_seq + ?2
          RETURNING last_seq",
-    )
-    .bind(&topic_text)
-    .bind(n)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db)?
-    .try_get(0)
-    .map_err(db)?;
-    let first = last - n + 1;
-    let stored: Vec<Frame> = frames
+        vec![topic_text.clone().into(), n.into()],
+    )];
+    for (c, chunk) in frames.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let mut args: Vec<Arg> = vec![topic_text.clone().into(), n.into(), ts(&at).into()];
+        for (i, f) in chunk.iter().enumerate() {
+            let k = (c * ROWS_PER_STATEMENT + i + 1) as i64;
+            args.extend([
+                k.into(),
+                (&f.kind).into(),
+                serde_json::to_string(&f.body)
+                    .expect("maps serialize")
+                    .into(),
+            ]);
+        }
+        args.push(topic_text.clone().into());
+        stmts.push(Stmt::new(
+            format!(
+                "INSERT INTO events (topic, seq, kind, at, body)
+                 SELECT ?, t.last_seq - ? + v.column1, v.column2, ?, v.column3
+                 FROM event_topics t, (VALUES {}) v WHERE t.topic = ?",
+                value_rows(chunk.len(), 3)
+            ),
+            args,
+        ));
+    }
+    let frames = frames.to_vec();
+    Plan::new(stmts, move |out| {
+        let last: i64 = out
+            .first()
+            .and_then(|o| o.rows.first())
+            .ok_or_else(|| StoreError::corrupt("event_topics", "the counter returned no row"))?
+            .try_get(0)
+            .map_err(db)?;
+        let first = last - n + 1;
+        Ok(frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Frame {
+                topic,
+                seq: first + i as i64,
+                kind: f.kind.clone(),
+                at,
+                body: f.body.clone(),
+            })
+            .collect())
+    })
+}
+
+/// Several topics' appends as one plan: one statement moves every topic's counter, one
+/// stores every frame (numbered from the counters in SQL). Topics must be distinct.
+pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)]) -> Plan<Vec<Vec<Frame>>> {
+    let at = time::now();
+    let mut counters = Vec::with_capacity(batches.len() * 2);
+    for (topic, frames) in batches {
+        counters.extend([Arg::from(topic.to_string()), (frames.len() as i64).into()]);
+    }
+    let mut stmts = vec![Stmt::new(
+        format!(
+            "INSERT INTO event_topics (topic, last_seq, first_kept) VALUES {}
+             ON CONFLICT (topic) DO UPDATE SET last_seq = last_seq + excluded.last_seq
+             RETURNING topic, last_seq",
+            batches
+                .iter()
+                .map(|_| "(?, ?, 1)")
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        counters,
+    )];
+    // Every frame as (topic, its topic's count, k within the topic, kind, body).
+    let rows: Vec<[Arg; 5]> = batches
         .iter()
-        .enumerate()
-        .map(|(i, f)| Frame {
-            topic,
-            seq: first + i as i64,
-            kind: f.kind.clone(),
-            at,
-            body: f.body.clone(),
+        .flat_map(|(topic, frames)| {
+            let (topic, n) = (topic.to_string(), frames.len() as i64);
+            frames.iter().enumerate().map(move |(i, f)| {
+                [
+                    Arg::from(topic.clone()),
+                    n.into(),
+                    (i as i64 + 1).into(),
+                    (&f.kind).into(),
+                    serde_json::to_string(&f.body)
+                        .expect("maps serialize")
+                        .into(),
+                ]
+            })
         })
         .collect();
-    for chunk in stored.chunks(ROWS_PER_STATEMENT) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO events (topic, seq, kind, at, body) ");
-        qb.push_values(chunk, |mut b, f| {
-            b.push_bind(&topic_text)
-                .push_bind(f.seq)
-                .push_bind(&f.kind)
-                .push_bind(ts(&f.at))
-                .push_bind(serde_json::to_string(&f.body).expect("maps serialize"));
-        });
-        qb.build().execute(&mut *tx).await.map_err(db)?;
+    for chunk in rows.chunks(MANY_ROWS_PER_STATEMENT) {
+        let mut args: Vec<Arg> = vec![ts(&at).into()];
+        args.extend(chunk.iter().flat_map(|r| r.iter().cloned()));
+        stmts.push(Stmt::new(
+            format!(
+                "INSERT INTO events (topic, seq, kind, at, body)
+                 SELECT v.column1, t.last_seq - v.column2 + v.column3, v.column4, ?, v.column5
+                 FROM (VALUES {}) v JOIN event_topics t ON t.topic = v.column1",
+                value_rows(chunk.len(), 5)
+            ),
+            args,
+        ));
     }
-    tx.commit().await.map_err(db)?;
-    Ok(stored)
+    let batches = batches.to_vec();
+    Plan::new(stmts, move |out| {
+        let counters = out
+            .first()
+            .ok_or_else(|| StoreError::corrupt("event_topics", "the counters returned nothing"))?;
+        let mut last = std::collections::HashMap::with_capacity(counters.rows.len());
+        for row in &counters.rows {
+            let topic: String = row.try_get(0).map_err(db)?;
+            let seq: i64 = row.try_get(1).map_err(db)?;
+            last.insert(topic, seq);
+        }
+        batches
+            .iter()
+            .map(|(topic, frames)| {
+                let top = *last.get(&topic.to_string()).ok_or_else(|| {
+                    StoreError::corrupt("event_topics", "a topic's counter did not move")
+                })?;
+                let first = top - frames.len() as i64 + 1;
+                Ok(frames
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| Frame {
+                        topic: *topic,
+                        seq: first + i as i64,
+                        kind: f.kind.clone(),
+                        at,
+                        body: f.body.clone(),
+                    })
+                    .collect())
+            })
+            .collect()
+    })
 }
 
 pub(crate) async fn since(
@@ -112,30 +209,21 @@ pub(crate) async fn bounds(pool: &SqlitePool, topic: Topic) -> StoreResult<Topic
     })
 }
 
-pub(crate) async fn prune(
-    conn: &mut SqliteConnection,
-    topic: Topic,
-    up_to: i64,
-) -> StoreResult<u64> {
+pub(crate) fn prune(topic: Topic, up_to: i64) -> Plan<u64> {
     let topic_text = topic.to_string();
-    let mut tx = conn.begin().await.map_err(db)?;
-    let gone = sqlx::query("DELETE FROM events WHERE topic = ?1 AND seq <= ?2")
-        .bind(&topic_text)
-        .bind(up_to)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-    sqlx::query(
-        "UPDATE event_topics SET first_kept = MAX(first_kept, MIN(?2 + 1, last_seq + 1)) WHERE topic = ?1",
+    Plan::new(
+        vec![
+            Stmt::new(
+                "DELETE FROM events WHERE topic = ?1 AND seq <= ?2",
+                vec![topic_text.clone().into(), up_to.into()],
+            ),
+            Stmt::new(
+                "UPDATE event_topics SET first_kept = MAX(first_kept, MIN(?2 + 1, last_seq + 1)) WHERE topic = ?1",
+                vec![topic_text.into(), up_to.into()],
+            ),
+        ],
+        |out| Ok(out.first().map(|o| o.changes).unwrap_or(0)),
     )
-    .bind(&topic_text)
-    .bind(up_to)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    Ok(gone)
 }
 
 pub(crate) async fn topic_exists(pool: &SqlitePool, topic: Topic) -> StoreResult<bool> {

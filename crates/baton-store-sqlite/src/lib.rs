@@ -6,6 +6,7 @@
 mod chats;
 mod events;
 mod migrate;
+mod plan;
 mod rows;
 mod runs;
 mod sessions;
@@ -23,16 +24,16 @@ use baton_core::{
     TurnSummary,
 };
 use baton_store::{
-    Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds, TraceScope,
+    Backend, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds, TraceScope,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 pub use migrate::MIGRATIONS;
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// Kept for migrations and for closing; writes go through `write`.
+    /// For migrations and checkpoints; every write goes through `write`.
     writer: SqlitePool,
     write: writer::Writer,
     reader: SqlitePool,
@@ -81,7 +82,9 @@ impl SqliteStore {
             // lose the last commits. That is the trade every embedded server makes.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run beside the writer instead (see `writer`).
+            .pragma("wal_autocheckpoint", "0");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -89,10 +92,15 @@ impl SqliteStore {
             .map_err(StoreError::database)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(false))
+            .connect_with(options.clone().read_only(false))
             .await
             .map_err(StoreError::database)?;
-        let write = writer::Writer::start(writer.clone());
+        // The writer's own connection: a whole group commit's outcomes come back over its
+        // row channel in one go.
+        let conn = SqliteConnection::connect_with(&options.clone().row_buffer_size(4_096))
+            .await
+            .map_err(StoreError::database)?;
+        let write = writer::Writer::start(conn, writer.clone());
         Ok(Self {
             writer,
             write,
@@ -105,6 +113,7 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
+        self.write.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -129,9 +138,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_chat(&self, chat: NewChat) -> StoreResult<Chat> {
-        self.write
-            .write(move |c| Box::pin(chats::create_chat(c, chat)))
-            .await
+        self.write.write(chats::create_chat(chat)).await
     }
 
     async fn get_chat(&self, id: ChatId) -> StoreResult<Option<Chat>> {
@@ -143,9 +150,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Message> {
-        self.write
-            .write(move |c| Box::pin(chats::insert_message(c, message)))
-            .await
+        self.write.write(chats::insert_message(message)).await
     }
 
     async fn list_messages(&self, chat: ChatId) -> StoreResult<Vec<Message>> {
@@ -153,32 +158,17 @@ impl Store for SqliteStore {
     }
 
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()> {
-        {
-            let trace = trace.clone();
-            self.write
-                .write(move |c| {
-                    Box::pin(async move { traces::insert(c, std::slice::from_ref(&trace)).await })
-                })
-                .await
-        }
+        self.write
+            .write(traces::insert(std::slice::from_ref(trace)))
+            .await
     }
 
     async fn insert_traces(&self, traces: &[Trace]) -> StoreResult<()> {
-        {
-            let traces = traces.to_vec();
-            self.write
-                .write(move |c| Box::pin(async move { traces::insert(c, &traces).await }))
-                .await
-        }
+        self.write.write(traces::insert(traces)).await
     }
 
     async fn finish_trace(&self, id: TraceId, finish: &TraceFinish) -> StoreResult<Trace> {
-        {
-            let finish = finish.clone();
-            self.write
-                .write(move |c| Box::pin(async move { traces::finish(c, id, &finish).await }))
-                .await
-        }
+        self.write.write(traces::finish(id, finish)).await
     }
 
     async fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
@@ -195,23 +185,11 @@ impl Store for SqliteStore {
     }
 
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
-        {
-            let session = session.clone();
-            self.write
-                .write(move |c| Box::pin(async move { sessions::create(c, &session).await }))
-                .await
-        }
+        self.write.write(sessions::create(session)).await
     }
 
     async fn save_session(&self, session: &Session, messages: &[Message]) -> StoreResult<()> {
-        {
-            let (session, messages) = (session.clone(), messages.to_vec());
-            self.write
-                .write(move |c| {
-                    Box::pin(async move { sessions::save(c, &session, &messages).await })
-                })
-                .await
-        }
+        self.write.write(sessions::save(session, messages)).await
     }
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
@@ -231,14 +209,9 @@ impl Store for SqliteStore {
         session: SessionId,
         reason: &str,
     ) -> StoreResult<Vec<Trace>> {
-        {
-            let reason = reason.to_string();
-            self.write
-                .write(move |c| {
-                    Box::pin(async move { sessions::close_running(c, session, &reason).await })
-                })
-                .await
-        }
+        self.write
+            .write(sessions::close_running(session, reason))
+            .await
     }
 
     async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>> {
@@ -246,21 +219,11 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, run: &Run) -> StoreResult<()> {
-        {
-            let run = run.clone();
-            self.write
-                .write(move |c| Box::pin(async move { runs::create(c, &run).await }))
-                .await
-        }
+        self.write.write(runs::create(run)).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
-        {
-            let run = run.clone();
-            self.write
-                .write(move |c| Box::pin(async move { runs::update(c, &run).await }))
-                .await
-        }
+        self.write.write(runs::update(run)).await
     }
 
     async fn get_run(&self, id: RunId) -> StoreResult<Option<Run>> {
@@ -277,11 +240,15 @@ impl Store for SqliteStore {
     }
 
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()> {
-        {
-            let entry = entry.clone();
-            self.write
-                .write(move |c| Box::pin(async move { runs::put_journal(c, &entry).await }))
-                .await
+        self.write.write(runs::put_journal(entry)).await
+    }
+
+    async fn queue(&self, write: Queued) {
+        match write {
+            Queued::Session(s) => self.write.submit(sessions::create(&s)),
+            Queued::Snapshot(s, m) => self.write.submit(sessions::save(&s, &m)),
+            Queued::Trace(t) => self.write.submit(traces::insert(std::slice::from_ref(&t))),
+            Queued::Journal(e) => self.write.submit(runs::put_journal(&e)),
         }
     }
 
@@ -294,11 +261,32 @@ impl Store for SqliteStore {
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {
-        {
-            let frames = frames.to_vec();
-            self.write
-                .write(move |c| Box::pin(async move { events::append(c, topic, &frames).await }))
-                .await
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write.write(events::append(topic, frames)).await
+    }
+
+    async fn append_frames_to_topics(
+        &self,
+        batches: &[(Topic, Vec<NewFrame>)],
+    ) -> Vec<StoreResult<Vec<Frame>>> {
+        let distinct = batches
+            .iter()
+            .map(|(t, _)| *t)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == batches.len();
+        if batches.iter().any(|(_, f)| f.is_empty()) || !distinct {
+            let mut out = Vec::with_capacity(batches.len());
+            for (topic, frames) in batches {
+                out.push(self.append_frames(*topic, frames).await);
+            }
+            return out;
+        }
+        match self.write.write(events::append_many(batches)).await {
+            Ok(per_topic) => per_topic.into_iter().map(Ok).collect(),
+            Err(e) => batches.iter().map(|_| Err(e.duplicate())).collect(),
         }
     }
 
@@ -311,9 +299,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune_frames(&self, topic: Topic, up_to: i64) -> StoreResult<u64> {
-        self.write
-            .write(move |c| Box::pin(events::prune(c, topic, up_to)))
-            .await
+        self.write.write(events::prune(topic, up_to)).await
     }
 
     async fn topic_exists(&self, topic: Topic) -> StoreResult<bool> {

@@ -1,9 +1,10 @@
 use baton_core::{AgentStatus, JournalEntry, Run, RunId, RunStatus, SessionId};
 use baton_store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::db;
+use crate::plan::{changed, Plan, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
 fn run_from(row: &SqliteRow) -> StoreResult<Run> {
@@ -54,58 +55,52 @@ fn opt_json(v: &Option<serde_json::Value>) -> Option<String> {
     v.as_ref().map(|v| v.to_string())
 }
 
-pub(crate) async fn create(conn: &mut SqliteConnection, r: &Run) -> StoreResult<()> {
-    sqlx::query(
+pub(crate) fn create(r: &Run) -> Plan<()> {
+    Plan::exec(vec![Stmt::new(
         "INSERT INTO workflow_runs (id, name, status, source, script, args, options, result, error, totals, log,
             created_at, started_at, finished_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )
-    .bind(id_text(r.id.0))
-    .bind(&r.name)
-    .bind(r.status.as_str())
-    .bind(&r.source)
-    .bind(&r.script)
-    .bind(opt_json(&r.args))
-    .bind(r.options.to_string())
-    .bind(opt_json(&r.result))
-    .bind(&r.error)
-    .bind(r.totals.to_string())
-    .bind(serde_json::to_string(&r.log).expect("log serializes"))
-    .bind(ts(&r.created_at))
-    .bind(r.started_at.as_ref().map(ts))
-    .bind(r.finished_at.as_ref().map(ts))
-    .bind(ts(&r.updated_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(())
+        vec![
+            id_text(r.id.0).into(),
+            (&r.name).into(),
+            r.status.as_str().into(),
+            (&r.source).into(),
+            (&r.script).into(),
+            opt_json(&r.args).into(),
+            r.options.to_string().into(),
+            opt_json(&r.result).into(),
+            r.error.clone().into(),
+            r.totals.to_string().into(),
+            serde_json::to_string(&r.log).expect("log serializes").into(),
+            ts(&r.created_at).into(),
+            r.started_at.as_ref().map(ts).into(),
+            r.finished_at.as_ref().map(ts).into(),
+            ts(&r.updated_at).into(),
+        ],
+    )])
 }
 
-pub(crate) async fn update(conn: &mut SqliteConnection, r: &Run) -> StoreResult<()> {
-    let done = sqlx::query(
+pub(crate) fn update(r: &Run) -> Plan<()> {
+    let stmt = Stmt::new(
         "UPDATE workflow_runs SET status = ?2, args = ?3, options = ?4, result = ?5, error = ?6, totals = ?7,
             log = ?8, started_at = ?9, finished_at = ?10, updated_at = ?11, source = ?12, script = ?13 WHERE id = ?1",
-    )
-    .bind(id_text(r.id.0))
-    .bind(r.status.as_str())
-    .bind(opt_json(&r.args))
-    .bind(r.options.to_string())
-    .bind(opt_json(&r.result))
-    .bind(&r.error)
-    .bind(r.totals.to_string())
-    .bind(serde_json::to_string(&r.log).expect("log serializes"))
-    .bind(r.started_at.as_ref().map(ts))
-    .bind(r.finished_at.as_ref().map(ts))
-    .bind(ts(&r.updated_at))
-    .bind(&r.source)
-    .bind(&r.script)
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound("run"));
-    }
-    Ok(())
+        vec![
+            id_text(r.id.0).into(),
+            r.status.as_str().into(),
+            opt_json(&r.args).into(),
+            r.options.to_string().into(),
+            opt_json(&r.result).into(),
+            r.error.clone().into(),
+            r.totals.to_string().into(),
+            serde_json::to_string(&r.log).expect("log serializes").into(),
+            r.started_at.as_ref().map(ts).into(),
+            r.finished_at.as_ref().map(ts).into(),
+            ts(&r.updated_at).into(),
+            (&r.source).into(),
+            (&r.script).into(),
+        ],
+    );
+    Plan::new(vec![stmt], |out| changed(&out, 0, "run"))
 }
 
 pub(crate) async fn get(pool: &SqlitePool, id: RunId) -> StoreResult<Option<Run>> {
@@ -138,8 +133,8 @@ pub(crate) async fn list(
     rows.iter().map(run_from).collect()
 }
 
-pub(crate) async fn put_journal(conn: &mut SqliteConnection, e: &JournalEntry) -> StoreResult<()> {
-    let res = sqlx::query(
+pub(crate) fn put_journal(e: &JournalEntry) -> Plan<()> {
+    let stmt = Stmt::new(
         "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt, result, error,
             input_tokens, output_tokens, cost_usd, cached, started_at, finished_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
@@ -148,32 +143,29 @@ pub(crate) async fn put_journal(conn: &mut SqliteConnection, e: &JournalEntry) -
             result = excluded.result, error = excluded.error, input_tokens = excluded.input_tokens,
             output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, cached = excluded.cached,
             started_at = excluded.started_at, finished_at = excluded.finished_at",
-    )
-    .bind(id_text(e.run_id.0))
-    .bind(&e.key)
-    .bind(e.seq)
-    .bind(&e.label)
-    .bind(&e.phase)
-    .bind(e.status.as_str())
-    .bind(e.session_id.map(|s| id_text(s.0)))
-    .bind(&e.prompt)
-    .bind(opt_json(&e.result))
-    .bind(&e.error)
-    .bind(e.input_tokens)
-    .bind(e.output_tokens)
-    .bind(e.cost_usd)
-    .bind(i64::from(e.cached))
-    .bind(ts(&e.started_at))
-    .bind(e.finished_at.as_ref().map(ts))
-    .execute(&mut *conn)
-    .await;
-    match res {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
-            Err(StoreError::NotFound("run"))
-        }
-        Err(e) => Err(db(e)),
-    }
+        vec![
+            id_text(e.run_id.0).into(),
+            (&e.key).into(),
+            e.seq.into(),
+            e.label.clone().into(),
+            e.phase.clone().into(),
+            e.status.as_str().into(),
+            e.session_id.map(|s| id_text(s.0)).into(),
+            (&e.prompt).into(),
+            opt_json(&e.result).into(),
+            e.error.clone().into(),
+            e.input_tokens.into(),
+            e.output_tokens.into(),
+            e.cost_usd.into(),
+            i64::from(e.cached).into(),
+            ts(&e.started_at).into(),
+            e.finished_at.as_ref().map(ts).into(),
+        ],
+    );
+    Plan::exec(vec![stmt]).on_error(|e| match e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound("run"),
+        e => db(e),
+    })
 }
 
 pub(crate) async fn get_journal(

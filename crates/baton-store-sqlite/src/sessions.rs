@@ -1,11 +1,13 @@
 use baton_core::{
     time, ChatId, Message, RunId, Session, SessionId, SessionStatus, Trace, TurnSummary,
 };
-use baton_store::{StoreError, StoreResult};
+use baton_store::StoreResult;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
+use crate::chats::message_insert;
 use crate::db;
+use crate::plan::{changed, Plan, Stmt};
 use crate::rows::{id_text, ts, Cols};
 use crate::traces::{trace_from, COLUMNS};
 
@@ -27,79 +29,45 @@ fn session_from(row: &SqliteRow) -> StoreResult<Session> {
     })
 }
 
-pub(crate) async fn create(conn: &mut SqliteConnection, s: &Session) -> StoreResult<()> {
-    sqlx::query(
+pub(crate) fn create(s: &Session) -> Plan<()> {
+    Plan::exec(vec![Stmt::new(
         "INSERT INTO agent_sessions (id, chat_id, run_id, parent_id, provider, model, status, turn_number,
             state, error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )
-    .bind(id_text(s.id.0))
-    .bind(s.chat_id.map(|c| id_text(c.0)))
-    .bind(s.run_id.map(|c| id_text(c.0)))
-    .bind(s.parent_id.map(|c| id_text(c.0)))
-    .bind(&s.provider)
-    .bind(&s.model)
-    .bind(s.status.as_str())
-    .bind(s.turn_number)
-    .bind(s.state.to_string())
-    .bind(&s.error)
-    .bind(ts(&s.created_at))
-    .bind(ts(&s.updated_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(())
+        vec![
+            id_text(s.id.0).into(),
+            s.chat_id.map(|c| id_text(c.0)).into(),
+            s.run_id.map(|c| id_text(c.0)).into(),
+            s.parent_id.map(|c| id_text(c.0)).into(),
+            (&s.provider).into(),
+            (&s.model).into(),
+            s.status.as_str().into(),
+            s.turn_number.into(),
+            s.state.to_string().into(),
+            s.error.clone().into(),
+            ts(&s.created_at).into(),
+            ts(&s.updated_at).into(),
+        ],
+    )])
 }
 
-pub(crate) async fn save(
-    conn: &mut SqliteConnection,
-    s: &Session,
-    messages: &[Message],
-) -> StoreResult<()> {
-    // Alone, the update is atomic by itself; with messages it needs a savepoint.
-    if messages.is_empty() {
-        return update(conn, s).await;
-    }
-    let mut tx = conn.begin().await.map_err(db)?;
-    update(&mut tx, s).await?;
-    for m in messages {
-        sqlx::query(
-            "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(id_text(m.id.0))
-        .bind(id_text(m.chat_id.0))
-        .bind(m.role.as_str())
-        .bind(&m.content)
-        .bind(serde_json::to_string(&m.attachments).expect("ids serialize"))
-        .bind(m.turn_number)
-        .bind(ts(&m.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
-    tx.commit().await.map_err(db)
-}
-
-async fn update(conn: &mut SqliteConnection, s: &Session) -> StoreResult<()> {
-    let updated = sqlx::query(
+/// The session's row and, atomically with it, the messages it produced.
+pub(crate) fn save(s: &Session, messages: &[Message]) -> Plan<()> {
+    let mut stmts = vec![Stmt::new(
         "UPDATE agent_sessions SET provider = ?2, model = ?3, status = ?4, turn_number = ?5, state = ?6,
             error = ?7, updated_at = ?8 WHERE id = ?1",
-    )
-    .bind(id_text(s.id.0))
-    .bind(&s.provider)
-    .bind(&s.model)
-    .bind(s.status.as_str())
-    .bind(s.turn_number)
-    .bind(s.state.to_string())
-    .bind(&s.error)
-    .bind(ts(&s.updated_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    if updated.rows_affected() == 0 {
-        return Err(StoreError::NotFound("session"));
-    }
-    Ok(())
+        vec![
+            id_text(s.id.0).into(),
+            (&s.provider).into(),
+            (&s.model).into(),
+            s.status.as_str().into(),
+            s.turn_number.into(),
+            s.state.to_string().into(),
+            s.error.clone().into(),
+            ts(&s.updated_at).into(),
+        ],
+    )];
+    stmts.extend(messages.iter().map(message_insert));
+    Plan::new(stmts, |out| changed(&out, 0, "session"))
 }
 
 pub(crate) async fn get(pool: &SqlitePool, id: SessionId) -> StoreResult<Option<Session>> {
@@ -136,25 +104,26 @@ pub(crate) async fn with_status(
     rows.iter().map(session_from).collect()
 }
 
-pub(crate) async fn close_running(
-    conn: &mut SqliteConnection,
-    session: SessionId,
-    reason: &str,
-) -> StoreResult<Vec<Trace>> {
-    let now = ts(&time::now());
-    let rows = sqlx::query(&format!(
-        "UPDATE tool_traces SET outcome = 'cancelled', error = ?2, finished_at = ?3,
+pub(crate) fn close_running(session: SessionId, reason: &str) -> Plan<Vec<Trace>> {
+    let stmt = Stmt::new(
+        format!(
+            "UPDATE tool_traces SET outcome = 'cancelled', error = ?2, finished_at = ?3,
             latency_ms = MAX(0, (?3 - started_at) / 1000)
          WHERE session_id = ?1 AND outcome = 'running'
          RETURNING {COLUMNS}"
-    ))
-    .bind(id_text(session.0))
-    .bind(reason)
-    .bind(now)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    rows.iter().map(trace_from).collect()
+        ),
+        vec![
+            id_text(session.0).into(),
+            reason.into(),
+            ts(&time::now()).into(),
+        ],
+    );
+    Plan::new(vec![stmt], |out| {
+        out.iter()
+            .flat_map(|o| o.rows.iter())
+            .map(trace_from)
+            .collect()
+    })
 }
 
 pub(crate) async fn turn_summaries(

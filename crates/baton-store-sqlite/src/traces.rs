@@ -5,9 +5,10 @@ use baton_core::{
 use baton_store::{StoreError, StoreResult, TraceScope};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::db;
+use crate::plan::{value_rows, Plan, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
 pub(crate) const COLUMNS: &str =
@@ -51,69 +52,63 @@ fn json_text(v: &Value) -> String {
     serde_json::to_string(v).expect("JSON values serialize")
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, traces: &[Trace]) -> StoreResult<()> {
-    if traces.is_empty() {
-        return Ok(());
-    }
-    // One statement is atomic by itself; only a multi-statement batch needs a savepoint.
-    if traces.len() <= ROWS_PER_STATEMENT {
-        return insert_rows(conn, traces).await;
-    }
-    let mut tx = conn.begin().await.map_err(db)?;
-    for chunk in traces.chunks(ROWS_PER_STATEMENT) {
-        insert_rows(&mut tx, chunk).await?;
-    }
-    tx.commit().await.map_err(db)
-}
-
-async fn insert_rows(conn: &mut SqliteConnection, chunk: &[Trace]) -> StoreResult<()> {
-    let mut qb: QueryBuilder<Sqlite> =
-        QueryBuilder::new(format!("INSERT INTO tool_traces ({COLUMNS}) "));
-    qb.push_values(chunk, |mut b, t| {
-        b.push_bind(id_text(t.id.0))
-            .push_bind(t.session_id.map(|x| id_text(x.0)))
-            .push_bind(t.chat_id.map(|x| id_text(x.0)))
-            .push_bind(t.run_id.map(|x| id_text(x.0)))
-            .push_bind(t.parent_id.map(|x| id_text(x.0)))
-            .push_bind(t.turn_number)
-            .push_bind(t.kind.as_str())
-            .push_bind(t.tool_name.clone())
-            .push_bind(json_text(&t.input))
-            .push_bind(t.output.as_ref().map(json_text))
-            .push_bind(ts(&t.started_at))
-            .push_bind(t.finished_at.as_ref().map(ts))
-            .push_bind(t.latency_ms)
-            .push_bind(t.tokens_used)
-            .push_bind(t.input_tokens)
-            .push_bind(t.output_tokens)
-            .push_bind(t.cache_tokens)
-            .push_bind(t.cache_write_tokens)
-            .push_bind(t.reasoning_tokens)
-            .push_bind(t.cost_usd)
-            .push_bind(t.error.clone())
-            .push_bind(t.outcome.as_str())
-            .push_bind(json_text(&t.meta));
-    });
-    match qb.build().execute(&mut *conn).await {
-        Ok(_) => {}
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(StoreError::Conflict("a trace with that id exists".into()))
+/// One statement per 1,000 rows; the plan keeps them atomic together.
+pub(crate) fn insert(traces: &[Trace]) -> Plan<()> {
+    let stmts = traces
+        .chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut args = Vec::with_capacity(chunk.len() * 23);
+            for t in chunk {
+                args.extend([
+                    id_text(t.id.0).into(),
+                    t.session_id.map(|x| id_text(x.0)).into(),
+                    t.chat_id.map(|x| id_text(x.0)).into(),
+                    t.run_id.map(|x| id_text(x.0)).into(),
+                    t.parent_id.map(|x| id_text(x.0)).into(),
+                    t.turn_number.into(),
+                    t.kind.as_str().into(),
+                    (&t.tool_name).into(),
+                    json_text(&t.input).into(),
+                    t.output.as_ref().map(json_text).into(),
+                    ts(&t.started_at).into(),
+                    t.finished_at.as_ref().map(ts).into(),
+                    t.latency_ms.into(),
+                    t.tokens_used.into(),
+                    t.input_tokens.into(),
+                    t.output_tokens.into(),
+                    t.cache_tokens.into(),
+                    t.cache_write_tokens.into(),
+                    t.reasoning_tokens.into(),
+                    t.cost_usd.into(),
+                    t.error.clone().into(),
+                    t.outcome.as_str().into(),
+                    json_text(&t.meta).into(),
+                ]);
+            }
+            Stmt::new(
+                format!(
+                    "INSERT INTO tool_traces ({COLUMNS}) VALUES {}",
+                    value_rows(chunk.len(), 23)
+                ),
+                args,
+            )
+        })
+        .collect();
+    Plan::exec(stmts).on_error(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict("a trace with that id exists".into())
         }
-        Err(e) => return Err(db(e)),
-    }
-    Ok(())
+        e => db(e),
+    })
 }
 
-pub(crate) async fn finish(
-    conn: &mut SqliteConnection,
-    id: TraceId,
-    f: &TraceFinish,
-) -> StoreResult<Trace> {
+pub(crate) fn finish(id: TraceId, f: &TraceFinish) -> Plan<Trace> {
     let finished_at = f.finished_at.unwrap_or_else(time::now);
     let outcome = f.outcome.unwrap_or(TraceOutcome::Ok);
     // COALESCE keeps what the start wrote for anything the finish leaves unset.
-    let row = sqlx::query(&format!(
-        "UPDATE tool_traces SET
+    let stmt = Stmt::new(
+        format!(
+            "UPDATE tool_traces SET
             output = COALESCE(?2, output),
             finished_at = ?3,
             latency_ms = COALESCE(?4, (?3 - started_at) / 1000),
@@ -129,28 +124,31 @@ pub(crate) async fn finish(
             meta = CASE WHEN ?14 IS NULL THEN meta ELSE json_patch(meta, ?14) END
          WHERE id = ?1
          RETURNING {COLUMNS}"
-    ))
-    .bind(id_text(id.0))
-    .bind(f.output.as_ref().map(json_text))
-    .bind(ts(&finished_at))
-    .bind(f.latency_ms)
-    .bind(f.tokens_used)
-    .bind(f.input_tokens)
-    .bind(f.output_tokens)
-    .bind(f.cache_tokens)
-    .bind(f.cache_write_tokens)
-    .bind(f.reasoning_tokens)
-    .bind(f.cost_usd)
-    .bind(f.error.clone())
-    .bind(outcome.as_str())
-    .bind(f.meta.as_ref().map(json_text))
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?;
-    row.as_ref()
-        .map(trace_from)
-        .transpose()?
-        .ok_or(StoreError::NotFound("trace"))
+        ),
+        vec![
+            id_text(id.0).into(),
+            f.output.as_ref().map(json_text).into(),
+            ts(&finished_at).into(),
+            f.latency_ms.into(),
+            f.tokens_used.into(),
+            f.input_tokens.into(),
+            f.output_tokens.into(),
+            f.cache_tokens.into(),
+            f.cache_write_tokens.into(),
+            f.reasoning_tokens.into(),
+            f.cost_usd.into(),
+            f.error.clone().into(),
+            outcome.as_str().into(),
+            f.meta.as_ref().map(json_text).into(),
+        ],
+    );
+    Plan::new(vec![stmt], |out| {
+        out.first()
+            .and_then(|o| o.rows.first())
+            .map(trace_from)
+            .transpose()?
+            .ok_or(StoreError::NotFound("trace"))
+    })
 }
 
 pub(crate) async fn get(pool: &SqlitePool, id: TraceId) -> StoreResult<Option<Trace>> {

@@ -1,111 +1,347 @@
-//! Group commit for the one writer connection. Every write is a job; the writer takes the
-//! first queued job, opens a transaction, runs every job that queued meanwhile inside it
-//! (each multi-statement job in its own savepoint, so a failing job leaves the others
-//! intact), commits once, and only then answers each job. With many agents in flight a
-//! commit carries dozens of writes instead of one.
-use futures_util::future::BoxFuture;
-use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
+//! Group commit on the one writer connection. Every write is a [`Plan`]: statements and
+//! values, no code. The writer takes every write that queued while it was busy, runs
+//! them all in one transaction, lets each read its outcome, commits once, and only then
+//! answers. Under load a commit carries dozens of writes; writes nobody waits for
+//! ([`Writer::submit`]) make the groups larger still.
+//!
+//! If any statement fails or any write refuses its outcome (an update that found no
+//! row), the group is rolled back and each write is replayed in its own transaction, so
+//! one bad write fails alone and nothing of it stays.
+use baton_store::{StoreError, StoreResult};
+use futures_util::TryStreamExt;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Connection, Either, Executor, SqliteConnection, SqlitePool};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use tokio::sync::{mpsc, oneshot};
 
-use baton_store::{StoreError, StoreResult};
+use crate::plan::{Outcome, Plan, Stmt};
 
-/// Sends a job's answer once the commit's fate is known.
-type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
-/// Given no connection (the transaction could not begin), a job only reports the error.
-type Job =
-    Box<dyn for<'c> FnOnce(Option<&'c mut SqliteConnection>) -> BoxFuture<'c, Answer> + Send>;
+/// Writes per commit at most, so one transaction never grows without bound.
+const MAX_BATCH: usize = 512;
 
-/// Jobs per commit at most, so one transaction never grows without bound.
-const MAX_BATCH: usize = 256;
+/// A write whose value type the writer does not know.
+trait Job: Send + Sync {
+    fn stmts(&self) -> &[Stmt];
+    /// Reads its outcomes; false if the write refuses them.
+    fn accept(&mut self, outcomes: Vec<Outcome>) -> bool;
+    fn failed(&mut self, e: sqlx::Error);
+    /// Answers once the fate of its transaction is known.
+    fn answer(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct Typed<T> {
+    plan: Plan<T>,
+    result: Option<StoreResult<T>>,
+    /// None for a write nobody waits for: its failure is logged.
+    reply: Option<oneshot::Sender<StoreResult<T>>>,
+}
+
+impl<T: Send + Sync + 'static> Job for Typed<T> {
+    fn stmts(&self) -> &[Stmt] {
+        &self.plan.stmts
+    }
+
+    fn accept(&mut self, outcomes: Vec<Outcome>) -> bool {
+        let r = (self.plan.decode)(outcomes);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn failed(&mut self, e: sqlx::Error) {
+        self.result = Some(Err((self.plan.on_error)(e)));
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), String>) {
+        let out = match (self.result, commit) {
+            // Its own failure says more than the rollback it caused.
+            (Some(Err(own)), _) => Err(own),
+            (_, Err(e)) => Err(StoreError::database(std::io::Error::other(e))),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (None, Ok(())) => Err(StoreError::database(std::io::Error::other("not run"))),
+        };
+        match self.reply {
+            Some(reply) => {
+                let _ = reply.send(out);
+            }
+            None => {
+                if let Err(e) = out {
+                    tracing::error!(error = %e, "a queued write failed");
+                }
+            }
+        }
+    }
+}
+
+enum Msg {
+    Job(Box<dyn Job>),
+    Close(oneshot::Sender<()>),
+}
 
 #[derive(Clone)]
 pub(crate) struct Writer {
-    jobs: mpsc::UnboundedSender<Job>,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+fn closed() -> StoreError {
+    StoreError::database(std::io::Error::other("the store is closed"))
 }
 
 impl Writer {
-    pub fn start(pool: SqlitePool) -> Self {
-        let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx));
-        Self { jobs }
+    /// `conn` is the writer's own connection; `admin`, another one, runs checkpoints.
+    pub fn start(conn: SqliteConnection, admin: SqlitePool) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(conn, admin, rx));
+        Self { tx }
     }
 
-    /// Runs `f` in the next group transaction; its result is returned after that
-    /// transaction commits (or the commit's error, if it fails).
-    pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
-            + Send
-            + 'static,
-    {
+    /// Runs `plan` in the next group transaction; answers after that commit.
+    pub async fn write<T: Send + Sync + 'static>(&self, plan: Plan<T>) -> StoreResult<T> {
+        let (reply, rx) = oneshot::channel();
+        let job = Typed {
+            plan,
+            result: None,
+            reply: Some(reply),
+        };
+        self.tx
+            .send(Msg::Job(Box::new(job)))
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Queues `plan` for the next group and returns at once; its failure is logged.
+    pub fn submit<T: Send + Sync + 'static>(&self, plan: Plan<T>) {
+        let job = Typed {
+            plan,
+            result: None,
+            reply: None,
+        };
+        if self.tx.send(Msg::Job(Box::new(job))).is_err() {
+            tracing::error!("a write was queued after the store closed");
+        }
+    }
+
+    /// Commits what is queued, then closes the connection; later writes fail.
+    pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = match conn {
-                    Some(conn) => f(conn).await,
-                    None => Err(StoreError::database(std::io::Error::other("not run"))),
-                };
-                Box::new(move |commit: Result<(), String>| {
-                    let _ = tx.send(match commit {
-                        Ok(()) => result,
-                        Err(e) => Err(StoreError::database(std::io::Error::other(e))),
-                    });
-                }) as Answer
-            })
-        });
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::database(std::io::Error::other("the store is closed")))?;
-        rx.await
-            .map_err(|_| StoreError::database(std::io::Error::other("the writer stopped")))?
+        if self.tx.send(Msg::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(mut conn: SqliteConnection, admin: SqlitePool, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut checkpoints = Checkpoints::new(admin);
+    let mut closing = None;
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut batch: Vec<Box<dyn Job>> = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Job(job) => batch.push(job),
+                Msg::Close(ack) => {
+                    closing = Some(ack);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        let mut answers = Vec::with_capacity(batch.len());
-        let outcome = commit_batch(&pool, batch, &mut answers).await;
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, jobs = answers.len(), "group commit failed");
+        if !batch.is_empty() {
+            checkpoints.before_group(&mut conn).await;
+            commit_group(&mut conn, batch).await;
+            checkpoints.after_commit();
         }
-        for answer in answers {
-            answer(outcome.clone());
+        if closing.is_some() {
+            break;
         }
+    }
+    rx.close();
+    // Writes that raced the close get their error instead of hanging.
+    while let Ok(msg) = rx.try_recv() {
+        match msg {
+            Msg::Job(job) => job.answer(Err("the store is closed".into())),
+            Msg::Close(ack) => {
+                let _ = ack.send(());
+            }
+        }
+    }
+    let _ = conn.close().await;
+    if let Some(ack) = closing {
+        let _ = ack.send(());
     }
 }
 
-async fn commit_batch(
-    pool: &SqlitePool,
-    batch: Vec<Job>,
-    answers: &mut Vec<Answer>,
-) -> Result<(), String> {
-    let mut conn: PoolConnection<Sqlite> = match pool.acquire().await {
-        Ok(c) => c,
-        Err(e) => return fail_all(batch, answers, e.to_string()).await,
-    };
-    let mut tx = match conn.begin().await {
-        Ok(tx) => tx,
-        Err(e) => return fail_all(batch, answers, e.to_string()).await,
-    };
-    for job in batch {
-        answers.push(job(Some(&mut tx)).await);
+async fn commit_group(conn: &mut SqliteConnection, mut batch: Vec<Box<dyn Job>>) {
+    let ok = together(conn, &mut batch).await;
+    if ok {
+        let commit = exec(conn, "COMMIT").await;
+        if commit.is_err() {
+            let _ = exec(conn, "ROLLBACK").await;
+        }
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, writes = batch.len(), "group commit failed");
+        }
+        for job in batch {
+            job.answer(commit.clone());
+        }
+        return;
     }
-    tx.commit().await.map_err(|e| e.to_string())
+    let _ = exec(conn, "ROLLBACK").await;
+    for job in batch {
+        alone(conn, job).await;
+    }
 }
 
-/// Without a transaction no job runs; each still gets its answer (the error).
-async fn fail_all(batch: Vec<Job>, answers: &mut Vec<Answer>, error: String) -> Result<(), String> {
-    for job in batch {
-        answers.push(job(None).await);
+/// Every write of the group in one transaction; true if all of them accepted their
+/// outcomes (the transaction is then open, waiting for its COMMIT).
+async fn together(conn: &mut SqliteConnection, batch: &mut [Box<dyn Job>]) -> bool {
+    let stmts = batch.iter().flat_map(|j| j.stmts().iter());
+    let mut outcomes = Vec::new();
+    if let Err(e) = execute(conn, stmts, &mut outcomes).await {
+        tracing::debug!(error = %e, "a grouped write failed; replaying each alone");
+        return false;
     }
-    Err(error)
+    let mut outcomes = outcomes.into_iter();
+    let mut ok = true;
+    for job in batch.iter_mut() {
+        let n = job.stmts().len();
+        let mine: Vec<Outcome> = outcomes.by_ref().take(n).collect();
+        ok &= job.accept(mine);
+    }
+    ok
+}
+
+async fn alone(conn: &mut SqliteConnection, mut job: Box<dyn Job>) {
+    let mut outcomes = Vec::new();
+    let ok = match execute(conn, job.stmts().iter(), &mut outcomes).await {
+        Ok(()) => job.accept(outcomes),
+        Err(e) => {
+            job.failed(e);
+            false
+        }
+    };
+    let commit = if ok {
+        exec(conn, "COMMIT").await
+    } else {
+        Err("rolled back".to_string())
+    };
+    if commit.is_err() {
+        let _ = exec(conn, "ROLLBACK").await;
+    }
+    job.answer(commit);
+}
+
+/// `BEGIN IMMEDIATE`, then `stmts` one by one, each outcome pushed in order. Each
+/// statement is its own trip to the connection's thread but is prepared once and then
+/// taken from sqlx's statement cache: sending a whole group as one string was tried and
+/// was slower, because SQLite then parses every statement of every group again.
+async fn execute<'s>(
+    conn: &mut SqliteConnection,
+    stmts: impl Iterator<Item = &'s Stmt>,
+    outcomes: &mut Vec<Outcome>,
+) -> Result<(), sqlx::Error> {
+    conn.execute("BEGIN IMMEDIATE").await?;
+    for st in stmts {
+        let mut args = SqliteArguments::default();
+        for a in &st.args {
+            a.clone().add_to(&mut args);
+        }
+        // `fetch_many` is deprecated in sqlx for its multi-statement use; for one
+        // statement it is the call that yields both the rows and the rows changed.
+        #[allow(deprecated)]
+        let mut stream = sqlx::query_with(&st.sql, args).fetch_many(&mut *conn);
+        let mut current = Outcome::default();
+        while let Some(item) = stream.try_next().await? {
+            match item {
+                Either::Right(row) => current.rows.push(row),
+                Either::Left(done) => current.changes = done.rows_affected(),
+            }
+        }
+        outcomes.push(current);
+    }
+    Ok(())
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &str) -> Result<(), String> {
+    conn.execute(sql)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Commits at most between two checkpoints, and the longest wait for one.
+const CHECKPOINT_EVERY: u32 = 100;
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
+/// Pages in the log beyond which the writer itself finishes a checkpoint (SQLite's own
+/// default threshold).
+const LOG_PAGES: i64 = 1_000;
+
+/// SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, with
+/// its fsyncs, on the writer's critical path. It is turned off; passive checkpoints run
+/// on another connection instead, which writers never wait for. Under a steady stream of
+/// commits such a checkpoint never quite catches up, and the log only starts over once
+/// one does; so when the log has grown past `LOG_PAGES`, the writer runs one between two
+/// groups (most pages already copied, so it is short), and the next group starts the log
+/// from its beginning.
+struct Checkpoints {
+    admin: SqlitePool,
+    running: Arc<AtomicBool>,
+    catch_up: Arc<AtomicBool>,
+    commits: u32,
+    last: Instant,
+}
+
+impl Checkpoints {
+    fn new(admin: SqlitePool) -> Self {
+        Self {
+            admin,
+            running: Arc::new(AtomicBool::new(false)),
+            catch_up: Arc::new(AtomicBool::new(false)),
+            commits: 0,
+            last: Instant::now(),
+        }
+    }
+
+    /// Before a group: the writer's own checkpoint, when the log is too long.
+    async fn before_group(&self, conn: &mut SqliteConnection) {
+        if self.catch_up.swap(false, Ordering::SeqCst) {
+            if let Err(e) = exec(conn, "PRAGMA wal_checkpoint(PASSIVE)").await {
+                tracing::warn!(error = %e, "checkpointing the SQLite log failed");
+            }
+        }
+    }
+
+    fn after_commit(&mut self) {
+        self.commits += 1;
+        if self.commits < CHECKPOINT_EVERY && self.last.elapsed() < CHECKPOINT_AFTER {
+            return;
+        }
+        if self.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.commits = 0;
+        self.last = Instant::now();
+        let (admin, running, catch_up) = (
+            self.admin.clone(),
+            self.running.clone(),
+            self.catch_up.clone(),
+        );
+        tokio::spawn(async move {
+            // One row: busy, pages in the log, pages copied to the database.
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&admin)
+                .await
+            {
+                Ok((_, log, _)) if log > LOG_PAGES => catch_up.store(true, Ordering::SeqCst),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "checkpointing the SQLite log failed"),
+            }
+            running.store(false, Ordering::SeqCst);
+        });
+    }
 }

@@ -14,6 +14,19 @@ use baton_core::{
 };
 
 pub use error::StoreError;
+
+/// A write handed to [`Store::queue`].
+#[derive(Debug, Clone)]
+pub enum Queued {
+    /// `create_session`.
+    Session(Session),
+    /// `save_session`.
+    Snapshot(Session, Vec<Message>),
+    /// `insert_trace`.
+    Trace(Trace),
+    /// `put_journal`.
+    Journal(JournalEntry),
+}
 pub use migrations::{Migration, MigrationReport};
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -121,6 +134,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Run>>;
     /// Inserts or replaces the entry with the same `(run_id, key)`.
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()>;
+
+    /// Queues a write whose caller need not wait for its commit, behind every write
+    /// queued or made before it on this store; a failure is logged. On a backend with
+    /// one ordered writer (SQLite) this returns at once, so an agent does not stop for
+    /// each of its rows; anywhere else the write is made before returning. Whatever is
+    /// written after it through this store commits after it, so a later awaited write
+    /// (the journal's `completed`, say) vouches for everything queued before.
+    async fn queue(&self, write: Queued) {
+        let (what, result) = match write {
+            Queued::Session(s) => ("session", self.create_session(&s).await),
+            Queued::Snapshot(s, m) => ("snapshot", self.save_session(&s, &m).await),
+            Queued::Trace(t) => ("trace", self.insert_trace(&t).await),
+            Queued::Journal(e) => ("journal entry", self.put_journal(&e).await),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "writing a queued {what} failed");
+        }
+    }
     async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>>;
     /// A run's journal in start order.
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>>;
@@ -129,6 +160,20 @@ pub trait Store: Send + Sync + 'static {
     /// Appends frames to one topic with consecutive `seq` values, atomically; safe
     /// against concurrent appenders in other processes sharing the database.
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>>;
+    /// Appends to several distinct topics at once, each as `append_frames` would, and
+    /// answers per topic in the order given. By default the topics go concurrently; a
+    /// backend that can commit them together (SQLite) does.
+    async fn append_frames_to_topics(
+        &self,
+        batches: &[(Topic, Vec<NewFrame>)],
+    ) -> Vec<StoreResult<Vec<Frame>>> {
+        futures_util::future::join_all(
+            batches
+                .iter()
+                .map(|(topic, frames)| self.append_frames(*topic, frames)),
+        )
+        .await
+    }
     /// Frames with `seq > since`, oldest first, at most `limit`.
     async fn frames_since(&self, topic: Topic, since: i64, limit: u32) -> StoreResult<Vec<Frame>>;
     async fn topic_bounds(&self, topic: Topic) -> StoreResult<TopicBounds>;

@@ -33,9 +33,11 @@ on_both!(
     trace_pages_follow_turn_then_start_then_id,
     a_sessions_traces_page_without_its_neighbours,
     concurrent_writes_commit_together_and_fail_alone,
+    writes_refused_for_a_missing_row_leave_nothing_behind,
     nul_characters_do_not_break_writes,
     frames_get_consecutive_seqs_per_topic,
     concurrent_appenders_never_share_a_seq,
+    appends_to_many_topics_number_each_topic_on_its_own,
     pruning_moves_first_kept_but_never_seq,
     topics_exist_only_for_real_things,
     an_edited_applied_migration_is_refused,
@@ -370,6 +372,66 @@ async fn concurrent_writes_commit_together_and_fail_alone(kind: Kind) {
     assert_eq!(all.iter().find(|t| t.id == original.id).unwrap(), &original);
 }
 
+/// A write can be refused after its statements ran (an update that found no row); in a
+/// busy group that must undo only that write, with everything it wrote, and keep the rest.
+async fn writes_refused_for_a_missing_row_leave_nothing_behind(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = s
+        .create_chat(NewChat {
+            title: "group".into(),
+            workspace: None,
+            capabilities: Default::default(),
+        })
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..90 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 3 {
+                // A snapshot of a session that does not exist, with a message that does
+                // nothing wrong by itself.
+                0 => {
+                    let ghost = session(chat.id);
+                    let msg = Message {
+                        id: MessageId::new(),
+                        chat_id: chat.id,
+                        role: Role::Assistant,
+                        content: format!("orphan {i}"),
+                        attachments: vec![],
+                        turn_number: 1,
+                        created_at: time::now(),
+                    };
+                    let r = s.save_session(&ghost, &[msg]).await;
+                    assert!(matches!(r, Err(StoreError::NotFound("session"))), "{r:?}");
+                }
+                1 => {
+                    let r = s
+                        .finish_trace(TraceId::new(), &TraceFinish::default())
+                        .await;
+                    assert!(matches!(r, Err(StoreError::NotFound("trace"))), "{r:?}");
+                }
+                _ => {
+                    let t = fixtures::trace(chat.id, 1, time::now());
+                    s.insert_trace(&t).await.unwrap();
+                    s.finish_trace(t.id, &TraceFinish::default()).await.unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(s.list_messages(chat.id).await.unwrap().is_empty());
+    let traces = s
+        .list_traces(TraceScope::Chat(chat.id), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(traces.len(), 30);
+    assert!(traces.iter().all(|t| t.finished_at.is_some()));
+}
+
 async fn nul_characters_do_not_break_writes(kind: Kind) {
     let db = TestDb::new(kind).await;
     let s = db.store();
@@ -461,6 +523,71 @@ async fn concurrent_appenders_never_share_a_seq(kind: Kind) {
             .len() as i64,
         n
     );
+}
+
+async fn appends_to_many_topics_number_each_topic_on_its_own(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let (old, new) = (Topic::Run(RunId::new()), Topic::Chat(ChatId::new()));
+    s.append_frames(old, &[NewFrame::new("a", json!({ "n": 0 }))])
+        .await
+        .unwrap();
+    let frames = |n: usize, tag: &str| -> Vec<NewFrame> {
+        (0..n)
+            .map(|i| NewFrame::new("e", json!({ "tag": tag, "i": i })))
+            .collect()
+    };
+    // Many topics in one call, while single-topic appends race them.
+    let racer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                s.append_frames(old, &[NewFrame::new("r", json!({}))])
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut calls = Vec::new();
+    for round in 0..20 {
+        let s = s.clone();
+        let batch = vec![
+            (old, frames(3, &format!("old{round}"))),
+            (new, frames(2, &format!("new{round}"))),
+        ];
+        calls.push(tokio::spawn(async move {
+            let out = s.append_frames_to_topics(&batch).await;
+            assert_eq!(out.len(), 2);
+            let out: Vec<Vec<baton_core::Frame>> = out.into_iter().map(|r| r.unwrap()).collect();
+            assert_eq!(out[0].len(), 3);
+            assert_eq!(out[1].len(), 2);
+            assert!(out[0].iter().all(|f| f.topic == old));
+            assert!(out[1].iter().all(|f| f.topic == new));
+            // Consecutive within each topic, in the order given.
+            for list in &out {
+                for w in list.windows(2) {
+                    assert_eq!(w[1].seq, w[0].seq + 1);
+                }
+            }
+            assert_eq!(out[0][2].body["i"], json!(2));
+        }));
+    }
+    racer.await.unwrap();
+    for c in calls {
+        c.await.unwrap();
+    }
+    let seqs = |list: Vec<baton_core::Frame>| list.into_iter().map(|f| f.seq).collect::<Vec<_>>();
+    let old_seqs = seqs(s.frames_since(old, 0, 10_000).await.unwrap());
+    assert_eq!(old_seqs, (1..=1 + 20 + 60).collect::<Vec<_>>());
+    let new_seqs = seqs(s.frames_since(new, 0, 10_000).await.unwrap());
+    assert_eq!(new_seqs, (1..=40).collect::<Vec<_>>());
+    assert_eq!(s.topic_bounds(new).await.unwrap().last_seq, 40);
+    // The same topic twice, and a topic with nothing to append, still answer in order.
+    let out = s
+        .append_frames_to_topics(&[(new, frames(1, "x")), (new, frames(2, "y")), (old, vec![])])
+        .await;
+    let out: Vec<Vec<i64>> = out.into_iter().map(|r| seqs(r.unwrap())).collect();
+    assert_eq!(out, vec![vec![41], vec![42, 43], vec![]]);
 }
 
 async fn pruning_moves_first_kept_but_never_seq(kind: Kind) {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use baton_agent::AgentSpec;
 use baton_core::{time, AgentStatus, Capabilities, JournalEntry, RunId, SessionStatus};
 use baton_script::{AgentCall, Host};
+use baton_store::Queued;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -135,7 +136,8 @@ impl Host for RunHost {
             started_at: time::now(),
             finished_at: None,
         };
-        store.put_journal(&entry).await.map_err(|e| e.to_string())?;
+        // Queued: the `completed` entry, awaited below, commits after it.
+        store.queue(Queued::Journal(entry.clone())).await;
         self.publish(
             "agent_start",
             json!({ "key": key, "label": label, "phase": call.phase, "seq": entry.seq }),

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use baton::config::{self, Sources};
 
 /// glibc's allocator serialised the agent path on its arena locks: mimalloc made a
-/// 1,000-agent fan-out 1.7x faster with nothing stored (`baton-bench workflow --only-baseline`).
+/// 1,000-agent fan-out 1.7x faster with nothing stored (`baton-bench workflow --journal none`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,0 +1,152 @@
+//! A write as data: its statements with their values, and how to read the outcome. The
+//! writer can then run many writes in one transaction, and replay any of them alone if
+//! the group fails, with no code of the write's own left to run twice.
+use std::borrow::Cow;
+
+use baton_store::{StoreError, StoreResult};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::Arguments;
+
+use crate::db;
+
+/// A value bound to a statement, owned so a write can wait in the writer's queue.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Arg {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<f64> for Arg {
+    fn from(v: f64) -> Self {
+        Arg::Real(v)
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+
+impl<T: Into<Arg>> From<Option<T>> for Arg {
+    fn from(v: Option<T>) -> Self {
+        v.map(Into::into).unwrap_or(Arg::Null)
+    }
+}
+
+impl Arg {
+    pub(crate) fn add_to(self, args: &mut SqliteArguments<'static>) {
+        // Adding an owned value to SQLite arguments cannot fail.
+        let _ = match self {
+            Arg::Null => args.add(None::<i64>),
+            Arg::Int(v) => args.add(v),
+            Arg::Real(v) => args.add(v),
+            Arg::Text(v) => args.add(v),
+        };
+    }
+}
+
+/// One statement and its values: `?N` parameters take the N-th value, bare `?` ones
+/// take them in order.
+#[derive(Debug, Clone)]
+pub(crate) struct Stmt {
+    pub sql: Cow<'static, str>,
+    pub args: Vec<Arg>,
+}
+
+impl Stmt {
+    pub fn new(sql: impl Into<Cow<'static, str>>, args: Vec<Arg>) -> Self {
+        Self {
+            sql: sql.into(),
+            args,
+        }
+    }
+}
+
+/// What one statement did: the rows it returned and the rows it changed.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub rows: Vec<SqliteRow>,
+    pub changes: u64,
+}
+
+pub(crate) type Decode<T> = Box<dyn Fn(Vec<Outcome>) -> StoreResult<T> + Send + Sync>;
+
+/// The statements of one write (atomic together) and how to turn their outcomes into
+/// its answer. `decode` may refuse (a row that was not found); the write then fails and
+/// nothing of it stays.
+pub(crate) struct Plan<T> {
+    pub stmts: Vec<Stmt>,
+    pub decode: Decode<T>,
+    /// Maps an SQL error of this write (a constraint, say) to what the caller should see.
+    pub on_error: fn(sqlx::Error) -> StoreError,
+}
+
+impl<T> Plan<T> {
+    pub fn new(
+        stmts: Vec<Stmt>,
+        decode: impl Fn(Vec<Outcome>) -> StoreResult<T> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            stmts,
+            decode: Box::new(decode),
+            on_error: db,
+        }
+    }
+
+    pub fn on_error(mut self, f: fn(sqlx::Error) -> StoreError) -> Self {
+        self.on_error = f;
+        self
+    }
+}
+
+impl Plan<()> {
+    /// Statements whose outcome needs no reading.
+    pub fn exec(stmts: Vec<Stmt>) -> Self {
+        Self::new(stmts, |_| Ok(()))
+    }
+}
+
+/// Fails with `NotFound` when the statement at `index` changed no row.
+pub(crate) fn changed(outcomes: &[Outcome], index: usize, what: &'static str) -> StoreResult<()> {
+    match outcomes.get(index) {
+        Some(o) if o.changes > 0 => Ok(()),
+        _ => Err(StoreError::NotFound(what)),
+    }
+}
+
+/// `(?, ?, …), (?, ?, …)` for `rows` rows of `cols` values.
+pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
+    let one = format!("({})", vec!["?"; cols].join(", "));
+    vec![one; rows].join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_rows_shape() {
+        assert_eq!(value_rows(2, 3), "(?, ?, ?), (?, ?, ?)");
+    }
+}
