@@ -194,6 +194,19 @@ impl EventHub {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Returns once every frame queued before the call is stored (for a clean stop).
+    pub async fn flush(&self) {
+        let (reply, answer) = oneshot::channel();
+        let marker = Pending {
+            topic: Topic::Tasks,
+            frames: Vec::new(),
+            reply,
+        };
+        if self.writer.send(marker).await.is_ok() {
+            let _ = answer.await;
+        }
+    }
+
     /// Registers `conn` for live frames of `topic`. Call this before reading what to
     /// replay: a frame published in between then arrives both ways, and the reader
     /// drops the copy whose seq it has already sent, so nothing is missed.

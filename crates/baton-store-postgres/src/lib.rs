@@ -255,6 +255,10 @@ impl Store for PgStore {
             .map(Some)
     }
 
+    async fn close(&self) {
+        PgStore::close(self).await
+    }
+
     async fn topic_exists(&self, topic: Topic) -> StoreResult<bool> {
         events::topic_exists(&self.pool, topic).await
     }

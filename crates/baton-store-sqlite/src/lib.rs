@@ -302,6 +302,10 @@ impl Store for SqliteStore {
         self.write.write(events::prune(topic, up_to)).await
     }
 
+    async fn close(&self) {
+        SqliteStore::close(self).await
+    }
+
     async fn topic_exists(&self, topic: Topic) -> StoreResult<bool> {
         events::topic_exists(&self.reader, topic).await
     }

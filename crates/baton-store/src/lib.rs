@@ -185,6 +185,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Commits whatever is queued and releases the connections; for a clean stop.
+    async fn close(&self) {}
+
     /// Whether a topic names something that exists (a chat, a run; `tasks` always).
     async fn topic_exists(&self, topic: Topic) -> StoreResult<bool>;
 }

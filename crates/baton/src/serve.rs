@@ -219,6 +219,9 @@ impl Server {
         {
             tracing::warn!("some WebSocket connections did not close in time");
         }
+        // Frames and rows queued by the last agents are committed before the exit.
+        state.hub.flush().await;
+        state.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,7 +1,7 @@
-//! SQLite only: the write-ahead log is checkpointed beside the writer (its automatic
-//! checkpoint is off), so it must still stay small under a long run of commits.
+//! SQLite only: its one writer queues writes (`Store::queue` returns before the commit)
+//! and checkpoints the write-ahead log beside itself.
 use baton_core::{time, ChatId};
-use baton_store::TraceScope;
+use baton_store::{Queued, Store, TraceScope};
 use baton_testkit::{fixtures, Kind, TestDb};
 use serde_json::json;
 
@@ -31,4 +31,30 @@ async fn the_log_stays_small_over_thousands_of_commits() {
         .await
         .unwrap();
     assert_eq!(page.len(), 5);
+}
+
+/// A clean stop must not lose what agents queued and never waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_commits_every_queued_write_first() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let s = db.store();
+    let chat = ChatId::new();
+    for i in 0..500 {
+        s.queue(Queued::Trace(fixtures::trace(chat, i, time::now())))
+            .await;
+    }
+    s.close().await;
+    // Writes after the close fail cleanly instead of hanging.
+    assert!(s
+        .insert_trace(&fixtures::trace(chat, 0, time::now()))
+        .await
+        .is_err());
+    let reopened = baton_store_sqlite::SqliteStore::connect(&db.url)
+        .await
+        .unwrap();
+    let all = reopened
+        .list_traces(TraceScope::Chat(chat), 1_000, None)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 500);
 }
