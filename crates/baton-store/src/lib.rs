@@ -160,13 +160,27 @@ pub trait Store: Send + Sync + 'static {
     /// Appends frames to one topic with consecutive `seq` values, atomically; safe
     /// against concurrent appenders in other processes sharing the database.
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>>;
-    /// Appends to several distinct topics at once, each as `append_frames` would, and
-    /// answers per topic in the order given. By default the topics go concurrently; a
-    /// backend that can commit them together (SQLite) does.
+    /// Appends to several topics at once, each as `append_frames` would, and answers
+    /// per entry in the order given (a topic named twice gets its entries in that order).
+    /// By default distinct topics go concurrently; a backend that can commit them
+    /// together (SQLite) does.
     async fn append_frames_to_topics(
         &self,
         batches: &[(Topic, Vec<NewFrame>)],
     ) -> Vec<StoreResult<Vec<Frame>>> {
+        let distinct = batches
+            .iter()
+            .map(|(t, _)| *t)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == batches.len();
+        if !distinct {
+            let mut out = Vec::with_capacity(batches.len());
+            for (topic, frames) in batches {
+                out.push(self.append_frames(*topic, frames).await);
+            }
+            return out;
+        }
         futures_util::future::join_all(
             batches
                 .iter()
