@@ -394,7 +394,7 @@ async fn model_turn(
             let u = resp.usage;
             ctx.tracer
                 .finish(
-                    trace.id,
+                    &trace,
                     TraceFinish {
                         output: Some(json!({ "text": resp.text, "tool_calls": resp.tool_calls,
                                              "stop_reason": resp.stop_reason })),
@@ -430,7 +430,7 @@ async fn model_turn(
             };
             ctx.tracer
                 .finish(
-                    trace.id,
+                    &trace,
                     TraceFinish {
                         error: Some(e.to_string()),
                         outcome: Some(outcome),
@@ -496,7 +496,7 @@ async fn run_tool(
     };
     ctx.tracer
         .finish(
-            trace.id,
+            &trace,
             TraceFinish {
                 output: Some(Value::String(out.content.clone())),
                 error: out.is_error.then(|| first_line(&out.content)),

@@ -43,7 +43,10 @@ impl Tracer {
         trace
     }
 
-    pub async fn finish(&self, id: TraceId, mut finish: TraceFinish) -> Option<Trace> {
+    /// Completes `started` (as `start` returned it). The row's update is queued behind
+    /// its insert; the frame carries the same completed trace, computed here, with the
+    /// finish time and latency fixed so that both backends store exactly what it shows.
+    pub async fn finish(&self, started: &Trace, mut finish: TraceFinish) -> Trace {
         if let Some(out) = finish.output.take() {
             let (out, cut) = capped(out);
             finish.output = Some(out);
@@ -52,16 +55,14 @@ impl Tracer {
                 meta["output_truncated"] = json!(true);
             }
         }
-        match self.store.finish_trace(id, &finish).await {
-            Ok(t) => {
-                self.frame("finish", &t).await;
-                Some(t)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, trace = %id, "completing a trace failed");
-                None
-            }
-        }
+        let finished_at = *finish.finished_at.get_or_insert_with(time::now);
+        finish.latency_ms.get_or_insert(
+            (time::to_micros(&finished_at) - time::to_micros(&started.started_at)) / 1000,
+        );
+        let done = started.finished(&finish);
+        self.store.queue(Queued::Finish(started.id, finish)).await;
+        self.frame("finish", &done).await;
+        done
     }
 
     pub async fn frame(&self, phase: &str, trace: &Trace) {

@@ -248,6 +248,7 @@ impl Store for SqliteStore {
             Queued::Session(s) => self.write.submit(sessions::create(&s)),
             Queued::Snapshot(s, m) => self.write.submit(sessions::save(&s, &m)),
             Queued::Trace(t) => self.write.submit(traces::insert(std::slice::from_ref(&t))),
+            Queued::Finish(id, f) => self.write.submit(traces::finish_unread(id, &f)),
             Queued::Journal(e) => self.write.submit(runs::put_journal(&e)),
         }
     }

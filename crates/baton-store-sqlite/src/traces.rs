@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
 
 use crate::db;
-use crate::plan::{value_rows, Plan, Stmt};
+use crate::plan::{changed, value_rows, Plan, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
 pub(crate) const COLUMNS: &str =
@@ -103,10 +103,32 @@ pub(crate) fn insert(traces: &[Trace]) -> Plan<()> {
 }
 
 pub(crate) fn finish(id: TraceId, f: &TraceFinish) -> Plan<Trace> {
+    Plan::new(vec![finish_stmt(id, f, true)], |out| {
+        out.first()
+            .and_then(|o| o.rows.first())
+            .map(trace_from)
+            .transpose()?
+            .ok_or(StoreError::NotFound("trace"))
+    })
+}
+
+/// The finish of a queued write: nobody reads the row back.
+pub(crate) fn finish_unread(id: TraceId, f: &TraceFinish) -> Plan<()> {
+    Plan::new(vec![finish_stmt(id, f, false)], |out| {
+        changed(&out, 0, "trace")
+    })
+}
+
+fn finish_stmt(id: TraceId, f: &TraceFinish, returning: bool) -> Stmt {
     let finished_at = f.finished_at.unwrap_or_else(time::now);
     let outcome = f.outcome.unwrap_or(TraceOutcome::Ok);
+    let returning = if returning {
+        format!("RETURNING {COLUMNS}")
+    } else {
+        String::new()
+    };
     // COALESCE keeps what the start wrote for anything the finish leaves unset.
-    let stmt = Stmt::new(
+    Stmt::new(
         format!(
             "UPDATE tool_traces SET
             output = COALESCE(?2, output),
@@ -123,7 +145,7 @@ pub(crate) fn finish(id: TraceId, f: &TraceFinish) -> Plan<Trace> {
             outcome = ?13,
             meta = CASE WHEN ?14 IS NULL THEN meta ELSE json_patch(meta, ?14) END
          WHERE id = ?1
-         RETURNING {COLUMNS}"
+         {returning}"
         ),
         vec![
             id_text(id.0).into(),
@@ -141,14 +163,7 @@ pub(crate) fn finish(id: TraceId, f: &TraceFinish) -> Plan<Trace> {
             outcome.as_str().into(),
             f.meta.as_ref().map(json_text).into(),
         ],
-    );
-    Plan::new(vec![stmt], |out| {
-        out.first()
-            .and_then(|o| o.rows.first())
-            .map(trace_from)
-            .transpose()?
-            .ok_or(StoreError::NotFound("trace"))
-    })
+    )
 }
 
 pub(crate) async fn get(pool: &SqlitePool, id: TraceId) -> StoreResult<Option<Trace>> {

@@ -24,6 +24,8 @@ pub enum Queued {
     Snapshot(Session, Vec<Message>),
     /// `insert_trace`.
     Trace(Trace),
+    /// `finish_trace` (its answer is [`Trace::finished`], computable without the store).
+    Finish(TraceId, TraceFinish),
     /// `put_journal`.
     Journal(JournalEntry),
 }
@@ -146,6 +148,7 @@ pub trait Store: Send + Sync + 'static {
             Queued::Session(s) => ("session", self.create_session(&s).await),
             Queued::Snapshot(s, m) => ("snapshot", self.save_session(&s, &m).await),
             Queued::Trace(t) => ("trace", self.insert_trace(&t).await),
+            Queued::Finish(id, f) => ("trace's finish", self.finish_trace(id, &f).await.map(drop)),
             Queued::Journal(e) => ("journal entry", self.put_journal(&e).await),
         };
         if let Err(e) = result {

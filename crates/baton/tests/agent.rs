@@ -164,6 +164,18 @@ async fn a_question_that_needs_files_runs_tools_traced_live(kind: Kind) {
     assert!(llm["cost_usd"].as_f64().unwrap() > 0.0);
     assert!(llm["meta"]["segments"]["system"].as_i64().unwrap() > 0);
     assert!(llm["latency_ms"].as_i64().is_some());
+    // A finish frame is computed by the agent, not read back from the store: it must
+    // show exactly the row the store holds.
+    for item in items {
+        let frame = traces
+            .iter()
+            .find(|x| x["trace"]["id"] == item["id"] && x["phase"] == "finish")
+            .unwrap();
+        assert_eq!(
+            &frame["trace"], item,
+            "the finish frame and the stored trace"
+        );
+    }
 
     let view = session_done(&s, &session).await;
     assert_eq!(view["status"], "idle");
