@@ -272,18 +272,9 @@ impl Store for SqliteStore {
         &self,
         batches: &[(Topic, Vec<NewFrame>)],
     ) -> Vec<StoreResult<Vec<Frame>>> {
-        let distinct = batches
-            .iter()
-            .map(|(t, _)| *t)
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-            == batches.len();
-        if batches.iter().any(|(_, f)| f.is_empty()) || !distinct {
-            let mut out = Vec::with_capacity(batches.len());
-            for (topic, frames) in batches {
-                out.push(self.append_frames(*topic, frames).await);
-            }
-            return out;
+        // One plan needs every topic once and something to number.
+        if batches.iter().any(|(_, f)| f.is_empty()) || !baton_store::topics_are_distinct(batches) {
+            return baton_store::append_one_by_one(self, batches).await;
         }
         match self.write.write(events::append_many(batches)).await {
             Ok(per_topic) => per_topic.into_iter().map(Ok).collect(),

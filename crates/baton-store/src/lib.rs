@@ -15,6 +15,24 @@ use baton_core::{
 
 pub use error::StoreError;
 
+/// Whether no topic appears twice in `batches`.
+pub fn topics_are_distinct(batches: &[(Topic, Vec<NewFrame>)]) -> bool {
+    let topics: std::collections::HashSet<Topic> = batches.iter().map(|(t, _)| *t).collect();
+    topics.len() == batches.len()
+}
+
+/// `append_frames_to_topics` entry after entry, in order.
+pub async fn append_one_by_one<S: Store + ?Sized>(
+    store: &S,
+    batches: &[(Topic, Vec<NewFrame>)],
+) -> Vec<StoreResult<Vec<Frame>>> {
+    let mut out = Vec::with_capacity(batches.len());
+    for (topic, frames) in batches {
+        out.push(store.append_frames(*topic, frames).await);
+    }
+    out
+}
+
 /// A write handed to [`Store::queue`].
 #[derive(Debug, Clone)]
 pub enum Queued {
@@ -171,18 +189,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         batches: &[(Topic, Vec<NewFrame>)],
     ) -> Vec<StoreResult<Vec<Frame>>> {
-        let distinct = batches
-            .iter()
-            .map(|(t, _)| *t)
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-            == batches.len();
-        if !distinct {
-            let mut out = Vec::with_capacity(batches.len());
-            for (topic, frames) in batches {
-                out.push(self.append_frames(*topic, frames).await);
-            }
-            return out;
+        if !topics_are_distinct(batches) {
+            return append_one_by_one(self, batches).await;
         }
         futures_util::future::join_all(
             batches
