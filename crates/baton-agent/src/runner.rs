@@ -185,7 +185,14 @@ pub(crate) async fn drive(
             }
         }
     }
-    ctx.snapshot(&mut session, &state, &messages).await;
+    if session.chat_id.is_some() {
+        // A chat's answer is read back through REST as soon as its frames arrive.
+        ctx.snapshot(&mut session, &state, &messages).await;
+    } else {
+        // A workflow's agent: its run journals the outcome next with an awaited write,
+        // which commits after this one (`Store::queue`).
+        ctx.checkpoint(&mut session, &state).await;
+    }
     for m in &messages {
         publish(&inner.hub, topic, "message", json!({ "message": m })).await;
     }

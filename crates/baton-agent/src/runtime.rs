@@ -398,6 +398,8 @@ impl AgentRuntime {
 
     /// Runs one agent to its end as a child session (of a workflow run, or standalone)
     /// and returns its outcome. Cancelling `cancel` stops it.
+    /// Its rows are queued (`Store::queue`), the last snapshot included: the caller's
+    /// next awaited write to the same store (a run's journal entry) commits after them.
     pub async fn run_agent(
         &self,
         spec: AgentSpec,
