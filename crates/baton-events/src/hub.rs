@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use baton_core::{Frame, NewFrame, Topic};
-use baton_store::{Store, StoreError, StoreResult, TopicBounds};
+use baton_store::{FrameNotice, Store, StoreError, StoreResult, TopicBounds};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -374,7 +374,14 @@ async fn listen_loop(shared: Arc<Shared>) {
         }
     };
     use futures_util::StreamExt;
-    while let Some((topic, first, last)) = stream.next().await {
+    while let Some(notice) = stream.next().await {
+        let (topic, first, last) = match notice {
+            FrameNotice::Appended { topic, first, last } => (topic, first, last),
+            FrameNotice::Reconnected => {
+                catch_up_all(&shared).await;
+                continue;
+            }
+        };
         let wanted = {
             let subs = shared.subscribers.lock().expect("hub lock");
             subs.get(&topic)
@@ -401,6 +408,34 @@ async fn listen_loop(shared: Arc<Shared>) {
             }
             Err(e) => {
                 tracing::warn!(%topic, error = %e, "reading frames from another instance failed")
+            }
+        }
+    }
+}
+
+/// After the listening connection was lost, notices of what other instances appended
+/// meanwhile are gone: every followed topic is read from the log past its mark (from the
+/// start when nothing was delivered yet; sockets drop seqs they already sent).
+async fn catch_up_all(shared: &Shared) {
+    let marks: Vec<(Topic, i64)> = {
+        let subs = shared.subscribers.lock().expect("hub lock");
+        subs.iter()
+            .filter(|(_, e)| !e.conns.is_empty())
+            .map(|(t, e)| (*t, e.high.unwrap_or(0)))
+            .collect()
+    };
+    for (topic, high) in marks {
+        match shared.store.frames_since(topic, high, 100_000).await {
+            Ok(frames) if !frames.is_empty() => {
+                let deliveries = frames
+                    .iter()
+                    .map(|f| Arc::new(Delivery::from_frame(f)))
+                    .collect();
+                deliver(shared, topic, deliveries).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(%topic, error = %e, "catching up after a lost listener failed")
             }
         }
     }

@@ -1,5 +1,5 @@
 use baton_core::{time, Frame, NewFrame, Topic};
-use baton_store::{StoreError, StoreResult, TopicBounds};
+use baton_store::{FrameNotice, StoreError, StoreResult, TopicBounds};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -172,20 +172,45 @@ pub(crate) async fn topic_exists(pool: &PgPool, topic: Topic) -> StoreResult<boo
 }
 
 /// Notifications from other instances: `(topic, first, last)`.
+async fn listener(pool: &PgPool) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
 pub(crate) async fn listen(
     pool: &PgPool,
     instance: String,
 ) -> StoreResult<baton_store::FrameNotifications> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
-        .await
-        .map_err(db)?;
-    listener.listen(CHANNEL).await.map_err(db)?;
+    let first = listener(pool).await.map_err(db)?;
     let stream = futures_util::stream::unfold(
-        (listener, instance),
-        |(mut listener, instance)| async move {
+        (first, pool.clone(), instance),
+        |(mut current, pool, instance)| async move {
             loop {
-                match listener.recv().await {
-                    Ok(n) => {
+                // `try_recv` reports a lost connection, where `recv` would reconnect by
+                // itself and silently drop whatever was notified meanwhile. A new
+                // listener is set up first, and only then is the loss reported, so the
+                // reader's catch-up from the log cannot miss a notice sent in between.
+                match current.try_recv().await {
+                    Ok(None) => {
+                        tracing::warn!(
+                            "the connection listening for other instances' frames was lost; reconnecting"
+                        );
+                        loop {
+                            match listener(&pool).await {
+                                Ok(l) => {
+                                    current = l;
+                                    break;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "listening again failed; retrying");
+                                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                                }
+                            }
+                        }
+                        return Some((FrameNotice::Reconnected, (current, pool, instance)));
+                    }
+                    Ok(Some(n)) => {
                         let mut parts = n.payload().splitn(4, ' ');
                         let (Some(from), Some(first), Some(last), Some(topic)) =
                             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -202,10 +227,12 @@ pub(crate) async fn listen(
                         ) else {
                             continue;
                         };
-                        return Some(((topic, first, last), (listener, instance)));
+                        return Some((
+                            FrameNotice::Appended { topic, first, last },
+                            (current, pool, instance),
+                        ));
                     }
                     Err(e) => {
-                        // PgListener reconnects by itself on the next recv.
                         tracing::warn!(error = %e, "listening for frames from other instances failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                     }

@@ -51,9 +51,19 @@ pub use migrations::{Migration, MigrationReport};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Frames appended by another process sharing the database: `(topic, first seq, last seq)`.
+/// What another process sharing the database did to the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameNotice {
+    /// It appended `first..=last` to `topic`.
+    Appended { topic: Topic, first: i64, last: i64 },
+    /// The listening connection was lost and is back: notices sent meanwhile are gone,
+    /// so whoever follows topics must read them from the log.
+    Reconnected,
+}
+
+/// Notices of frames appended by other processes, as they commit.
 pub type FrameNotifications =
-    std::pin::Pin<Box<dyn futures_core::Stream<Item = (Topic, i64, i64)> + Send>>;
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = FrameNotice> + Send>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -409,3 +409,66 @@ async fn instances_sharing_postgres_see_each_others_frames() {
     ws.quiet().await;
     stop_b.cancel();
 }
+
+/// The connection that listens for other instances' frames can drop (a restart of
+/// Postgres, a proxy's idle timeout); notices sent while it is down are gone, so the
+/// instance must read what it missed from the log once it listens again. Whether B's
+/// frames land in that gap depends on timing; `postgres_listen.rs` checks the report of
+/// the loss itself deterministically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_published_while_the_listener_was_down_still_arrive() {
+    let a = TestServer::start(Kind::Postgres).await;
+    let config = baton::config::load(&baton::config::Sources {
+        files: vec![],
+        env: vec![],
+        flags: vec![
+            ("database.url".to_string(), a.db.url.clone()),
+            ("server.bind".to_string(), "127.0.0.1:0".to_string()),
+        ],
+    })
+    .unwrap();
+    let b = baton::serve::Server::build(&config).await.unwrap();
+    let b_state = b.state.clone();
+    let stop_b = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(b.serve(stop_b.clone()));
+
+    let (id, topic) = chat_topic(&a).await;
+    let mut ws = a.ws().await;
+    ws.subscribe(&topic, None).await;
+    assert_eq!(ws.next().await["type"], "snapshot");
+    let t = Topic::Chat(id);
+    b_state
+        .hub
+        .publish(t, NewFrame::new("message", json!({ "i": 0 })))
+        .await
+        .unwrap();
+    assert_eq!(ws.next().await["seq"], 1);
+
+    // Cut every listening connection to this database, then publish at once from B,
+    // while A is (likely) not listening.
+    let admin = sqlx::PgPool::connect(&a.db.url).await.unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'
+           AND pid <> pg_backend_pid()) AS k",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(cut >= 1, "the listeners were found");
+    for i in 1..20 {
+        b_state
+            .hub
+            .publish(t, NewFrame::new("message", json!({ "i": i })))
+            .await
+            .unwrap();
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 19 {
+        seqs.push(ws.next().await["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, (2..=20).collect::<Vec<_>>());
+    ws.quiet().await;
+    admin.close().await;
+    stop_b.cancel();
+}
