@@ -95,9 +95,8 @@ impl SqliteStore {
             .connect_with(options.clone().read_only(false))
             .await
             .map_err(StoreError::database)?;
-        // The writer's own connection: a whole group commit's outcomes come back over its
-        // row channel in one go.
-        let conn = SqliteConnection::connect_with(&options.clone().row_buffer_size(4_096))
+        // The writer's own connection, apart from the pool: it lives in the writer task.
+        let conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(StoreError::database)?;
         let write = writer::Writer::start(conn, writer.clone());
