@@ -7,14 +7,14 @@
 //! If any statement fails or any write refuses its outcome (an update that found no
 //! row), the group is rolled back and each write is replayed in its own transaction, so
 //! one bad write fails alone and nothing of it stays.
-use baton_store::{StoreError, StoreResult};
-use futures_util::TryStreamExt;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Connection, Either, Executor, SqliteConnection, SqlitePool};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use baton_store::{StoreError, StoreResult};
+use futures_util::TryStreamExt;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Connection, Either, Executor, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::plan::{Outcome, Plan, Stmt};
@@ -98,28 +98,29 @@ impl Writer {
         Self { tx }
     }
 
-    /// Runs `plan` in the next group transaction; answers after that commit.
-    pub async fn write<T: Send + Sync + 'static>(&self, plan: Plan<T>) -> StoreResult<T> {
-        let (reply, rx) = oneshot::channel();
+    fn send<T: Send + Sync + 'static>(
+        &self,
+        plan: Plan<T>,
+        reply: Option<oneshot::Sender<StoreResult<T>>>,
+    ) -> StoreResult<()> {
         let job = Typed {
             plan,
             result: None,
-            reply: Some(reply),
+            reply,
         };
-        self.tx
-            .send(Msg::Job(Box::new(job)))
-            .map_err(|_| closed())?;
+        self.tx.send(Msg::Job(Box::new(job))).map_err(|_| closed())
+    }
+
+    /// Runs `plan` in the next group transaction; answers after that commit.
+    pub async fn write<T: Send + Sync + 'static>(&self, plan: Plan<T>) -> StoreResult<T> {
+        let (reply, rx) = oneshot::channel();
+        self.send(plan, Some(reply))?;
         rx.await.map_err(|_| closed())?
     }
 
     /// Queues `plan` for the next group and returns at once; its failure is logged.
     pub fn submit<T: Send + Sync + 'static>(&self, plan: Plan<T>) {
-        let job = Typed {
-            plan,
-            result: None,
-            reply: None,
-        };
-        if self.tx.send(Msg::Job(Box::new(job))).is_err() {
+        if self.send(plan, None).is_err() {
             tracing::error!("a write was queued after the store closed");
         }
     }

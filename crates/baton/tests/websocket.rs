@@ -345,25 +345,32 @@ async fn shutdown_sends_a_close_frame(kind: Kind) {
         .unwrap();
 }
 
+/// Another Baton on `a`'s database; it runs until the token is cancelled.
+async fn second_instance(
+    a: &TestServer,
+) -> (baton_http::AppState, tokio_util::sync::CancellationToken) {
+    let config = baton::config::load(&baton::config::Sources {
+        files: vec![],
+        env: vec![],
+        flags: vec![
+            ("database.url".to_string(), a.db.url.clone()),
+            ("server.bind".to_string(), "127.0.0.1:0".to_string()),
+        ],
+    })
+    .unwrap();
+    let b = baton::serve::Server::build(&config).await.unwrap();
+    let state = b.state.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(b.serve(stop.clone()));
+    (state, stop)
+}
+
 /// Two instances on one Postgres: a client of either sees frames published on both,
 /// every seq once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_sharing_postgres_see_each_others_frames() {
     let a = TestServer::start(Kind::Postgres).await;
-    let settings = vec![
-        ("database.url".to_string(), a.db.url.clone()),
-        ("server.bind".to_string(), "127.0.0.1:0".to_string()),
-    ];
-    let config = baton::config::load(&baton::config::Sources {
-        files: vec![],
-        env: vec![],
-        flags: settings,
-    })
-    .unwrap();
-    let b = baton::serve::Server::build(&config).await.unwrap();
-    let b_state = b.state.clone();
-    let stop_b = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(b.serve(stop_b.clone()));
+    let (b_state, stop_b) = second_instance(&a).await;
 
     let (id, topic) = chat_topic(&a).await;
     let mut ws = a.ws().await;
@@ -418,19 +425,7 @@ async fn instances_sharing_postgres_see_each_others_frames() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_published_while_the_listener_was_down_still_arrive() {
     let a = TestServer::start(Kind::Postgres).await;
-    let config = baton::config::load(&baton::config::Sources {
-        files: vec![],
-        env: vec![],
-        flags: vec![
-            ("database.url".to_string(), a.db.url.clone()),
-            ("server.bind".to_string(), "127.0.0.1:0".to_string()),
-        ],
-    })
-    .unwrap();
-    let b = baton::serve::Server::build(&config).await.unwrap();
-    let b_state = b.state.clone();
-    let stop_b = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(b.serve(stop_b.clone()));
+    let (b_state, stop_b) = second_instance(&a).await;
 
     let (id, topic) = chat_topic(&a).await;
     let mut ws = a.ws().await;
