@@ -8,10 +8,8 @@ use crate::db;
 use crate::plan::{value_rows, Arg, Plan, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
-/// Three values a row: 5,000 rows stay under the writer's bound on values per call.
+/// Five values a row: 5,000 rows stay under SQLite's 32,766 values per statement.
 const ROWS_PER_STATEMENT: usize = 5_000;
-/// Five values a row in a many-topic append.
-const MANY_ROWS_PER_STATEMENT: usize = 5_000;
 
 fn frame_from(topic: Topic, row: &SqliteRow) -> StoreResult<Frame> {
     let c = Cols::new(row, "events");
@@ -28,67 +26,9 @@ fn frame_from(topic: Topic, row: &SqliteRow) -> StoreResult<Frame> {
     })
 }
 
-/// Takes `frames.len()` numbers from the topic's counter and stores the frames under
-/// them; the rows are numbered in SQL from the counter the first statement moved, so the
-/// whole append is one plan with nothing computed in between.
-pub(crate) fn append(topic: Topic, frames: &[NewFrame]) -> Plan<Vec<Frame>> {
-    let topic_text = topic.to_string();
-    let n = frames.len() as i64;
-    let at = time::now();
-    let mut stmts = vec![Stmt::new(
-        "INSERT INTO event_topics (topic, last_seq, first_kept) VALUES (?1, ?2, 1)
-         ON CONFLICT (topic) DO UPDATE SET last_seq = last_seq + ?2
-         RETURNING last_seq",
-        vec![topic_text.clone().into(), n.into()],
-    )];
-    for (c, chunk) in frames.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let mut args: Vec<Arg> = vec![topic_text.clone().into(), n.into(), ts(&at).into()];
-        for (i, f) in chunk.iter().enumerate() {
-            let k = (c * ROWS_PER_STATEMENT + i + 1) as i64;
-            args.extend([
-                k.into(),
-                (&f.kind).into(),
-                serde_json::to_string(&f.body)
-                    .expect("maps serialize")
-                    .into(),
-            ]);
-        }
-        args.push(topic_text.clone().into());
-        stmts.push(Stmt::new(
-            format!(
-                "INSERT INTO events (topic, seq, kind, at, body)
-                 SELECT ?, t.last_seq - ? + v.column1, v.column2, ?, v.column3
-                 FROM event_topics t, (VALUES {}) v WHERE t.topic = ?",
-                value_rows(chunk.len(), 3)
-            ),
-            args,
-        ));
-    }
-    let frames = frames.to_vec();
-    Plan::new(stmts, move |out| {
-        let last: i64 = out
-            .first()
-            .and_then(|o| o.rows.first())
-            .ok_or_else(|| StoreError::corrupt("event_topics", "the counter returned no row"))?
-            .try_get(0)
-            .map_err(db)?;
-        let first = last - n + 1;
-        Ok(frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Frame {
-                topic,
-                seq: first + i as i64,
-                kind: f.kind.clone(),
-                at,
-                body: f.body.clone(),
-            })
-            .collect())
-    })
-}
-
-/// Several topics' appends as one plan: one statement moves every topic's counter, one
-/// stores every frame (numbered from the counters in SQL). Topics must be distinct.
+/// Appends to one or several topics as one plan: one statement moves every topic's
+/// counter, one stores every frame, numbered in SQL from the counters it just moved, so
+/// nothing is computed in between. Topics must be distinct.
 pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)]) -> Plan<Vec<Vec<Frame>>> {
     let at = time::now();
     let mut counters = Vec::with_capacity(batches.len() * 2);
@@ -126,7 +66,7 @@ pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)]) -> Plan<Vec<Vec<Fr
             })
         })
         .collect();
-    for chunk in rows.chunks(MANY_ROWS_PER_STATEMENT) {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut args: Vec<Arg> = vec![ts(&at).into()];
         args.extend(chunk.iter().flat_map(|r| r.iter().cloned()));
         stmts.push(Stmt::new(

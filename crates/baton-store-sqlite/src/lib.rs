@@ -264,7 +264,11 @@ impl Store for SqliteStore {
         if frames.is_empty() {
             return Ok(Vec::new());
         }
-        self.write.write(events::append(topic, frames)).await
+        let mut one = self
+            .write
+            .write(events::append_many(&[(topic, frames.to_vec())]))
+            .await?;
+        Ok(one.pop().unwrap_or_default())
     }
 
     async fn append_frames_to_topics(
