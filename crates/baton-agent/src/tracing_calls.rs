@@ -55,11 +55,10 @@ impl Tracer {
                 meta["output_truncated"] = json!(true);
             }
         }
-        let finished_at = *finish.finished_at.get_or_insert_with(time::now);
-        finish.latency_ms.get_or_insert(
-            (time::to_micros(&finished_at) - time::to_micros(&started.started_at)) / 1000,
-        );
         let done = started.finished(&finish);
+        // The store is told the time and latency the frame shows, not left to derive its own.
+        finish.finished_at = done.finished_at;
+        finish.latency_ms = done.latency_ms;
         self.store.queue(Queued::Finish(started.id, finish)).await;
         self.frame("finish", &done).await;
         done

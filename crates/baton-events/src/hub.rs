@@ -390,26 +390,8 @@ async fn listen_loop(shared: Arc<Shared>) {
         if !wanted {
             continue;
         }
-        match shared
-            .store
-            .frames_since(
-                topic,
-                first - 1,
-                (last - first + 1).clamp(1, 100_000) as u32,
-            )
-            .await
-        {
-            Ok(frames) => {
-                let deliveries = frames
-                    .iter()
-                    .map(|f| Arc::new(Delivery::from_frame(f)))
-                    .collect();
-                deliver(&shared, topic, deliveries).await;
-            }
-            Err(e) => {
-                tracing::warn!(%topic, error = %e, "reading frames from another instance failed")
-            }
-        }
+        let limit = (last - first + 1).clamp(1, 100_000) as u32;
+        read_and_deliver(&shared, topic, first - 1, limit).await;
     }
 }
 
@@ -425,18 +407,22 @@ async fn catch_up_all(shared: &Shared) {
             .collect()
     };
     for (topic, high) in marks {
-        match shared.store.frames_since(topic, high, 100_000).await {
-            Ok(frames) if !frames.is_empty() => {
-                let deliveries = frames
-                    .iter()
-                    .map(|f| Arc::new(Delivery::from_frame(f)))
-                    .collect();
-                deliver(shared, topic, deliveries).await;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(%topic, error = %e, "catching up after a lost listener failed")
-            }
+        read_and_deliver(shared, topic, high, 100_000).await;
+    }
+}
+
+/// Frames another instance appended past `after`, read from the log and delivered.
+async fn read_and_deliver(shared: &Shared, topic: Topic, after: i64, limit: u32) {
+    match shared.store.frames_since(topic, after, limit).await {
+        Ok(frames) => {
+            let deliveries = frames
+                .iter()
+                .map(|f| Arc::new(Delivery::from_frame(f)))
+                .collect();
+            deliver(shared, topic, deliveries).await;
+        }
+        Err(e) => {
+            tracing::warn!(%topic, error = %e, "reading frames from another instance failed")
         }
     }
 }
