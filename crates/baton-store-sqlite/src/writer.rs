@@ -309,11 +309,20 @@ impl Checkpoints {
     }
 
     /// Before a group: the writer's own checkpoint, when the log is too long.
+    /// Tried again before every group until it copies the whole log: it can find the
+    /// other connection's checkpoint still running (busy), and only a complete one lets
+    /// the next group start the log over.
     async fn before_group(&self, conn: &mut SqliteConnection) {
-        if self.catch_up.swap(false, Ordering::SeqCst) {
-            if let Err(e) = exec(conn, "PRAGMA wal_checkpoint(PASSIVE)").await {
-                tracing::warn!(error = %e, "checkpointing the SQLite log failed");
-            }
+        if !self.catch_up.load(Ordering::SeqCst) {
+            return;
+        }
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut *conn)
+            .await
+        {
+            Ok((0, log, copied)) if copied >= log => self.catch_up.store(false, Ordering::SeqCst),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checkpointing the SQLite log failed"),
         }
     }
 
@@ -322,7 +331,8 @@ impl Checkpoints {
         if self.commits < CHECKPOINT_EVERY && self.last.elapsed() < CHECKPOINT_AFTER {
             return;
         }
-        if self.running.swap(true, Ordering::SeqCst) {
+        // While the writer is catching up, a second checkpointer would only make it busy.
+        if self.catch_up.load(Ordering::SeqCst) || self.running.swap(true, Ordering::SeqCst) {
             return;
         }
         self.commits = 0;
