@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use baton_core::time::Timestamp;
 use baton_core::{
     time, Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
     RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
@@ -139,6 +140,9 @@ impl Store for NullStore {
     }
     async fn get_journal(&self, _: RunId, _: &str) -> StoreResult<Option<JournalEntry>> {
         Ok(None)
+    }
+    async fn stop_running_agents(&self, _: RunId, _: Timestamp) -> StoreResult<u64> {
+        Ok(0)
     }
     async fn list_journal(&self, _: RunId) -> StoreResult<Vec<JournalEntry>> {
         Ok(vec![])

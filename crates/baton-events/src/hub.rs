@@ -61,6 +61,8 @@ impl ConnHandle {
 struct Pending {
     topic: Topic,
     frames: Vec<NewFrame>,
+    /// How many frames it sent, once they have moved to the store.
+    sent: usize,
     reply: oneshot::Sender<StoreResult<Vec<Frame>>>,
 }
 
@@ -71,6 +73,7 @@ impl Pending {
         Self {
             topic,
             frames: vec![frame],
+            sent: 0,
             reply,
         }
     }
@@ -187,6 +190,7 @@ impl EventHub {
             .send(Pending {
                 topic,
                 frames,
+                sent: 0,
                 reply,
             })
             .await
@@ -200,6 +204,7 @@ impl EventHub {
         let marker = Pending {
             topic: Topic::Tasks,
             frames: Vec::new(),
+            sent: 0,
             reply,
         };
         if self.writer.send(marker).await.is_ok() {
@@ -271,10 +276,17 @@ async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
                 None => by_topic.push((p.topic, vec![p])),
             }
         }
+        // The frames move to the store; each sender keeps only how many it sent.
         let batches: Vec<(Topic, Vec<NewFrame>)> = by_topic
-            .iter()
+            .iter_mut()
             .map(|(topic, mine)| {
-                let frames = mine.iter().flat_map(|p| p.frames.iter().cloned()).collect();
+                let frames = mine
+                    .iter_mut()
+                    .flat_map(|p| {
+                        p.sent = p.frames.len();
+                        std::mem::take(&mut p.frames)
+                    })
+                    .collect();
                 (*topic, frames)
             })
             .collect();
@@ -298,17 +310,13 @@ async fn committed(
 ) {
     match result {
         Ok(stored) => {
-            let deliveries: Vec<Arc<Delivery>> = stored
-                .iter()
-                .map(|f| Arc::new(Delivery::from_frame(f)))
-                .collect();
-            deliver(shared, topic, deliveries).await;
+            deliver(shared, topic, &stored).await;
             if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
                 maybe_prune(shared, topic, first.seq, last.seq);
             }
             let mut stored = stored.into_iter();
             for p in pending {
-                let mine: Vec<Frame> = stored.by_ref().take(p.frames.len()).collect();
+                let mine: Vec<Frame> = stored.by_ref().take(p.sent).collect();
                 let _ = p.reply.send(Ok(mine));
             }
         }
@@ -414,13 +422,7 @@ async fn catch_up_all(shared: &Shared) {
 /// Frames another instance appended past `after`, read from the log and delivered.
 async fn read_and_deliver(shared: &Shared, topic: Topic, after: i64, limit: u32) {
     match shared.store.frames_since(topic, after, limit).await {
-        Ok(frames) => {
-            let deliveries = frames
-                .iter()
-                .map(|f| Arc::new(Delivery::from_frame(f)))
-                .collect();
-            deliver(shared, topic, deliveries).await;
-        }
+        Ok(frames) => deliver(shared, topic, &frames).await,
         Err(e) => {
             tracing::warn!(%topic, error = %e, "reading frames from another instance failed")
         }
@@ -429,8 +431,10 @@ async fn read_and_deliver(shared: &Shared, topic: Topic, after: i64, limit: u32)
 
 /// Hands `batch` (consecutive seqs) to the topic's subscribers after whatever lies
 /// between the topic's mark and the batch, read from the log.
-async fn deliver(shared: &Shared, topic: Topic, mut batch: Vec<Arc<Delivery>>) {
-    let (Some(first), Some(last)) = (batch.first().map(|d| d.seq), batch.last().map(|d| d.seq))
+/// Hands `stored` to the topic's local subscribers, if it has any: a frame is
+/// serialized for the wire only when someone will receive it.
+async fn deliver(shared: &Shared, topic: Topic, stored: &[Frame]) {
+    let (Some(first), Some(last)) = (stored.first().map(|f| f.seq), stored.last().map(|f| f.seq))
     else {
         return;
     };
@@ -443,6 +447,10 @@ async fn deliver(shared: &Shared, topic: Topic, mut batch: Vec<Arc<Delivery>>) {
             Some(_) => None,
         }
     };
+    let mut batch: Vec<Arc<Delivery>> = stored
+        .iter()
+        .map(|f| Arc::new(Delivery::from_frame(f)))
+        .collect();
     if let Some(h) = gap_after {
         match shared
             .store

@@ -96,6 +96,9 @@ pub(crate) struct State {
     pub(crate) no_cache: bool,
     pub(crate) no_record: bool,
     pub(crate) schema_answers: bool,
+    /// Requests being answered now (until the last chunk is sent), and the most at once.
+    pub(crate) in_flight: usize,
+    pub(crate) peak_in_flight: usize,
 }
 
 #[derive(Clone)]
@@ -178,6 +181,12 @@ impl MockModel {
     /// How many requests arrived, faulted ones included.
     pub fn count(&self) -> usize {
         self.state.lock().unwrap().requests.len()
+    }
+
+    /// The most requests answered at once so far: a request counts from its arrival to
+    /// its last streamed chunk.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.lock().unwrap().peak_in_flight
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

@@ -99,7 +99,28 @@ fn latest_is_tool_result(body: &Value) -> bool {
             .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
 }
 
+/// Counts a request as in flight while it lives.
+struct Answering(Shared);
+
+impl Answering {
+    fn start(shared: &Shared) -> Self {
+        let mut state = shared.lock().unwrap();
+        state.in_flight += 1;
+        state.peak_in_flight = state.peak_in_flight.max(state.in_flight);
+        Self(shared.clone())
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.lock() {
+            state.in_flight -= 1;
+        }
+    }
+}
+
 async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
+    let answering = Answering::start(&shared);
     let (reply, hit) = {
         let mut state = shared.lock().unwrap();
         let recorded = if state.no_record {
@@ -158,12 +179,13 @@ async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
             body["stream_options"]["include_usage"] == true,
         ),
     };
-    stream(events, reply)
+    stream(events, reply, answering)
 }
 
-fn stream(events: Vec<String>, reply: Reply) -> Response {
+fn stream(events: Vec<String>, reply: Reply, answering: Answering) -> Response {
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
+        let _answering = answering;
         let (limit, stall) = match reply.fault {
             Some(Fault::StallAfter(n)) => (n, true),
             Some(Fault::TruncateAfter(n)) => (n, false),

@@ -1,6 +1,6 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rquickjs::prelude::Async;
 use rquickjs::{
@@ -8,6 +8,7 @@ use rquickjs::{
 };
 use serde_json::{json, Value as Json};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::source::{self, Meta, Script, PREFIX};
 use crate::{AgentCall, Host, Limits, ScriptError};
@@ -142,10 +143,36 @@ pub async fn parse(src: &str) -> Result<Script, ScriptError> {
     })
 }
 
+/// The agents a script started, each its own task. When the script ends, however it
+/// ends, they stop, and the run waits until none is left: nothing of a finished run
+/// writes after it.
+#[derive(Clone, Default)]
+struct AgentTasks {
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+/// How long the agents of a cancelled run get to end on their own (closing their
+/// traces and journal entries) before they are stopped where they are.
+const GRACE: Duration = Duration::from_secs(5);
+
+impl AgentTasks {
+    async fn stop_all(&self, cancelled: bool) {
+        self.tracker.close();
+        if cancelled {
+            // The host's agents see the run's cancel too and end promptly.
+            let _ = tokio::time::timeout(GRACE, self.tracker.wait()).await;
+        }
+        self.stop.cancel();
+        self.tracker.wait().await;
+    }
+}
+
 fn install<'js>(
     ctx: &Ctx<'js>,
     host: Arc<dyn Host>,
     budget_total: Option<u64>,
+    tasks: AgentTasks,
 ) -> rquickjs::Result<()> {
     let obj = Object::new(ctx.clone())?;
     let h = host.clone();
@@ -155,6 +182,7 @@ fn install<'js>(
             ctx.clone(),
             Async(move |payload: String| {
                 let host = h.clone();
+                let tasks = tasks.clone();
                 async move {
                     let r = match serde_json::from_str::<Json>(&payload) {
                         Ok(v) => {
@@ -163,7 +191,19 @@ fn install<'js>(
                                 opts: v["opts"].clone(),
                                 phase: v["phase"].as_str().map(str::to_string),
                             };
-                            host.agent(call).await
+                            // The agent runs as its own task: futures the script's
+                            // runtime polls share one thread, and a run's agents would
+                            // then take turns on one core.
+                            let stop = tasks.stop.clone();
+                            let task = tasks.tracker.spawn(async move {
+                                tokio::select! {
+                                    r = host.agent(call) => r,
+                                    _ = stop.cancelled() => Err("the script ended first".into()),
+                                }
+                            });
+                            task.await.unwrap_or_else(|e| {
+                                Err(format!("the agent's task ended abnormally: {e}"))
+                            })
                         }
                         Err(e) => Err(format!("agent(): unreadable arguments: {e}")),
                     };
@@ -241,6 +281,9 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<Json, ScriptError> {
     let (rt, ctx) = fresh_runtime(&limits).await?;
+    let tasks = AgentTasks::default();
+    // Should this future be dropped instead of finishing, its agents stop all the same.
+    let _stop_agents = tasks.stop.clone().drop_guard();
     let deadline = Instant::now() + limits.wall_clock;
     let stop = Arc::new(AtomicU8::new(RUNNING));
     {
@@ -260,7 +303,7 @@ pub async fn run(
     let wrapped = script.wrapped.clone();
     let meta_json = script.meta_json.clone();
     let work = ctx.async_with(async |ctx| {
-        install(&ctx, host, budget_total)
+        install(&ctx, host, budget_total, tasks.clone())
             .catch(&ctx)
             .map_err(|e| ScriptError::Engine(caught(e)))?;
         let _ = meta_json;
@@ -295,6 +338,7 @@ pub async fn run(
     let heap_full = rt.memory_usage().await.malloc_size as usize >= limits.memory_bytes / 10 * 9;
     drop(ctx);
     drop(rt);
+    tasks.stop_all(cancel.is_cancelled()).await;
     let text = match outcome {
         Ok(t) => t,
         Err(ScriptError::Thrown(m)) => {

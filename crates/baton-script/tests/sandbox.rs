@@ -16,6 +16,19 @@ struct TestHost {
     events: Mutex<Vec<String>>,
     spent: AtomicU64,
     max_items: usize,
+    /// Agent calls dropped before they finished.
+    abandoned: AtomicU64,
+}
+
+/// Counts an agent call as abandoned unless it reaches its end.
+struct Unfinished<'a>(&'a AtomicU64, bool);
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl TestHost {
@@ -36,6 +49,7 @@ impl TestHost {
             events: Mutex::new(vec![]),
             spent: AtomicU64::new(0),
             max_items: 4096,
+            abandoned: AtomicU64::new(0),
         })
     }
 
@@ -47,11 +61,13 @@ impl TestHost {
 #[async_trait]
 impl Host for TestHost {
     async fn agent(&self, call: AgentCall) -> Result<Value, String> {
+        let mut unfinished = Unfinished(&self.abandoned, false);
         self.events
             .lock()
             .unwrap()
             .push(format!("start {}", call.prompt));
         tokio::time::sleep((self.delay)(&call)).await;
+        unfinished.1 = true;
         self.calls.lock().unwrap().push(call.clone());
         self.spent.fetch_add(100, Ordering::SeqCst);
         self.events
@@ -550,4 +566,32 @@ async fn a_fan_out_too_big_for_the_heap_is_reported_as_out_of_memory() {
     // The same host and limits still run a fan-out that fits.
     let ok = "return (await parallel(Array.from({ length: 1000 }, (_, i) => () => agent(`a${i}`)))).length";
     assert_eq!(exec(ok, None, h).await.unwrap(), json!(1000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_a_script_leaves_behind_stop_before_its_run_returns() {
+    let slow = |c: &AgentCall| {
+        if c.prompt == "slow" {
+            Duration::from_secs(30)
+        } else {
+            Duration::ZERO
+        }
+    };
+    let host = TestHost::with_delay(|c| Ok(json!(c.prompt)), slow);
+    let out = exec(
+        "agent('slow'); agent('slow')\nreturn await agent('fast')",
+        None,
+        host.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, json!("fast"));
+    assert_eq!(host.abandoned.load(Ordering::SeqCst), 2);
+
+    let host = TestHost::with_delay(|c| Ok(json!(c.prompt)), slow);
+    let err = exec("agent('slow')\nthrow new Error('boom')", None, host.clone())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("boom"), "{err}");
+    assert_eq!(host.abandoned.load(Ordering::SeqCst), 1);
 }

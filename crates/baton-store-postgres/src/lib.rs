@@ -13,6 +13,7 @@ mod traces;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use baton_core::time::Timestamp;
 use baton_core::{
     Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
     RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
@@ -227,6 +228,10 @@ impl Store for PgStore {
 
     async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>> {
         runs::get_journal(&self.pool, run, key).await
+    }
+
+    async fn stop_running_agents(&self, run: RunId, at: Timestamp) -> StoreResult<u64> {
+        runs::stop_running(&self.pool, run, at).await
     }
 
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>> {

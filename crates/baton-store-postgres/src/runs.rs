@@ -1,3 +1,4 @@
+use baton_core::time::Timestamp;
 use baton_core::{AgentStatus, JournalEntry, Run, RunId, RunStatus, SessionId};
 use baton_store::{StoreError, StoreResult};
 use serde_json::Value;
@@ -198,6 +199,19 @@ pub(crate) async fn put_journal(pool: &PgPool, e: &JournalEntry) -> StoreResult<
         }
         Err(e) => Err(db(e)),
     }
+}
+
+pub(crate) async fn stop_running(pool: &PgPool, run: RunId, at: Timestamp) -> StoreResult<u64> {
+    sqlx::query(
+        "UPDATE workflow_agents SET status = 'cancelled', finished_at = $2
+         WHERE run_id = $1 AND status = 'running'",
+    )
+    .bind(run.0)
+    .bind(at)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected())
+    .map_err(db)
 }
 
 pub(crate) async fn get_journal(

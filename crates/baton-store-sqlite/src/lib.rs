@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use baton_core::time::Timestamp;
 use baton_core::{
     Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
     RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
@@ -254,6 +255,10 @@ impl Store for SqliteStore {
 
     async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>> {
         runs::get_journal(&self.reader, run, key).await
+    }
+
+    async fn stop_running_agents(&self, run: RunId, at: Timestamp) -> StoreResult<u64> {
+        self.write.write(runs::stop_running(run, &at)).await
     }
 
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>> {

@@ -1,3 +1,4 @@
+use baton_core::time::Timestamp;
 use baton_core::{AgentStatus, JournalEntry, Run, RunId, RunStatus, SessionId};
 use baton_store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
@@ -166,6 +167,17 @@ pub(crate) fn put_journal(e: &JournalEntry) -> Plan<()> {
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound("run"),
         e => db(e),
     })
+}
+
+pub(crate) fn stop_running(run: RunId, at: &Timestamp) -> Plan<u64> {
+    Plan::new(
+        vec![Stmt::new(
+            "UPDATE workflow_agents SET status = 'cancelled', finished_at = ?2
+             WHERE run_id = ?1 AND status = 'running'",
+            vec![id_text(run.0).into(), ts(at).into()],
+        )],
+        |out| Ok(out.first().map(|o| o.changes).unwrap_or(0)),
+    )
 }
 
 pub(crate) async fn get_journal(

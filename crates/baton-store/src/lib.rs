@@ -7,6 +7,7 @@ mod error;
 mod migrations;
 
 use async_trait::async_trait;
+use baton_core::time::Timestamp;
 use baton_core::{
     Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
     RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
@@ -184,6 +185,9 @@ pub trait Store: Send + Sync + 'static {
         }
     }
     async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>>;
+    /// Marks every entry of `run` still `running` as `cancelled`, finished at `at`, after
+    /// every write queued before it; returns how many there were.
+    async fn stop_running_agents(&self, run: RunId, at: Timestamp) -> StoreResult<u64>;
     /// A run's journal in start order.
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>>;
 

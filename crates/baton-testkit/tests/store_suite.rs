@@ -895,4 +895,42 @@ async fn runs_and_their_journal_round_trip(kind: Kind) {
         s.put_journal(&orphan).await,
         Err(StoreError::NotFound("run"))
     ));
+
+    // Stopping a run's agents: only those still running, queued writes included.
+    let mut left = e.clone();
+    left.key = "k2".into();
+    left.seq = 3;
+    left.status = AgentStatus::Running;
+    left.result = None;
+    s.put_journal(&left).await.unwrap();
+    let mut queued = left.clone();
+    queued.key = "k3".into();
+    queued.seq = 4;
+    s.queue(baton_store::Queued::Journal(queued)).await;
+    let other = runs[2].id;
+    let mut elsewhere = left.clone();
+    elsewhere.run_id = other;
+    s.put_journal(&elsewhere).await.unwrap();
+    let at = time::now();
+    assert_eq!(s.stop_running_agents(r.id, at).await.unwrap(), 2);
+    let j = s.list_journal(r.id).await.unwrap();
+    let statuses: Vec<(&str, AgentStatus, Option<_>)> = j
+        .iter()
+        .map(|e| (e.key.as_str(), e.status, e.finished_at))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("k1", AgentStatus::Completed, None),
+            ("k0", AgentStatus::Completed, None),
+            ("k2", AgentStatus::Cancelled, Some(at)),
+            ("k3", AgentStatus::Cancelled, Some(at)),
+        ]
+    );
+    assert_eq!(
+        s.get_journal(other, "k2").await.unwrap().unwrap().status,
+        AgentStatus::Running,
+        "another run's agents are left alone"
+    );
+    assert_eq!(s.stop_running_agents(r.id, at).await.unwrap(), 0);
 }

@@ -665,13 +665,9 @@ async fn execute(
         return;
     }
     // Nothing of a finished run may keep running: agents still marked running were
-    // stopped with it.
-    for mut e in inner.store.list_journal(run.id).await.unwrap_or_default() {
-        if e.status == AgentStatus::Running {
-            e.status = AgentStatus::Cancelled;
-            e.finished_at = Some(time::now());
-            let _ = inner.store.put_journal(&e).await;
-        }
+    // stopped with it (after their own queued writes, which this one follows).
+    if let Err(e) = inner.store.stop_running_agents(run.id, time::now()).await {
+        tracing::error!(error = %e, "marking the run's stopped agents failed");
     }
     let journal = inner.store.list_journal(run.id).await.unwrap_or_default();
     run.totals = json!({

@@ -114,7 +114,7 @@ impl Host for RunHost {
             return Ok(done.result.unwrap_or(Value::Null));
         }
         self.wait_while_paused().await?;
-        let _permit = tokio::select! {
+        let permit = tokio::select! {
             p = self.slots.clone().acquire_owned() => p.map_err(|_| "the run is stopping".to_string())?,
             _ = self.cancel.cancelled() => return Ok(Value::Null),
         };
@@ -181,6 +181,9 @@ impl Host for RunHost {
             .agents
             .run_agent(spec, self.cancel.child_token())
             .await;
+        // The agent's work is done: its slot goes to the next agent while its journal
+        // entry commits, so the commit's wait does not hold up the run's other agents.
+        drop(permit);
         let (value, status, error) = match outcome {
             Ok(out) => {
                 entry.session_id = Some(out.session_id);

@@ -520,6 +520,43 @@ async fn items_and_agents_per_run_are_capped_in_rust() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_in_flight_and_concurrent_runs_are_capped() {
+    let f = fixture_with(Kind::Sqlite, |c| c.concurrent_runs = 1).await;
+    f.mock
+        .set_default(Reply::text("one two three four five").slow(Duration::from_millis(30)));
+    let wide = f
+        .engine
+        .start_inline(
+            "return (await parallel(Array.from({ length: 9 }, (_, i) => () => agent(`item ${i}`)))).length",
+            StartRequest {
+                concurrency: Some(3),
+                ..auto()
+            },
+        )
+        .await
+        .unwrap();
+    let second = f
+        .engine
+        .start_inline("return await agent('after')", auto())
+        .await
+        .unwrap();
+    // The one run slot is taken: the second run waits, queued, with no agent started.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiting = f.engine.get_run(second.id).await.unwrap();
+    assert_eq!(waiting.status, RunStatus::Queued);
+    let done = finished(&f, wide.id).await;
+    assert_eq!(done.result, Some(serde_json::json!(9)));
+    assert_eq!(
+        f.mock.peak_in_flight(),
+        3,
+        "at most, and at best, the run's 3 agents answered at once"
+    );
+    let after = finished(&f, second.id).await;
+    assert_eq!(after.status, RunStatus::Completed);
+    assert_eq!(f.mock.count(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_nests_one_level_only() {
     let f = fixture(Kind::Sqlite).await;
     let dir = f.ws.path().join(".baton/workflows");
