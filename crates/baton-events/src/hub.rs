@@ -215,12 +215,20 @@ impl EventHub {
     /// Registers `conn` for live frames of `topic`. Call this before reading what to
     /// replay: a frame published in between then arrives both ways, and the reader
     /// drops the copy whose seq it has already sent, so nothing is missed.
-    pub fn subscribe(&self, topic: Topic, conn: &ConnHandle) {
+    /// Registers `conn` for `topic`. A topic without a mark gets one from the log first
+    /// (its last seq now): frames committed from then on then reach its subscribers in
+    /// order whichever path brings one first. Without it, a frame from this instance's
+    /// writer could overtake an earlier one that another instance committed and whose
+    /// notice had not come yet, and the earlier one would then be dropped as seen.
+    pub async fn subscribe(&self, topic: Topic, conn: &ConnHandle) -> StoreResult<()> {
+        let last = self.shared.store.topic_bounds(topic).await?.last_seq;
         let mut subs = self.shared.subscribers.lock().expect("hub lock");
         let entry = subs.entry(topic).or_default();
+        entry.high = entry.high.or(Some(last));
         if !entry.conns.iter().any(|s| s.id == conn.id) {
             entry.conns.push(conn.clone());
         }
+        Ok(())
     }
 
     pub fn unsubscribe(&self, topic: Topic, conn_id: u64) {

@@ -23,7 +23,7 @@ async fn live_frames_arrive_in_seq_order_and_only_for_the_topic() {
         let a = Topic::Chat(ChatId::new());
         let b = Topic::Chat(ChatId::new());
         let (conn, mut rx) = hub.connect(64);
-        hub.subscribe(a, &conn);
+        hub.subscribe(a, &conn).await.unwrap();
         for i in 0..5 {
             hub.publish(a, NewFrame::new("message", json!({"i": i})))
                 .await
@@ -47,8 +47,8 @@ async fn a_full_queue_cuts_off_only_that_subscriber() {
     let t = Topic::Tasks;
     let (slow, _slow_rx) = hub.connect(3);
     let (fast, mut fast_rx) = hub.connect(100);
-    hub.subscribe(t, &slow);
-    hub.subscribe(t, &fast);
+    hub.subscribe(t, &slow).await.unwrap();
+    hub.subscribe(t, &fast).await.unwrap();
     for i in 0..10 {
         hub.publish(t, NewFrame::new("task_event", json!({"i": i})))
             .await
@@ -88,7 +88,7 @@ async fn concurrent_publishers_each_get_their_own_consecutive_frames() {
         let (_db, hub) = hub(kind, 100_000).await;
         let t = Topic::Chat(ChatId::new());
         let (conn, mut rx) = hub.connect(100_000);
-        hub.subscribe(t, &conn);
+        hub.subscribe(t, &conn).await.unwrap();
         let mut tasks = Vec::new();
         for w in 0..16 {
             let hub = hub.clone();
@@ -126,5 +126,36 @@ async fn concurrent_publishers_each_get_their_own_consecutive_frames() {
             live.push(d.seq);
         }
         assert_eq!(live, all, "live frames arrive in seq order, {kind:?}");
+    }
+}
+
+/// A frame another instance committed (here: straight into the log, with no notice yet)
+/// is not overtaken by this hub's own later frame: the subscriber gets both, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_committed_elsewhere_is_not_lost_behind_a_later_local_one() {
+    for kind in KINDS {
+        let (_db, hub) = hub(kind, 1000).await;
+        let t = Topic::Chat(ChatId::new());
+        let (conn, mut rx) = hub.connect(64);
+        hub.subscribe(t, &conn).await.unwrap();
+        hub.store()
+            .append_frames(
+                t,
+                &[NewFrame::new("message", json!({ "from": "elsewhere" }))],
+            )
+            .await
+            .unwrap();
+        hub.publish(t, NewFrame::new("message", json!({ "from": "here" })))
+            .await
+            .unwrap();
+        let mut seqs = Vec::new();
+        while seqs.len() < 2 {
+            let d = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{kind:?}: only {seqs:?} arrived"))
+                .unwrap();
+            seqs.push(d.seq);
+        }
+        assert_eq!(seqs, [1, 2], "{kind:?}");
     }
 }

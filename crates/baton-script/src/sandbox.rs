@@ -323,15 +323,23 @@ pub async fn run(
     // A script waiting on promises that never settle is not executing, so the
     // interrupt handler never runs: the deadline and the cancel are also awaited here.
     let outcome = tokio::select! {
-        r = work => r,
-        _ = tokio::time::sleep_until(deadline.into()) => {
-            stop.store(DEADLINE, Ordering::SeqCst);
-            Err(ScriptError::Deadline(limits.wall_clock))
-        }
         _ = cancel.cancelled() => {
             stop.store(CANCELLED, Ordering::SeqCst);
             Err(ScriptError::Cancelled)
         }
+        _ = tokio::time::sleep_until(deadline.into()) => {
+            stop.store(DEADLINE, Ordering::SeqCst);
+            Err(ScriptError::Deadline(limits.wall_clock))
+        }
+        r = work => r,
+    };
+    // A cancel wins over an end it caused: once cancelled, agents answer null at once
+    // and the script can finish within the same poll.
+    let outcome = if cancel.is_cancelled() {
+        stop.store(CANCELLED, Ordering::SeqCst);
+        Err(ScriptError::Cancelled)
+    } else {
+        outcome
     };
     // When QuickJS runs out of memory while building its own "out of memory" error, the
     // script sees a bare `null` thrown; how full the heap is tells the two apart.

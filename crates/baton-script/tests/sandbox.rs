@@ -595,3 +595,41 @@ async fn agents_a_script_leaves_behind_stop_before_its_run_returns() {
     assert!(err.to_string().contains("boom"), "{err}");
     assert_eq!(host.abandoned.load(Ordering::SeqCst), 1);
 }
+
+/// A host whose agents cancel the run, as a user's cancel arriving mid-answer would, and
+/// answer null at once, as stopped agents do.
+struct CancellingHost(CancellationToken);
+
+#[async_trait]
+impl Host for CancellingHost {
+    async fn agent(&self, _: AgentCall) -> Result<Value, String> {
+        self.0.cancel();
+        Ok(Value::Null)
+    }
+    fn items(&self, _: usize) -> Result<(), String> {
+        Ok(())
+    }
+    fn phase(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn log(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn spent(&self) -> u64 {
+        0
+    }
+    async fn workflow(&self, _: String, _: Value) -> Result<Value, String> {
+        Ok(Value::Null)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cancelled_as_its_script_finishes_is_cancelled() {
+    let script = parse("return await agent('x')").await.unwrap();
+    for _ in 0..50 {
+        let cancel = CancellationToken::new();
+        let host = Arc::new(CancellingHost(cancel.clone()));
+        let out = run(&script, None, None, host, limits(), cancel).await;
+        assert!(matches!(out, Err(ScriptError::Cancelled)), "{out:?}");
+    }
+}

@@ -20,7 +20,7 @@ use baton_core::{
     TurnSummary,
 };
 use baton_store::{
-    Backend, MigrationReport, Store, StoreError, StoreResult, TopicBounds, TraceScope,
+    Backend, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds, TraceScope,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
@@ -30,6 +30,13 @@ pub use migrate::MIGRATIONS;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections whose commits do not wait for the log to reach the disk, for queued
+    /// writes. The server writes its log in order, so the next commit on `pool` that
+    /// does wait takes every earlier one to the disk with it: a later awaited write
+    /// vouches for the queued ones, as [`Store::queue`] promises. Only a crash of the
+    /// database server itself can lose the latest queued writes, as a crash of Baton
+    /// can lose SQLite's.
+    relaxed: PgPool,
     /// Tells this instance's frame notifications from other instances'.
     instance: String,
 }
@@ -49,14 +56,20 @@ impl PgStore {
     /// Connects without applying migrations (for `baton migrate`, which reports them).
     pub async fn connect_unmigrated(url: &str) -> StoreResult<Self> {
         let options: PgConnectOptions = url.parse().map_err(db)?;
+        let options = options.log_statements(tracing::log::LevelFilter::Trace);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
+            .connect_with(options.clone())
             .await
             .map_err(db)?;
+        let relaxed = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         Ok(Self {
             pool,
+            relaxed,
             instance: uuid::Uuid::now_v7().simple().to_string(),
         })
     }
@@ -70,6 +83,7 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
+        self.relaxed.close().await;
         self.pool.close().await;
     }
 
@@ -224,6 +238,26 @@ impl Store for PgStore {
 
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()> {
         runs::put_journal(&self.pool, entry).await
+    }
+
+    async fn queue(&self, write: Queued) {
+        let pool = &self.relaxed;
+        let (what, result) = match write {
+            Queued::Session(s) => ("session", sessions::create(pool, &s).await),
+            Queued::Snapshot(s, m) => ("snapshot", sessions::save(pool, &s, &m).await),
+            Queued::Trace(t) => (
+                "trace",
+                traces::insert(pool, std::slice::from_ref(&t)).await,
+            ),
+            Queued::Finish(id, f) => (
+                "trace's finish",
+                traces::finish(pool, id, &f).await.map(drop),
+            ),
+            Queued::Journal(e) => ("journal entry", runs::put_journal(pool, &e).await),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "writing a queued {what} failed");
+        }
     }
 
     async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>> {

@@ -212,7 +212,14 @@ impl Connection {
             }
         }
         // Registered before reading the log, so no frame can fall between the two.
-        self.state.hub.subscribe(topic, &self.conn);
+        if let Err(e) = self.state.hub.subscribe(topic, &self.conn).await {
+            tracing::error!(error = %e, topic = %name, "subscribe failed");
+            return send(
+                sink,
+                protocol::error_frame(Some(&name), "internal", "internal error"),
+            )
+            .await;
+        }
         match self.catch_up(sink, topic, since).await {
             Ok(Some(last)) => {
                 self.subs.insert(topic, last);
