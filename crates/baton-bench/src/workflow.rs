@@ -212,6 +212,7 @@ pub async fn run(only: Option<Journal>, agents: usize) -> anyhow::Result<()> {
     println!(
         "| none (baseline: the same run on a store that keeps nothing) | {base:.0} | 1.00 | — |"
     );
+    let mut rates = vec![("no store", base)];
     for kind in [Kind::Sqlite, Kind::Postgres] {
         let db = TestDb::new(kind).await;
         let (rate, rss) = agents_per_second(db.store(), &mock, &ws, agents).await?;
@@ -220,6 +221,14 @@ pub async fn run(only: Option<Journal>, agents: usize) -> anyhow::Result<()> {
             rate / base,
             rss as f64 / 1024.0
         );
+        rates.push((
+            if kind == Kind::Sqlite {
+                "SQLite"
+            } else {
+                "Postgres"
+            },
+            rate,
+        ));
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/langgraph_fanout.py");
     match std::process::Command::new("python3").arg(script).arg(agents.to_string()).output() {
@@ -229,6 +238,13 @@ pub async fn run(only: Option<Journal>, agents: usize) -> anyhow::Result<()> {
             let rate: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
             let peak: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
             println!("| LangGraph 1.x, SQLite checkpointer, fake chat model (comparison) | {rate:.0} | {:.2} | peak RSS {peak:.0} MiB (whole process) |", rate / base);
+            if rate > 0.0 {
+                let ratios: Vec<String> = rates
+                    .iter()
+                    .map(|(name, r)| format!("{name} {:.1}×", r / rate))
+                    .collect();
+                println!("\nBaton vs LangGraph in this run: {}.", ratios.join(", "));
+            }
         }
         _ => println!("| LangGraph (comparison) | not measured: `pip install langgraph langgraph-checkpoint-sqlite aiosqlite` | | |"),
     }
