@@ -215,11 +215,12 @@ impl EventHub {
     /// Registers `conn` for live frames of `topic`. Call this before reading what to
     /// replay: a frame published in between then arrives both ways, and the reader
     /// drops the copy whose seq it has already sent, so nothing is missed.
-    /// Registers `conn` for `topic`. A topic without a mark gets one from the log first
-    /// (its last seq now): frames committed from then on then reach its subscribers in
-    /// order whichever path brings one first. Without it, a frame from this instance's
-    /// writer could overtake an earlier one that another instance committed and whose
-    /// notice had not come yet, and the earlier one would then be dropped as seen.
+    ///
+    /// A topic new to this hub first gets its mark from the log (its last seq now), so
+    /// frames committed from then on reach its subscribers in order whichever path
+    /// brings one first. Without it, a frame from this instance's writer could overtake
+    /// an earlier one another instance committed and whose notice had not come yet, and
+    /// the earlier one would then be dropped as already seen.
     pub async fn subscribe(&self, topic: Topic, conn: &ConnHandle) -> StoreResult<()> {
         let last = self.shared.store.topic_bounds(topic).await?.last_seq;
         let mut subs = self.shared.subscribers.lock().expect("hub lock");
@@ -437,9 +438,8 @@ async fn read_and_deliver(shared: &Shared, topic: Topic, after: i64, limit: u32)
     }
 }
 
-/// Hands `batch` (consecutive seqs) to the topic's subscribers after whatever lies
-/// between the topic's mark and the batch, read from the log.
-/// Hands `stored` to the topic's local subscribers, if it has any: a frame is
+/// Hands `stored` (consecutive seqs) to the topic's local subscribers, if it has any,
+/// after whatever lies between the topic's mark and it, read from the log. A frame is
 /// serialized for the wire only when someone will receive it.
 async fn deliver(shared: &Shared, topic: Topic, stored: &[Frame]) {
     let (Some(first), Some(last)) = (stored.first().map(|f| f.seq), stored.last().map(|f| f.seq))
