@@ -282,18 +282,20 @@ async fn cancel_stops_everything_and_pause_holds_new_agents() {
         "409 on a finished run"
     );
 
-    f.mock.set_default(Reply::text("quick"));
+    // Slow enough that the pause lands while the first step is still answering.
+    f.mock
+        .set_default(Reply::text("quick").slow(Duration::from_millis(50)));
+    let before = f.mock.count();
     let run = f.engine.start_inline("const out = []\nfor (const n of [1,2,3]) out.push(await agent(`step ${n}`))\nreturn out", auto()).await.unwrap();
-    while f.mock.count() < 3 {
+    while f.mock.count() < before + 1 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     f.engine.pause(run.id).await.unwrap();
     let at_pause = f.mock.count();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        f.mock.count() <= at_pause + 1,
-        "no new agent starts while paused"
-    );
+    assert_eq!(at_pause, before + 1, "paused while the first step answers");
+    // Long enough for the first step to finish and the next two to run, were they let.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(f.mock.count(), at_pause, "no new agent starts while paused");
     assert_eq!(
         f.engine.get_run(run.id).await.unwrap().status,
         RunStatus::Paused
