@@ -100,7 +100,9 @@ impl SqliteStore {
         let conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(StoreError::database)?;
-        let write = writer::Writer::start(conn, writer.clone());
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let write = writer::Writer::start(conn, writer.clone(), PathBuf::from(wal));
         Ok(Self {
             writer,
             write,

@@ -7,6 +7,7 @@
 //! If any statement fails or any write refuses its outcome (an update that found no
 //! row), the group is rolled back and each write is replayed in its own transaction, so
 //! one bad write fails alone and nothing of it stays.
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,10 +92,11 @@ fn closed() -> StoreError {
 }
 
 impl Writer {
-    /// `conn` is the writer's own connection; `admin`, another one, runs checkpoints.
-    pub fn start(conn: SqliteConnection, admin: SqlitePool) -> Self {
+    /// `conn` is the writer's own connection; `admin`, another one, runs checkpoints;
+    /// `wal` is the database's log file.
+    pub fn start(conn: SqliteConnection, admin: SqlitePool, wal: PathBuf) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(conn, admin, rx));
+        tokio::spawn(run(conn, admin, wal, rx));
         Self { tx }
     }
 
@@ -134,8 +136,13 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, admin: SqlitePool, mut rx: mpsc::UnboundedReceiver<Msg>) {
-    let mut checkpoints = Checkpoints::new(admin);
+async fn run(
+    mut conn: SqliteConnection,
+    admin: SqlitePool,
+    wal: PathBuf,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+) {
+    let mut checkpoints = Checkpoints::new(admin, wal);
     let mut closing = None;
     while let Some(first) = rx.recv().await {
         let mut batch: Vec<Box<dyn Job>> = Vec::new();
@@ -281,6 +288,10 @@ const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
 /// Pages in the log beyond which the writer itself finishes a checkpoint (SQLite's own
 /// default threshold).
 const LOG_PAGES: i64 = 1_000;
+/// The same bound in bytes of log file (pages of 4 KiB and their frame headers).
+const LOG_BYTES: u64 = LOG_PAGES as u64 * 4_120;
+/// The longest the writer waits for a side checkpoint before its own.
+const SIDE_WAIT: Duration = Duration::from_secs(5);
 
 /// SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, with
 /// its fsyncs, on the writer's critical path. It is turned off; passive checkpoints run
@@ -289,8 +300,16 @@ const LOG_PAGES: i64 = 1_000;
 /// one does; so when the log has grown past `LOG_PAGES`, the writer runs one between two
 /// groups (most pages already copied, so it is short), and the next group starts the log
 /// from its beginning.
+///
+/// The side checkpoint tells the log's length only when it ends, and on a starved machine
+/// it can take as long as thousands of commits; so the writer also watches the log file:
+/// it grows only when the log reaches past its largest length so far, and once it passes
+/// `LOG_BYTES` the writer catches up at once.
 struct Checkpoints {
     admin: SqlitePool,
+    wal: PathBuf,
+    /// The largest size of the log file seen.
+    wal_high: u64,
     running: Arc<AtomicBool>,
     catch_up: Arc<AtomicBool>,
     commits: u32,
@@ -298,9 +317,11 @@ struct Checkpoints {
 }
 
 impl Checkpoints {
-    fn new(admin: SqlitePool) -> Self {
+    fn new(admin: SqlitePool, wal: PathBuf) -> Self {
         Self {
             admin,
+            wal,
+            wal_high: 0,
             running: Arc::new(AtomicBool::new(false)),
             catch_up: Arc::new(AtomicBool::new(false)),
             commits: 0,
@@ -308,13 +329,17 @@ impl Checkpoints {
         }
     }
 
-    /// Before a group: the writer's own checkpoint, when the log is too long.
-    /// Tried again before every group until it copies the whole log: it can find the
-    /// other connection's checkpoint still running (busy), and only a complete one lets
-    /// the next group start the log over.
+    /// Before a group: the writer's own checkpoint, when the log is too long. It first
+    /// waits for a side checkpoint still running (two cannot run at once), so writes
+    /// cannot outrun checkpoints, and is tried again before every group until it copies
+    /// the whole log: only a complete one lets the next group start the log over.
     async fn before_group(&self, conn: &mut SqliteConnection) {
         if !self.catch_up.load(Ordering::SeqCst) {
             return;
+        }
+        let waiting = Instant::now();
+        while self.running.load(Ordering::SeqCst) && waiting.elapsed() < SIDE_WAIT {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(&mut *conn)
@@ -327,6 +352,14 @@ impl Checkpoints {
     }
 
     fn after_commit(&mut self) {
+        if let Ok(len) = std::fs::metadata(&self.wal).map(|m| m.len()) {
+            if len > self.wal_high {
+                self.wal_high = len;
+                if len > LOG_BYTES {
+                    self.catch_up.store(true, Ordering::SeqCst);
+                }
+            }
+        }
         self.commits += 1;
         if self.commits < CHECKPOINT_EVERY && self.last.elapsed() < CHECKPOINT_AFTER {
             return;
