@@ -84,10 +84,9 @@ impl Pending {
 /// one Postgres, from the others; either path first reads from the log whatever lies
 /// between the mark and its own frames (already committed: appends to a topic are
 /// serialized by its counter's row lock), so subscribers get every seq once, in order.
-#[derive(Default)]
 struct TopicSubs {
     conns: Vec<ConnHandle>,
-    high: Option<i64>,
+    high: i64,
 }
 
 struct Shared {
@@ -224,8 +223,10 @@ impl EventHub {
     pub async fn subscribe(&self, topic: Topic, conn: &ConnHandle) -> StoreResult<()> {
         let last = self.shared.store.topic_bounds(topic).await?.last_seq;
         let mut subs = self.shared.subscribers.lock().expect("hub lock");
-        let entry = subs.entry(topic).or_default();
-        entry.high = entry.high.or(Some(last));
+        let entry = subs.entry(topic).or_insert_with(|| TopicSubs {
+            conns: Vec::new(),
+            high: last,
+        });
         if !entry.conns.iter().any(|s| s.id == conn.id) {
             entry.conns.push(conn.clone());
         }
@@ -343,10 +344,10 @@ fn fan_out(shared: &Shared, topic: Topic, deliveries: &[Arc<Delivery>]) {
     let Some(entry) = subs.get_mut(&topic) else {
         return;
     };
-    let above = entry.high.unwrap_or(i64::MIN);
+    let above = entry.high;
     let fresh: Vec<&Arc<Delivery>> = deliveries.iter().filter(|d| d.seq > above).collect();
     if let Some(top) = fresh.iter().map(|d| d.seq).max() {
-        entry.high = Some(top);
+        entry.high = top;
     }
     entry.conns.retain(|sub| {
         for d in &fresh {
@@ -401,8 +402,7 @@ async fn listen_loop(shared: Arc<Shared>) {
         };
         let wanted = {
             let subs = shared.subscribers.lock().expect("hub lock");
-            subs.get(&topic)
-                .is_some_and(|e| e.high.is_none_or(|h| h < last))
+            subs.get(&topic).is_some_and(|e| e.high < last)
         };
         if !wanted {
             continue;
@@ -413,14 +413,14 @@ async fn listen_loop(shared: Arc<Shared>) {
 }
 
 /// After the listening connection was lost, notices of what other instances appended
-/// meanwhile are gone: every followed topic is read from the log past its mark (from the
-/// start when nothing was delivered yet; sockets drop seqs they already sent).
+/// meanwhile are gone: every followed topic is read from the log past its mark (sockets
+/// drop seqs they already sent).
 async fn catch_up_all(shared: &Shared) {
     let marks: Vec<(Topic, i64)> = {
         let subs = shared.subscribers.lock().expect("hub lock");
         subs.iter()
             .filter(|(_, e)| !e.conns.is_empty())
-            .map(|(t, e)| (*t, e.high.unwrap_or(0)))
+            .map(|(t, e)| (*t, e.high))
             .collect()
     };
     for (topic, high) in marks {
@@ -450,8 +450,8 @@ async fn deliver(shared: &Shared, topic: Topic, stored: &[Frame]) {
         let subs = shared.subscribers.lock().expect("hub lock");
         match subs.get(&topic) {
             None => return,
-            Some(TopicSubs { high: Some(h), .. }) if *h >= last => return,
-            Some(TopicSubs { high: Some(h), .. }) if first > *h + 1 => Some(*h),
+            Some(e) if e.high >= last => return,
+            Some(e) if first > e.high + 1 => Some(e.high),
             Some(_) => None,
         }
     };

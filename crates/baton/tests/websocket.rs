@@ -365,18 +365,43 @@ async fn second_instance(
     (state, stop)
 }
 
-/// Two instances on one Postgres: a client of either sees frames published on both,
-/// every seq once, in order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instances_sharing_postgres_see_each_others_frames() {
+/// Two instances on one Postgres, and a client of the first following a chat (its
+/// snapshot already read).
+struct Watching {
+    a: TestServer,
+    b_state: baton_http::AppState,
+    stop_b: tokio_util::sync::CancellationToken,
+    ws: Ws,
+    t: Topic,
+}
+
+async fn two_instances_watching_a_chat() -> Watching {
     let a = TestServer::start(Kind::Postgres).await;
     let (b_state, stop_b) = second_instance(&a).await;
-
     let (id, topic) = chat_topic(&a).await;
     let mut ws = a.ws().await;
     ws.subscribe(&topic, None).await;
     assert_eq!(ws.next().await["type"], "snapshot");
-    let t = Topic::Chat(id);
+    Watching {
+        a,
+        b_state,
+        stop_b,
+        ws,
+        t: Topic::Chat(id),
+    }
+}
+
+/// Two instances on one Postgres: a client of either sees frames published on both,
+/// every seq once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_postgres_see_each_others_frames() {
+    let Watching {
+        a,
+        b_state,
+        stop_b,
+        mut ws,
+        t,
+    } = two_instances_watching_a_chat().await;
     let (ha, hb) = (a.state.hub.clone(), b_state.hub.clone());
     let pa = tokio::spawn(async move {
         for i in 0..50 {
@@ -424,14 +449,13 @@ async fn instances_sharing_postgres_see_each_others_frames() {
 /// the loss itself deterministically.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_published_while_the_listener_was_down_still_arrive() {
-    let a = TestServer::start(Kind::Postgres).await;
-    let (b_state, stop_b) = second_instance(&a).await;
-
-    let (id, topic) = chat_topic(&a).await;
-    let mut ws = a.ws().await;
-    ws.subscribe(&topic, None).await;
-    assert_eq!(ws.next().await["type"], "snapshot");
-    let t = Topic::Chat(id);
+    let Watching {
+        a,
+        b_state,
+        stop_b,
+        mut ws,
+        t,
+    } = two_instances_watching_a_chat().await;
     b_state
         .hub
         .publish(t, NewFrame::new("message", json!({ "i": 0 })))
