@@ -9,6 +9,8 @@ mod error;
 mod sandbox;
 mod source;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,12 +31,23 @@ pub struct AgentCall {
     pub phase: Option<String>,
 }
 
+/// What the host makes of an `agent()` call.
+pub enum Admission {
+    /// The call's result at once (a cached agent, a refusal).
+    Answered(Result<Value, String>),
+    /// Started: the rest of its work, whose result the call gets.
+    Running(Pin<Box<dyn Future<Output = Result<Value, String>> + Send + 'static>>),
+}
+
 /// What the script's API calls reach. An `Err` becomes an exception in the script
 /// with that message.
 #[async_trait]
 pub trait Host: Send + Sync + 'static {
     /// The agent's result (`null` when it was stopped or failed after retries).
-    async fn agent(&self, call: AgentCall) -> Result<Value, String>;
+    /// Admits the call. Admissions run one after another in the script's call order (a
+    /// run's agents start, and are numbered, in the order the script asked for them);
+    /// what an admitted agent does then runs as its own task.
+    async fn agent(&self, call: AgentCall) -> Admission;
     /// `parallel`/`pipeline` with `n` items: refuse when over the limit.
     fn items(&self, n: usize) -> Result<(), String>;
     fn phase(&self, title: &str) -> Result<(), String>;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::source::{self, Meta, Script, PREFIX};
-use crate::{AgentCall, Host, Limits, ScriptError};
+use crate::{Admission, AgentCall, Host, Limits, ScriptError};
 
 const PRELUDE: &str = include_str!("prelude.js");
 /// Calls the wrapped script with its args and serializes the result, with the JSON
@@ -191,19 +191,24 @@ fn install<'js>(
                                 opts: v["opts"].clone(),
                                 phase: v["phase"].as_str().map(str::to_string),
                             };
-                            // The agent runs as its own task: futures the script's
-                            // runtime polls share one thread, and a run's agents would
-                            // then take turns on one core.
-                            let stop = tasks.stop.clone();
-                            let task = tasks.tracker.spawn(async move {
-                                tokio::select! {
-                                    r = host.agent(call) => r,
-                                    _ = stop.cancelled() => Err("the script ended first".into()),
+                            match host.agent(call).await {
+                                Admission::Answered(r) => r,
+                                // The agent runs as its own task: futures the script's
+                                // runtime polls share one thread, and a run's agents
+                                // would then take turns on one core.
+                                Admission::Running(work) => {
+                                    let stop = tasks.stop.clone();
+                                    let task = tasks.tracker.spawn(async move {
+                                        tokio::select! {
+                                            r = work => r,
+                                            _ = stop.cancelled() => Err("the script ended first".into()),
+                                        }
+                                    });
+                                    task.await.unwrap_or_else(|e| {
+                                        Err(format!("the agent's task ended abnormally: {e}"))
+                                    })
                                 }
-                            });
-                            task.await.unwrap_or_else(|e| {
-                                Err(format!("the agent's task ended abnormally: {e}"))
-                            })
+                            }
                         }
                         Err(e) => Err(format!("agent(): unreadable arguments: {e}")),
                     };

@@ -3,27 +3,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use baton_script::{parse, run, AgentCall, Host, Limits, ScriptError};
+use baton_script::{parse, run, Admission, AgentCall, Host, Limits, ScriptError};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-type Answer = Box<dyn Fn(&AgentCall) -> Result<Value, String> + Send + Sync>;
+type Answer = Arc<dyn Fn(&AgentCall) -> Result<Value, String> + Send + Sync>;
 
 struct TestHost {
     answer: Answer,
     delay: Box<dyn Fn(&AgentCall) -> Duration + Send + Sync>,
-    calls: Mutex<Vec<AgentCall>>,
-    events: Mutex<Vec<String>>,
-    spent: AtomicU64,
+    calls: Arc<Mutex<Vec<AgentCall>>>,
+    events: Arc<Mutex<Vec<String>>>,
+    spent: Arc<AtomicU64>,
     max_items: usize,
     /// Agent calls dropped before they finished.
-    abandoned: AtomicU64,
+    abandoned: Arc<AtomicU64>,
 }
 
 /// Counts an agent call as abandoned unless it reaches its end.
-struct Unfinished<'a>(&'a AtomicU64, bool);
+struct Unfinished(Arc<AtomicU64>, bool);
 
-impl Drop for Unfinished<'_> {
+impl Drop for Unfinished {
     fn drop(&mut self) {
         if !self.1 {
             self.0.fetch_add(1, Ordering::SeqCst);
@@ -43,13 +43,13 @@ impl TestHost {
         delay: impl Fn(&AgentCall) -> Duration + Send + Sync + 'static,
     ) -> Arc<Self> {
         Arc::new(Self {
-            answer: Box::new(answer),
+            answer: Arc::new(answer),
             delay: Box::new(delay),
-            calls: Mutex::new(vec![]),
-            events: Mutex::new(vec![]),
-            spent: AtomicU64::new(0),
+            calls: Arc::default(),
+            events: Arc::default(),
+            spent: Arc::default(),
             max_items: 4096,
-            abandoned: AtomicU64::new(0),
+            abandoned: Arc::default(),
         })
     }
 
@@ -60,21 +60,28 @@ impl TestHost {
 
 #[async_trait]
 impl Host for TestHost {
-    async fn agent(&self, call: AgentCall) -> Result<Value, String> {
-        let mut unfinished = Unfinished(&self.abandoned, false);
+    async fn agent(&self, call: AgentCall) -> Admission {
+        let unfinished = Unfinished(self.abandoned.clone(), false);
         self.events
             .lock()
             .unwrap()
             .push(format!("start {}", call.prompt));
-        tokio::time::sleep((self.delay)(&call)).await;
-        unfinished.1 = true;
-        self.calls.lock().unwrap().push(call.clone());
-        self.spent.fetch_add(100, Ordering::SeqCst);
-        self.events
-            .lock()
-            .unwrap()
-            .push(format!("end {}", call.prompt));
-        (self.answer)(&call)
+        let delay = (self.delay)(&call);
+        let (calls, spent, events, answer) = (
+            self.calls.clone(),
+            self.spent.clone(),
+            self.events.clone(),
+            self.answer.clone(),
+        );
+        Admission::Running(Box::pin(async move {
+            let mut unfinished = unfinished;
+            tokio::time::sleep(delay).await;
+            unfinished.1 = true;
+            calls.lock().unwrap().push(call.clone());
+            spent.fetch_add(100, Ordering::SeqCst);
+            events.lock().unwrap().push(format!("end {}", call.prompt));
+            answer(&call)
+        }))
     }
     fn items(&self, n: usize) -> Result<(), String> {
         if n > self.max_items {
@@ -602,9 +609,9 @@ struct CancellingHost(CancellationToken);
 
 #[async_trait]
 impl Host for CancellingHost {
-    async fn agent(&self, _: AgentCall) -> Result<Value, String> {
+    async fn agent(&self, _: AgentCall) -> Admission {
         self.0.cancel();
-        Ok(Value::Null)
+        Admission::Answered(Ok(Value::Null))
     }
     fn items(&self, _: usize) -> Result<(), String> {
         Ok(())

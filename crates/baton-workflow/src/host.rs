@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use baton_agent::AgentSpec;
 use baton_core::{time, AgentStatus, Capabilities, JournalEntry, RunId, SessionStatus};
-use baton_script::{AgentCall, Host};
+use baton_script::{Admission, AgentCall, Host};
 use baton_store::Queued;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::Inner;
 use crate::key;
 
+#[derive(Clone)]
 pub(crate) struct RunHost {
     pub inner: Arc<Inner>,
     pub run_id: RunId,
@@ -65,9 +66,10 @@ fn opt_u64(v: &Value, k: &str) -> Option<u64> {
     v.get(k).and_then(Value::as_u64)
 }
 
-#[async_trait]
-impl Host for RunHost {
-    async fn agent(&self, call: AgentCall) -> Result<Value, String> {
+impl RunHost {
+    /// The admission of an `agent()` call, in the script's call order: limits, the
+    /// journal's cache, pause, a slot and the agent's number; then its work.
+    async fn admit(&self, call: AgentCall) -> Result<Admission, String> {
         let limits = &self.inner.config;
         if let Some(total) = self.budget_total {
             let spent = self.spent.load(Ordering::SeqCst);
@@ -111,12 +113,12 @@ impl Host for RunHost {
                 "status": "completed", "cached": true, "session_id": done.session_id }),
             )
             .await;
-            return Ok(done.result.unwrap_or(Value::Null));
+            return Ok(Admission::Answered(Ok(done.result.unwrap_or(Value::Null))));
         }
         self.wait_while_paused().await?;
         let permit = tokio::select! {
             p = self.slots.clone().acquire_owned() => p.map_err(|_| "the run is stopping".to_string())?,
-            _ = self.cancel.cancelled() => return Ok(Value::Null),
+            _ = self.cancel.cancelled() => return Ok(Admission::Answered(Ok(Value::Null))),
         };
         let mut entry = JournalEntry {
             run_id: self.run_id,
@@ -176,47 +178,67 @@ impl Host for RunHost {
             run_id: Some(self.run_id),
             parent_id: None,
         };
-        let outcome = self
-            .inner
-            .agents
-            .run_agent(spec, self.cancel.child_token())
-            .await;
-        // The agent's work is done: its slot goes to the next agent while its journal
-        // entry commits, so the commit's wait does not hold up the run's other agents.
-        drop(permit);
-        let (value, status, error) = match outcome {
-            Ok(out) => {
-                entry.session_id = Some(out.session_id);
-                entry.input_tokens = out.usage.input_tokens as i64;
-                entry.output_tokens = out.usage.output_tokens as i64;
-                entry.cost_usd = out.cost_usd;
-                self.spent.fetch_add(out.usage.total(), Ordering::SeqCst);
-                match out.status {
-                    SessionStatus::Completed => (
-                        out.result.unwrap_or(Value::Null),
-                        AgentStatus::Completed,
-                        None,
-                    ),
-                    SessionStatus::Cancelled => (Value::Null, AgentStatus::Cancelled, out.error),
-                    _ => (Value::Null, AgentStatus::Failed, out.error),
-                }
-            }
-            Err(e) => (Value::Null, AgentStatus::Failed, Some(e.to_string())),
-        };
-        entry.status = status;
-        entry.result = (status == AgentStatus::Completed).then(|| value.clone());
-        entry.error = error.clone();
-        entry.finished_at = Some(time::now());
-        store.put_journal(&entry).await.map_err(|e| e.to_string())?;
-        self.publish("agent_finish", json!({ "key": key, "label": label, "phase": call.phase, "status": status,
-            "cached": false, "session_id": entry.session_id, "error": error,
-            "input_tokens": entry.input_tokens, "output_tokens": entry.output_tokens, "cost_usd": entry.cost_usd })).await;
-        if let Some(total) = self.budget_total {
-            let spent = self.spent.load(Ordering::SeqCst);
-            self.publish("budget", json!({ "total": total, "spent": spent }))
+        // What follows runs as the agent's own task.
+        let this = self.clone();
+        Ok(Admission::Running(Box::pin(async move {
+            let outcome = this
+                .inner
+                .agents
+                .run_agent(spec, this.cancel.child_token())
                 .await;
+            // The agent's work is done: its slot goes to the next agent while its journal
+            // entry commits, so the commit's wait does not hold up the run's other agents.
+            drop(permit);
+            let (value, status, error) = match outcome {
+                Ok(out) => {
+                    entry.session_id = Some(out.session_id);
+                    entry.input_tokens = out.usage.input_tokens as i64;
+                    entry.output_tokens = out.usage.output_tokens as i64;
+                    entry.cost_usd = out.cost_usd;
+                    this.spent.fetch_add(out.usage.total(), Ordering::SeqCst);
+                    match out.status {
+                        SessionStatus::Completed => (
+                            out.result.unwrap_or(Value::Null),
+                            AgentStatus::Completed,
+                            None,
+                        ),
+                        SessionStatus::Cancelled => {
+                            (Value::Null, AgentStatus::Cancelled, out.error)
+                        }
+                        _ => (Value::Null, AgentStatus::Failed, out.error),
+                    }
+                }
+                Err(e) => (Value::Null, AgentStatus::Failed, Some(e.to_string())),
+            };
+            entry.status = status;
+            entry.result = (status == AgentStatus::Completed).then(|| value.clone());
+            entry.error = error.clone();
+            entry.finished_at = Some(time::now());
+            this.inner
+                .store
+                .put_journal(&entry)
+                .await
+                .map_err(|e| e.to_string())?;
+            this.publish("agent_finish", json!({ "key": key, "label": label, "phase": call.phase, "status": status,
+                "cached": false, "session_id": entry.session_id, "error": error,
+                "input_tokens": entry.input_tokens, "output_tokens": entry.output_tokens, "cost_usd": entry.cost_usd })).await;
+            if let Some(total) = this.budget_total {
+                let spent = this.spent.load(Ordering::SeqCst);
+                this.publish("budget", json!({ "total": total, "spent": spent }))
+                    .await;
+            }
+            Ok(value)
+        })))
+    }
+}
+
+#[async_trait]
+impl Host for RunHost {
+    async fn agent(&self, call: AgentCall) -> Admission {
+        match self.admit(call).await {
+            Ok(a) => a,
+            Err(e) => Admission::Answered(Err(e)),
         }
-        Ok(value)
     }
 
     fn items(&self, n: usize) -> Result<(), String> {

@@ -548,6 +548,15 @@ async fn agents_in_flight_and_concurrent_runs_are_capped() {
     assert_eq!(waiting.status, RunStatus::Queued);
     let done = finished(&f, wide.id).await;
     assert_eq!(done.result, Some(serde_json::json!(9)));
+    let journal = f.engine.journal(wide.id).await.unwrap();
+    assert_eq!(
+        journal
+            .iter()
+            .map(|e| e.prompt.as_str())
+            .collect::<Vec<_>>(),
+        (0..9).map(|i| format!("item {i}")).collect::<Vec<_>>(),
+        "agents start, and are numbered, in the order the script asked for them"
+    );
     assert_eq!(
         f.mock.peak_in_flight(),
         3,
