@@ -300,7 +300,7 @@ async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
                 (*topic, frames)
             })
             .collect();
-        let results = shared.store.append_frames_to_topics(&batches).await;
+        let results = shared.store.append_frames_to_topics(batches).await;
         futures_util::future::join_all(
             by_topic
                 .into_iter()

@@ -23,7 +23,12 @@ pub struct CacheHit {
 
 impl PrefixCache {
     pub fn tokens(text: &[u8]) -> u64 {
-        text.len().div_ceil(BYTES_PER_TOKEN) as u64
+        Self::tokens_in(text.len())
+    }
+
+    /// Tokens in a text of `bytes` bytes.
+    pub fn tokens_in(bytes: usize) -> u64 {
+        bytes.div_ceil(BYTES_PER_TOKEN) as u64
     }
 
     /// Looks the prompt up, then remembers it: the cached part is the longest prefix, in

@@ -68,6 +68,31 @@ fn prompt_text(flavor: Flavor, body: &Value) -> Vec<u8> {
     strip_cache_control(&prompt).to_string().into_bytes()
 }
 
+/// The prompt's size in tokens without building its text: what a lean server reports
+/// (cache markers, if any, count too).
+fn prompt_tokens(flavor: Flavor, body: &Value) -> u64 {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    let written = match flavor {
+        Flavor::Anthropic => serde_json::to_writer(
+            &mut n,
+            &(&body["system"], &body["tools"], &body["messages"]),
+        ),
+        _ => serde_json::to_writer(&mut n, &(&body["tools"], &body["messages"])),
+    };
+    written.expect("values serialize");
+    PrefixCache::tokens_in(n.0)
+}
+
 /// The text of the latest message: what rules match on.
 fn latest_text(body: &Value) -> String {
     let Some(last) = body["messages"].as_array().and_then(|m| m.last()) else {
@@ -144,14 +169,13 @@ async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
                 reply.text.clear();
             }
         }
-        let prompt = prompt_text(flavor, &body);
         let hit = if state.no_cache {
             CacheHit {
-                prompt_tokens: PrefixCache::tokens(&prompt),
+                prompt_tokens: prompt_tokens(flavor, &body),
                 cached_tokens: 0,
             }
         } else {
-            state.cache.lookup(&prompt)
+            state.cache.lookup(&prompt_text(flavor, &body))
         };
         (reply, hit)
     };
@@ -183,6 +207,22 @@ async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
 }
 
 fn stream(events: Vec<String>, reply: Reply, answering: Answering) -> Response {
+    let sse = |body: Body| {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(body)
+            .unwrap()
+    };
+    // With no delay between chunks and nothing to cut, the events go out as one body,
+    // as a fast server's would when they are ready at once: no task, no channel.
+    if reply.chunk_delay.is_zero() && reply.fault.is_none() {
+        let all = Bytes::from(events.concat());
+        return sse(Body::from_stream(futures_util::stream::once(async move {
+            let _answering = answering;
+            Ok::<_, Infallible>(all)
+        })));
+    }
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         let _answering = answering;
@@ -213,11 +253,7 @@ fn stream(events: Vec<String>, reply: Reply, answering: Answering) -> Response {
     let body = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|o| o.map(Ok::<_, Infallible>))
     });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(body))
-        .unwrap()
+    sse(Body::from_stream(body))
 }
 
 fn pieces(text: &str) -> Vec<String> {

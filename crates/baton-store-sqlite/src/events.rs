@@ -1,4 +1,4 @@
-use baton_core::{time, Frame, NewFrame, Topic};
+use baton_core::{Frame, NewFrame, Timestamp, Topic};
 use baton_store::{StoreError, StoreResult, TopicBounds};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
@@ -28,9 +28,10 @@ fn frame_from(topic: Topic, row: &SqliteRow) -> StoreResult<Frame> {
 
 /// Appends to one or several topics as one plan: one statement moves every topic's
 /// counter, one stores every frame, numbered in SQL from the counters it just moved, so
-/// nothing is computed in between. Topics must be distinct.
-pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)]) -> Plan<Vec<Vec<Frame>>> {
-    let at = time::now();
+/// nothing is computed in between. Topics must be distinct. Answers each batch's first
+/// seq; [`numbered`] then makes the frames, moving them rather than copying (the plan
+/// may be decoded twice, so it cannot own them).
+pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)], at: Timestamp) -> Plan<Vec<i64>> {
     let mut counters = Vec::with_capacity(batches.len() * 2);
     for (topic, frames) in batches {
         counters.extend([Arg::from(topic.to_string()), (frames.len() as i64).into()]);
@@ -79,7 +80,10 @@ pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)]) -> Plan<Vec<Vec<Fr
             args,
         ));
     }
-    let batches = batches.to_vec();
+    let counts: Vec<(String, i64)> = batches
+        .iter()
+        .map(|(topic, frames)| (topic.to_string(), frames.len() as i64))
+        .collect();
     Plan::new(stmts, move |out| {
         let counters = out
             .first()
@@ -90,27 +94,41 @@ pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)]) -> Plan<Vec<Vec<Fr
             let seq: i64 = row.try_get(1).map_err(db)?;
             last.insert(topic, seq);
         }
-        batches
+        counts
             .iter()
-            .map(|(topic, frames)| {
-                let top = *last.get(&topic.to_string()).ok_or_else(|| {
+            .map(|(topic, n)| {
+                let top = *last.get(topic).ok_or_else(|| {
                     StoreError::corrupt("event_topics", "a topic's counter did not move")
                 })?;
-                let first = top - frames.len() as i64 + 1;
-                Ok(frames
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| Frame {
-                        topic: *topic,
-                        seq: first + i as i64,
-                        kind: f.kind.clone(),
-                        at,
-                        body: f.body.clone(),
-                    })
-                    .collect())
+                Ok(top - n + 1)
             })
             .collect()
     })
+}
+
+/// The stored frames of `batches`, each batch numbered from its first seq.
+pub(crate) fn numbered(
+    batches: Vec<(Topic, Vec<NewFrame>)>,
+    firsts: Vec<i64>,
+    at: Timestamp,
+) -> Vec<Vec<Frame>> {
+    batches
+        .into_iter()
+        .zip(firsts)
+        .map(|((topic, frames), first)| {
+            frames
+                .into_iter()
+                .zip(first..)
+                .map(|(f, seq)| Frame {
+                    topic,
+                    seq,
+                    kind: f.kind,
+                    at,
+                    body: f.body,
+                })
+                .collect()
+        })
+        .collect()
 }
 
 pub(crate) async fn since(

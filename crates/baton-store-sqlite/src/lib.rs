@@ -271,23 +271,29 @@ impl Store for SqliteStore {
         if frames.is_empty() {
             return Ok(Vec::new());
         }
-        let mut one = self
-            .write
-            .write(events::append_many(&[(topic, frames.to_vec())]))
-            .await?;
-        Ok(one.pop().unwrap_or_default())
+        let batches = vec![(topic, frames.to_vec())];
+        let at = baton_core::time::now();
+        let firsts = self.write.write(events::append_many(&batches, at)).await?;
+        Ok(events::numbered(batches, firsts, at)
+            .pop()
+            .unwrap_or_default())
     }
 
     async fn append_frames_to_topics(
         &self,
-        batches: &[(Topic, Vec<NewFrame>)],
+        batches: Vec<(Topic, Vec<NewFrame>)>,
     ) -> Vec<StoreResult<Vec<Frame>>> {
         // One plan needs every topic once and something to number.
-        if batches.iter().any(|(_, f)| f.is_empty()) || !baton_store::topics_are_distinct(batches) {
-            return baton_store::append_one_by_one(self, batches).await;
+        if batches.iter().any(|(_, f)| f.is_empty()) || !baton_store::topics_are_distinct(&batches)
+        {
+            return baton_store::append_one_by_one(self, &batches).await;
         }
-        match self.write.write(events::append_many(batches)).await {
-            Ok(per_topic) => per_topic.into_iter().map(Ok).collect(),
+        let at = baton_core::time::now();
+        match self.write.write(events::append_many(&batches, at)).await {
+            Ok(firsts) => events::numbered(batches, firsts, at)
+                .into_iter()
+                .map(Ok)
+                .collect(),
             Err(e) => batches.iter().map(|_| Err(e.duplicate())).collect(),
         }
     }

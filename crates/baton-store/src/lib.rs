@@ -203,10 +203,10 @@ pub trait Store: Send + Sync + 'static {
     /// together (SQLite) does.
     async fn append_frames_to_topics(
         &self,
-        batches: &[(Topic, Vec<NewFrame>)],
+        batches: Vec<(Topic, Vec<NewFrame>)>,
     ) -> Vec<StoreResult<Vec<Frame>>> {
-        if !topics_are_distinct(batches) {
-            return append_one_by_one(self, batches).await;
+        if !topics_are_distinct(&batches) {
+            return append_one_by_one(self, &batches).await;
         }
         futures_util::future::join_all(
             batches

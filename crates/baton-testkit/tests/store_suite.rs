@@ -556,7 +556,7 @@ async fn appends_to_many_topics_number_each_topic_on_its_own(kind: Kind) {
             (new, frames(2, &format!("new{round}"))),
         ];
         calls.push(tokio::spawn(async move {
-            let out = s.append_frames_to_topics(&batch).await;
+            let out = s.append_frames_to_topics(batch).await;
             assert_eq!(out.len(), 2);
             let out: Vec<Vec<baton_core::Frame>> = out.into_iter().map(|r| r.unwrap()).collect();
             assert_eq!(out[0].len(), 3);
@@ -584,7 +584,11 @@ async fn appends_to_many_topics_number_each_topic_on_its_own(kind: Kind) {
     assert_eq!(s.topic_bounds(new).await.unwrap().last_seq, 40);
     // The same topic twice, and a topic with nothing to append, still answer in order.
     let out = s
-        .append_frames_to_topics(&[(new, frames(1, "x")), (new, frames(2, "y")), (old, vec![])])
+        .append_frames_to_topics(vec![
+            (new, frames(1, "x")),
+            (new, frames(2, "y")),
+            (old, vec![]),
+        ])
         .await;
     let out: Vec<Vec<i64>> = out.into_iter().map(|r| seqs(r.unwrap())).collect();
     assert_eq!(out, vec![vec![41], vec![42, 43], vec![]]);
