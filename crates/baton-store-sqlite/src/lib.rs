@@ -97,9 +97,15 @@ impl SqliteStore {
             .await
             .map_err(StoreError::database)?;
         // The writer's own connection, apart from the pool: it lives in the writer task.
-        let conn = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(StoreError::database)?;
+        // Its joined statements differ in their number of rows, and a text not in the
+        // cache is parsed again: room for every count of every kind.
+        let conn = SqliteConnection::connect_with(
+            &options
+                .clone()
+                .statement_cache_capacity(writer::STATEMENTS_KEPT),
+        )
+        .await
+        .map_err(StoreError::database)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let write = writer::Writer::start(conn, writer.clone(), PathBuf::from(wal));

@@ -72,6 +72,9 @@ impl Arg {
 pub(crate) struct Stmt {
     pub sql: Cow<'static, str>,
     pub args: Vec<Arg>,
+    /// Set when this statement writes one row by its key and may share a statement with
+    /// others of its kind (see `writer`).
+    pub row: Option<RowWrite>,
 }
 
 impl Stmt {
@@ -79,8 +82,56 @@ impl Stmt {
         Self {
             sql: sql.into(),
             args,
+            row: None,
         }
     }
+
+    /// A write of the one row `key` of `kind.table`, with one row's values for
+    /// `kind.row`. The statement's outcome reports one change if the row was written
+    /// and none otherwise; it returns no rows to read.
+    pub fn row(kind: &'static RowKind, key: String, args: Vec<Arg>) -> Self {
+        Self {
+            sql: kind.sql(1).into(),
+            args,
+            row: Some(RowWrite { kind, key }),
+        }
+    }
+}
+
+/// A kind of statement that writes rows by their key: `head`, then one `row` per row
+/// (bare `?` values), then `tail`, which must end in `RETURNING` an expression equal to
+/// each written row's key. Statements of one kind can then be joined into one.
+#[derive(Debug)]
+pub(crate) struct RowKind {
+    pub table: &'static str,
+    pub head: &'static str,
+    pub row: &'static str,
+    pub tail: &'static str,
+}
+
+impl RowKind {
+    /// The statement for `rows` rows.
+    pub fn sql(&self, rows: usize) -> String {
+        let mut sql =
+            String::with_capacity(self.head.len() + rows * (self.row.len() + 2) + self.tail.len());
+        sql.push_str(self.head);
+        for i in 0..rows {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(self.row);
+        }
+        sql.push(' ');
+        sql.push_str(self.tail);
+        sql
+    }
+}
+
+/// What a row statement writes.
+#[derive(Debug, Clone)]
+pub(crate) struct RowWrite {
+    pub kind: &'static RowKind,
+    pub key: String,
 }
 
 /// What one statement did: the rows it returned and the rows it changed.

@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
 
 use crate::db;
-use crate::plan::{changed, Plan, Stmt};
+use crate::plan::{changed, Plan, RowKind, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
 fn run_from(row: &SqliteRow) -> StoreResult<Run> {
@@ -134,18 +134,28 @@ pub(crate) async fn list(
     rows.iter().map(run_from).collect()
 }
 
+static JOURNAL: RowKind = RowKind {
+    table: "workflow_agents",
+    head: "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt,
+            result, error, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at)
+         VALUES ",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: "ON CONFLICT (run_id, key) DO UPDATE SET seq = excluded.seq, label = excluded.label,
+            phase = excluded.phase, status = excluded.status, session_id = excluded.session_id,
+            prompt = excluded.prompt, result = excluded.result, error = excluded.error,
+            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+            cost_usd = excluded.cost_usd, cached = excluded.cached, started_at = excluded.started_at,
+            finished_at = excluded.finished_at
+         RETURNING run_id || ' ' || key",
+};
+
 pub(crate) fn put_journal(e: &JournalEntry) -> Plan<()> {
-    let stmt = Stmt::new(
-        "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt, result, error,
-            input_tokens, output_tokens, cost_usd, cached, started_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-         ON CONFLICT (run_id, key) DO UPDATE SET seq = excluded.seq, label = excluded.label, phase = excluded.phase,
-            status = excluded.status, session_id = excluded.session_id, prompt = excluded.prompt,
-            result = excluded.result, error = excluded.error, input_tokens = excluded.input_tokens,
-            output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, cached = excluded.cached,
-            started_at = excluded.started_at, finished_at = excluded.finished_at",
+    let run = id_text(e.run_id.0);
+    let stmt = Stmt::row(
+        &JOURNAL,
+        format!("{run} {}", e.key),
         vec![
-            id_text(e.run_id.0).into(),
+            run.into(),
             (&e.key).into(),
             e.seq.into(),
             e.label.clone().into(),

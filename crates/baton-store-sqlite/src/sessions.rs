@@ -7,7 +7,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::chats::message_insert;
 use crate::db;
-use crate::plan::{changed, Plan, Stmt};
+use crate::plan::{changed, Plan, RowKind, Stmt};
 use crate::rows::{id_text, ts, Cols};
 use crate::traces::{trace_from, COLUMNS};
 
@@ -29,10 +29,27 @@ fn session_from(row: &SqliteRow) -> StoreResult<Session> {
     })
 }
 
+static CREATE: RowKind = RowKind {
+    table: "agent_sessions",
+    head: "INSERT INTO agent_sessions (id, chat_id, run_id, parent_id, provider, model, status,
+            turn_number, state, error, created_at, updated_at) VALUES ",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: "RETURNING id",
+};
+
+static SAVE: RowKind = RowKind {
+    table: "agent_sessions",
+    head: "UPDATE agent_sessions SET provider = v.column2, model = v.column3, status = v.column4,
+            turn_number = v.column5, state = v.column6, error = v.column7, updated_at = v.column8
+         FROM (VALUES ",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: ") AS v WHERE agent_sessions.id = v.column1 RETURNING id",
+};
+
 pub(crate) fn create(s: &Session) -> Plan<()> {
-    Plan::exec(vec![Stmt::new(
-        "INSERT INTO agent_sessions (id, chat_id, run_id, parent_id, provider, model, status, turn_number,
-            state, error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    Plan::exec(vec![Stmt::row(
+        &CREATE,
+        id_text(s.id.0),
         vec![
             id_text(s.id.0).into(),
             s.chat_id.map(|c| id_text(c.0)).into(),
@@ -52,9 +69,9 @@ pub(crate) fn create(s: &Session) -> Plan<()> {
 
 /// The session's row and, atomically with it, the messages it produced.
 pub(crate) fn save(s: &Session, messages: &[Message]) -> Plan<()> {
-    let mut stmts = vec![Stmt::new(
-        "UPDATE agent_sessions SET provider = ?2, model = ?3, status = ?4, turn_number = ?5, state = ?6,
-            error = ?7, updated_at = ?8 WHERE id = ?1",
+    let mut stmts = vec![Stmt::row(
+        &SAVE,
+        id_text(s.id.0),
         vec![
             id_text(s.id.0).into(),
             (&s.provider).into(),

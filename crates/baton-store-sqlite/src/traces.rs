@@ -8,16 +8,48 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
 
 use crate::db;
-use crate::plan::{changed, value_rows, Plan, Stmt};
+use crate::plan::{changed, Arg, Plan, RowKind, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
-pub(crate) const COLUMNS: &str =
-    "id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name, \
-    input, output, started_at, finished_at, latency_ms, tokens_used, input_tokens, output_tokens, \
-    cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta";
+macro_rules! columns {
+    () => {
+        "id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name, \
+        input, output, started_at, finished_at, latency_ms, tokens_used, input_tokens, output_tokens, \
+        cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta"
+    };
+}
 
-/// SQLite allows 32,766 bound parameters per statement; 23 columns × 1,000 rows fits.
-const ROWS_PER_STATEMENT: usize = 1_000;
+pub(crate) const COLUMNS: &str = columns!();
+
+static INSERT: RowKind = RowKind {
+    table: "tool_traces",
+    head: concat!("INSERT INTO tool_traces (", columns!(), ") VALUES "),
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: "RETURNING id",
+};
+
+/// The finish of a trace nobody reads back. COALESCE keeps what the start wrote for
+/// anything the finish leaves unset.
+static FINISH: RowKind = RowKind {
+    table: "tool_traces",
+    head: "UPDATE tool_traces SET
+            output = COALESCE(v.column2, output),
+            finished_at = v.column3,
+            latency_ms = COALESCE(v.column4, (v.column3 - started_at) / 1000),
+            tokens_used = COALESCE(v.column5, tokens_used),
+            input_tokens = COALESCE(v.column6, input_tokens),
+            output_tokens = COALESCE(v.column7, output_tokens),
+            cache_tokens = COALESCE(v.column8, cache_tokens),
+            cache_write_tokens = COALESCE(v.column9, cache_write_tokens),
+            reasoning_tokens = COALESCE(v.column10, reasoning_tokens),
+            cost_usd = COALESCE(v.column11, cost_usd),
+            error = COALESCE(v.column12, error),
+            outcome = v.column13,
+            meta = CASE WHEN v.column14 IS NULL THEN meta ELSE json_patch(meta, v.column14) END
+         FROM (VALUES ",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: ") AS v WHERE tool_traces.id = v.column1 RETURNING id",
+};
 
 pub(crate) fn trace_from(row: &SqliteRow) -> StoreResult<Trace> {
     let c = Cols::new(row, "tool_traces");
@@ -55,11 +87,12 @@ fn json_text(v: &Value) -> String {
 /// One statement per 1,000 rows; the plan keeps them atomic together.
 pub(crate) fn insert(traces: &[Trace]) -> Plan<()> {
     let stmts = traces
-        .chunks(ROWS_PER_STATEMENT)
-        .map(|chunk| {
-            let mut args = Vec::with_capacity(chunk.len() * 23);
-            for t in chunk {
-                args.extend([
+        .iter()
+        .map(|t| {
+            Stmt::row(
+                &INSERT,
+                id_text(t.id.0),
+                vec![
                     id_text(t.id.0).into(),
                     t.session_id.map(|x| id_text(x.0)).into(),
                     t.chat_id.map(|x| id_text(x.0)).into(),
@@ -83,14 +116,7 @@ pub(crate) fn insert(traces: &[Trace]) -> Plan<()> {
                     t.error.clone().into(),
                     t.outcome.as_str().into(),
                     json_text(&t.meta).into(),
-                ]);
-            }
-            Stmt::new(
-                format!(
-                    "INSERT INTO tool_traces ({COLUMNS}) VALUES {}",
-                    value_rows(chunk.len(), 23)
-                ),
-                args,
+                ],
             )
         })
         .collect();
@@ -103,7 +129,7 @@ pub(crate) fn insert(traces: &[Trace]) -> Plan<()> {
 }
 
 pub(crate) fn finish(id: TraceId, f: &TraceFinish) -> Plan<Trace> {
-    Plan::new(vec![finish_stmt(id, f, true)], |out| {
+    Plan::new(vec![finish_stmt(id, f)], |out| {
         out.first()
             .and_then(|o| o.rows.first())
             .map(trace_from)
@@ -114,56 +140,40 @@ pub(crate) fn finish(id: TraceId, f: &TraceFinish) -> Plan<Trace> {
 
 /// The finish of a queued write: nobody reads the row back.
 pub(crate) fn finish_unread(id: TraceId, f: &TraceFinish) -> Plan<()> {
-    Plan::new(vec![finish_stmt(id, f, false)], |out| {
-        changed(&out, 0, "trace")
-    })
+    let stmt = Stmt::row(&FINISH, id_text(id.0), finish_args(id, f));
+    Plan::new(vec![stmt], |out| changed(&out, 0, "trace"))
 }
 
-fn finish_stmt(id: TraceId, f: &TraceFinish, returning: bool) -> Stmt {
-    let finished_at = f.finished_at.unwrap_or_else(time::now);
-    let outcome = f.outcome.unwrap_or(TraceOutcome::Ok);
-    let returning = if returning {
-        format!("RETURNING {COLUMNS}")
-    } else {
-        String::new()
-    };
-    // COALESCE keeps what the start wrote for anything the finish leaves unset.
+/// The finish that answers the whole row.
+fn finish_stmt(id: TraceId, f: &TraceFinish) -> Stmt {
     Stmt::new(
         format!(
-            "UPDATE tool_traces SET
-            output = COALESCE(?2, output),
-            finished_at = ?3,
-            latency_ms = COALESCE(?4, (?3 - started_at) / 1000),
-            tokens_used = COALESCE(?5, tokens_used),
-            input_tokens = COALESCE(?6, input_tokens),
-            output_tokens = COALESCE(?7, output_tokens),
-            cache_tokens = COALESCE(?8, cache_tokens),
-            cache_write_tokens = COALESCE(?9, cache_write_tokens),
-            reasoning_tokens = COALESCE(?10, reasoning_tokens),
-            cost_usd = COALESCE(?11, cost_usd),
-            error = COALESCE(?12, error),
-            outcome = ?13,
-            meta = CASE WHEN ?14 IS NULL THEN meta ELSE json_patch(meta, ?14) END
-         WHERE id = ?1
-         {returning}"
+            "{}{}) AS v WHERE tool_traces.id = v.column1 RETURNING {COLUMNS}",
+            FINISH.head, FINISH.row
         ),
-        vec![
-            id_text(id.0).into(),
-            f.output.as_ref().map(json_text).into(),
-            ts(&finished_at).into(),
-            f.latency_ms.into(),
-            f.tokens_used.into(),
-            f.input_tokens.into(),
-            f.output_tokens.into(),
-            f.cache_tokens.into(),
-            f.cache_write_tokens.into(),
-            f.reasoning_tokens.into(),
-            f.cost_usd.into(),
-            f.error.clone().into(),
-            outcome.as_str().into(),
-            f.meta.as_ref().map(json_text).into(),
-        ],
+        finish_args(id, f),
     )
+}
+
+fn finish_args(id: TraceId, f: &TraceFinish) -> Vec<Arg> {
+    let finished_at = f.finished_at.unwrap_or_else(time::now);
+    let outcome = f.outcome.unwrap_or(TraceOutcome::Ok);
+    vec![
+        id_text(id.0).into(),
+        f.output.as_ref().map(json_text).into(),
+        ts(&finished_at).into(),
+        f.latency_ms.into(),
+        f.tokens_used.into(),
+        f.input_tokens.into(),
+        f.output_tokens.into(),
+        f.cache_tokens.into(),
+        f.cache_write_tokens.into(),
+        f.reasoning_tokens.into(),
+        f.cost_usd.into(),
+        f.error.clone().into(),
+        outcome.as_str().into(),
+        f.meta.as_ref().map(json_text).into(),
+    ]
 }
 
 pub(crate) async fn get(pool: &SqlitePool, id: TraceId) -> StoreResult<Option<Trace>> {
