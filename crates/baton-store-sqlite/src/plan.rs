@@ -87,8 +87,8 @@ impl Stmt {
     }
 
     /// A write of the one row `key` of `kind.table`, with one row's values for
-    /// `kind.row`. The statement's outcome reports one change if the row was written
-    /// and none otherwise; it returns no rows to read.
+    /// `kind.row`. Its outcome reports one change if the row was written and none
+    /// otherwise; it returns no rows.
     pub fn row(kind: &'static RowKind, key: String, args: Vec<Arg>) -> Self {
         Self {
             sql: kind.sql(1).into(),
@@ -99,8 +99,10 @@ impl Stmt {
 }
 
 /// A kind of statement that writes rows by their key: `head`, then one `row` per row
-/// (bare `?` values), then `tail`, which must end in `RETURNING` an expression equal to
-/// each written row's key. Statements of one kind can then be joined into one.
+/// (bare `?` values), then `tail`. A statement of n rows must change n rows when every row
+/// is written (an `INSERT`, an upsert, or an `UPDATE … FROM (VALUES …)` on the key), so
+/// statements of one kind can be joined into one and still tell whether each wrote its
+/// row.
 #[derive(Debug)]
 pub(crate) struct RowKind {
     pub table: &'static str,
@@ -121,8 +123,10 @@ impl RowKind {
             }
             sql.push_str(self.row);
         }
-        sql.push(' ');
-        sql.push_str(self.tail);
+        if !self.tail.is_empty() {
+            sql.push(' ');
+            sql.push_str(self.tail);
+        }
         sql
     }
 }

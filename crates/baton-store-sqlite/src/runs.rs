@@ -145,8 +145,7 @@ static JOURNAL: RowKind = RowKind {
             prompt = excluded.prompt, result = excluded.result, error = excluded.error,
             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
             cost_usd = excluded.cost_usd, cached = excluded.cached, started_at = excluded.started_at,
-            finished_at = excluded.finished_at
-         RETURNING run_id || ' ' || key",
+            finished_at = excluded.finished_at",
 };
 
 pub(crate) fn put_journal(e: &JournalEntry) -> Plan<()> {

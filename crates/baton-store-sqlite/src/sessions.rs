@@ -34,7 +34,7 @@ static CREATE: RowKind = RowKind {
     head: "INSERT INTO agent_sessions (id, chat_id, run_id, parent_id, provider, model, status,
             turn_number, state, error, created_at, updated_at) VALUES ",
     row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    tail: "RETURNING id",
+    tail: "",
 };
 
 static SAVE: RowKind = RowKind {
@@ -43,7 +43,7 @@ static SAVE: RowKind = RowKind {
             turn_number = v.column5, state = v.column6, error = v.column7, updated_at = v.column8
          FROM (VALUES ",
     row: "(?, ?, ?, ?, ?, ?, ?, ?)",
-    tail: ") AS v WHERE agent_sessions.id = v.column1 RETURNING id",
+    tail: ") AS v WHERE agent_sessions.id = v.column1",
 };
 
 pub(crate) fn create(s: &Session) -> Plan<()> {

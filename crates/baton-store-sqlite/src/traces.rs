@@ -25,7 +25,7 @@ static INSERT: RowKind = RowKind {
     table: "tool_traces",
     head: concat!("INSERT INTO tool_traces (", columns!(), ") VALUES "),
     row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    tail: "RETURNING id",
+    tail: "",
 };
 
 /// The finish of a trace nobody reads back. COALESCE keeps what the start wrote for
@@ -48,7 +48,7 @@ static FINISH: RowKind = RowKind {
             meta = CASE WHEN v.column14 IS NULL THEN meta ELSE json_patch(meta, v.column14) END
          FROM (VALUES ",
     row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    tail: ") AS v WHERE tool_traces.id = v.column1 RETURNING id",
+    tail: ") AS v WHERE tool_traces.id = v.column1",
 };
 
 pub(crate) fn trace_from(row: &SqliteRow) -> StoreResult<Trace> {
