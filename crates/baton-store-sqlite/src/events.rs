@@ -5,11 +5,11 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use crate::db;
-use crate::plan::{value_rows, Arg, Plan, Stmt};
+use crate::plan::{runs_of_two_powers, value_rows, Arg, Plan, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
-/// Five values a row: 5,000 rows stay under SQLite's 32,766 values per statement.
-const ROWS_PER_STATEMENT: usize = 5_000;
+/// Five values a row: 4,096 rows stay under SQLite's 32,766 values per statement.
+const ROWS_PER_STATEMENT: usize = 4_096;
 
 fn frame_from(topic: Topic, row: &SqliteRow) -> StoreResult<Frame> {
     let c = Cols::new(row, "events");
@@ -67,7 +67,7 @@ pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)], at: Timestamp) -> 
             })
         })
         .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in runs_of_two_powers(&rows, ROWS_PER_STATEMENT) {
         let mut args: Vec<Arg> = vec![ts(&at).into()];
         args.extend(chunk.iter().flat_map(|r| r.iter().cloned()));
         stmts.push(Stmt::new(

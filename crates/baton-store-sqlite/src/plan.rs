@@ -190,6 +190,23 @@ pub(crate) fn changed(outcomes: &[Outcome], index: usize, what: &'static str) ->
     }
 }
 
+/// `items` cut into runs whose lengths are powers of two, largest first, none over `max`
+/// (a power of two): a statement per run then has one of a few texts, each prepared once
+/// and taken from the statement cache after, where one text per length would be
+/// prepared again and again.
+pub(crate) fn runs_of_two_powers<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = max.min(1 << rest.len().ilog2());
+        let (run, after) = rest.split_at(n);
+        rest = after;
+        Some(run)
+    })
+}
+
 /// `(?, ?, …), (?, ?, …)` for `rows` rows of `cols` values.
 pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
     let one = format!("({})", vec!["?"; cols].join(", "));
@@ -199,6 +216,18 @@ pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_are_powers_of_two_up_to_the_cap() {
+        let lens = |n: usize, max| {
+            runs_of_two_powers(&vec![0; n], max)
+                .map(<[i32]>::len)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lens(13, 64), vec![8, 4, 1]);
+        assert_eq!(lens(150, 64), vec![64, 64, 16, 4, 2]);
+        assert_eq!(lens(0, 64), Vec::<usize>::new());
+    }
 
     #[test]
     fn value_rows_shape() {

@@ -24,7 +24,7 @@ use sqlx::sqlite::SqliteArguments;
 use sqlx::{Connection, Either, Executor, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::plan::{Arg, Outcome, Plan, RowKind, Stmt};
+use crate::plan::{runs_of_two_powers, Arg, Outcome, Plan, RowKind, Stmt};
 
 /// Writes per commit at most, so one transaction never grows without bound.
 const MAX_BATCH: usize = 512;
@@ -288,12 +288,12 @@ fn joined<'s>(stmts: impl Iterator<Item = (At, &'s Stmt)>) -> Vec<Unit<'s>> {
     units
 }
 
-/// Rows per joined statement at most: few distinct texts for the statement cache, and far
-/// below SQLite's limit on values per statement.
+/// Rows per joined statement at most (a power of two), far below SQLite's limit on values
+/// per statement.
 const ROWS_PER_JOIN: usize = 64;
 
-/// Prepared statements the writer's connection keeps: every row count of a dozen kinds
-/// of row statements, and the other writes besides.
+/// Prepared statements the writer's connection keeps: the few texts of each kind of
+/// joined statement and of the event log's, and the other writes besides.
 pub(crate) const STATEMENTS_KEPT: usize = 1_024;
 
 /// `BEGIN IMMEDIATE`, then every unit in order, each statement's outcome put in its place.
@@ -309,7 +309,7 @@ async fn execute_units(
                 outcomes[*j][*i] = Some(run_one(conn, &st.sql, st.args.iter()).await?);
             }
             Unit::Rows(kind, members) => {
-                for chunk in members.chunks(ROWS_PER_JOIN) {
+                for chunk in runs_of_two_powers(members, ROWS_PER_JOIN) {
                     let sql = kind.sql(chunk.len());
                     let args = chunk.iter().flat_map(|(_, st)| st.args.iter());
                     let out = run_one(conn, &sql, args).await?;
