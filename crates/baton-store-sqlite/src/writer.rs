@@ -254,7 +254,8 @@ enum Unit<'s> {
 /// in between (any other statement may read or write anything, so it is a barrier).
 fn joined<'s>(stmts: impl Iterator<Item = (At, &'s Stmt)>) -> Vec<Unit<'s>> {
     let mut units: Vec<Unit<'s>> = Vec::new();
-    // The unit each kind of row statement joins, and the last unit that wrote each row.
+    // The unit each kind of row statement joins (kinds are statics, known by address),
+    // and the last unit that wrote each row.
     let mut open: HashMap<*const RowKind, usize> = HashMap::new();
     let mut written: HashMap<(&'static str, &'s str), usize> = HashMap::new();
     for (at, st) in stmts {
