@@ -114,21 +114,24 @@ impl MockModel {
     }
 
     pub async fn start_on(addr: SocketAddr) -> Self {
+        Self::try_start_on(addr).await.expect("bind mock model")
+    }
+
+    /// `start_on`, answering the error when the address cannot be bound.
+    pub async fn try_start_on(addr: SocketAddr) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(State::default()));
         let app = axum::Router::new()
             .route("/openai/v1/chat/completions", post(protocol::openai))
             .route("/deepseek/v1/chat/completions", post(protocol::deepseek))
             .route("/anthropic/v1/messages", post(protocol::anthropic))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind mock model");
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, state }
+        Ok(Self { addr, state })
     }
 
     /// Base URL for a provider of that flavor (`openai`, `deepseek`, `anthropic`).

@@ -6,12 +6,31 @@
 use baton_mock_model::{MockModel, Reply};
 use serde_json::json;
 
+const USAGE: &str =
+    "usage: baton-mock-model [ADDR]   (default 127.0.0.1:8099; port 0 picks a free one)";
+
+fn fail(message: String) -> ! {
+    eprintln!("baton-mock-model: {message}\n{USAGE}");
+    std::process::exit(2)
+}
+
 #[tokio::main]
 async fn main() {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8099".into());
-    let mock = MockModel::start_on(addr.parse().expect("ADDR like 127.0.0.1:8099")).await;
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8099".into());
+    if addr == "-h" || addr == "--help" {
+        println!("{USAGE}");
+        return;
+    }
+    if let Some(extra) = args.next() {
+        fail(format!("unexpected argument '{extra}'"));
+    }
+    let addr = addr
+        .parse()
+        .unwrap_or_else(|_| fail(format!("'{addr}' is not an address like 127.0.0.1:8099")));
+    let mock = MockModel::try_start_on(addr)
+        .await
+        .unwrap_or_else(|e| fail(format!("cannot listen on {addr}: {e}")));
     mock.after_tool_result(
         Reply::text("I listed the workspace root; the entries are in the list_dir call above.")
             .slow(std::time::Duration::from_millis(150)),
