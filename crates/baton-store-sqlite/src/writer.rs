@@ -535,11 +535,20 @@ mod tests {
         tail: ") AS x WHERE t.k = x.column1",
     };
 
+    /// A new row: fails, as the whole statement it is joined into, when the row exists.
+    static ADD: RowKind = RowKind {
+        table: "t",
+        head: "INSERT INTO t (k, v, n) VALUES ",
+        row: "(?, ?, 1)",
+        tail: "",
+    };
+
     /// Every write of one row: `(kind, key, value)`, or a statement over all rows.
     #[derive(Clone)]
     enum Op {
         Put(String, String),
         Append(String, String),
+        Add(String, String),
         All,
     }
 
@@ -556,6 +565,7 @@ mod tests {
                     Plan::exec(vec![st])
                 }
             }
+            Op::Add(k, v) => Plan::exec(vec![Stmt::row(&ADD, k.clone(), vec![k.into(), v.into()])]),
             Op::All => Plan::exec(vec![Stmt::new("UPDATE t SET v = v || '|'", vec![])]),
         }
     }
@@ -588,7 +598,7 @@ mod tests {
     }
 
     /// A small random generator, so a failing round can be replayed from its seed.
-    fn ops(seed: u64, count: usize) -> Vec<Op> {
+    fn ops(seed: u64, count: usize, adds: bool) -> Vec<Op> {
         let mut x = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -603,6 +613,7 @@ mod tests {
                 let key = format!("k{}", next(5));
                 match next(20) {
                     0 => Op::All,
+                    1 | 2 if adds => Op::Add(key, format!("n{i}")),
                     1..=9 => Op::Put(key, format!("p{i}")),
                     _ => Op::Append(key, format!("a{i}")),
                 }
@@ -617,7 +628,8 @@ mod tests {
         for seed in 0..40u64 {
             // Three rounds in four start with every row present and accept every outcome,
             // so the group must commit joined; in the others appends meet missing rows
-            // (refused, in strict rounds), so the group is replayed write by write.
+            // (refused, in strict rounds) and new rows meet existing ones (a constraint
+            // error), so the group is replayed write by write.
             let (present, strict) = (seed % 4 != 0, seed % 8 == 0);
             let mut ops: Vec<Op> = if present {
                 (0..5)
@@ -626,7 +638,7 @@ mod tests {
             } else {
                 Vec::new()
             };
-            ops.extend(self::ops(seed, 150));
+            ops.extend(self::ops(seed, 150, !present));
             let mut grouped = database(&dir, &format!("g{seed}.db")).await;
             let mut alone_db = database(&dir, &format!("a{seed}.db")).await;
 
