@@ -27,8 +27,8 @@ fn frame_from(topic: Topic, row: &SqliteRow) -> StoreResult<Frame> {
 }
 
 /// Appends to one or several topics as one plan: one statement moves every topic's
-/// counter, one stores every frame, numbered in SQL from the counters it just moved, so
-/// nothing is computed in between. Topics must be distinct. Answers each batch's first
+/// counter, the next ones store the frames (in runs of power-of-two rows), numbered in
+/// SQL from the counters just moved, so nothing is computed in between. Topics must be distinct. Answers each batch's first
 /// seq; [`numbered`] then makes the frames, moving them rather than copying (the plan
 /// may be decoded twice, so it cannot own them).
 pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)], at: Timestamp) -> Plan<Vec<i64>> {

@@ -97,8 +97,8 @@ impl SqliteStore {
             .await
             .map_err(StoreError::database)?;
         // The writer's own connection, apart from the pool: it lives in the writer task.
-        // Its joined statements differ in their number of rows, and a text not in the
-        // cache is parsed again: room for every count of every kind.
+        // Its joined statements and event-log inserts come in a few lengths each, and a
+        // text not in the cache is parsed again: room for all of them.
         let conn = SqliteConnection::connect_with(
             &options
                 .clone()
