@@ -38,6 +38,8 @@ enum End {
     TimedOut,
     /// Server shutdown: the session stays `running` and resumes at the next start.
     Shutdown,
+    /// Another instance claimed the session: this one writes nothing more for it.
+    Lost,
     Failed(String),
 }
 
@@ -46,6 +48,7 @@ struct Ctx<'a> {
     tracer: Tracer,
     cancel: CancellationToken,
     timed_out: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
 }
 
 impl Ctx<'_> {
@@ -53,7 +56,9 @@ impl Ctx<'_> {
         if !self.cancel.is_cancelled() {
             return None;
         }
-        Some(if self.timed_out.load(Ordering::SeqCst) {
+        Some(if self.lost.load(Ordering::SeqCst) {
+            End::Lost
+        } else if self.timed_out.load(Ordering::SeqCst) {
             End::TimedOut
         } else if self.inner.shutdown.is_cancelled() {
             End::Shutdown
@@ -92,6 +97,11 @@ impl Ctx<'_> {
         session.updated_at = time::now();
         match self.inner.store.save_session(session, messages).await {
             Ok(()) => true,
+            Err(baton_store::StoreError::Fenced(_)) => {
+                self.lost.store(true, Ordering::SeqCst);
+                self.cancel.cancel();
+                false
+            }
             Err(e) => {
                 tracing::error!(error = %e, "saving the session snapshot failed");
                 false
@@ -106,6 +116,7 @@ pub(crate) async fn drive(
     mut session: Session,
     mut state: SessionState,
     cancel: CancellationToken,
+    lost: Arc<AtomicBool>,
     limit: Duration,
 ) -> (Session, SessionState) {
     let topic = topic_of(&session);
@@ -127,12 +138,20 @@ pub(crate) async fn drive(
         },
         cancel,
         timed_out,
+        lost,
     };
     let end = run_loop(&ctx, &mut session, &mut state).await;
     timer.abort();
 
     let mut messages = Vec::new();
     match &end {
+        End::Lost => {
+            tracing::warn!(
+                epoch = session.lease.epoch,
+                "another instance claimed this session; stopping here without writing"
+            );
+            return (session, state);
+        }
         End::Shutdown => {
             tracing::info!("stopping for shutdown; the session resumes at the next start");
             let _ = inner

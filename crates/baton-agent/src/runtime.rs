@@ -1,6 +1,7 @@
 //! Starting, continuing, cancelling and resuming sessions.
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub struct AgentConfig {
     pub agent_timeout: Duration,
     pub max_tool_calls: u32,
     pub tool_limits: ToolLimits,
+    /// This instance's id: a chat's session is claimed under it while it answers.
+    pub instance: String,
+    /// How long a claim on a session lasts unless renewed.
+    pub lease_ttl: Duration,
 }
 
 impl Default for AgentConfig {
@@ -41,6 +46,8 @@ impl Default for AgentConfig {
             agent_timeout: Duration::from_secs(600),
             max_tool_calls: 50,
             tool_limits: ToolLimits::default(),
+            instance: "local".into(),
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -50,11 +57,31 @@ pub(crate) struct Inner {
     pub hub: Arc<EventHub>,
     pub models: ModelRegistry,
     pub config: AgentConfig,
-    running: Mutex<HashMap<SessionId, CancellationToken>>,
+    running: Mutex<HashMap<SessionId, Running>>,
     pub tasks: TaskTracker,
     /// Cancelled at server shutdown: loops stop without changing their session's status,
     /// so they resume at the next start.
     pub shutdown: CancellationToken,
+}
+
+/// A session's loop running here.
+struct Running {
+    cancel: CancellationToken,
+    /// Set when another instance claimed the session.
+    lost: Arc<AtomicBool>,
+    /// The lease epoch a chat's session runs under; 0 for a workflow's agent, which its
+    /// run's lease covers.
+    epoch: i64,
+}
+
+impl Running {
+    fn new(cancel: CancellationToken, epoch: i64) -> Self {
+        Self {
+            cancel,
+            lost: Arc::new(AtomicBool::new(false)),
+            epoch,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -163,12 +190,16 @@ impl AgentRuntime {
             }
         }
         let existing = inner.store.list_sessions(chat_id).await?.pop();
+        let busy = || {
+            AgentError::Conflict(
+                "the agent is still answering the previous message; wait for it or cancel it"
+                    .into(),
+            )
+        };
         let (mut session, mut state, fresh) = match existing {
             Some(s) => {
                 if s.status == SessionStatus::Running || self.is_running(s.id) {
-                    return Err(AgentError::Conflict(
-                        "the agent is still answering the previous message; wait for it or cancel it".into(),
-                    ));
+                    return Err(busy());
                 }
                 let state = SessionState::from_value(&s.state).map_err(AgentError::BadInput)?;
                 (s, state, false)
@@ -207,6 +238,7 @@ impl AgentRuntime {
                     error: None,
                     created_at: now,
                     updated_at: now,
+                    lease: Default::default(),
                 };
                 (session, state, true)
             }
@@ -243,10 +275,28 @@ impl AgentRuntime {
             created.status = SessionStatus::Idle;
             inner.store.create_session(&created).await?;
         }
-        inner
+        // This instance answers: it claims the session, so a second message (here or on
+        // another instance) finds it busy, and its snapshots are fenced by the claim.
+        let claimed = inner
+            .store
+            .claim_session(session.id, &inner.config.instance, inner.config.lease_ttl)
+            .await?
+            .ok_or_else(busy)?;
+        if claimed.status == SessionStatus::Running {
+            return Err(busy());
+        }
+        session.lease = claimed.lease;
+        match inner
             .store
             .save_session(&session, std::slice::from_ref(&message))
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            // Claimed again in between by another message: that one answers.
+            Err(baton_store::StoreError::Fenced(_)) => return Err(busy()),
+            Err(baton_store::StoreError::NotFound(_)) if !fresh => return Err(busy()),
+            Err(e) => return Err(e.into()),
+        }
         let topic = Topic::Chat(chat_id);
         publish(&inner.hub, topic, "message", json!({ "message": message })).await;
         publish_state(&inner.hub, topic, &session).await;
@@ -268,22 +318,46 @@ impl AgentRuntime {
 
     fn spawn(&self, session: Session, state: SessionState) {
         let cancel = self.inner.shutdown.child_token();
+        let running = Running::new(cancel.clone(), session.lease.epoch);
+        let lost = running.lost.clone();
         self.inner
             .running
             .lock()
             .expect("running lock")
-            .insert(session.id, cancel.clone());
+            .insert(session.id, running);
         let inner = self.inner.clone();
         let id = session.id;
         let span = tracing::info_span!("session", session = %id);
         self.inner.tasks.spawn(tracing::Instrument::instrument(
             async move {
                 let limit = inner.config.agent_timeout;
-                runner::drive(&inner, session, state, cancel, limit).await;
+                runner::drive(&inner, session, state, cancel, lost, limit).await;
                 inner.running.lock().expect("running lock").remove(&id);
             },
             span,
         ));
+    }
+
+    /// The chat sessions answering here, with the epoch each runs under.
+    pub fn leased_sessions(&self) -> Vec<(SessionId, i64)> {
+        self.inner
+            .running
+            .lock()
+            .expect("running lock")
+            .iter()
+            .filter(|(_, r)| r.epoch > 0 && !r.cancel.is_cancelled())
+            .map(|(id, r)| (*id, r.epoch))
+            .collect()
+    }
+
+    /// Stops a session another instance has claimed, writing nothing more for it.
+    pub fn lose(&self, id: SessionId, epoch: i64) {
+        let running = self.inner.running.lock().expect("running lock");
+        if let Some(r) = running.get(&id).filter(|r| r.epoch == epoch) {
+            tracing::warn!(session = %id, epoch, "another instance claimed the session; stopping it here");
+            r.lost.store(true, Ordering::SeqCst);
+            r.cancel.cancel();
+        }
     }
 
     /// Stops a running session. 409 if it is not running.
@@ -294,7 +368,7 @@ impl AgentRuntime {
             .lock()
             .expect("running lock")
             .get(&id)
-            .cloned();
+            .map(|r| r.cancel.clone());
         match token {
             Some(t) => {
                 t.cancel();
@@ -335,63 +409,68 @@ impl AgentRuntime {
         Ok(out)
     }
 
-    /// Picks up the sessions that were running when the process stopped: their
-    /// interrupted calls are closed as cancelled, and each continues from its last
-    /// snapshot. Returns how many were resumed.
-    pub async fn resume_interrupted(&self) -> Result<usize, AgentError> {
+    /// Continues a chat's session claimed from an instance that stopped (or from an
+    /// earlier process on the same SQLite file): its interrupted calls are closed as
+    /// cancelled, and it goes on from its last snapshot.
+    pub async fn adopt(&self, session: Session) -> Result<(), AgentError> {
+        let topic = runner::topic_of(&session);
+        if self.is_running(session.id) {
+            return Ok(());
+        }
+        let closed = self
+            .inner
+            .store
+            .close_running_traces(
+                session.id,
+                "interrupted: the instance running it stopped during this call",
+            )
+            .await?;
+        for t in &closed {
+            publish(
+                &self.inner.hub,
+                topic,
+                "tool_trace",
+                json!({ "phase": "finish", "trace": t }),
+            )
+            .await;
+        }
+        match SessionState::from_value(&session.state) {
+            Ok(state) => {
+                tracing::info!(session = %session.id, epoch = session.lease.epoch, "continuing a session its last instance left");
+                self.spawn(session, state);
+            }
+            Err(e) => {
+                let mut s = session;
+                s.status = SessionStatus::Failed;
+                s.error = Some(e);
+                s.updated_at = time::now();
+                self.inner.store.save_session(&s, &[]).await?;
+                publish_state(&self.inner.hub, topic, &s).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes workflow agents' sessions left `running` by an earlier process on a store
+    /// one process holds (SQLite): their runs decide from their journals whether to call
+    /// them again. Where instances share the store, a run's new holder does this instead.
+    pub async fn close_orphaned_agents(&self) -> Result<usize, AgentError> {
         let sessions = self
             .inner
             .store
             .sessions_with_status(SessionStatus::Running)
             .await?;
         let mut n = 0;
-        for mut session in sessions {
-            let topic = runner::topic_of(&session);
-            if session.chat_id.is_none() {
-                // A run's agent: its run decides whether to call it again (from its
-                // journal), so the session itself is closed, not continued.
-                self.inner
-                    .store
-                    .close_running_traces(session.id, "interrupted: the server stopped")
-                    .await?;
-                session.status = SessionStatus::Cancelled;
-                session.error = Some("interrupted: the server stopped".into());
-                session.updated_at = time::now();
-                self.inner.store.save_session(&session, &[]).await?;
-                continue;
-            }
-            n += 1;
-            let closed = self
-                .inner
+        for mut session in sessions.into_iter().filter(|s| s.chat_id.is_none()) {
+            self.inner
                 .store
-                .close_running_traces(
-                    session.id,
-                    "interrupted: the server stopped during this call",
-                )
+                .close_running_traces(session.id, "interrupted: the server stopped")
                 .await?;
-            for t in &closed {
-                publish(
-                    &self.inner.hub,
-                    topic,
-                    "tool_trace",
-                    json!({ "phase": "finish", "trace": t }),
-                )
-                .await;
-            }
-            match SessionState::from_value(&session.state) {
-                Ok(state) => {
-                    tracing::info!(session = %session.id, "resuming an interrupted session");
-                    self.spawn(session, state);
-                }
-                Err(e) => {
-                    let mut s = session;
-                    s.status = SessionStatus::Failed;
-                    s.error = Some(e);
-                    s.updated_at = time::now();
-                    self.inner.store.save_session(&s, &[]).await?;
-                    publish_state(&self.inner.hub, topic, &s).await;
-                }
-            }
+            session.status = SessionStatus::Cancelled;
+            session.error = Some("interrupted: the server stopped".into());
+            session.updated_at = time::now();
+            self.inner.store.save_session(&session, &[]).await?;
+            n += 1;
         }
         Ok(n)
     }
@@ -448,6 +527,7 @@ impl AgentRuntime {
             error: None,
             created_at: now,
             updated_at: now,
+            lease: Default::default(),
         };
         // Queued: every later write of this session follows it through the same store.
         inner.store.queue(Queued::Session(session.clone())).await;
@@ -459,13 +539,15 @@ impl AgentRuntime {
             link.cancelled().await;
             child.cancel();
         });
+        let running = Running::new(token.clone(), 0);
+        let lost = running.lost.clone();
         inner
             .running
             .lock()
             .expect("running lock")
-            .insert(id, token.clone());
+            .insert(id, running);
         let limit = spec.timeout.unwrap_or(inner.config.agent_timeout);
-        let (session, state) = runner::drive(inner, session, state, token, limit).await;
+        let (session, state) = runner::drive(inner, session, state, token, lost, limit).await;
         relay.abort();
         inner.running.lock().expect("running lock").remove(&id);
         Ok(AgentOutcome {

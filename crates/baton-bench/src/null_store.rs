@@ -11,7 +11,15 @@ use baton_core::{
     RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
     TraceKind, TraceOutcome, TurnSummary,
 };
-use baton_store::{Backend, Store, StoreError, StoreResult, TopicBounds};
+use baton_core::{Instance, RunControl};
+use baton_store::{Backend, Held, Store, StoreError, StoreResult, TopicBounds};
+use std::time::Duration;
+
+fn claim(run: &mut Run, owner: &str, ttl: Duration) {
+    run.lease.owner = Some(owner.to_string());
+    run.lease.epoch += 1;
+    run.lease.expires_at = Some(time::now() + ttl);
+}
 
 #[derive(Default)]
 pub struct NullStore {
@@ -121,7 +129,15 @@ impl Store for NullStore {
         Ok(())
     }
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
-        self.runs.lock().unwrap().insert(run.id, run.clone());
+        let mut runs = self.runs.lock().unwrap();
+        let mut run = run.clone();
+        // The lease is the store's: only its owner is written.
+        if let Some(old) = runs.get(&run.id) {
+            let owner = run.lease.owner.take();
+            run.lease = old.lease.clone();
+            run.lease.owner = owner;
+        }
+        runs.insert(run.id, run);
         Ok(())
     }
     async fn get_run(&self, id: RunId) -> StoreResult<Option<Run>> {
@@ -141,7 +157,76 @@ impl Store for NullStore {
     async fn get_journal(&self, _: RunId, _: &str) -> StoreResult<Option<JournalEntry>> {
         Ok(None)
     }
-    async fn stop_running_agents(&self, _: RunId, _: Timestamp) -> StoreResult<u64> {
+    async fn claim_runs(&self, owner: &str, ttl: Duration, limit: u32) -> StoreResult<Vec<Run>> {
+        let mut runs = self.runs.lock().unwrap();
+        let mut out = Vec::new();
+        for run in runs.values_mut() {
+            if out.len() as u32 >= limit {
+                break;
+            }
+            if matches!(run.status, RunStatus::Queued | RunStatus::Running)
+                && run.lease.owner.is_none()
+            {
+                claim(run, owner, ttl);
+                out.push(run.clone());
+            }
+        }
+        Ok(out)
+    }
+    async fn claim_run(&self, id: RunId, owner: &str, ttl: Duration) -> StoreResult<Option<Run>> {
+        let mut runs = self.runs.lock().unwrap();
+        Ok(runs
+            .get_mut(&id)
+            .filter(|r| r.lease.owner.is_none() || r.lease.owner.as_deref() == Some(owner))
+            .map(|r| {
+                claim(r, owner, ttl);
+                r.clone()
+            }))
+    }
+    async fn claim_sessions(&self, _: &str, _: Duration, _: u32) -> StoreResult<Vec<Session>> {
+        Ok(vec![])
+    }
+    async fn claim_session(
+        &self,
+        _: SessionId,
+        _: &str,
+        _: Duration,
+    ) -> StoreResult<Option<Session>> {
+        Ok(None)
+    }
+    async fn renew_leases(&self, owner: &str, _: Duration) -> StoreResult<Held> {
+        let runs = self.runs.lock().unwrap();
+        Ok(Held {
+            runs: runs
+                .values()
+                .filter(|r| r.lease.owner.as_deref() == Some(owner))
+                .map(|r| (r.id, r.lease.epoch))
+                .collect(),
+            sessions: vec![],
+        })
+    }
+    async fn release_leases(&self, _: Option<&str>) -> StoreResult<u64> {
+        Ok(0)
+    }
+    async fn request_run_control(&self, _: RunId, _: RunControl) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn take_run_controls(&self, _: &str) -> StoreResult<Vec<(RunId, RunControl)>> {
+        Ok(vec![])
+    }
+    async fn close_run_sessions(&self, _: RunId, _: &str) -> StoreResult<Vec<Trace>> {
+        Ok(vec![])
+    }
+    async fn heartbeat(&self, _: &str, _: Timestamp, _: Duration) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn live_instances(&self) -> StoreResult<Vec<Instance>> {
+        Ok(vec![])
+    }
+    async fn forget_instance(&self, _: &str) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn stop_running_agents(&self, _: RunId, _: i64, _: Timestamp) -> StoreResult<u64> {
         Ok(0)
     }
     async fn list_journal(&self, _: RunId) -> StoreResult<Vec<JournalEntry>> {

@@ -93,6 +93,7 @@ pub async fn run(url: &str, traces: usize) -> anyhow::Result<()> {
         error: None,
         created_at: start,
         updated_at: at,
+        lease: Default::default(),
     };
     store.create_session(&s).await?;
     store.save_session(&s, &messages).await?;

@@ -32,13 +32,13 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn engine_on(
+async fn engine_on(
     store: Arc<dyn Store>,
     mock: &MockModel,
     ws: &std::path::Path,
     concurrent_runs: usize,
     agents_per_run: u32,
-) -> WorkflowEngine {
+) -> anyhow::Result<WorkflowEngine> {
     let hub = Arc::new(EventHub::new(store.clone(), HubConfig::default()));
     let mut models = ModelRegistry::default();
     models.insert(ModelEntry {
@@ -66,7 +66,7 @@ fn engine_on(
             ..AgentConfig::default()
         },
     );
-    WorkflowEngine::new(
+    let engine = WorkflowEngine::new(
         store,
         hub,
         agents,
@@ -78,7 +78,9 @@ fn engine_on(
             default_workspace: ws.to_path_buf(),
             ..EngineConfig::default()
         },
-    )
+    );
+    engine.start().await?;
+    Ok(engine)
 }
 
 async fn agents_per_second(
@@ -87,7 +89,7 @@ async fn agents_per_second(
     ws: &std::path::Path,
     agents: usize,
 ) -> anyhow::Result<(f64, i64)> {
-    let engine = engine_on(store, mock, ws, 4, agents as u32);
+    let engine = engine_on(store, mock, ws, 4, agents as u32).await?;
     let script = format!(
         "const items = Array.from({{ length: {agents} }}, (_, i) => `item ${{i}}`)\nreturn (await parallel(items.map(x => () => agent(x)))).length"
     );
@@ -134,7 +136,7 @@ async fn memory_per_run(mock: &MockModel, ws: &std::path::Path) -> anyhow::Resul
         Reply::text("held for a while, then answered").slow(Duration::from_millis(400)),
     );
     let db = TestDb::new(Kind::Sqlite).await;
-    let engine = engine_on(db.store(), mock, ws, HELD_RUNS, AGENTS as u32);
+    let engine = engine_on(db.store(), mock, ws, HELD_RUNS, AGENTS as u32).await?;
     let start = || {
         engine.start_inline(
             "return await agent('hold on')",

@@ -2,7 +2,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{RunId, SessionId, Timestamp};
+use crate::{Lease, RunId, SessionId, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -72,6 +72,9 @@ pub struct Run {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub updated_at: Timestamp,
+    /// Which instance runs it; writes for it are conditional on `lease.epoch`.
+    #[serde(default)]
+    pub lease: Lease,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -126,4 +129,8 @@ pub struct JournalEntry {
     pub cached: bool,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
+    /// The run's lease epoch when this was written: where several instances share the
+    /// store, a write under an epoch the run has moved past is refused.
+    #[serde(default)]
+    pub epoch: i64,
 }

@@ -2,7 +2,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{ChatId, RunId, SessionId, Timestamp};
+use crate::{ChatId, Lease, RunId, SessionId, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -59,6 +59,10 @@ pub struct Session {
     pub error: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Which instance runs a chat's session; its snapshots are conditional on
+    /// `lease.epoch`. A workflow agent's session is covered by its run's lease instead.
+    #[serde(default)]
+    pub lease: Lease,
 }
 
 /// One turn of a session's timeline, derived from its traces.

@@ -71,6 +71,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
+            StoreError::Fenced(what) => ApiError::Conflict(format!(
+                "the {what} changed hands while this request ran; try again"
+            )),
             other => ApiError::Internal(Box::new(other)),
         }
     }

@@ -5,6 +5,7 @@
 
 mod chats;
 mod events;
+mod leases;
 mod migrate;
 mod runs;
 mod sessions;
@@ -15,12 +16,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
-    RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
-    TurnSummary,
+    Chat, ChatId, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
+    RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor,
+    TraceFinish, TraceId, TurnSummary,
 };
 use baton_store::{
-    Backend, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds, TraceScope,
+    Backend, Held, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds,
+    TraceScope, WorkNotifications,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
@@ -264,8 +266,74 @@ impl Store for PgStore {
         runs::get_journal(&self.pool, run, key).await
     }
 
-    async fn stop_running_agents(&self, run: RunId, at: Timestamp) -> StoreResult<u64> {
-        runs::stop_running(&self.pool, run, at).await
+    async fn stop_running_agents(&self, run: RunId, epoch: i64, at: Timestamp) -> StoreResult<u64> {
+        runs::stop_running(&self.pool, run, epoch, at).await
+    }
+
+    async fn claim_runs(&self, owner: &str, ttl: Duration, limit: u32) -> StoreResult<Vec<Run>> {
+        leases::claim_runs(&self.pool, owner, ttl, limit).await
+    }
+
+    async fn claim_run(&self, id: RunId, owner: &str, ttl: Duration) -> StoreResult<Option<Run>> {
+        leases::claim_run(&self.pool, id, owner, ttl).await
+    }
+
+    async fn claim_sessions(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>> {
+        leases::claim_sessions(&self.pool, owner, ttl, limit).await
+    }
+
+    async fn claim_session(
+        &self,
+        id: SessionId,
+        owner: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<Session>> {
+        leases::claim_session(&self.pool, id, owner, ttl).await
+    }
+
+    async fn renew_leases(&self, owner: &str, ttl: Duration) -> StoreResult<Held> {
+        leases::renew(&self.pool, owner, ttl).await
+    }
+
+    async fn release_leases(&self, owner: Option<&str>) -> StoreResult<u64> {
+        leases::release(&self.pool, owner).await
+    }
+
+    async fn request_run_control(&self, id: RunId, control: RunControl) -> StoreResult<()> {
+        leases::request_control(&self.pool, id, control).await
+    }
+
+    async fn take_run_controls(&self, owner: &str) -> StoreResult<Vec<(RunId, RunControl)>> {
+        leases::take_controls(&self.pool, owner).await
+    }
+
+    async fn notify_work(&self) -> StoreResult<()> {
+        leases::notify(&self.pool).await
+    }
+
+    async fn work_notifications(&self) -> StoreResult<Option<WorkNotifications>> {
+        leases::listen(&self.pool).await.map(Some)
+    }
+
+    async fn close_run_sessions(&self, run: RunId, reason: &str) -> StoreResult<Vec<Trace>> {
+        leases::close_run_sessions(&self.pool, run, reason).await
+    }
+
+    async fn heartbeat(&self, id: &str, started_at: Timestamp, ttl: Duration) -> StoreResult<()> {
+        leases::heartbeat(&self.pool, id, started_at, ttl).await
+    }
+
+    async fn live_instances(&self) -> StoreResult<Vec<Instance>> {
+        leases::live_instances(&self.pool).await
+    }
+
+    async fn forget_instance(&self, id: &str) -> StoreResult<()> {
+        leases::forget_instance(&self.pool, id).await
     }
 
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>> {

@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0003_run_log_and_journal_order",
         sql: include_str!("../../../migrations/postgres/0003_run_log_and_journal_order.sql"),
     },
+    Migration {
+        version: "0004_leases",
+        sql: include_str!("../../../migrations/postgres/0004_leases.sql"),
+    },
 ];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once

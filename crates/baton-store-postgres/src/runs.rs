@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::db;
 use crate::traces::{no_nul, pg_json};
 
-fn run_from(row: &PgRow) -> StoreResult<Run> {
+pub(crate) fn run_from(row: &PgRow) -> StoreResult<Run> {
     let status: String = row.try_get("status").map_err(db)?;
     let args: Option<Json<Value>> = row.try_get("args").map_err(db)?;
     let result: Option<Json<Value>> = row.try_get("result").map_err(db)?;
@@ -36,6 +36,7 @@ fn run_from(row: &PgRow) -> StoreResult<Run> {
         started_at: row.try_get("started_at").map_err(db)?,
         finished_at: row.try_get("finished_at").map_err(db)?,
         updated_at: row.try_get("updated_at").map_err(db)?,
+        lease: crate::leases::lease_from(row)?,
     })
 }
 
@@ -63,6 +64,7 @@ fn entry_from(row: &PgRow) -> StoreResult<JournalEntry> {
         cached: row.try_get("cached").map_err(db)?,
         started_at: row.try_get("started_at").map_err(db)?,
         finished_at: row.try_get("finished_at").map_err(db)?,
+        epoch: row.try_get("epoch").map_err(db)?,
     })
 }
 
@@ -109,7 +111,9 @@ pub(crate) async fn update(pool: &PgPool, r: &Run) -> StoreResult<()> {
     let done = sqlx::query(
         "UPDATE workflow_runs SET status = $2, args = $3::jsonb, options = $4::jsonb, result = $5::jsonb, error = $6,
             totals = $7::jsonb, log = $8::jsonb, started_at = $9, finished_at = $10, updated_at = $11, source = $12,
-            script = $13 WHERE id = $1",
+            script = $13, owner = $15,
+            lease_expires_at = CASE WHEN $15::text IS NULL THEN NULL ELSE lease_expires_at END
+         WHERE id = $1 AND epoch = $14",
     )
     .bind(r.id.0)
     .bind(r.status.as_str())
@@ -124,13 +128,28 @@ pub(crate) async fn update(pool: &PgPool, r: &Run) -> StoreResult<()> {
     .bind(r.updated_at)
     .bind(&r.source)
     .bind(no_nul(&r.script))
+    .bind(r.lease.epoch)
+    .bind(r.lease.owner.as_deref())
     .execute(pool)
     .await
     .map_err(db)?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound("run"));
+        return Err(refused(pool, r.id).await);
     }
     Ok(())
+}
+
+/// Why a write conditional on a run's epoch changed nothing.
+async fn refused(pool: &PgPool, run: RunId) -> StoreError {
+    match sqlx::query("SELECT 1 FROM workflow_runs WHERE id = $1")
+        .bind(run.0)
+        .fetch_optional(pool)
+        .await
+    {
+        Ok(Some(_)) => StoreError::Fenced("run"),
+        Ok(None) => StoreError::NotFound("run"),
+        Err(e) => db(e),
+    }
 }
 
 pub(crate) async fn get(pool: &PgPool, id: RunId) -> StoreResult<Option<Run>> {
@@ -164,15 +183,19 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn put_journal(pool: &PgPool, e: &JournalEntry) -> StoreResult<()> {
+    // The run's row is locked in share mode for the statement: a claim of the run (which
+    // raises its epoch) either commits before, and this finds the epoch moved, or waits
+    // until this has committed, so the new holder reads it.
     let res = sqlx::query(
         "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt, result, error,
-            input_tokens, output_tokens, cost_usd, cached, started_at, finished_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16)
+            input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, epoch)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17
+         WHERE EXISTS (SELECT 1 FROM workflow_runs WHERE id = $1 AND epoch = $17 FOR SHARE)
          ON CONFLICT (run_id, key) DO UPDATE SET seq = EXCLUDED.seq, label = EXCLUDED.label, phase = EXCLUDED.phase,
             status = EXCLUDED.status, session_id = EXCLUDED.session_id, prompt = EXCLUDED.prompt,
             result = EXCLUDED.result, error = EXCLUDED.error, input_tokens = EXCLUDED.input_tokens,
             output_tokens = EXCLUDED.output_tokens, cost_usd = EXCLUDED.cost_usd, cached = EXCLUDED.cached,
-            started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at",
+            started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, epoch = EXCLUDED.epoch",
     )
     .bind(e.run_id.0)
     .bind(&e.key)
@@ -190,28 +213,45 @@ pub(crate) async fn put_journal(pool: &PgPool, e: &JournalEntry) -> StoreResult<
     .bind(e.cached)
     .bind(e.started_at)
     .bind(e.finished_at)
+    .bind(e.epoch)
     .execute(pool)
-    .await;
-    match res {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
-            Err(StoreError::NotFound("run"))
-        }
-        Err(e) => Err(db(e)),
+    .await
+    .map_err(db)?;
+    if res.rows_affected() == 0 {
+        return Err(refused(pool, e.run_id).await);
     }
+    Ok(())
 }
 
-pub(crate) async fn stop_running(pool: &PgPool, run: RunId, at: Timestamp) -> StoreResult<u64> {
-    sqlx::query(
+pub(crate) async fn stop_running(
+    pool: &PgPool,
+    run: RunId,
+    epoch: i64,
+    at: Timestamp,
+) -> StoreResult<u64> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let held = sqlx::query("SELECT 1 FROM workflow_runs WHERE id = $1 AND epoch = $2 FOR SHARE")
+        .bind(run.0)
+        .bind(epoch)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+    if held.is_none() {
+        drop(tx);
+        return Err(refused(pool, run).await);
+    }
+    let n = sqlx::query(
         "UPDATE workflow_agents SET status = 'cancelled', finished_at = $2
          WHERE run_id = $1 AND status = 'running'",
     )
     .bind(run.0)
     .bind(at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map(|r| r.rows_affected())
-    .map_err(db)
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(n)
 }
 
 pub(crate) async fn get_journal(

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::db;
 use crate::traces::{no_nul, pg_json, trace_from, COLUMNS};
 
-fn session_from(row: &PgRow) -> StoreResult<Session> {
+pub(crate) fn session_from(row: &PgRow) -> StoreResult<Session> {
     let status: String = row.try_get("status").map_err(db)?;
     let Json(state): Json<Value> = row.try_get("state").map_err(db)?;
     Ok(Session {
@@ -37,6 +37,7 @@ fn session_from(row: &PgRow) -> StoreResult<Session> {
         error: row.try_get("error").map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
         updated_at: row.try_get("updated_at").map_err(db)?,
+        lease: crate::leases::lease_from(row)?,
     })
 }
 
@@ -71,7 +72,7 @@ pub(crate) async fn save(pool: &PgPool, s: &Session, messages: &[Message]) -> St
     let mut tx = pool.begin().await.map_err(db)?;
     let updated = sqlx::query(
         "UPDATE agent_sessions SET provider = $2, model = $3, status = $4, turn_number = $5, state = $6::jsonb,
-            error = $7, updated_at = $8 WHERE id = $1",
+            error = $7, updated_at = $8 WHERE id = $1 AND epoch = $9",
     )
     .bind(s.id.0)
     .bind(&s.provider)
@@ -81,11 +82,22 @@ pub(crate) async fn save(pool: &PgPool, s: &Session, messages: &[Message]) -> St
     .bind(state_text(s))
     .bind(s.error.as_deref().map(no_nul))
     .bind(s.updated_at)
+    .bind(s.lease.epoch)
     .execute(&mut *tx)
     .await
     .map_err(db)?;
     if updated.rows_affected() == 0 {
-        return Err(StoreError::NotFound("session"));
+        drop(tx);
+        let exists = sqlx::query("SELECT 1 FROM agent_sessions WHERE id = $1")
+            .bind(s.id.0)
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?;
+        return Err(if exists.is_some() {
+            StoreError::Fenced("session")
+        } else {
+            StoreError::NotFound("session")
+        });
     }
     for m in messages {
         sqlx::query(

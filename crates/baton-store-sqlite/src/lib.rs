@@ -5,6 +5,7 @@
 
 mod chats;
 mod events;
+mod leases;
 mod migrate;
 mod plan;
 mod rows;
@@ -20,12 +21,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
-    RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
-    TurnSummary,
+    Chat, ChatId, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
+    RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor,
+    TraceFinish, TraceId, TurnSummary,
 };
 use baton_store::{
-    Backend, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds, TraceScope,
+    Backend, Held, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds, TraceScope,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
@@ -265,8 +266,76 @@ impl Store for SqliteStore {
         runs::get_journal(&self.reader, run, key).await
     }
 
-    async fn stop_running_agents(&self, run: RunId, at: Timestamp) -> StoreResult<u64> {
-        self.write.write(runs::stop_running(run, &at)).await
+    async fn stop_running_agents(&self, run: RunId, epoch: i64, at: Timestamp) -> StoreResult<u64> {
+        self.write.write(runs::stop_running(run, epoch, &at)).await
+    }
+
+    async fn claim_runs(&self, owner: &str, ttl: Duration, limit: u32) -> StoreResult<Vec<Run>> {
+        self.write
+            .write(leases::claim_runs(owner, ttl, limit))
+            .await
+    }
+
+    async fn claim_run(&self, id: RunId, owner: &str, ttl: Duration) -> StoreResult<Option<Run>> {
+        self.write.write(leases::claim_run(id, owner, ttl)).await
+    }
+
+    async fn claim_sessions(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>> {
+        self.write
+            .write(leases::claim_sessions(owner, ttl, limit))
+            .await
+    }
+
+    async fn claim_session(
+        &self,
+        id: SessionId,
+        owner: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<Session>> {
+        self.write
+            .write(leases::claim_session(id, owner, ttl))
+            .await
+    }
+
+    async fn renew_leases(&self, owner: &str, ttl: Duration) -> StoreResult<Held> {
+        self.write.write(leases::renew(owner, ttl)).await
+    }
+
+    async fn release_leases(&self, owner: Option<&str>) -> StoreResult<u64> {
+        self.write.write(leases::release(owner)).await
+    }
+
+    async fn request_run_control(&self, id: RunId, control: RunControl) -> StoreResult<()> {
+        self.write.write(leases::request_control(id, control)).await
+    }
+
+    async fn take_run_controls(&self, owner: &str) -> StoreResult<Vec<(RunId, RunControl)>> {
+        self.write.write(leases::take_controls(owner)).await
+    }
+
+    async fn close_run_sessions(&self, run: RunId, reason: &str) -> StoreResult<Vec<Trace>> {
+        self.write
+            .write(leases::close_run_sessions(run, reason))
+            .await
+    }
+
+    async fn heartbeat(&self, id: &str, started_at: Timestamp, ttl: Duration) -> StoreResult<()> {
+        self.write
+            .write(leases::heartbeat(id, &started_at, ttl))
+            .await
+    }
+
+    async fn live_instances(&self) -> StoreResult<Vec<Instance>> {
+        leases::live_instances(&self.reader).await
+    }
+
+    async fn forget_instance(&self, id: &str) -> StoreResult<()> {
+        self.write.write(leases::forget_instance(id)).await
     }
 
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>> {

@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0003_run_log_and_journal_order",
         sql: include_str!("../../../migrations/sqlite/0003_run_log_and_journal_order.sql"),
     },
+    Migration {
+        version: "0004_leases",
+        sql: include_str!("../../../migrations/sqlite/0004_leases.sql"),
+    },
 ];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a

@@ -5,10 +5,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
 
 use crate::db;
-use crate::plan::{changed, Plan, RowKind, Stmt};
+use crate::plan::{Outcome, Plan, RowKind, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
-fn run_from(row: &SqliteRow) -> StoreResult<Run> {
+pub(crate) fn run_from(row: &SqliteRow) -> StoreResult<Run> {
     let c = Cols::new(row, "workflow_runs");
     Ok(Run {
         id: RunId(c.uuid("id")?),
@@ -27,6 +27,7 @@ fn run_from(row: &SqliteRow) -> StoreResult<Run> {
         started_at: c.opt_time("started_at")?,
         finished_at: c.opt_time("finished_at")?,
         updated_at: c.time("updated_at")?,
+        lease: crate::leases::lease_from(&c)?,
     })
 }
 
@@ -49,6 +50,7 @@ fn entry_from(row: &SqliteRow) -> StoreResult<JournalEntry> {
         cached: c.int("cached")? != 0,
         started_at: c.time("started_at")?,
         finished_at: c.opt_time("finished_at")?,
+        epoch: c.int("epoch")?,
     })
 }
 
@@ -84,7 +86,9 @@ pub(crate) fn create(r: &Run) -> Plan<()> {
 pub(crate) fn update(r: &Run) -> Plan<()> {
     let stmt = Stmt::new(
         "UPDATE workflow_runs SET status = ?2, args = ?3, options = ?4, result = ?5, error = ?6, totals = ?7,
-            log = ?8, started_at = ?9, finished_at = ?10, updated_at = ?11, source = ?12, script = ?13 WHERE id = ?1",
+            log = ?8, started_at = ?9, finished_at = ?10, updated_at = ?11, source = ?12, script = ?13,
+            owner = ?15, lease_expires_at = CASE WHEN ?15 IS NULL THEN NULL ELSE lease_expires_at END
+         WHERE id = ?1 AND epoch = ?14",
         vec![
             id_text(r.id.0).into(),
             r.status.as_str().into(),
@@ -99,9 +103,32 @@ pub(crate) fn update(r: &Run) -> Plan<()> {
             ts(&r.updated_at).into(),
             (&r.source).into(),
             (&r.script).into(),
+            r.lease.epoch.into(),
+            r.lease.owner.clone().into(),
         ],
     );
-    Plan::new(vec![stmt], |out| changed(&out, 0, "run"))
+    Plan::new(vec![stmt, exists(r.id)], |out| {
+        fenced(&out, out.first().is_some_and(|o| o.changes > 0))
+    })
+}
+
+/// A statement that returns a row if run `id` exists.
+fn exists(id: RunId) -> Stmt {
+    Stmt::new(
+        "SELECT 1 FROM workflow_runs WHERE id = ?1",
+        vec![id_text(id.0).into()],
+    )
+}
+
+/// The answer of a write conditional on a run's epoch whose last statement is `exists`.
+fn fenced(out: &[Outcome], written: bool) -> StoreResult<()> {
+    if written {
+        Ok(())
+    } else if out.last().is_some_and(|o| !o.rows.is_empty()) {
+        Err(StoreError::Fenced("run"))
+    } else {
+        Err(StoreError::NotFound("run"))
+    }
 }
 
 pub(crate) async fn get(pool: &SqlitePool, id: RunId) -> StoreResult<Option<Run>> {
@@ -137,10 +164,10 @@ pub(crate) async fn list(
 static JOURNAL: RowKind = RowKind {
     table: "workflow_agents",
     head: "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt,
-            result, error, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at)
+            result, error, input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, epoch)
          VALUES ",
-    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    tail: "ON CONFLICT (run_id, key) DO UPDATE SET seq = excluded.seq, label = excluded.label,
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: "ON CONFLICT (run_id, key) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch, label = excluded.label,
             phase = excluded.phase, status = excluded.status, session_id = excluded.session_id,
             prompt = excluded.prompt, result = excluded.result, error = excluded.error,
             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
@@ -170,6 +197,7 @@ pub(crate) fn put_journal(e: &JournalEntry) -> Plan<()> {
             i64::from(e.cached).into(),
             ts(&e.started_at).into(),
             e.finished_at.as_ref().map(ts).into(),
+            e.epoch.into(),
         ],
     );
     Plan::exec(vec![stmt]).on_error(|e| match e {
@@ -178,14 +206,26 @@ pub(crate) fn put_journal(e: &JournalEntry) -> Plan<()> {
     })
 }
 
-pub(crate) fn stop_running(run: RunId, at: &Timestamp) -> Plan<u64> {
+pub(crate) fn stop_running(run: RunId, epoch: i64, at: &Timestamp) -> Plan<u64> {
     Plan::new(
-        vec![Stmt::new(
-            "UPDATE workflow_agents SET status = 'cancelled', finished_at = ?2
-             WHERE run_id = ?1 AND status = 'running'",
-            vec![id_text(run.0).into(), ts(at).into()],
-        )],
-        |out| Ok(out.first().map(|o| o.changes).unwrap_or(0)),
+        vec![
+            Stmt::new(
+                "SELECT 1 FROM workflow_runs WHERE id = ?1 AND epoch = ?2",
+                vec![id_text(run.0).into(), epoch.into()],
+            ),
+            Stmt::new(
+                "UPDATE workflow_agents SET status = 'cancelled', finished_at = ?2
+                 WHERE run_id = ?1 AND status = 'running'
+                   AND EXISTS (SELECT 1 FROM workflow_runs WHERE id = ?1 AND epoch = ?3)",
+                vec![id_text(run.0).into(), ts(at).into(), epoch.into()],
+            ),
+            exists(run),
+        ],
+        |out| {
+            let held = out.first().is_some_and(|o| !o.rows.is_empty());
+            fenced(&out, held)?;
+            Ok(out.get(1).map(|o| o.changes).unwrap_or(0))
+        },
     )
 }
 

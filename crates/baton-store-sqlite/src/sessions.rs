@@ -11,7 +11,7 @@ use crate::plan::{changed, Plan, RowKind, Stmt};
 use crate::rows::{id_text, ts, Cols};
 use crate::traces::{trace_from, COLUMNS};
 
-fn session_from(row: &SqliteRow) -> StoreResult<Session> {
+pub(crate) fn session_from(row: &SqliteRow) -> StoreResult<Session> {
     let c = Cols::new(row, "agent_sessions");
     Ok(Session {
         id: SessionId(c.uuid("id")?),
@@ -26,6 +26,7 @@ fn session_from(row: &SqliteRow) -> StoreResult<Session> {
         error: c.opt_text("error")?,
         created_at: c.time("created_at")?,
         updated_at: c.time("updated_at")?,
+        lease: crate::leases::lease_from(&c)?,
     })
 }
 
@@ -42,8 +43,8 @@ static SAVE: RowKind = RowKind {
     head: "UPDATE agent_sessions SET provider = v.column2, model = v.column3, status = v.column4,
             turn_number = v.column5, state = v.column6, error = v.column7, updated_at = v.column8
          FROM (VALUES ",
-    row: "(?, ?, ?, ?, ?, ?, ?, ?)",
-    tail: ") AS v WHERE agent_sessions.id = v.column1",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: ") AS v WHERE agent_sessions.id = v.column1 AND agent_sessions.epoch = v.column9",
 };
 
 pub(crate) fn create(s: &Session) -> Plan<()> {
@@ -81,6 +82,7 @@ pub(crate) fn save(s: &Session, messages: &[Message]) -> Plan<()> {
             s.state.to_string().into(),
             s.error.clone().into(),
             ts(&s.updated_at).into(),
+            s.lease.epoch.into(),
         ],
     )];
     stmts.extend(messages.iter().map(message_insert));

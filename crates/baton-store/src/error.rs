@@ -6,6 +6,10 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A write for work whose lease another instance has claimed since the writer's
+    /// epoch: the writer no longer owns the work and must stop it.
+    #[error("the {0}'s lease has passed to another instance")]
+    Fenced(&'static str),
     /// A stored row that cannot be read back (bad enum text, malformed JSON).
     #[error("corrupt row in {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
@@ -26,6 +30,7 @@ impl StoreError {
         match self {
             StoreError::NotFound(w) => StoreError::NotFound(w),
             StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::Fenced(w) => StoreError::Fenced(w),
             StoreError::Corrupt { table, reason } => StoreError::Corrupt {
                 table,
                 reason: reason.clone(),

@@ -9,10 +9,11 @@ mod migrations;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, Frame, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run, RunId,
-    RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
-    TurnSummary,
+    Chat, ChatId, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
+    RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor,
+    TraceFinish, TraceId, TurnSummary,
 };
+use std::time::Duration;
 
 pub use error::StoreError;
 
@@ -61,6 +62,17 @@ pub enum FrameNotice {
     /// so whoever follows topics must read them from the log.
     Reconnected,
 }
+
+/// What an instance still holds after renewing its leases: each piece of work with the
+/// epoch it holds it under. Work it held that is missing was claimed by another instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    pub runs: Vec<(RunId, i64)>,
+    pub sessions: Vec<(SessionId, i64)>,
+}
+
+/// Wake-ups from other instances: a control request was left, or work became claimable.
+pub type WorkNotifications = std::pin::Pin<Box<dyn futures_core::Stream<Item = ()> + Send>>;
 
 /// Notices of frames appended by other processes, as they commit.
 pub type FrameNotifications =
@@ -135,7 +147,8 @@ pub trait Store: Send + Sync + 'static {
     // agent sessions
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     /// Writes the session's snapshot and inserts `messages` in one transaction, so a
-    /// crash leaves either both or neither.
+    /// crash leaves either both or neither; only while the session's epoch is
+    /// `session.lease.epoch` (`Fenced` on Postgres, `NotFound` on SQLite otherwise).
     async fn save_session(&self, session: &Session, messages: &[Message]) -> StoreResult<()>;
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
     /// A chat's sessions, oldest first.
@@ -153,7 +166,9 @@ pub trait Store: Send + Sync + 'static {
 
     // workflow runs and their journal
     async fn create_run(&self, run: &Run) -> StoreResult<()>;
-    /// Writes everything but the id, name, script and creation time.
+    /// Writes everything but the id, name and creation time, if the run's epoch is still
+    /// `run.lease.epoch` (`Fenced` if another instance has claimed it since). Of the lease
+    /// only the owner is written: `None` gives the run up (its lease lapses at once).
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
     async fn get_run(&self, id: RunId) -> StoreResult<Option<Run>>;
     /// Newest first; `before` is the id of the last run of the previous page.
@@ -163,7 +178,9 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         before: Option<RunId>,
     ) -> StoreResult<Vec<Run>>;
-    /// Inserts or replaces the entry with the same `(run_id, key)`.
+    /// Inserts or replaces the entry with the same `(run_id, key)`. Where several
+    /// instances share the store, only while the run's epoch is `entry.epoch` (`Fenced`
+    /// otherwise); SQLite, which one process holds, has nobody to fence.
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()>;
 
     /// Queues a write whose caller need not wait for its commit, behind every write
@@ -188,10 +205,64 @@ pub trait Store: Send + Sync + 'static {
     }
     async fn get_journal(&self, run: RunId, key: &str) -> StoreResult<Option<JournalEntry>>;
     /// Marks every entry of `run` still `running` as `cancelled`, finished at `at`, after
-    /// every write queued before it; returns how many there were.
-    async fn stop_running_agents(&self, run: RunId, at: Timestamp) -> StoreResult<u64>;
+    /// every write queued before it, if the run's epoch is still `epoch` (`Fenced`
+    /// otherwise); returns how many there were.
+    async fn stop_running_agents(&self, run: RunId, epoch: i64, at: Timestamp) -> StoreResult<u64>;
     /// A run's journal in start order.
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>>;
+
+    // leases: which instance runs which work (SPEC 4.6)
+    /// Claims up to `limit` runs that are `queued` or `running` and that nobody holds (no
+    /// owner, or a lease that lapsed), oldest first, for `owner` until `ttl` from now,
+    /// each one epoch higher. Instances claiming at once never get the same run.
+    async fn claim_runs(&self, owner: &str, ttl: Duration, limit: u32) -> StoreResult<Vec<Run>>;
+    /// Claims run `id`, whatever its status, if nobody else holds it (a lease of
+    /// `owner`'s own is taken again, one epoch higher); `None` if a live lease of another
+    /// instance holds it (or there is no such run).
+    async fn claim_run(&self, id: RunId, owner: &str, ttl: Duration) -> StoreResult<Option<Run>>;
+    /// Claims up to `limit` chats' sessions that are `running` and that nobody holds.
+    async fn claim_sessions(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>>;
+    /// Claims session `id` if it is not `running` under another instance's live lease;
+    /// `None` otherwise (or if there is no such session).
+    async fn claim_session(
+        &self,
+        id: SessionId,
+        owner: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<Session>>;
+    /// Extends every lease `owner` holds on unfinished work to `ttl` from now and
+    /// answers what it still holds.
+    async fn renew_leases(&self, owner: &str, ttl: Duration) -> StoreResult<Held>;
+    /// Gives up `owner`'s leases (everyone's with `None`: the process that holds a SQLite
+    /// file knows nobody else runs anything) so they can be claimed at once.
+    async fn release_leases(&self, owner: Option<&str>) -> StoreResult<u64>;
+    /// Leaves `control` for whoever holds run `id` and wakes the instances.
+    async fn request_run_control(&self, id: RunId, control: RunControl) -> StoreResult<()>;
+    /// Takes (reads and clears) the control requests left for runs `owner` holds.
+    async fn take_run_controls(&self, owner: &str) -> StoreResult<Vec<(RunId, RunControl)>>;
+    /// Wakes the instances sharing the store to claim work (a run was queued).
+    async fn notify_work(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// Wake-ups sent by other instances. `None` where one process uses the store.
+    async fn work_notifications(&self) -> StoreResult<Option<WorkNotifications>> {
+        Ok(None)
+    }
+    /// Closes a run's agent sessions still `running`, and their running traces, as
+    /// cancelled with `reason` (what a run's new holder does with those its predecessor
+    /// left); returns the closed traces.
+    async fn close_run_sessions(&self, run: RunId, reason: &str) -> StoreResult<Vec<Trace>>;
+    /// Records that instance `id` (started at `started_at`) is alive until `ttl` from now.
+    async fn heartbeat(&self, id: &str, started_at: Timestamp, ttl: Duration) -> StoreResult<()>;
+    /// Instances whose heartbeat has not lapsed, oldest first.
+    async fn live_instances(&self) -> StoreResult<Vec<Instance>>;
+    /// Removes instance `id`'s heartbeat (a clean stop).
+    async fn forget_instance(&self, id: &str) -> StoreResult<()>;
 
     // event log
     /// Appends frames to one topic with consecutive `seq` values, atomically; safe

@@ -44,6 +44,9 @@ on_both!(
     sessions_snapshot_with_their_messages_atomically,
     interrupted_traces_are_closed_and_turns_summarized,
     runs_and_their_journal_round_trip,
+    leases_are_claimed_once_renewed_fenced_and_released,
+    instances_claiming_at_once_never_share_a_run,
+    sessions_are_leased_like_runs,
 );
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
@@ -679,6 +682,7 @@ fn session(chat: ChatId) -> Session {
         error: None,
         created_at: now,
         updated_at: now,
+        lease: Default::default(),
     }
 }
 
@@ -828,6 +832,7 @@ async fn runs_and_their_journal_round_trip(kind: Kind) {
             started_at: None,
             finished_at: None,
             updated_at: now,
+            lease: Default::default(),
         };
         s.create_run(&run).await.unwrap();
         runs.push(run);
@@ -875,6 +880,7 @@ async fn runs_and_their_journal_round_trip(kind: Kind) {
         cached: false,
         started_at: now,
         finished_at: None,
+        epoch: 0,
     };
     s.put_journal(&e).await.unwrap();
     e.status = AgentStatus::Completed;
@@ -916,7 +922,7 @@ async fn runs_and_their_journal_round_trip(kind: Kind) {
     elsewhere.run_id = other;
     s.put_journal(&elsewhere).await.unwrap();
     let at = time::now();
-    assert_eq!(s.stop_running_agents(r.id, at).await.unwrap(), 2);
+    assert_eq!(s.stop_running_agents(r.id, 0, at).await.unwrap(), 2);
     let j = s.list_journal(r.id).await.unwrap();
     let statuses: Vec<(&str, AgentStatus, Option<_>)> = j
         .iter()
@@ -936,5 +942,316 @@ async fn runs_and_their_journal_round_trip(kind: Kind) {
         AgentStatus::Running,
         "another run's agents are left alone"
     );
-    assert_eq!(s.stop_running_agents(r.id, at).await.unwrap(), 0);
+    assert_eq!(s.stop_running_agents(r.id, 0, at).await.unwrap(), 0);
+}
+
+fn queued_run(name: &str, status: baton_core::RunStatus) -> baton_core::Run {
+    let now = time::now();
+    baton_core::Run {
+        id: RunId::new(),
+        name: name.into(),
+        status,
+        source: "inline".into(),
+        script: "return 1".into(),
+        args: None,
+        options: json!({}),
+        result: None,
+        error: None,
+        totals: json!({}),
+        log: vec![],
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        updated_at: now,
+        lease: Default::default(),
+    }
+}
+
+const LONG: std::time::Duration = std::time::Duration::from_secs(60);
+const BRIEF: std::time::Duration = std::time::Duration::from_millis(1);
+
+async fn lapse() {
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+}
+
+async fn leases_are_claimed_once_renewed_fenced_and_released(kind: Kind) {
+    use baton_core::{AgentStatus, JournalEntry, RunControl, RunStatus};
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let mut ids = Vec::new();
+    for (i, status) in [
+        RunStatus::Queued,
+        RunStatus::AwaitingApproval,
+        RunStatus::Queued,
+        RunStatus::Queued,
+        RunStatus::Completed,
+        RunStatus::Paused,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = queued_run(&format!("r{i}"), status);
+        s.create_run(&r).await.unwrap();
+        ids.push(r.id);
+        // Claims go oldest first: creation times must differ.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let a = s.claim_runs("a", LONG, 2).await.unwrap();
+    assert_eq!(a.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[0], ids[2]]);
+    assert!(a
+        .iter()
+        .all(|r| r.lease.owner.as_deref() == Some("a") && r.lease.epoch == 1));
+    assert!(a[0].lease.expires_at.is_some());
+    let b = s.claim_runs("b", LONG, 10).await.unwrap();
+    assert_eq!(
+        b.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[3]],
+        "only queued or running runs nobody holds; never awaiting approval, paused or finished"
+    );
+    assert!(s.claim_runs("c", LONG, 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_run(ids[0], "b", LONG).await.unwrap().is_none(),
+        "a live lease is never taken"
+    );
+    let held = s.renew_leases("a", LONG).await.unwrap();
+    assert_eq!(
+        held.runs.iter().copied().collect::<HashSet<_>>(),
+        HashSet::from([(ids[0], 1), (ids[2], 1)])
+    );
+
+    // The holder writes under its epoch; a stale epoch is refused and changes nothing.
+    let mut mine = a[0].clone();
+    mine.status = RunStatus::Running;
+    s.update_run(&mine).await.unwrap();
+    let mut stale = mine.clone();
+    stale.lease.epoch = 0;
+    stale.status = RunStatus::Failed;
+    assert!(matches!(
+        s.update_run(&stale).await,
+        Err(StoreError::Fenced("run"))
+    ));
+    let mut ghost = stale.clone();
+    ghost.id = RunId::new();
+    assert!(matches!(
+        s.update_run(&ghost).await,
+        Err(StoreError::NotFound("run"))
+    ));
+    assert_eq!(
+        s.get_run(mine.id).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+
+    // "a" stalls: its lease lapses, "b" takes the run over under epoch 2.
+    let _ = s.renew_leases("a", BRIEF).await.unwrap();
+    lapse().await;
+    let taken = s
+        .claim_run(mine.id, "b", LONG)
+        .await
+        .unwrap()
+        .expect("lapsed");
+    assert_eq!(
+        (taken.lease.owner.as_deref(), taken.lease.epoch),
+        (Some("b"), 2)
+    );
+    assert!(matches!(
+        s.update_run(&mine).await,
+        Err(StoreError::Fenced("run"))
+    ));
+    assert!(matches!(
+        s.stop_running_agents(mine.id, 1, time::now()).await,
+        Err(StoreError::Fenced("run"))
+    ));
+    let entry = |epoch, key: &str| JournalEntry {
+        run_id: mine.id,
+        key: key.into(),
+        seq: 1,
+        label: None,
+        phase: None,
+        status: AgentStatus::Completed,
+        session_id: None,
+        prompt: "p".into(),
+        result: Some(json!("late")),
+        error: None,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: 0.0,
+        cached: false,
+        started_at: time::now(),
+        finished_at: None,
+        epoch,
+    };
+    s.put_journal(&entry(2, "k")).await.unwrap();
+    let late = s.put_journal(&entry(1, "k")).await;
+    match kind {
+        // Several processes: the late holder's entry is refused.
+        Kind::Postgres => {
+            assert!(matches!(late, Err(StoreError::Fenced("run"))), "{late:?}");
+            assert_eq!(s.get_journal(mine.id, "k").await.unwrap().unwrap().epoch, 2);
+        }
+        // One process holds the file: there is no late holder to fence.
+        Kind::Sqlite => late.unwrap(),
+    }
+    let held = s.renew_leases("a", LONG).await.unwrap();
+    assert_eq!(held.runs, vec![(ids[2], 1)], "the lost run is not renewed");
+
+    // Control requests wait for the holder.
+    s.request_run_control(mine.id, RunControl::Cancel)
+        .await
+        .unwrap();
+    assert!(s.take_run_controls("a").await.unwrap().is_empty());
+    assert_eq!(
+        s.take_run_controls("b").await.unwrap(),
+        vec![(mine.id, RunControl::Cancel)]
+    );
+    assert!(
+        s.take_run_controls("b").await.unwrap().is_empty(),
+        "taken once"
+    );
+    assert!(matches!(
+        s.request_run_control(RunId::new(), RunControl::Pause).await,
+        Err(StoreError::NotFound("run"))
+    ));
+
+    // Giving the run up (owner None) lets anyone claim it at once.
+    let mut given = taken.clone();
+    given.status = RunStatus::Queued;
+    given.lease.owner = None;
+    s.update_run(&given).await.unwrap();
+    let back = s.get_run(given.id).await.unwrap().unwrap();
+    assert_eq!((back.lease.owner, back.lease.expires_at), (None, None));
+    let again = s.claim_runs("c", LONG, 10).await.unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|r| (r.id, r.lease.epoch))
+            .collect::<Vec<_>>(),
+        [(given.id, 3)]
+    );
+
+    // A clean stop releases everything the instance holds.
+    assert_eq!(s.release_leases(Some("a")).await.unwrap(), 1);
+    let freed = s.claim_runs("c", LONG, 10).await.unwrap();
+    assert_eq!(freed.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[2]]);
+    assert!(s.release_leases(None).await.unwrap() >= 2);
+    assert_eq!(s.claim_runs("e", LONG, 10).await.unwrap().len(), 3);
+
+    // Heartbeats.
+    let started = time::now();
+    s.heartbeat("a", started, LONG).await.unwrap();
+    s.heartbeat("b", started, BRIEF).await.unwrap();
+    lapse().await;
+    s.heartbeat("a", started, LONG).await.unwrap();
+    let live: Vec<String> = s
+        .live_instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(live, ["a"]);
+    s.forget_instance("a").await.unwrap();
+    assert!(s.live_instances().await.unwrap().is_empty());
+}
+
+async fn instances_claiming_at_once_never_share_a_run(kind: Kind) {
+    use baton_core::RunStatus;
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let mut all = HashSet::new();
+    for i in 0..24 {
+        let r = queued_run(&format!("r{i}"), RunStatus::Queued);
+        s.create_run(&r).await.unwrap();
+        all.insert(r.id);
+    }
+    let claimers = (0..4).map(|n| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let page = s.claim_runs(&format!("i{n}"), LONG, 2).await.unwrap();
+                if page.is_empty() {
+                    return got;
+                }
+                got.extend(page.into_iter().map(|r| r.id));
+            }
+        })
+    });
+    let mut seen = Vec::new();
+    for c in claimers {
+        seen.extend(c.await.unwrap());
+    }
+    assert_eq!(seen.len(), 24, "every run claimed exactly once");
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), all);
+}
+
+async fn sessions_are_leased_like_runs(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = s
+        .create_chat(NewChat {
+            title: "c".into(),
+            workspace: None,
+            capabilities: Default::default(),
+        })
+        .await
+        .unwrap();
+    let mut idle = session(chat.id);
+    idle.status = SessionStatus::Idle;
+    s.create_session(&idle).await.unwrap();
+    let claimed = s.claim_session(idle.id, "a", LONG).await.unwrap().unwrap();
+    assert_eq!(claimed.lease.epoch, 1);
+    let mut running = claimed.clone();
+    running.status = SessionStatus::Running;
+    s.save_session(&running, &[]).await.unwrap();
+    assert!(
+        s.claim_session(idle.id, "b", LONG).await.unwrap().is_none(),
+        "running under a live lease"
+    );
+    assert!(s.claim_sessions("b", LONG, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.renew_leases("a", BRIEF).await.unwrap().sessions,
+        vec![(idle.id, 1)]
+    );
+    lapse().await;
+    let taken = s.claim_sessions("b", LONG, 10).await.unwrap();
+    assert_eq!(
+        taken
+            .iter()
+            .map(|t| (t.id, t.lease.epoch))
+            .collect::<Vec<_>>(),
+        [(idle.id, 2)]
+    );
+    // The stalled holder's snapshot is refused and changes nothing.
+    let mut late = running.clone();
+    late.turn_number = 99;
+    assert!(s.save_session(&late, &[]).await.is_err());
+    assert_eq!(
+        s.get_session(idle.id).await.unwrap().unwrap().turn_number,
+        0
+    );
+    assert!(s.renew_leases("a", LONG).await.unwrap().sessions.is_empty());
+
+    // A workflow agent's session is never claimed on its own: its run's holder closes it.
+    let run = queued_run("r", baton_core::RunStatus::Running);
+    s.create_run(&run).await.unwrap();
+    let mut agent = session(chat.id);
+    agent.chat_id = None;
+    agent.run_id = Some(run.id);
+    s.create_session(&agent).await.unwrap();
+    let mut t = fixtures::running_llm_trace(chat.id, 1);
+    t.session_id = Some(agent.id);
+    t.run_id = Some(run.id);
+    t.chat_id = None;
+    s.insert_trace(&t).await.unwrap();
+    lapse().await;
+    assert!(s
+        .claim_sessions("c", LONG, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|x| x.id != agent.id));
+    let closed = s.close_run_sessions(run.id, "taken over").await.unwrap();
+    assert_eq!(closed.iter().map(|t| t.id).collect::<Vec<_>>(), [t.id]);
+    let agent = s.get_session(agent.id).await.unwrap().unwrap();
+    assert_eq!(agent.status, SessionStatus::Cancelled);
 }

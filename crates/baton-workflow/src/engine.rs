@@ -1,25 +1,66 @@
-//! The run manager: starts runs (or holds them for approval), queues them under the
-//! concurrent-run cap, executes their scripts, and pauses, cancels and resumes them.
+//! The run manager: starts runs (or holds them for approval) and answers control
+//! commands from any instance. Runs execute where they are claimed (`cluster`), under
+//! this instance's run capacity (`live`); what a command does is `lifecycle`'s decision.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_agent::AgentRuntime;
-use baton_core::{time, AgentStatus, Capabilities, NewFrame, Run, RunId, RunStatus, Topic};
+use baton_core::{time, Capabilities, NewFrame, Run, RunControl, RunId, RunStatus, Topic};
 use baton_events::EventHub;
-use baton_script::{Limits, ScriptError};
+use baton_script::Limits;
 use baton_store::Store;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::discovery::{self, canonical_name, Definition, Source};
-use crate::host::RunHost;
+use crate::lifecycle::{self, Command, Holder, Step};
+use crate::live::Live;
 use crate::WorkflowError;
+
+/// This instance among those sharing the store (SPEC 4.6).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Stable for the life of the process; shown in `/api/health` and in logs.
+    pub instance: String,
+    /// How long a claim on a run or session lasts unless renewed.
+    pub lease_ttl: Duration,
+    /// How often the holder renews its leases.
+    pub lease_renew: Duration,
+    /// How often the instance looks for work to claim (queued, or whose holder died).
+    pub sweep: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            instance: instance_id(),
+            lease_ttl: Duration::from_secs(15),
+            lease_renew: Duration::from_secs(5),
+            sweep: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `<host>-<pid>-<random>`: readable in logs, never reused by a later process.
+pub fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "baton".into());
+    // The tail of a v7 id is random.
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &random[random.len() - 6..]
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -35,6 +76,7 @@ pub struct EngineConfig {
     pub default_workspace: PathBuf,
     /// For `~/.baton/workflows`.
     pub home: Option<PathBuf>,
+    pub cluster: ClusterConfig,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +93,7 @@ impl Default for EngineConfig {
             approval_tokens: 1_500_000,
             default_workspace: PathBuf::from("."),
             home: std::env::var_os("HOME").map(PathBuf::from),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -68,22 +111,17 @@ pub struct StartRequest {
 
 /// Stored in `Run.options`.
 #[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
-struct Options {
-    budget_tokens: Option<u64>,
-    concurrency: usize,
-    workspace: Option<String>,
+pub(crate) struct Options {
+    pub budget_tokens: Option<u64>,
+    pub concurrency: usize,
+    pub workspace: Option<String>,
     #[serde(default)]
-    capabilities: Capabilities,
-    projected_agents: u64,
-    projected_tokens: u64,
+    pub capabilities: Capabilities,
+    pub projected_agents: u64,
+    pub projected_tokens: u64,
     /// `meta.phases` titles, read once when the script is parsed.
     #[serde(default)]
-    phases: Vec<String>,
-}
-
-struct Control {
-    cancel: CancellationToken,
-    paused: watch::Sender<bool>,
+    pub phases: Vec<String>,
 }
 
 pub(crate) struct Inner {
@@ -91,12 +129,21 @@ pub(crate) struct Inner {
     pub hub: Arc<EventHub>,
     pub agents: AgentRuntime,
     pub config: EngineConfig,
-    active: Mutex<HashMap<RunId, Control>>,
-    run_slots: Arc<Semaphore>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
+    /// The runs executing here.
+    pub active: Mutex<HashMap<RunId, Arc<Live>>>,
+    /// This instance's run capacity (`concurrent_runs`): a running run holds one slot, a
+    /// paused one none.
+    pub run_slots: Arc<Semaphore>,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
     /// Log lines waiting to be written, per run.
-    logs: Mutex<HashMap<RunId, Vec<String>>>,
+    pub logs: Mutex<HashMap<RunId, Vec<String>>>,
+    /// Wakes the cluster loop: work may be claimable, or a slot came free.
+    pub wake: Notify,
+    /// Set when the cluster loop started (`WorkflowEngine::start`).
+    pub started: std::sync::atomic::AtomicBool,
+    /// A test's stand-in for a stalled process: renewals stop while set.
+    pub hold_renewals: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -162,6 +209,10 @@ impl Inner {
         self.spawn_publish(run, json!({ "event": "log", "message": line }));
     }
 
+    pub(crate) fn live(&self, id: RunId) -> Option<Arc<Live>> {
+        self.active.lock().expect("active lock").get(&id).cloned()
+    }
+
     pub(crate) fn script_limits(&self) -> Limits {
         Limits {
             memory_bytes: self.config.script_memory_bytes,
@@ -208,8 +259,45 @@ impl WorkflowEngine {
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 logs: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+                started: std::sync::atomic::AtomicBool::new(false),
+                hold_renewals: std::sync::atomic::AtomicBool::new(false),
             }),
         }
+    }
+
+    /// This instance's id.
+    pub fn instance(&self) -> &str {
+        &self.inner.config.cluster.instance
+    }
+
+    /// Starts claiming work: queued runs, runs and chat sessions whose holder's lease
+    /// lapsed (a dead instance's), and renewing what this instance holds. With SQLite,
+    /// whose file one process holds, every lease left by an earlier process is released
+    /// first, so its work continues at once.
+    pub async fn start(&self) -> Result<(), WorkflowError> {
+        if self
+            .inner
+            .started
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        if self.inner.store.backend() == baton_store::Backend::Sqlite {
+            self.inner.store.release_leases(None).await?;
+            self.inner.agents.close_orphaned_agents().await?;
+        }
+        crate::cluster::spawn(self.inner.clone()).await;
+        Ok(())
+    }
+
+    /// For tests: stops (or restarts) renewing this instance's leases, as a process
+    /// stalled past its TTL would, while its runs keep going.
+    #[doc(hidden)]
+    pub fn hold_renewals(&self, hold: bool) {
+        self.inner
+            .hold_renewals
+            .store(hold, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn workspace_of(&self, w: Option<&Path>) -> PathBuf {
@@ -234,7 +322,7 @@ impl WorkflowEngine {
     }
 
     /// Starts a run of a discovered workflow.
-    pub async fn start(&self, name: &str, req: StartRequest) -> Result<Run, WorkflowError> {
+    pub async fn start_run(&self, name: &str, req: StartRequest) -> Result<Run, WorkflowError> {
         let def = self.definition(name, req.workspace.as_deref()).await?;
         self.start_definition(def, req).await
     }
@@ -321,35 +409,22 @@ impl WorkflowEngine {
             started_at: None,
             finished_at: None,
             updated_at: now,
+            lease: Default::default(),
         };
         self.inner.store.create_run(&run).await?;
         tracing::info!(run = %run.id, name = %run.name, status = run.status.as_str(), "run created");
         if status == RunStatus::Queued {
-            self.spawn(run.clone());
+            self.work_queued().await;
         }
         Ok(run)
     }
 
-    fn spawn(&self, run: Run) {
-        let cancel = self.inner.shutdown.child_token();
-        let (paused_tx, paused_rx) = watch::channel(run.status == RunStatus::Paused);
-        self.inner.active.lock().expect("active lock").insert(
-            run.id,
-            Control {
-                cancel: cancel.clone(),
-                paused: paused_tx,
-            },
-        );
-        let inner = self.inner.clone();
-        let span = tracing::info_span!("run", run = %run.id, name = %run.name);
-        self.inner.tasks.spawn(tracing::Instrument::instrument(
-            async move {
-                let id = run.id;
-                execute(inner.clone(), run, cancel, paused_rx).await;
-                inner.active.lock().expect("active lock").remove(&id);
-            },
-            span,
-        ));
+    /// Tells this instance and the others that a run is waiting for a slot.
+    async fn work_queued(&self) {
+        self.inner.wake.notify_one();
+        if let Err(e) = self.inner.store.notify_work().await {
+            tracing::warn!(error = %e, "telling other instances about queued work failed");
+        }
     }
 
     async fn get(&self, id: RunId) -> Result<Run, WorkflowError> {
@@ -361,77 +436,16 @@ impl WorkflowEngine {
     }
 
     pub async fn approve(&self, id: RunId) -> Result<Run, WorkflowError> {
-        let mut run = self.get(id).await?;
-        if run.status != RunStatus::AwaitingApproval {
-            return Err(WorkflowError::Conflict(format!(
-                "the run is {}, not awaiting approval",
-                run.status.as_str()
-            )));
-        }
-        run.status = RunStatus::Queued;
-        run.updated_at = time::now();
-        self.inner.store.update_run(&run).await?;
-        self.inner
-            .publish_run(id, json!({ "event": "status", "status": run.status }))
-            .await;
-        self.spawn(run.clone());
-        Ok(run)
+        self.command(id, Command::Approve, None).await
     }
 
     pub async fn cancel(&self, id: RunId) -> Result<Run, WorkflowError> {
-        let mut run = self.get(id).await?;
-        if run.status.is_finished() {
-            return Err(WorkflowError::Conflict(format!(
-                "the run is already {}",
-                run.status.as_str()
-            )));
-        }
-        let control = self
-            .inner
-            .active
-            .lock()
-            .expect("active lock")
-            .get(&id)
-            .map(|c| c.cancel.clone());
-        match control {
-            Some(cancel) => {
-                cancel.cancel();
-                Ok(run)
-            }
-            None => {
-                // Held for approval, or paused across a restart: nothing runs.
-                run.status = RunStatus::Cancelled;
-                run.error = Some("cancelled".into());
-                run.finished_at = Some(time::now());
-                run.updated_at = time::now();
-                self.inner.store.update_run(&run).await?;
-                self.inner
-                    .publish_run(id, json!({ "event": "status", "status": run.status }))
-                    .await;
-                Ok(run)
-            }
-        }
+        self.command(id, Command::Cancel, None).await
     }
 
-    /// Stops scheduling new agents; running ones finish.
+    /// Stops scheduling new agents; running ones finish. The run gives its slot back.
     pub async fn pause(&self, id: RunId) -> Result<Run, WorkflowError> {
-        let mut run = self.get(id).await?;
-        if !matches!(run.status, RunStatus::Running | RunStatus::Queued) {
-            return Err(WorkflowError::Conflict(format!(
-                "the run is {}; only a running run can be paused",
-                run.status.as_str()
-            )));
-        }
-        if let Some(c) = self.inner.active.lock().expect("active lock").get(&id) {
-            let _ = c.paused.send(true);
-        }
-        run.status = RunStatus::Paused;
-        run.updated_at = time::now();
-        self.inner.store.update_run(&run).await?;
-        self.inner
-            .publish_run(id, json!({ "event": "status", "status": run.status }))
-            .await;
-        Ok(run)
+        self.command(id, Command::Pause, None).await
     }
 
     /// Continues a paused run, or runs a stopped one again from the top with its journal
@@ -441,92 +455,137 @@ impl WorkflowEngine {
         id: RunId,
         edited_script: Option<String>,
     ) -> Result<Run, WorkflowError> {
-        let mut run = self.get(id).await?;
-        let edited = edited_script.is_some();
-        if let Some(script) = edited_script {
-            let parsed = baton_script::parse(&script)
+        if let Some(script) = &edited_script {
+            baton_script::parse(script)
                 .await
                 .map_err(WorkflowError::Script)?;
-            let mut options: Options =
-                serde_json::from_value(run.options.clone()).unwrap_or_default();
-            options.phases = parsed.meta.phases.into_iter().map(|p| p.title).collect();
-            run.options = serde_json::to_value(&options).expect("options serialize");
-            run.script = script;
         }
-        let live = self
-            .inner
-            .active
-            .lock()
-            .expect("active lock")
-            .get(&id)
-            .map(|c| c.paused.clone());
-        if edited && live.is_some() {
-            return Err(WorkflowError::Conflict(
-                "the run is still active; cancel or wait before re-running an edited script".into(),
-            ));
-        }
-        match (run.status, live) {
-            (RunStatus::Completed, _) if !edited => Err(WorkflowError::Conflict(format!(
-                "the run is {}; nothing to resume (send an edited script to re-run it)",
-                run.status.as_str()
-            ))),
-            (RunStatus::AwaitingApproval, _) => Err(WorkflowError::Conflict(format!(
-                "the run is {}; nothing to resume",
-                run.status.as_str()
-            ))),
-            (_, Some(paused)) => {
-                let _ = paused.send(false);
-                run.status = RunStatus::Running;
-                run.updated_at = time::now();
-                self.inner.store.update_run(&run).await?;
-                self.inner
-                    .publish_run(id, json!({ "event": "status", "status": run.status }))
-                    .await;
-                Ok(run)
-            }
-            (_, None) => {
-                run.status = RunStatus::Queued;
-                run.error = None;
-                run.result = None;
-                run.finished_at = None;
-                run.updated_at = time::now();
-                self.inner.store.update_run(&run).await?;
-                self.spawn(run.clone());
-                Ok(run)
-            }
-        }
+        let edited = edited_script.is_some();
+        self.command(id, Command::Resume { edited }, edited_script)
+            .await
     }
 
-    /// Runs that were running, queued or paused when the process stopped continue.
-    pub async fn resume_interrupted(&self) -> Result<usize, WorkflowError> {
-        let mut n = 0;
-        for status in [RunStatus::Running, RunStatus::Queued, RunStatus::Paused] {
-            let mut before = None;
-            loop {
-                let page = self
-                    .inner
-                    .store
-                    .list_runs(Some(status), 200, before)
-                    .await?;
-                let Some(last) = page.last() else { break };
-                before = Some(last.id);
-                for run in page {
-                    if self
+    /// Applies a command wherever the run is: here, on the instance that executes it,
+    /// or (nobody executes it) directly in the store under a fresh claim.
+    async fn command(
+        &self,
+        id: RunId,
+        command: Command,
+        edited_script: Option<String>,
+    ) -> Result<Run, WorkflowError> {
+        // Twice at most: a run found unheld may be claimed by another instance between
+        // the read and the claim; the second look sees that holder.
+        for _ in 0..2 {
+            let run = self.get(id).await?;
+            let holder = if self.inner.live(id).is_some() {
+                Holder::Here
+            } else if held_by_another(&run, self.instance()) {
+                Holder::Elsewhere
+            } else {
+                Holder::Nobody
+            };
+            let step = lifecycle::decide(run.status, holder, command)
+                .map_err(|c| WorkflowError::Conflict(c.0))?;
+            match step {
+                Step::Local(control) => {
+                    let Some(live) = self.inner.live(id) else {
+                        continue;
+                    };
+                    live.control(&self.inner, control).await;
+                    return self.settled(id, control).await;
+                }
+                Step::Ask(control) => {
+                    self.inner.store.request_run_control(id, control).await?;
+                    tracing::info!(run = %id, holder = ?run.lease.owner, control = control.as_str(),
+                        "asked the instance that runs it");
+                    return self.settled(id, control).await;
+                }
+                Step::Set(status) => {
+                    let cluster = &self.inner.config.cluster;
+                    let Some(mut claimed) = self
                         .inner
-                        .active
-                        .lock()
-                        .expect("active lock")
-                        .contains_key(&run.id)
-                    {
+                        .store
+                        .claim_run(id, &cluster.instance, cluster.lease_ttl)
+                        .await?
+                    else {
+                        continue;
+                    };
+                    if claimed.status != run.status {
+                        // Changed since the read: decide again on what it is now.
+                        self.give_up(&mut claimed).await;
                         continue;
                     }
-                    tracing::info!(run = %run.id, "resuming a run interrupted by the last stop");
-                    self.spawn(run);
-                    n += 1;
+                    if let Some(script) = &edited_script {
+                        let parsed = baton_script::parse(script)
+                            .await
+                            .map_err(WorkflowError::Script)?;
+                        let mut options: Options =
+                            serde_json::from_value(claimed.options.clone()).unwrap_or_default();
+                        options.phases = parsed.meta.phases.into_iter().map(|p| p.title).collect();
+                        claimed.options =
+                            serde_json::to_value(&options).expect("options serialize");
+                        claimed.script = script.clone();
+                    }
+                    if status == RunStatus::Cancelled {
+                        // Agents a dead holder left running stop with the run.
+                        self.inner
+                            .store
+                            .stop_running_agents(id, claimed.lease.epoch, time::now())
+                            .await?;
+                        self.inner
+                            .store
+                            .close_run_sessions(id, "cancelled with its run")
+                            .await?;
+                    }
+                    lifecycle::enter_now(&mut claimed, status);
+                    claimed.lease.owner = None;
+                    self.inner.store.update_run(&claimed).await?;
+                    self.inner
+                        .publish_run(id, json!({ "event": "status", "status": claimed.status }))
+                        .await;
+                    if status == RunStatus::Queued {
+                        self.work_queued().await;
+                    }
+                    return Ok(claimed);
                 }
             }
         }
-        Ok(n)
+        Err(WorkflowError::Conflict(
+            "the run changed hands while the command was applied; try again".into(),
+        ))
+    }
+
+    /// Lets go of a run claimed only to look at it.
+    async fn give_up(&self, run: &mut Run) {
+        run.lease.owner = None;
+        if let Err(e) = self.inner.store.update_run(run).await {
+            tracing::warn!(run = %run.id, error = %e, "giving a claimed run back failed");
+        }
+    }
+
+    /// The run once `control` has taken effect where it runs, or as it stands after a
+    /// few seconds if it has not (the answer is what the store says, never a guess).
+    async fn settled(&self, id: RunId, control: RunControl) -> Result<Run, WorkflowError> {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let run = self.get(id).await?;
+            let done = match control {
+                RunControl::Cancel => run.status.is_finished(),
+                RunControl::Pause => run.status != RunStatus::Running,
+                RunControl::Resume => run.status != RunStatus::Paused,
+            };
+            if done || tokio::time::Instant::now() >= deadline {
+                return Ok(run);
+            }
+            // A holder that died after being asked: nobody will act, so act here.
+            if control == RunControl::Cancel
+                && self.inner.live(id).is_none()
+                && !held_by_another(&run, self.instance())
+            {
+                return Box::pin(self.command(id, Command::Cancel, None)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     pub async fn shutdown(&self, grace: Duration) {
@@ -537,6 +596,22 @@ impl WorkflowEngine {
             .is_err()
         {
             tracing::warn!("some runs did not stop in time");
+        }
+    }
+
+    /// Gives this instance's leases back (after `shutdown` and the agents' shutdown), so
+    /// another instance takes the work over at once instead of after the TTL.
+    pub async fn release(&self) {
+        let me = self.instance();
+        match self.inner.store.release_leases(Some(me)).await {
+            Ok(n) if n > 0 => tracing::info!(leases = n, "handed this instance's work back"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing leases failed; they lapse after the TTL")
+            }
+        }
+        if let Err(e) = self.inner.store.forget_instance(me).await {
+            tracing::warn!(error = %e, "removing this instance's heartbeat failed");
         }
     }
 
@@ -567,7 +642,12 @@ impl WorkflowEngine {
         Ok(self.inner.store.list_journal(id).await?)
     }
 
-    /// Waits until no run is active (tests and benchmarks).
+    /// Instances whose heartbeat is live, this one included.
+    pub async fn instances(&self) -> Result<Vec<baton_core::Instance>, WorkflowError> {
+        Ok(self.inner.store.live_instances().await?)
+    }
+
+    /// Waits until no run is active here (tests and benchmarks).
     pub async fn idle(&self) {
         while !self.inner.active.lock().expect("active lock").is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -575,125 +655,15 @@ impl WorkflowEngine {
     }
 }
 
-async fn save(inner: &Inner, run: &mut Run) {
-    if let Some(lines) = inner.logs.lock().expect("logs lock").remove(&run.id) {
-        run.log.extend(lines);
-    }
-    run.updated_at = time::now();
-    if let Err(e) = inner.store.update_run(run).await {
-        tracing::error!(error = %e, "saving the run failed");
-    }
-}
+/// How long a command waits for the instance that runs the run to act.
+const SETTLE: Duration = Duration::from_secs(10);
 
-async fn execute(
-    inner: Arc<Inner>,
-    mut run: Run,
-    cancel: CancellationToken,
-    paused: watch::Receiver<bool>,
-) {
-    let options: Options = serde_json::from_value(run.options.clone()).unwrap_or_default();
-    // Queued until a run slot is free.
-    let _slot = tokio::select! {
-        s = inner.run_slots.clone().acquire_owned() => match s { Ok(s) => s, Err(_) => return },
-        _ = cancel.cancelled() => {
-            if !inner.shutdown.is_cancelled() {
-                run.status = RunStatus::Cancelled;
-                run.finished_at = Some(time::now());
-                save(&inner, &mut run).await;
-            }
-            return;
-        }
-    };
-    if run.status != RunStatus::Paused {
-        run.status = RunStatus::Running;
+/// Whether a live lease of another instance holds `run`. Lease times come from the
+/// database's clock; an instance's own clock is trusted to agree within the renewal
+/// margin (a lapsed lease is claimed only through the store, which decides by its clock).
+fn held_by_another(run: &Run, me: &str) -> bool {
+    match (&run.lease.owner, run.lease.expires_at) {
+        (Some(owner), Some(until)) => owner != me && until > time::now(),
+        _ => false,
     }
-    run.started_at = run.started_at.or(Some(time::now()));
-    save(&inner, &mut run).await;
-    inner
-        .publish_run(run.id, json!({ "event": "status", "status": run.status }))
-        .await;
-
-    let journal = inner.store.list_journal(run.id).await.unwrap_or_default();
-    let spent: u64 = journal
-        .iter()
-        .filter(|e| e.status == AgentStatus::Completed)
-        .map(|e| (e.input_tokens + e.output_tokens) as u64)
-        .sum();
-    let host = Arc::new(RunHost {
-        inner: inner.clone(),
-        run_id: run.id,
-        slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
-        cancel: cancel.clone(),
-        paused,
-        budget_total: options.budget_tokens,
-        spent: Arc::new(AtomicU64::new(spent)),
-        started: Arc::new(AtomicU32::new(0)),
-        seq: Arc::new(AtomicI64::new(
-            journal.iter().map(|e| e.seq).max().unwrap_or(0),
-        )),
-        occurrences: Arc::new(Mutex::new(HashMap::new())),
-        caps: options.capabilities,
-        workspace: options.workspace.as_ref().map(PathBuf::from),
-        depth: 0,
-        completed: Arc::new(
-            journal
-                .iter()
-                .filter(|e| e.status == AgentStatus::Completed)
-                .map(|e| (e.key.clone(), e.clone()))
-                .collect(),
-        ),
-    });
-    let outcome = match baton_script::parse(&run.script).await {
-        Ok(script) => {
-            baton_script::run(
-                &script,
-                run.args.as_ref(),
-                options.budget_tokens,
-                host,
-                inner.script_limits(),
-                cancel.clone(),
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    if inner.shutdown.is_cancelled() {
-        // Left as it is: the next start resumes it from its journal.
-        tracing::info!("stopping for shutdown; the run resumes at the next start");
-        let mut r = run.clone();
-        save(&inner, &mut r).await;
-        return;
-    }
-    // Nothing of a finished run may keep running: agents still marked running were
-    // stopped with it (after their own queued writes, which this one follows).
-    if let Err(e) = inner.store.stop_running_agents(run.id, time::now()).await {
-        tracing::error!(error = %e, "marking the run's stopped agents failed");
-    }
-    let journal = inner.store.list_journal(run.id).await.unwrap_or_default();
-    run.totals = json!({
-        "agents": journal.len(),
-        "input_tokens": journal.iter().map(|e| e.input_tokens).sum::<i64>(),
-        "output_tokens": journal.iter().map(|e| e.output_tokens).sum::<i64>(),
-        "cost_usd": journal.iter().map(|e| e.cost_usd).sum::<f64>(),
-    });
-    match outcome {
-        Ok(v) => {
-            run.status = RunStatus::Completed;
-            run.result = Some(v);
-            run.error = None;
-        }
-        Err(ScriptError::Cancelled) => {
-            run.status = RunStatus::Cancelled;
-            run.error = Some("cancelled".into());
-        }
-        Err(e) => {
-            run.status = RunStatus::Failed;
-            run.error = Some(e.to_string());
-        }
-    }
-    run.finished_at = Some(time::now());
-    save(&inner, &mut run).await;
-    inner
-        .publish_run(run.id, json!({ "event": "status", "status": run.status, "error": run.error, "totals": run.totals }))
-        .await;
 }

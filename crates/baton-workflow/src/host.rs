@@ -17,10 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Inner;
 use crate::key;
+use crate::live::Live;
 
 #[derive(Clone)]
 pub(crate) struct RunHost {
     pub inner: Arc<Inner>,
+    /// The run as executing here: its epoch fences the journal, its slot is held while
+    /// agents are admitted.
+    pub live: Arc<Live>,
     pub run_id: RunId,
     pub slots: Arc<Semaphore>,
     pub cancel: CancellationToken,
@@ -52,7 +56,11 @@ impl RunHost {
                 return Err("cancelled".into());
             }
             if !*rx.borrow_and_update() {
-                return Ok(());
+                // A paused run gave its slot back; it needs one again to go on.
+                if self.live.slot.take(&self.cancel).await {
+                    return Ok(());
+                }
+                return Err("cancelled".into());
             }
             tokio::select! {
                 _ = self.cancel.cancelled() => return Err("cancelled".into()),
@@ -105,7 +113,13 @@ impl RunHost {
         if let Some(mut done) = previous.filter(|e| e.status == AgentStatus::Completed) {
             if !done.cached {
                 done.cached = true;
-                let _ = store.put_journal(&done).await;
+                done.epoch = self.live.epoch;
+                if let Err(baton_store::StoreError::Fenced(_)) = store.put_journal(&done).await {
+                    self.live.lose(
+                        "the run's lease passed to another instance (a journal write was refused)",
+                    );
+                    return Err("cancelled".into());
+                }
             }
             self.publish(
                 "agent_finish",
@@ -137,6 +151,7 @@ impl RunHost {
             cached: false,
             started_at: time::now(),
             finished_at: None,
+            epoch: self.live.epoch,
         };
         // Queued: the `completed` entry, awaited below, commits after it.
         store.queue(Queued::Journal(entry.clone())).await;
@@ -214,11 +229,16 @@ impl RunHost {
             entry.result = (status == AgentStatus::Completed).then(|| value.clone());
             entry.error = error.clone();
             entry.finished_at = Some(time::now());
-            this.inner
-                .store
-                .put_journal(&entry)
-                .await
-                .map_err(|e| e.to_string())?;
+            match this.inner.store.put_journal(&entry).await {
+                Ok(()) => {}
+                Err(baton_store::StoreError::Fenced(_)) => {
+                    this.live.lose(
+                        "the run's lease passed to another instance (a journal write was refused)",
+                    );
+                    return Err("cancelled".to_string());
+                }
+                Err(e) => return Err(e.to_string()),
+            }
             this.publish("agent_finish", json!({ "key": key, "label": label, "phase": call.phase, "status": status,
                 "cached": false, "session_id": entry.session_id, "error": error,
                 "input_tokens": entry.input_tokens, "output_tokens": entry.output_tokens, "cost_usd": entry.cost_usd })).await;
@@ -285,6 +305,7 @@ impl Host for RunHost {
             .map_err(|e| format!("workflow '{name}': {e}"))?;
         let child = RunHost {
             inner: self.inner.clone(),
+            live: self.live.clone(),
             run_id: self.run_id,
             slots: self.slots.clone(),
             cancel: self.cancel.clone(),

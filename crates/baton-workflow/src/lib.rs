@@ -2,15 +2,18 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+mod cluster;
 pub mod discovery;
 mod engine;
 mod host;
 mod key;
+pub mod lifecycle;
+mod live;
 mod snapshots;
 mod view;
 
 pub use discovery::{Definition, Source};
-pub use engine::{EngineConfig, StartRequest, WorkflowEngine};
+pub use engine::{instance_id, ClusterConfig, EngineConfig, StartRequest, WorkflowEngine};
 pub use snapshots::WorkflowSnapshots;
 pub use view::{AgentView, PhaseView, RunView};
 
@@ -26,4 +29,6 @@ pub enum WorkflowError {
     Script(baton_script::ScriptError),
     #[error(transparent)]
     Store(#[from] baton_store::StoreError),
+    #[error(transparent)]
+    Agent(#[from] baton_agent::AgentError),
 }

@@ -61,6 +61,7 @@ async fn fixture_with(kind: Kind, tweak: impl FnOnce(&mut EngineConfig)) -> Fixt
     };
     tweak(&mut config);
     let engine = WorkflowEngine::new(db.store(), hub, agents, config);
+    engine.start().await.unwrap();
     Fixture {
         _db: db,
         engine,
@@ -340,7 +341,7 @@ fn so(v: serde_json::Value) -> Reply {
 async fn run_builtin(f: &Fixture, name: &str, args: serde_json::Value) -> baton_core::Run {
     let run = f
         .engine
-        .start(
+        .start_run(
             name,
             StartRequest {
                 args: Some(args),
@@ -448,7 +449,7 @@ async fn every_builtin_runs_against_a_model() {
     assert_eq!(r["findings"][0]["severity"], "high", "{r}");
     let err = f
         .engine
-        .start(
+        .start_run(
             "plan-verify",
             StartRequest {
                 auto_approve: true,

@@ -41,6 +41,31 @@ pub struct Config {
     pub models: BTreeMap<String, Model>,
     pub limits: Limits,
     pub events: Events,
+    pub cluster: Cluster,
+}
+
+/// Leases on work when several instances share a store (SPEC 4.6).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cluster {
+    /// How long an instance's claim on a run or session lasts unless renewed; a dead
+    /// instance's work is taken over this long after its last renewal.
+    pub lease_ttl_s: f64,
+    /// How often an instance renews its leases; less than half the TTL, so one lost
+    /// renewal does not lose the work.
+    pub lease_renew_s: f64,
+    /// How often an instance looks for work to claim (queued, or whose holder died).
+    pub sweep_s: f64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self {
+            lease_ttl_s: 15.0,
+            lease_renew_s: 5.0,
+            sweep_s: 2.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -403,6 +428,34 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         if v == 0 {
             return Err(invalid(name, "must be greater than 0"));
         }
+    }
+    let cl = &c.cluster;
+    for (name, v) in [
+        ("cluster.lease_ttl_s", cl.lease_ttl_s),
+        ("cluster.lease_renew_s", cl.lease_renew_s),
+        ("cluster.sweep_s", cl.sweep_s),
+    ] {
+        if !(v.is_finite() && (0.05..=86_400.0).contains(&v)) {
+            return Err(invalid(
+                name,
+                "must be a number of seconds from 0.05 to 86400",
+            ));
+        }
+    }
+    if cl.lease_renew_s * 2.0 > cl.lease_ttl_s {
+        return Err(invalid(
+            "cluster.lease_renew_s",
+            format!(
+                "({}) must be at most half of cluster.lease_ttl_s ({}), so one late renewal does not lose the work",
+                cl.lease_renew_s, cl.lease_ttl_s
+            ),
+        ));
+    }
+    if cl.sweep_s > cl.lease_ttl_s {
+        return Err(invalid(
+            "cluster.sweep_s",
+            "must be at most cluster.lease_ttl_s",
+        ));
     }
     for (name, p) in &c.providers {
         let key = format!("providers.{name}");

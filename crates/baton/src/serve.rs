@@ -11,7 +11,8 @@ use baton_llm::{
 use baton_store::Store;
 use baton_store_postgres::PgStore;
 use baton_store_sqlite::SqliteStore;
-use baton_workflow::{EngineConfig, WorkflowEngine, WorkflowSnapshots};
+use baton_workflow::{ClusterConfig, EngineConfig, WorkflowEngine, WorkflowSnapshots};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -101,10 +102,69 @@ pub async fn migrate(config: Config) -> Result<()> {
 pub struct Server {
     pub state: AppState,
     pub listener: TcpListener,
+    /// Held while the server runs on a SQLite file: one process per file.
+    file_lock: Option<std::fs::File>,
+}
+
+/// Takes the lock that makes this process the only Baton on SQLite file `db`: a second
+/// one would run the same work twice. The lock file says who holds it.
+pub fn lock_sqlite_file(db: &std::path::Path, instance: &str) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut path = db.as_os_str().to_owned();
+    path.push(".lock");
+    let path = std::path::PathBuf::from(path);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            anyhow::bail!(
+                "the SQLite database {} is in use by another Baton process ({}); stop it first, \
+                 or give this one another database.url (several instances need a shared Postgres)",
+                db.display(),
+                if holder.is_empty() {
+                    "unknown pid".to_string()
+                } else {
+                    holder.to_string()
+                }
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "pid {}, instance {instance}", std::process::id())?;
+    file.flush()?;
+    Ok(file)
 }
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Self> {
+        let cluster = ClusterConfig {
+            lease_ttl: Duration::from_secs_f64(config.cluster.lease_ttl_s),
+            lease_renew: Duration::from_secs_f64(config.cluster.lease_renew_s),
+            sweep: Duration::from_secs_f64(config.cluster.sweep_s),
+            ..ClusterConfig::default()
+        };
+        let file_lock = match baton_store_sqlite::path_from_url(&config.database.url) {
+            Some(path) if config.database.url.starts_with("sqlite:") => {
+                Some(lock_sqlite_file(&path, &cluster.instance)?)
+            }
+            _ => None,
+        };
         let store = open_store(&config.database.url).await?;
         let hub = Arc::new(EventHub::new(
             store.clone(),
@@ -128,6 +188,8 @@ impl Server {
                 default_workspace: config.agents.workspace.clone().into(),
                 agent_timeout: std::time::Duration::from_secs(config.limits.agent_timeout_s),
                 max_tool_calls: config.agents.max_tool_calls.min(u64::from(u32::MAX)) as u32,
+                instance: cluster.instance.clone(),
+                lease_ttl: cluster.lease_ttl,
                 ..AgentConfig::default()
             },
         );
@@ -147,6 +209,7 @@ impl Server {
                 approval_agents: l.approval_agents,
                 approval_tokens: l.approval_tokens,
                 default_workspace: config.agents.workspace.clone().into(),
+                cluster,
                 ..EngineConfig::default()
             },
         );
@@ -167,32 +230,26 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (server.bind)"))?;
-        Ok(Self { state, listener })
+        Ok(Self {
+            state,
+            listener,
+            file_lock,
+        })
     }
 
     /// Serves until `stop` is cancelled: stops accepting, lets in-flight requests
     /// finish, sends WebSockets a close frame, then returns.
     pub async fn serve(self, stop: CancellationToken) -> Result<()> {
         let state = self.state.clone();
-        let resumed = state
-            .agents
-            .resume_interrupted()
-            .await
-            .context("resuming interrupted sessions")?;
-        if resumed > 0 {
-            tracing::info!(
-                sessions = resumed,
-                "resumed sessions interrupted by the last stop"
-            );
-        }
-        let runs = state
+        let _file_lock = self.file_lock;
+        tracing::info!(instance = state.workflows.instance(), "this instance");
+        // Claims queued work, and work whose holder died (with SQLite: everything an
+        // earlier process left), and keeps this instance's leases.
+        state
             .workflows
-            .resume_interrupted()
+            .start()
             .await
-            .context("resuming interrupted runs")?;
-        if runs > 0 {
-            tracing::info!(runs, "resumed runs interrupted by the last stop");
-        }
+            .context("starting to claim work")?;
         let app = baton_http::app(self.state);
         let shutdown = state.shutdown.clone();
         let signal = async move {
@@ -212,6 +269,9 @@ impl Server {
             .context("server failed")?;
         state.workflows.shutdown(baton_http::SHUTDOWN_GRACE).await;
         state.agents.shutdown(baton_http::SHUTDOWN_GRACE).await;
+        // Queued rows first, then the leases: a successor claims at once and reads them.
+        state.hub.flush().await;
+        state.workflows.release().await;
         state.tasks.close();
         if tokio::time::timeout(baton_http::SHUTDOWN_GRACE, state.tasks.wait())
             .await

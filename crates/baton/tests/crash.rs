@@ -57,6 +57,7 @@ async fn killed_mid_answer_resumes_and_answers_once(kind: Kind) {
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("notes.txt"), "ship it\n").unwrap();
     let mut env = as_env(&mock_settings(&mock, "deepseek"));
+    env.extend(as_env(&common::short_leases()));
     env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
 
     let (mut first, addr) = spawn_baton(work.path(), &env);

@@ -247,6 +247,7 @@ async fn killed_mid_fan_out_finishes_without_repeating_agents(kind: Kind) {
     mock.set_default(Reply::text("result of the item").slow(Duration::from_millis(150)));
     let work = tempfile::tempdir().unwrap();
     let mut env = as_env(&mock_settings(&mock, "openai"));
+    env.extend(as_env(&common::short_leases()));
     env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
     let (mut first, addr) = spawn_baton(work.path(), &env);
     let http = reqwest::Client::new();

@@ -12,6 +12,11 @@ pub struct Health {
     pub version: &'static str,
     /// `sqlite` or `postgres`.
     pub database: &'static str,
+    /// This instance's id (stable for the life of its process).
+    pub instance: String,
+    /// The instances whose heartbeat is live in the store, this one included once it
+    /// has sent its first.
+    pub instances: Vec<baton_core::Instance>,
 }
 
 pub async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
@@ -20,5 +25,11 @@ pub async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<Healt
         status: "ok",
         version: state.config.version,
         database: state.store.backend().as_str(),
+        instance: state.workflows.instance().to_string(),
+        instances: state
+            .store
+            .live_instances()
+            .await
+            .map_err(ApiError::Unavailable)?,
     }))
 }

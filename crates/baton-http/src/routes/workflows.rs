@@ -24,6 +24,7 @@ impl From<WorkflowError> for ApiError {
                 message: s.to_string(),
             },
             WorkflowError::Store(e) => e.into(),
+            WorkflowError::Agent(e) => e.into(),
         }
     }
 }
@@ -142,7 +143,7 @@ pub async fn start(
         req.auto_approve,
         req.capabilities,
     )?;
-    let run = state.workflows.start(&name, r).await?;
+    let run = state.workflows.start_run(&name, r).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Started {

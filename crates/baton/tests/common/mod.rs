@@ -324,6 +324,16 @@ pub fn spawn_baton(
     (child, addr)
 }
 
+/// Leases short enough that a test sees a dead instance's work taken over in a few
+/// seconds instead of the default 15.
+pub fn short_leases() -> Vec<(String, String)> {
+    vec![
+        ("cluster.lease_ttl_s".into(), "2".into()),
+        ("cluster.lease_renew_s".into(), "0.5".into()),
+        ("cluster.sweep_s".into(), "0.25".into()),
+    ]
+}
+
 /// The mock settings as `BATON_*` environment variables.
 pub fn as_env(settings: &[(String, String)]) -> Vec<(String, String)> {
     settings
