@@ -136,6 +136,9 @@ impl Store for NullStore {
             let owner = run.lease.owner.take();
             run.lease = old.lease.clone();
             run.lease.owner = owner;
+            if run.status.is_finished() {
+                run.lease.expires_at = None;
+            }
         }
         runs.insert(run.id, run);
         Ok(())
@@ -177,7 +180,11 @@ impl Store for NullStore {
         let mut runs = self.runs.lock().unwrap();
         Ok(runs
             .get_mut(&id)
-            .filter(|r| r.lease.owner.is_none() || r.lease.owner.as_deref() == Some(owner))
+            .filter(|r| {
+                r.lease.owner.is_none()
+                    || r.lease.owner.as_deref() == Some(owner)
+                    || r.lease.expires_at.is_none()
+            })
             .map(|r| {
                 claim(r, owner, ttl);
                 r.clone()

@@ -112,7 +112,8 @@ pub(crate) async fn update(pool: &PgPool, r: &Run) -> StoreResult<()> {
         "UPDATE workflow_runs SET status = $2, args = $3::jsonb, options = $4::jsonb, result = $5::jsonb, error = $6,
             totals = $7::jsonb, log = $8::jsonb, started_at = $9, finished_at = $10, updated_at = $11, source = $12,
             script = $13, owner = $15,
-            lease_expires_at = CASE WHEN $15::text IS NULL THEN NULL ELSE lease_expires_at END
+            lease_expires_at = CASE WHEN $15::text IS NULL OR $2 IN ('completed', 'failed', 'cancelled')
+                THEN NULL ELSE lease_expires_at END
          WHERE id = $1 AND epoch = $14",
     )
     .bind(r.id.0)

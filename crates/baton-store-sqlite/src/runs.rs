@@ -87,7 +87,8 @@ pub(crate) fn update(r: &Run) -> Plan<()> {
     let stmt = Stmt::new(
         "UPDATE workflow_runs SET status = ?2, args = ?3, options = ?4, result = ?5, error = ?6, totals = ?7,
             log = ?8, started_at = ?9, finished_at = ?10, updated_at = ?11, source = ?12, script = ?13,
-            owner = ?15, lease_expires_at = CASE WHEN ?15 IS NULL THEN NULL ELSE lease_expires_at END
+            owner = ?15, lease_expires_at = CASE WHEN ?15 IS NULL OR ?2 IN ('completed', 'failed', 'cancelled')
+                THEN NULL ELSE lease_expires_at END
          WHERE id = ?1 AND epoch = ?14",
         vec![
             id_text(r.id.0).into(),

@@ -168,7 +168,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_run(&self, run: &Run) -> StoreResult<()>;
     /// Writes everything but the id, name and creation time, if the run's epoch is still
     /// `run.lease.epoch` (`Fenced` if another instance has claimed it since). Of the lease
-    /// only the owner is written: `None` gives the run up (its lease lapses at once).
+    /// only the owner is written: `None` gives the run up; a finished run keeps the owner it
+    /// ran on, and its lease lapses at once either way.
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
     async fn get_run(&self, id: RunId) -> StoreResult<Option<Run>>;
     /// Newest first; `before` is the id of the last run of the previous page.

@@ -129,10 +129,17 @@ impl RunHost {
             .await;
             return Ok(Admission::Answered(Ok(done.result.unwrap_or(Value::Null))));
         }
-        self.wait_while_paused().await?;
-        let permit = tokio::select! {
-            p = self.slots.clone().acquire_owned() => p.map_err(|_| "the run is stopping".to_string())?,
-            _ = self.cancel.cancelled() => return Ok(Admission::Answered(Ok(Value::Null))),
+        // A pause that lands while this agent waits for a slot holds it too: only an
+        // agent already asking the model when the run is paused goes on.
+        let permit = loop {
+            self.wait_while_paused().await?;
+            let permit = tokio::select! {
+                p = self.slots.clone().acquire_owned() => p.map_err(|_| "the run is stopping".to_string())?,
+                _ = self.cancel.cancelled() => return Ok(Admission::Answered(Ok(Value::Null))),
+            };
+            if !*self.paused.borrow() {
+                break permit;
+            }
         };
         let mut entry = JournalEntry {
             run_id: self.run_id,

@@ -50,6 +50,14 @@ impl RunSlot {
         }
     }
 
+    /// Takes a free slot now, if there is one (a resumed run, before new runs claim it).
+    async fn try_take(&self) {
+        let mut held = self.held.lock().await;
+        if held.is_none() {
+            *held = self.slots.clone().try_acquire_owned().ok();
+        }
+    }
+
     async fn give_back(&self) -> bool {
         self.held.lock().await.take().is_some()
     }
@@ -147,6 +155,8 @@ impl Live {
                 if self.status().await != RunStatus::Paused {
                     return;
                 }
+                // Its slot again, if one is free; else its next agent waits for one.
+                self.slot.try_take().await;
                 let _ = self.paused.send(false);
                 self.apply(inner, true, |r| lifecycle::enter_now(r, RunStatus::Running))
                     .await;
@@ -237,6 +247,8 @@ pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
         }
         Err(e) => Err(e),
     };
+    // The script is done: its slot goes to the next run now, not after the writes.
+    live.slot.give_back().await;
     if live.lost.load(Ordering::SeqCst) {
         return;
     }
@@ -268,8 +280,6 @@ pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
         "cost_usd": journal.iter().map(|e| e.cost_usd).sum::<f64>(),
     });
     live.apply(&inner, true, |r| {
-        // Finished: nobody needs to hold it any more.
-        r.lease.owner = None;
         r.totals = totals;
         match outcome {
             Ok(v) => {

@@ -665,3 +665,65 @@ async fn hostile_runs_do_not_disturb_other_runs() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_run_gives_its_slot_back_and_a_queued_run_reports_what_it_is() {
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let f = fixture_with(kind, |c| c.concurrent_runs = 1).await;
+        f.mock
+            .set_default(Reply::text("one two three").slow(Duration::from_millis(60)));
+        let steps = "const out = []\nfor (const n of [1,2,3]) out.push(await agent(`step ${n}`))\nreturn out";
+        let long = f.engine.start_inline(steps, auto()).await.unwrap();
+        while f.mock.count() < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let paused = f.engine.pause(long.id).await.unwrap();
+        assert_eq!(paused.status, RunStatus::Paused, "{kind:?}");
+        // The one run slot is free while `long` is paused: a new run starts and ends.
+        let quick = f.engine.start_inline("return 1", auto()).await.unwrap();
+        let q = finished(&f, quick.id).await;
+        assert_eq!((q.status, q.result), (RunStatus::Completed, Some(json!(1))));
+        assert_eq!(
+            f.engine.get_run(long.id).await.unwrap().status,
+            RunStatus::Paused
+        );
+
+        // `long` takes the slot again; a run started now waits, queued.
+        let resumed = f.engine.resume(long.id, None).await.unwrap();
+        assert_eq!(resumed.status, RunStatus::Running);
+        let waiting = f.engine.start_inline("return 2", auto()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            f.engine.get_run(waiting.id).await.unwrap().status,
+            RunStatus::Queued
+        );
+        // Pause, resume, pause of a queued run: it says what it is at every step.
+        let p = f.engine.pause(waiting.id).await.unwrap();
+        assert_eq!((p.status, p.started_at), (RunStatus::Paused, None));
+        let r = f.engine.resume(waiting.id, None).await.unwrap();
+        assert_eq!(
+            (r.status, r.started_at),
+            (RunStatus::Queued, None),
+            "a resumed queued run is queued, not running with no start"
+        );
+        let p = f.engine.pause(waiting.id).await.unwrap();
+        assert_eq!(p.status, RunStatus::Paused);
+        let c = f.engine.cancel(waiting.id).await.unwrap();
+        assert_eq!(c.status, RunStatus::Cancelled, "the answer says cancelled");
+        assert!(c.finished_at.is_some());
+        assert_eq!(
+            f.engine.get_run(waiting.id).await.unwrap().status,
+            RunStatus::Cancelled
+        );
+
+        let done = finished(&f, long.id).await;
+        assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+        assert_eq!(
+            done.result,
+            Some(json!(["one two three", "one two three", "one two three"]))
+        );
+        let c = f.engine.get_run(waiting.id).await.unwrap();
+        assert_eq!((c.status, c.started_at), (RunStatus::Cancelled, None));
+        assert_eq!(f.mock.count(), 3, "the cancelled run never ran");
+    }
+}

@@ -23,7 +23,7 @@ pub struct TestServer {
     pub http: reqwest::Client,
     stop: CancellationToken,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    pub db: TestDb,
+    pub db: std::sync::Arc<TestDb>,
 }
 
 impl TestServer {
@@ -33,7 +33,20 @@ impl TestServer {
 
     /// `settings` are dotted config keys, as flags would set them.
     pub async fn start_with(kind: Kind, settings: &[(&str, &str)]) -> Self {
-        let db = TestDb::new(kind).await;
+        let db = std::sync::Arc::new(TestDb::new(kind).await);
+        Self::start_on(db, settings).await
+    }
+
+    /// Another instance on `other`'s database, with `settings`.
+    pub async fn join(other: &TestServer, settings: &[(String, String)]) -> Self {
+        let refs: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Self::start_on(other.db.clone(), &refs).await
+    }
+
+    async fn start_on(db: std::sync::Arc<TestDb>, settings: &[(&str, &str)]) -> Self {
         let mut flags = vec![
             ("database.url".to_string(), db.url.clone()),
             ("server.bind".to_string(), "127.0.0.1:0".to_string()),
