@@ -11,6 +11,7 @@ ALTER TABLE workflow_agents ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE agent_sessions ADD COLUMN owner TEXT;
 ALTER TABLE agent_sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE agent_sessions ADD COLUMN lease_expires_at TIMESTAMPTZ;
+ALTER TABLE agent_sessions ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE;
 CREATE INDEX agent_sessions_owner ON agent_sessions (owner) WHERE owner IS NOT NULL;
 CREATE TABLE instances (
     id          TEXT PRIMARY KEY,

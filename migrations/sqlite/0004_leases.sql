@@ -10,6 +10,7 @@ ALTER TABLE workflow_agents ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE agent_sessions ADD COLUMN owner TEXT;
 ALTER TABLE agent_sessions ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE agent_sessions ADD COLUMN lease_expires_at INTEGER;
+ALTER TABLE agent_sessions ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX agent_sessions_owner ON agent_sessions (owner) WHERE owner IS NOT NULL;
 CREATE TABLE instances (
     id          TEXT PRIMARY KEY NOT NULL,

@@ -360,8 +360,75 @@ impl AgentRuntime {
         }
     }
 
-    /// Stops a running session. 409 if it is not running.
+    /// Stops a running session, wherever it runs: here at once; on another instance by a
+    /// request it acts on within a second; if its instance died, here, under a fresh
+    /// claim. 409 if it is not running.
     pub async fn cancel(&self, id: SessionId) -> Result<(), AgentError> {
+        if self.cancel_here(id) {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let s = inner
+            .store
+            .get_session(id)
+            .await?
+            .ok_or(AgentError::NotFound("session"))?;
+        if s.status != SessionStatus::Running {
+            return Err(AgentError::Conflict(format!(
+                "the session is {}, not running",
+                s.status.as_str()
+            )));
+        }
+        if s.chat_id.is_none() {
+            return Err(AgentError::Conflict(
+                "a workflow's agent stops with its run; cancel the run".into(),
+            ));
+        }
+        let elsewhere = match (&s.lease.owner, s.lease.expires_at) {
+            (Some(o), Some(until)) => *o != inner.config.instance && until > time::now(),
+            _ => false,
+        };
+        if !elsewhere {
+            if let Some(mut claimed) = inner
+                .store
+                .claim_session(id, &inner.config.instance, inner.config.lease_ttl)
+                .await?
+            {
+                // Its instance died mid-answer: nothing runs it, so it ends here.
+                let topic = runner::topic_of(&claimed);
+                let closed = inner.store.close_running_traces(id, "cancelled").await?;
+                for t in &closed {
+                    publish(
+                        &inner.hub,
+                        topic,
+                        "tool_trace",
+                        json!({ "phase": "finish", "trace": t }),
+                    )
+                    .await;
+                }
+                claimed.status = SessionStatus::Cancelled;
+                claimed.error = Some("cancelled".into());
+                claimed.updated_at = time::now();
+                inner.store.save_session(&claimed, &[]).await?;
+                publish_state(&inner.hub, topic, &claimed).await;
+                return Ok(());
+            }
+        }
+        inner.store.request_session_cancel(id).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            match inner.store.get_session(id).await? {
+                Some(s) if s.status == SessionStatus::Running => {
+                    tokio::time::sleep(Duration::from_millis(25)).await
+                }
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels session `id` if it runs here.
+    pub fn cancel_here(&self, id: SessionId) -> bool {
         let token = self
             .inner
             .running
@@ -372,15 +439,9 @@ impl AgentRuntime {
         match token {
             Some(t) => {
                 t.cancel();
-                Ok(())
+                true
             }
-            None => match self.inner.store.get_session(id).await? {
-                None => Err(AgentError::NotFound("session")),
-                Some(s) => Err(AgentError::Conflict(format!(
-                    "the session is {}, not running",
-                    s.status.as_str()
-                ))),
-            },
+            None => false,
         }
     }
 

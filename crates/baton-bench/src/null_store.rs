@@ -221,6 +221,12 @@ impl Store for NullStore {
     async fn take_run_controls(&self, _: &str) -> StoreResult<Vec<(RunId, RunControl)>> {
         Ok(vec![])
     }
+    async fn request_session_cancel(&self, _: SessionId) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn take_session_cancels(&self, _: &str) -> StoreResult<Vec<SessionId>> {
+        Ok(vec![])
+    }
     async fn close_run_sessions(&self, _: RunId, _: &str) -> StoreResult<Vec<Trace>> {
         Ok(vec![])
     }

@@ -235,6 +235,35 @@ pub(crate) async fn take_controls(
         .collect()
 }
 
+pub(crate) async fn request_session_cancel(pool: &PgPool, id: SessionId) -> StoreResult<()> {
+    let done = sqlx::query("UPDATE agent_sessions SET cancel_requested = TRUE WHERE id = $1")
+        .bind(id.0)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("session"));
+    }
+    notify(pool).await
+}
+
+pub(crate) async fn take_session_cancels(
+    pool: &PgPool,
+    owner: &str,
+) -> StoreResult<Vec<SessionId>> {
+    let rows = sqlx::query(
+        "UPDATE agent_sessions SET cancel_requested = FALSE
+         WHERE owner = $1 AND cancel_requested RETURNING id",
+    )
+    .bind(owner)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| Ok(SessionId(r.try_get("id").map_err(db)?)))
+        .collect()
+}
+
 pub(crate) async fn notify(pool: &PgPool) -> StoreResult<()> {
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(WORK_CHANNEL)

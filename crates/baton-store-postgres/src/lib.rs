@@ -312,6 +312,14 @@ impl Store for PgStore {
         leases::take_controls(&self.pool, owner).await
     }
 
+    async fn request_session_cancel(&self, id: SessionId) -> StoreResult<()> {
+        leases::request_session_cancel(&self.pool, id).await
+    }
+
+    async fn take_session_cancels(&self, owner: &str) -> StoreResult<Vec<SessionId>> {
+        leases::take_session_cancels(&self.pool, owner).await
+    }
+
     async fn notify_work(&self) -> StoreResult<()> {
         leases::notify(&self.pool).await
     }

@@ -206,6 +206,33 @@ pub(crate) fn take_controls(owner: &str) -> Plan<Vec<(RunId, RunControl)>> {
     )
 }
 
+pub(crate) fn request_session_cancel(id: SessionId) -> Plan<()> {
+    Plan::new(
+        vec![Stmt::new(
+            "UPDATE agent_sessions SET cancel_requested = 1 WHERE id = ?1",
+            vec![id_text(id.0).into()],
+        )],
+        |out| crate::plan::changed(&out, 0, "session"),
+    )
+}
+
+pub(crate) fn take_session_cancels(owner: &str) -> Plan<Vec<SessionId>> {
+    Plan::new(
+        vec![Stmt::new(
+            "UPDATE agent_sessions SET cancel_requested = 0
+             WHERE owner = ?1 AND cancel_requested = 1 RETURNING id",
+            vec![owner.into()],
+        )],
+        |out| {
+            out[0]
+                .rows
+                .iter()
+                .map(|r| Ok(SessionId(Cols::new(r, "agent_sessions").uuid("id")?)))
+                .collect()
+        },
+    )
+}
+
 pub(crate) fn close_run_sessions(run: RunId, reason: &str) -> Plan<Vec<Trace>> {
     let now = ts(&time::now());
     Plan::new(

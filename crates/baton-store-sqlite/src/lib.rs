@@ -318,6 +318,14 @@ impl Store for SqliteStore {
         self.write.write(leases::take_controls(owner)).await
     }
 
+    async fn request_session_cancel(&self, id: SessionId) -> StoreResult<()> {
+        self.write.write(leases::request_session_cancel(id)).await
+    }
+
+    async fn take_session_cancels(&self, owner: &str) -> StoreResult<Vec<SessionId>> {
+        self.write.write(leases::take_session_cancels(owner)).await
+    }
+
     async fn close_run_sessions(&self, run: RunId, reason: &str) -> StoreResult<Vec<Trace>> {
         self.write
             .write(leases::close_run_sessions(run, reason))

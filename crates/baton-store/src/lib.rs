@@ -246,6 +246,10 @@ pub trait Store: Send + Sync + 'static {
     async fn request_run_control(&self, id: RunId, control: RunControl) -> StoreResult<()>;
     /// Takes (reads and clears) the control requests left for runs `owner` holds.
     async fn take_run_controls(&self, owner: &str) -> StoreResult<Vec<(RunId, RunControl)>>;
+    /// Asks whoever holds chat session `id` to stop it, and wakes the instances.
+    async fn request_session_cancel(&self, id: SessionId) -> StoreResult<()>;
+    /// Takes (reads and clears) the cancel requests left for sessions `owner` holds.
+    async fn take_session_cancels(&self, owner: &str) -> StoreResult<Vec<SessionId>>;
     /// Wakes the instances sharing the store to claim work (a run was queued).
     async fn notify_work(&self) -> StoreResult<()> {
         Ok(())

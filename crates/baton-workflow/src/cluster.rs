@@ -113,6 +113,16 @@ async fn controls(inner: &Arc<Inner>) {
             return;
         }
     };
+    match inner.store.take_session_cancels(me).await {
+        Ok(ids) => {
+            for id in ids {
+                if inner.agents.cancel_here(id) {
+                    tracing::info!(session = %id, "cancelling a session at another instance's request");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading session cancel requests failed"),
+    }
     for (id, control) in requests {
         match inner.live(id) {
             Some(live) => {

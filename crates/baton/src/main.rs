@@ -42,6 +42,30 @@ enum Command {
         /// The script file.
         file: PathBuf,
     },
+    /// List a server's runs (newest first) with the instance running each.
+    Runs {
+        /// Only runs with this status (queued, running, paused, …).
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Cancel a run, through any instance; prints the run as it ended.
+    Cancel(RunIdArgs),
+    /// Pause a run: no new agent starts; running ones finish.
+    Pause(RunIdArgs),
+    /// Resume a paused or stopped run (completed agents come from its journal).
+    Resume(RunIdArgs),
+    /// Approve a run held for approval.
+    Approve(RunIdArgs),
+}
+
+#[derive(clap::Args)]
+struct RunIdArgs {
+    /// The run's id.
+    run: String,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(clap::Args)]
@@ -97,10 +121,8 @@ struct DbArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Run(_)) | Some(Command::Workflows(_)) | Some(Command::Check { .. }) => {
-            return client_command(cli.command.expect("matched"));
-        }
-        _ => {}
+        None | Some(Command::Serve(_)) | Some(Command::Migrate(_)) => {}
+        Some(_) => return client_command(cli.command.expect("matched")),
     }
     let mut sources = Sources::standard(cli.config.as_deref());
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
@@ -146,6 +168,11 @@ fn push(sources: &mut Sources, key: &str, value: &Option<String>) {
     if let Some(v) = value {
         sources.flags.push((key.to_string(), v.clone()));
     }
+}
+
+async fn control(action: &str, r: RunIdArgs) -> anyhow::Result<i32> {
+    let api = baton::cli::client::Api::new(&r.server.server, r.server.token);
+    baton::cli::control::act(&api, action, &r.run).await
 }
 
 /// Commands that talk to a server (or to nothing) rather than run one.
@@ -196,6 +223,14 @@ fn client_command(command: Command) -> ExitCode {
                 )
                 .await
             }
+            Command::Runs { status, server } => {
+                let api = baton::cli::client::Api::new(&server.server, server.token);
+                baton::cli::control::list(&api, status.as_deref()).await
+            }
+            Command::Cancel(r) => control("cancel", r).await,
+            Command::Pause(r) => control("pause", r).await,
+            Command::Resume(r) => control("resume", r).await,
+            Command::Approve(r) => control("approve", r).await,
             _ => unreachable!("server commands are handled in main"),
         }
     });

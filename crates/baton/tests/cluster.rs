@@ -157,14 +157,29 @@ async fn control_sent_to_another_instance_acts_on_the_run_at_once() {
     assert_eq!(resumed["status"], "running", "{resumed}");
     wait_run(&a, &id, "more agents", |v| completed(v) > at_pause).await;
 
+    // Cancelled from the CLI pointed at B.
     let t = Instant::now();
-    let (status, cancelled) = b
-        .post_json(&format!("/api/runs/{id}/cancel"), &json!({}))
-        .await;
-    assert_eq!(status, 200, "{cancelled}");
-    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let (b_base, run) = (b.base.clone(), id.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        common::baton_command(std::path::Path::new("."))
+            .args(["cancel", &run, "--server", &b_base])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        t.elapsed() < Duration::from_millis(1500),
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.starts_with(&id) && printed.contains("cancelled"),
+        "{printed}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
         "{:?}",
         t.elapsed()
     );
@@ -459,4 +474,146 @@ async fn a_second_process_on_one_sqlite_file_is_refused_with_the_holder_named() 
     assert_eq!(health["status"], "ok");
     first.kill().unwrap();
     first.wait().unwrap();
+}
+
+async fn session_status(s: &TestServer, id: &str) -> Value {
+    s.get(&format!("/api/sessions/{id}")).await.1["status"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_answering_on_one_instance_stays_there_and_cancels_from_another() {
+    let mock = MockModel::start().await;
+    mock.set_default(
+        Reply::text("one two three four five six seven eight").slow(Duration::from_millis(300)),
+    );
+    let a = TestServer::start_owned(Kind::Postgres, settings(&mock, &[])).await;
+    let chat = a.create_chat("team").await;
+    let (status, posted) = a
+        .post_json(
+            &format!("/api/chats/{}/messages", chat["id"].as_str().unwrap()),
+            &json!({ "content": "[fast] tell me slowly" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{posted}");
+    let session = posted["session_id"].as_str().unwrap().to_string();
+    while mock.count() < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let b = TestServer::join(&a, &settings(&mock, &[])).await;
+    // Longer than B's first sweeps: B leaves A's live session alone.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(mock.count(), 1, "B did not answer A's question again");
+    assert_eq!(session_status(&b, &session).await, "running");
+    let a_id = a.get("/api/health").await.1["instance"].clone();
+    assert_eq!(
+        b.get(&format!("/api/sessions/{session}")).await.1["lease"]["owner"],
+        a_id
+    );
+
+    let t = Instant::now();
+    let (status, body) = b
+        .post_json(&format!("/api/sessions/{session}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while session_status(&a, &session).await == "running" {
+        assert!(Instant::now() < deadline, "not cancelled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(session_status(&a, &session).await, "cancelled");
+    let (status, again) = b
+        .post_json(&format!("/api/sessions/{session}/cancel"), &json!({}))
+        .await;
+    common::assert_error(status, &again, 409, "conflict");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mock.count(), 1);
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_chat_is_answered_once_by_another() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let mock = MockModel::start().await;
+    mock.push(Reply::tool("read_file", json!({ "path": "notes.txt" })));
+    // The call the kill interrupts.
+    mock.push(
+        Reply::text("this answer never completes because its instance dies")
+            .slow(Duration::from_millis(400)),
+    );
+    mock.push(Reply::text("The notes say: ship it."));
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("notes.txt"), "ship it\n").unwrap();
+    let mut env = as_env(&settings(&mock, &[]));
+    env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
+    let (mut a, a_addr) = spawn_baton(work.path(), &env);
+    let (mut b, b_addr) = spawn_baton(work.path(), &env);
+    let http = reqwest::Client::new();
+    let chat: Value = http
+        .post(format!("http://{a_addr}/api/chats"))
+        .json(&json!({ "title": "crash", "workspace": work.path() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat = chat["id"].as_str().unwrap().to_string();
+    let posted: Value = http
+        .post(format!("http://{a_addr}/api/chats/{chat}/messages"))
+        .json(&json!({ "content": "What do the notes say?" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = posted["session_id"].as_str().unwrap().to_string();
+    while mock.count() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let get = |path: String| {
+        let http = http.clone();
+        let addr = b_addr.clone();
+        async move {
+            http.get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = get(format!("/api/sessions/{session}")).await;
+        if v["status"] == "idle" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B did not finish the answer: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let msgs = get(format!("/api/chats/{chat}/messages")).await;
+    let texts: Vec<&str> = msgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["What do the notes say?", "The notes say: ship it."]);
+    assert_eq!(mock.count(), 3, "the finished tool call was not repeated");
+    b.kill().unwrap();
+    b.wait().unwrap();
 }
