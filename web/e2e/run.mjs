@@ -177,6 +177,9 @@ async function runBackend(browser, backend) {
       await page.locator('.phases tr[data-phase="Sum up"] .count-completed:has-text("1 completed")').waitFor();
       await page.locator(".log:has-text('asked 30 agents')").waitFor();
       await page.locator('.result:has-text("\\"answers\\": 30")').waitFor();
+      // Which instance ran it (several may share one Postgres).
+      const health = await http(srv.base, "GET", "/api/health");
+      await page.locator(`.run-pane .instance:has-text('ran on ${health.instance}')`).waitFor();
       // Drill into an agent: its calls, from its own session.
       await page.locator('.row.agent[data-agent="item-1"]').click();
       await page.getByRole("region", { name: "Agent" }).locator(".row-trace .kind-llm").first().waitFor({ timeout: T });

@@ -19,6 +19,7 @@ function run(): LiveRun {
     started_at: "2026-11-22T10:00:00Z",
     finished_at: null,
     updated_at: "2026-11-22T10:00:00Z",
+    lease: { owner: "host-1-aaaaaa", epoch: 1, expires_at: "2026-11-22T10:00:15Z" },
     phases: [],
     agents: [],
   };
@@ -46,6 +47,18 @@ describe("run events", () => {
     applyEvent(s, { event: "agent_finish", key: "c", label: "x", phase: "Plan", status: "completed", cached: true, session_id: "old" }, "2026-11-22T10:00:01Z");
     expect(s.run.agents).toHaveLength(1);
     expect(s.run.agents[0]).toMatchObject({ cached: true, status: "completed", session_id: "old" });
+  });
+
+  it("follows the run to the instance that took it over", () => {
+    const s = run();
+    applyEvent(s, { event: "log", message: "taken over by instance host-2-bbbbbb (lease epoch 2)" }, "");
+    applyEvent(s, { event: "status", status: "running", owner: "host-2-bbbbbb" }, "");
+    expect(s.run.lease.owner).toBe("host-2-bbbbbb");
+    expect(s.run.lease.epoch).toBe(1); // the epoch is the store's business; the view shows the owner
+    applyEvent(s, { event: "status", status: "paused" }, "");
+    expect(s.run.lease.owner).toBe("host-2-bbbbbb"); // a frame without an owner changes nothing
+    applyEvent(s, { event: "status", status: "cancelled", owner: null }, "");
+    expect(s.run.lease.owner).toBeNull();
   });
 
   it("keeps the log, the budget and the status, and asks for a re-read at the end", () => {

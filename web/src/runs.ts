@@ -63,6 +63,8 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
     case "status": {
       run.status = e.status as RunStatus;
       if (e.error !== undefined) run.error = (e.error as string | null) ?? null;
+      // Another instance took the run over, or it was given up.
+      if (e.owner !== undefined) run.lease = { ...run.lease, owner: (e.owner as string | null) ?? null };
       return !["completed", "failed", "cancelled"].includes(run.status);
     }
     default:

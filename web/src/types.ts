@@ -147,6 +147,14 @@ export interface Run {
   started_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  /** The instance that runs it (or ran it), and until when its claim holds. */
+  lease: Lease;
+}
+
+export interface Lease {
+  owner: string | null;
+  epoch: number;
+  expires_at: string | null;
 }
 
 export interface RunView extends Run {

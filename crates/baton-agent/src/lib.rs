@@ -6,6 +6,7 @@ mod error;
 pub mod models;
 mod runner;
 mod runtime;
+mod shared;
 mod snapshots;
 pub mod state;
 pub mod tools;
@@ -14,7 +15,6 @@ mod tracing_calls;
 pub use error::AgentError;
 pub use models::{ModelEntry, ModelRegistry};
 pub use runner::STRUCTURED_OUTPUT;
-pub use runtime::{
-    session_summary, AgentConfig, AgentOutcome, AgentRuntime, AgentSpec, PostedMessage, SessionView,
-};
+pub use runtime::{AgentOutcome, AgentRuntime, AgentSpec, PostedMessage, SessionView};
+pub use shared::{session_summary, AgentConfig};
 pub use snapshots::AgentSnapshots;

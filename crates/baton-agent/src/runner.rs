@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{publish, publish_state, Inner};
+use crate::shared::{publish, publish_state, Inner};
 use crate::state::SessionState;
 use crate::tools::{self, Workspace};
 use crate::tracing_calls::{new_trace, Tracer};

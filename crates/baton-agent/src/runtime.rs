@@ -1,13 +1,12 @@
 //! Starting, continuing, cancelling and resuming sessions.
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_core::{
-    time, ChatId, Message, MessageId, NewFrame, Role, Session, SessionId, SessionStatus, Topic,
-    TurnSummary,
+    time, ChatId, Message, MessageId, Role, Session, SessionId, SessionStatus, Topic, TurnSummary,
 };
 use baton_events::EventHub;
 use baton_llm::ChatMessage;
@@ -19,70 +18,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::models::ModelRegistry;
 use crate::runner;
+pub use crate::shared::AgentConfig;
+use crate::shared::{publish, publish_state, Inner, Running};
 use crate::state::SessionState;
-use crate::tools::{Capabilities, ToolLimits, Workspace};
+use crate::tools::{Capabilities, Workspace};
 use crate::AgentError;
-
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    pub default_model: String,
-    /// Workspace of chats that name none.
-    pub default_workspace: PathBuf,
-    /// Longest one answer (all its turns) may take.
-    pub agent_timeout: Duration,
-    pub max_tool_calls: u32,
-    pub tool_limits: ToolLimits,
-    /// This instance's id: a chat's session is claimed under it while it answers.
-    pub instance: String,
-    /// How long a claim on a session lasts unless renewed.
-    pub lease_ttl: Duration,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        Self {
-            default_model: "deepseek-chat".into(),
-            default_workspace: PathBuf::from("."),
-            agent_timeout: Duration::from_secs(600),
-            max_tool_calls: 50,
-            tool_limits: ToolLimits::default(),
-            instance: "local".into(),
-            lease_ttl: Duration::from_secs(15),
-        }
-    }
-}
-
-pub(crate) struct Inner {
-    pub store: Arc<dyn Store>,
-    pub hub: Arc<EventHub>,
-    pub models: ModelRegistry,
-    pub config: AgentConfig,
-    running: Mutex<HashMap<SessionId, Running>>,
-    pub tasks: TaskTracker,
-    /// Cancelled at server shutdown: loops stop without changing their session's status,
-    /// so they resume at the next start.
-    pub shutdown: CancellationToken,
-}
-
-/// A session's loop running here.
-struct Running {
-    cancel: CancellationToken,
-    /// Set when another instance claimed the session.
-    lost: Arc<AtomicBool>,
-    /// The lease epoch a chat's session runs under; 0 for a workflow's agent, which its
-    /// run's lease covers.
-    epoch: i64,
-}
-
-impl Running {
-    fn new(cancel: CancellationToken, epoch: i64) -> Self {
-        Self {
-            cancel,
-            lost: Arc::new(AtomicBool::new(false)),
-            epoch,
-        }
-    }
-}
 
 #[derive(Clone)]
 pub struct AgentRuntime {
@@ -643,31 +583,4 @@ impl AgentRuntime {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-}
-
-/// Frames go out in order without the agent waiting for each commit.
-pub(crate) async fn publish(hub: &EventHub, topic: Topic, kind: &str, body: serde_json::Value) {
-    hub.enqueue(topic, NewFrame::new(kind, body)).await;
-}
-
-/// The session as frames and snapshots show it: everything but the history.
-pub fn session_summary(s: &Session) -> serde_json::Value {
-    let state = SessionState::from_value(&s.state).unwrap_or_default();
-    json!({
-        "id": s.id, "chat_id": s.chat_id, "run_id": s.run_id, "parent_id": s.parent_id,
-        "provider": s.provider, "model": s.model, "status": s.status, "turn_number": s.turn_number,
-        "error": s.error, "created_at": s.created_at, "updated_at": s.updated_at,
-        "usage": state.usage, "cost_usd": state.cost_usd, "tool_calls_used": state.tool_calls_used,
-        "workspace": state.workspace,
-    })
-}
-
-pub(crate) async fn publish_state(hub: &EventHub, topic: Topic, s: &Session) {
-    publish(
-        hub,
-        topic,
-        "session_state",
-        json!({ "session": session_summary(s) }),
-    )
-    .await;
 }

@@ -6,7 +6,7 @@ use baton_events::{Snapshots, StoreSnapshots};
 use baton_store::{Store, StoreResult};
 use serde_json::{json, Value};
 
-use crate::runtime::session_summary;
+use crate::shared::session_summary;
 
 /// Topic snapshots that include the chat's current session.
 pub struct AgentSnapshots(pub Arc<dyn Store>);

@@ -1,4 +1,4 @@
-//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|workflow|all]`
+//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|workflow|all|takeover]`
 //! (and `seed --database URL --traces N`, which writes a large chat for the web app's tests)
 //!
 //! Every figure is printed beside a baseline measured in the same run on the same
@@ -11,6 +11,7 @@ mod null_store;
 mod replay;
 mod seed;
 mod server;
+mod takeover;
 mod traces;
 mod workflow;
 
@@ -46,6 +47,9 @@ struct Args {
     /// `seed`: traces in the chat.
     #[arg(long, default_value_t = 10_000)]
     traces: usize,
+    /// `takeover`: how many times an instance is killed.
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,13 +62,20 @@ enum Which {
     All,
     /// Not a benchmark: writes a chat with `--traces` traces into `--database`.
     Seed,
+    /// Takeover time after `kill -9` of an instance on Postgres (not part of `all`: it
+    /// waits out the default lease TTL once per kill).
+    Takeover,
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if std::env::var_os(takeover::CHILD).is_some() {
+        baton::init_logging();
+        return rt.block_on(takeover::serve_child());
+    }
+    let args = Args::parse();
     rt.block_on(async {
         if args.which == Which::Seed {
             let url = args
@@ -72,6 +83,9 @@ fn main() -> anyhow::Result<()> {
                 .as_deref()
                 .ok_or_else(|| anyhow::anyhow!("seed needs --database URL"))?;
             return seed::run(url, args.traces).await;
+        }
+        if args.which == Which::Takeover {
+            return takeover::run(args.kills.max(1)).await;
         }
         if matches!(args.which, Which::Traces | Which::All) {
             traces::run(args.rows).await?;

@@ -11,8 +11,9 @@ use baton_core::{RunId, SessionId};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::engine::Inner;
-use crate::live::{self, Live};
+use crate::execute;
+use crate::live::{Links, Live};
+use crate::shared::Inner;
 
 /// Sessions claimed per sweep at most; the next sweep takes more.
 const SESSIONS_PER_SWEEP: u32 = 64;
@@ -127,7 +128,7 @@ async fn controls(inner: &Arc<Inner>) {
         match inner.live(id) {
             Some(live) => {
                 tracing::info!(run = %id, control = control.as_str(), "acting on a request from another instance");
-                live.control(inner, control).await;
+                live.control(control).await;
             }
             None => {
                 tracing::warn!(run = %id, control = control.as_str(), "a control request for a run not running here")
@@ -153,6 +154,11 @@ async fn claim(inner: &Arc<Inner>) {
                         &inner.shutdown,
                         inner.run_slots.clone(),
                         permit,
+                        Links {
+                            store: inner.store.clone(),
+                            hub: inner.hub.clone(),
+                            wake: inner.wake.clone(),
+                        },
                     ));
                     let id = run.id;
                     inner
@@ -164,7 +170,7 @@ async fn claim(inner: &Arc<Inner>) {
                     let span = tracing::info_span!("run", run = %id, name = %run.name);
                     inner.tasks.spawn(tracing::Instrument::instrument(
                         async move {
-                            live::execute(task_inner.clone(), live.clone()).await;
+                            execute::execute(task_inner.clone(), live.clone()).await;
                             let mut active = task_inner.active.lock().expect("active lock");
                             if active.get(&id).is_some_and(|l| Arc::ptr_eq(l, &live)) {
                                 active.remove(&id);

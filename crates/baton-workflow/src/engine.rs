@@ -7,96 +7,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_agent::AgentRuntime;
-use baton_core::{time, Capabilities, NewFrame, Run, RunControl, RunId, RunStatus, Topic};
+use baton_core::{time, Capabilities, Run, RunControl, RunId, RunStatus};
 use baton_events::EventHub;
-use baton_script::Limits;
 use baton_store::Store;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::discovery::{self, canonical_name, Definition, Source};
+use crate::config::EngineConfig;
+use crate::discovery::{self, Definition, Source};
 use crate::lifecycle::{self, Command, Holder, Step};
-use crate::live::Live;
+use crate::shared::{Inner, Options};
 use crate::WorkflowError;
-
-/// This instance among those sharing the store (SPEC 4.6).
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// Stable for the life of the process; shown in `/api/health` and in logs.
-    pub instance: String,
-    /// How long a claim on a run or session lasts unless renewed.
-    pub lease_ttl: Duration,
-    /// How often the holder renews its leases.
-    pub lease_renew: Duration,
-    /// How often the instance looks for work to claim (queued, or whose holder died).
-    pub sweep: Duration,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        Self {
-            instance: instance_id(),
-            lease_ttl: Duration::from_secs(15),
-            lease_renew: Duration::from_secs(5),
-            sweep: Duration::from_secs(2),
-        }
-    }
-}
-
-/// `<host>-<pid>-<random>`: readable in logs, never reused by a later process.
-pub fn instance_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "baton".into());
-    // The tail of a v7 id is random.
-    let random = uuid::Uuid::now_v7().simple().to_string();
-    format!(
-        "{host}-{}-{}",
-        std::process::id(),
-        &random[random.len() - 6..]
-    )
-}
-
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    pub run_concurrency: usize,
-    pub agents_per_run: u32,
-    pub items_per_call: usize,
-    pub concurrent_runs: usize,
-    pub script_memory_bytes: usize,
-    pub run_wall_clock: Duration,
-    pub agent_timeout: Duration,
-    pub approval_agents: u64,
-    pub approval_tokens: u64,
-    pub default_workspace: PathBuf,
-    /// For `~/.baton/workflows`.
-    pub home: Option<PathBuf>,
-    pub cluster: ClusterConfig,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            run_concurrency: 8,
-            agents_per_run: 1000,
-            items_per_call: 4096,
-            concurrent_runs: 4,
-            script_memory_bytes: 64 << 20,
-            run_wall_clock: Duration::from_secs(7200),
-            agent_timeout: Duration::from_secs(600),
-            approval_agents: 25,
-            approval_tokens: 1_500_000,
-            default_workspace: PathBuf::from("."),
-            home: std::env::var_os("HOME").map(PathBuf::from),
-            cluster: ClusterConfig::default(),
-        }
-    }
-}
 
 /// What a run is started with.
 #[derive(Debug, Clone, Default)]
@@ -107,43 +30,6 @@ pub struct StartRequest {
     pub workspace: Option<PathBuf>,
     pub auto_approve: bool,
     pub capabilities: Capabilities,
-}
-
-/// Stored in `Run.options`.
-#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
-pub(crate) struct Options {
-    pub budget_tokens: Option<u64>,
-    pub concurrency: usize,
-    pub workspace: Option<String>,
-    #[serde(default)]
-    pub capabilities: Capabilities,
-    pub projected_agents: u64,
-    pub projected_tokens: u64,
-    /// `meta.phases` titles, read once when the script is parsed.
-    #[serde(default)]
-    pub phases: Vec<String>,
-}
-
-pub(crate) struct Inner {
-    pub store: Arc<dyn Store>,
-    pub hub: Arc<EventHub>,
-    pub agents: AgentRuntime,
-    pub config: EngineConfig,
-    /// The runs executing here.
-    pub active: Mutex<HashMap<RunId, Arc<Live>>>,
-    /// This instance's run capacity (`concurrent_runs`): a running run holds one slot, a
-    /// paused one none.
-    pub run_slots: Arc<Semaphore>,
-    pub tasks: TaskTracker,
-    pub shutdown: CancellationToken,
-    /// Log lines waiting to be written, per run.
-    pub logs: Mutex<HashMap<RunId, Vec<String>>>,
-    /// Wakes the cluster loop: work may be claimable, or a slot came free.
-    pub wake: Notify,
-    /// Set when the cluster loop started (`WorkflowEngine::start`).
-    pub started: std::sync::atomic::AtomicBool,
-    /// A test's stand-in for a stalled process: renewals stop while set.
-    pub hold_renewals: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -181,65 +67,6 @@ fn project_agents(script: &str, args: Option<&Value>) -> u64 {
     sites.max(1) * fanout
 }
 
-impl Inner {
-    /// Queued in order; nothing waits for the commit.
-    pub(crate) async fn publish_run(&self, run: RunId, body: Value) {
-        self.hub
-            .enqueue(Topic::Run(run), NewFrame::new("run_event", body))
-            .await;
-    }
-
-    /// For host calls that are synchronous in the script: queued at once, so `phase` and
-    /// `log` events keep the script's order (a spawned send only if the queue is full).
-    pub(crate) fn spawn_publish(self: &Arc<Self>, run: RunId, body: Value) {
-        let frame = NewFrame::new("run_event", body);
-        if let Err(frame) = self.hub.try_enqueue(Topic::Run(run), frame) {
-            let inner = self.clone();
-            tokio::spawn(async move { inner.hub.enqueue(Topic::Run(run), frame).await });
-        }
-    }
-
-    pub(crate) fn append_log(self: &Arc<Self>, run: RunId, line: String) {
-        self.logs
-            .lock()
-            .expect("logs lock")
-            .entry(run)
-            .or_default()
-            .push(line.clone());
-        self.spawn_publish(run, json!({ "event": "log", "message": line }));
-    }
-
-    pub(crate) fn live(&self, id: RunId) -> Option<Arc<Live>> {
-        self.active.lock().expect("active lock").get(&id).cloned()
-    }
-
-    pub(crate) fn script_limits(&self) -> Limits {
-        Limits {
-            memory_bytes: self.config.script_memory_bytes,
-            stack_bytes: 1 << 20,
-            wall_clock: self.config.run_wall_clock,
-        }
-    }
-
-    pub(crate) async fn find(
-        &self,
-        name: &str,
-        workspace: &Path,
-    ) -> Result<Definition, WorkflowError> {
-        let name = canonical_name(name);
-        if !discovery::valid_name(name) {
-            return Err(WorkflowError::BadInput(format!(
-                "'{name}' is not a valid workflow name"
-            )));
-        }
-        discovery::discover(workspace, self.config.home.as_deref())
-            .await
-            .into_iter()
-            .find(|d| d.name == name)
-            .ok_or(WorkflowError::NotFound("workflow"))
-    }
-}
-
 impl WorkflowEngine {
     pub fn new(
         store: Arc<dyn Store>,
@@ -258,8 +85,7 @@ impl WorkflowEngine {
                 run_slots: Arc::new(Semaphore::new(slots)),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
-                logs: Mutex::new(HashMap::new()),
-                wake: Notify::new(),
+                wake: Arc::new(Notify::new()),
                 started: std::sync::atomic::AtomicBool::new(false),
                 hold_renewals: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -491,7 +317,7 @@ impl WorkflowEngine {
                     let Some(live) = self.inner.live(id) else {
                         continue;
                     };
-                    live.control(&self.inner, control).await;
+                    live.control(control).await;
                     return self.settled(id, control).await;
                 }
                 Step::Ask(control) => {
@@ -541,7 +367,10 @@ impl WorkflowEngine {
                     claimed.lease.owner = None;
                     self.inner.store.update_run(&claimed).await?;
                     self.inner
-                        .publish_run(id, json!({ "event": "status", "status": claimed.status }))
+                        .publish_run(
+                            id,
+                            json!({ "event": "status", "status": claimed.status, "owner": null }),
+                        )
                         .await;
                     if status == RunStatus::Queued {
                         self.work_queued().await;

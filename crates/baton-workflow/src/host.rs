@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Inner;
 use crate::key;
 use crate::live::Live;
+use crate::shared::Inner;
 
 #[derive(Clone)]
 pub(crate) struct RunHost {
@@ -46,7 +46,7 @@ pub(crate) struct RunHost {
 impl RunHost {
     async fn publish(&self, event: &str, mut body: Value) {
         body["event"] = json!(event);
-        self.inner.publish_run(self.run_id, body).await;
+        self.live.publish(body).await;
     }
 
     async fn wait_while_paused(&self) -> Result<(), String> {
@@ -279,14 +279,14 @@ impl Host for RunHost {
     }
 
     fn phase(&self, title: &str) -> Result<(), String> {
-        self.inner
-            .spawn_publish(self.run_id, json!({ "event": "phase", "title": title }));
+        self.live
+            .publish_now(json!({ "event": "phase", "title": title }));
         Ok(())
     }
 
     fn log(&self, message: &str) -> Result<(), String> {
         let message: String = message.chars().take(2000).collect();
-        self.inner.append_log(self.run_id, message);
+        self.live.log(message);
         Ok(())
     }
 

@@ -3,17 +3,21 @@
 
 mod catalog;
 mod cluster;
+mod config;
 pub mod discovery;
 mod engine;
+mod execute;
 mod host;
 mod key;
 pub mod lifecycle;
 mod live;
+mod shared;
 mod snapshots;
 mod view;
 
+pub use config::{instance_id, ClusterConfig, EngineConfig};
 pub use discovery::{Definition, Source};
-pub use engine::{instance_id, ClusterConfig, EngineConfig, StartRequest, WorkflowEngine};
+pub use engine::{StartRequest, WorkflowEngine};
 pub use snapshots::WorkflowSnapshots;
 pub use view::{AgentView, PhaseView, RunView};
 

@@ -1,20 +1,15 @@
 //! A run executing on this instance: its state, the one place its status changes are
-//! written (conditional on its lease epoch) and published, its run slot, and the
-//! execution of its script.
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+//! written (conditional on its lease epoch) and published, its log, and its run slot.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use baton_core::{time, AgentStatus, Run, RunControl, RunStatus};
-use baton_script::ScriptError;
-use baton_store::StoreError;
-use serde_json::json;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use baton_core::{time, NewFrame, Run, RunControl, RunId, RunStatus, Topic};
+use baton_events::EventHub;
+use baton_store::{Store, StoreError};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Inner, Options};
-use crate::host::RunHost;
 use crate::lifecycle;
 
 /// A slot of this instance's run capacity, held while the run runs and given back
@@ -58,7 +53,7 @@ impl RunSlot {
         }
     }
 
-    async fn give_back(&self) -> bool {
+    pub async fn give_back(&self) -> bool {
         self.held.lock().await.take().is_some()
     }
 }
@@ -72,6 +67,20 @@ pub(crate) struct Live {
     pub slot: RunSlot,
     /// Set when another instance has claimed the run: nothing more is written for it.
     pub lost: AtomicBool,
+    pub id: RunId,
+    store: Arc<dyn Store>,
+    hub: Arc<EventHub>,
+    /// Wakes this instance's cluster loop when the run's slot comes free.
+    wake: Arc<Notify>,
+    /// `log()` lines not yet written with the run.
+    log: Mutex<Vec<String>>,
+}
+
+/// What a `Live` run writes to and wakes.
+pub(crate) struct Links {
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<EventHub>,
+    pub wake: Arc<Notify>,
 }
 
 impl Live {
@@ -80,9 +89,15 @@ impl Live {
         shutdown: &CancellationToken,
         slots: Arc<Semaphore>,
         permit: Option<OwnedSemaphorePermit>,
+        links: Links,
     ) -> Self {
         let (paused, _) = watch::channel(run.status == RunStatus::Paused);
         Self {
+            id: run.id,
+            store: links.store,
+            hub: links.hub,
+            wake: links.wake,
+            log: Mutex::new(Vec::new()),
             epoch: run.lease.epoch,
             run: tokio::sync::Mutex::new(run),
             cancel: shutdown.child_token(),
@@ -105,17 +120,16 @@ impl Live {
 
     /// Changes the run and writes it under this instance's epoch, with the log lines
     /// waiting; publishes its status if `publish`. `false` if the write was refused.
-    pub async fn apply(&self, inner: &Inner, publish: bool, change: impl FnOnce(&mut Run)) -> bool {
+    pub async fn apply(&self, publish: bool, change: impl FnOnce(&mut Run)) -> bool {
         if self.lost.load(Ordering::SeqCst) {
             return false;
         }
         let mut run = self.run.lock().await;
         change(&mut run);
-        if let Some(lines) = inner.logs.lock().expect("logs lock").remove(&run.id) {
-            run.log.extend(lines);
-        }
+        run.log
+            .extend(std::mem::take(&mut *self.log.lock().expect("log lock")));
         run.updated_at = time::now();
-        match inner.store.update_run(&run).await {
+        match self.store.update_run(&run).await {
             Ok(()) => {}
             Err(StoreError::Fenced(_)) => {
                 drop(run);
@@ -126,10 +140,39 @@ impl Live {
         }
         if publish {
             let body = json!({ "event": "status", "status": run.status, "error": run.error,
-                "totals": run.totals });
-            inner.publish_run(run.id, body).await;
+                "totals": run.totals, "owner": run.lease.owner });
+            self.publish(body).await;
         }
         true
+    }
+
+    /// A `run_event` frame, queued in order; nothing waits for the commit.
+    pub async fn publish(&self, body: Value) {
+        self.hub
+            .enqueue(Topic::Run(self.id), NewFrame::new("run_event", body))
+            .await;
+    }
+
+    /// For host calls that are synchronous in the script: queued at once, so `phase` and
+    /// `log` events keep the script's order (a spawned send only if the queue is full).
+    pub fn publish_now(&self, body: Value) {
+        let frame = NewFrame::new("run_event", body);
+        let topic = Topic::Run(self.id);
+        if let Err(frame) = self.hub.try_enqueue(topic, frame) {
+            let hub = self.hub.clone();
+            tokio::spawn(async move { hub.enqueue(topic, frame).await });
+        }
+    }
+
+    /// A narrator line: shown live now, written with the run's next write.
+    pub fn log(&self, line: String) {
+        self.log.lock().expect("log lock").push(line.clone());
+        self.publish_now(json!({ "event": "log", "message": line }));
+    }
+
+    /// The run as this instance last wrote it.
+    pub async fn snapshot(&self) -> Run {
+        self.run.lock().await.clone()
     }
 
     pub async fn status(&self) -> RunStatus {
@@ -137,7 +180,7 @@ impl Live {
     }
 
     /// Acts on a control command for this run.
-    pub async fn control(&self, inner: &Inner, control: RunControl) {
+    pub async fn control(&self, control: RunControl) {
         match control {
             RunControl::Cancel => self.cancel.cancel(),
             RunControl::Pause => {
@@ -146,9 +189,9 @@ impl Live {
                 }
                 let _ = self.paused.send(true);
                 if self.slot.give_back().await {
-                    inner.wake.notify_one();
+                    self.wake.notify_one();
                 }
-                self.apply(inner, true, |r| lifecycle::enter_now(r, RunStatus::Paused))
+                self.apply(true, |r| lifecycle::enter_now(r, RunStatus::Paused))
                     .await;
             }
             RunControl::Resume => {
@@ -158,156 +201,9 @@ impl Live {
                 // Its slot again, if one is free; else its next agent waits for one.
                 self.slot.try_take().await;
                 let _ = self.paused.send(false);
-                self.apply(inner, true, |r| lifecycle::enter_now(r, RunStatus::Running))
+                self.apply(true, |r| lifecycle::enter_now(r, RunStatus::Running))
                     .await;
             }
         }
     }
-}
-
-/// Runs a claimed run's script to its end here (or until it is lost or shut down).
-pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
-    let run = live.run.lock().await.clone();
-    let options: Options = serde_json::from_value(run.options.clone()).unwrap_or_default();
-    let me = &inner.config.cluster.instance;
-    if run.status == RunStatus::Running {
-        // Its last holder stopped with agents in flight: those agents' sessions end here,
-        // and the script's re-run asks for them again (completed ones come from the
-        // journal).
-        let why = "interrupted: the instance running it stopped";
-        if let Err(e) = inner.store.close_run_sessions(run.id, why).await {
-            tracing::warn!(error = %e, "closing the agents of the last holder failed");
-        }
-        if run.lease.epoch > 1 {
-            inner.append_log(
-                run.id,
-                format!(
-                    "taken over by instance {me} (lease epoch {})",
-                    run.lease.epoch
-                ),
-            );
-        }
-    }
-    tracing::info!(epoch = live.epoch, "running here");
-    if !live.slot.take(&live.cancel).await {
-        finish_early(&inner, &live).await;
-        return;
-    }
-    if !live
-        .apply(&inner, true, |r| {
-            lifecycle::enter_now(r, RunStatus::Running)
-        })
-        .await
-    {
-        return;
-    }
-
-    let journal = inner.store.list_journal(run.id).await.unwrap_or_default();
-    let spent: u64 = journal
-        .iter()
-        .filter(|e| e.status == AgentStatus::Completed)
-        .map(|e| (e.input_tokens + e.output_tokens) as u64)
-        .sum();
-    let host = Arc::new(RunHost {
-        inner: inner.clone(),
-        live: live.clone(),
-        run_id: run.id,
-        slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
-        cancel: live.cancel.clone(),
-        paused: live.paused.subscribe(),
-        budget_total: options.budget_tokens,
-        spent: Arc::new(AtomicU64::new(spent)),
-        started: Arc::new(AtomicU32::new(0)),
-        seq: Arc::new(AtomicI64::new(
-            journal.iter().map(|e| e.seq).max().unwrap_or(0),
-        )),
-        occurrences: Arc::new(Mutex::new(HashMap::new())),
-        caps: options.capabilities,
-        workspace: options.workspace.as_ref().map(PathBuf::from),
-        depth: 0,
-        completed: Arc::new(
-            journal
-                .iter()
-                .filter(|e| e.status == AgentStatus::Completed)
-                .map(|e| (e.key.clone(), e.clone()))
-                .collect(),
-        ),
-    });
-    let outcome = match baton_script::parse(&run.script).await {
-        Ok(script) => {
-            baton_script::run(
-                &script,
-                run.args.as_ref(),
-                options.budget_tokens,
-                host,
-                inner.script_limits(),
-                live.cancel.clone(),
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    // The script is done: its slot goes to the next run now, not after the writes.
-    live.slot.give_back().await;
-    if live.lost.load(Ordering::SeqCst) {
-        return;
-    }
-    if inner.shutdown.is_cancelled() {
-        // Left as it is: whoever claims it next resumes it from its journal.
-        tracing::info!("stopping for shutdown; the run resumes from its journal");
-        live.apply(&inner, false, |_| {}).await;
-        return;
-    }
-    // Nothing of a finished run may keep running: agents still marked running were
-    // stopped with it (after their own queued writes, which this one follows).
-    match inner
-        .store
-        .stop_running_agents(run.id, live.epoch, time::now())
-        .await
-    {
-        Ok(_) => {}
-        Err(StoreError::Fenced(_)) => {
-            live.lose("the run's lease passed to another instance");
-            return;
-        }
-        Err(e) => tracing::error!(error = %e, "marking the run's stopped agents failed"),
-    }
-    let journal = inner.store.list_journal(run.id).await.unwrap_or_default();
-    let totals = json!({
-        "agents": journal.len(),
-        "input_tokens": journal.iter().map(|e| e.input_tokens).sum::<i64>(),
-        "output_tokens": journal.iter().map(|e| e.output_tokens).sum::<i64>(),
-        "cost_usd": journal.iter().map(|e| e.cost_usd).sum::<f64>(),
-    });
-    live.apply(&inner, true, |r| {
-        r.totals = totals;
-        match outcome {
-            Ok(v) => {
-                r.result = Some(v);
-                r.error = None;
-                lifecycle::enter_now(r, RunStatus::Completed);
-            }
-            Err(ScriptError::Cancelled) => lifecycle::enter_now(r, RunStatus::Cancelled),
-            Err(e) => {
-                r.error = Some(e.to_string());
-                lifecycle::enter_now(r, RunStatus::Failed);
-            }
-        }
-    })
-    .await;
-}
-
-/// A run stopped before it got a slot: cancelled, or left queued for shutdown.
-async fn finish_early(inner: &Inner, live: &Live) {
-    if live.lost.load(Ordering::SeqCst) {
-        return;
-    }
-    if inner.shutdown.is_cancelled() {
-        return;
-    }
-    live.apply(inner, true, |r| {
-        r.lease.owner = None;
-        lifecycle::enter_now(r, RunStatus::Cancelled)
-    })
-    .await;
 }

@@ -144,6 +144,14 @@ export function RunPage({ id }: { id: string }) {
             </h2>
             <div class="muted small">
               {run.source} · {run.started_at ? `started ${clock(run.started_at)} · ${duration(end - start)}` : `created ${clock(run.created_at)}`} ·{" "}
+              {run.lease?.owner ? (
+                <>
+                  <span class="instance" title="The Baton instance that runs it">
+                    {finished(run.status) ? "ran on" : "on"} {run.lease.owner}
+                  </span>{" "}
+                  ·{" "}
+                </>
+              ) : null}
               {tokens(totalTokens)} tokens · {usd(totalCost)}
               {state.budget ? ` · budget ${tokens(state.budget.spent)} / ${tokens(state.budget.total)}` : ""}
             </div>

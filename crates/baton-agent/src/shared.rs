@@ -1,0 +1,106 @@
+//! What the agent runtime and its loops share: the store, the hub, the models, the
+//! settings, the loops running here, and how their frames go out.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_core::{NewFrame, Session, SessionId, Topic};
+use baton_events::EventHub;
+use baton_store::Store;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::models::ModelRegistry;
+use crate::state::SessionState;
+use crate::tools::ToolLimits;
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub default_model: String,
+    /// Workspace of chats that name none.
+    pub default_workspace: PathBuf,
+    /// Longest one answer (all its turns) may take.
+    pub agent_timeout: Duration,
+    pub max_tool_calls: u32,
+    pub tool_limits: ToolLimits,
+    /// This instance's id: a chat's session is claimed under it while it answers.
+    pub instance: String,
+    /// How long a claim on a session lasts unless renewed.
+    pub lease_ttl: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            default_model: "deepseek-chat".into(),
+            default_workspace: PathBuf::from("."),
+            agent_timeout: Duration::from_secs(600),
+            max_tool_calls: 50,
+            tool_limits: ToolLimits::default(),
+            instance: "local".into(),
+            lease_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<EventHub>,
+    pub models: ModelRegistry,
+    pub config: AgentConfig,
+    pub running: Mutex<HashMap<SessionId, Running>>,
+    pub tasks: TaskTracker,
+    /// Cancelled at server shutdown: loops stop without changing their session's status,
+    /// so they resume at the next start.
+    pub shutdown: CancellationToken,
+}
+
+/// A session's loop running here.
+pub(crate) struct Running {
+    pub cancel: CancellationToken,
+    /// Set when another instance claimed the session.
+    pub lost: Arc<AtomicBool>,
+    /// The lease epoch a chat's session runs under; 0 for a workflow's agent, which its
+    /// run's lease covers.
+    pub epoch: i64,
+}
+
+impl Running {
+    pub fn new(cancel: CancellationToken, epoch: i64) -> Self {
+        Self {
+            cancel,
+            lost: Arc::new(AtomicBool::new(false)),
+            epoch,
+        }
+    }
+}
+
+/// Frames go out in order without the agent waiting for each commit.
+pub(crate) async fn publish(hub: &EventHub, topic: Topic, kind: &str, body: serde_json::Value) {
+    hub.enqueue(topic, NewFrame::new(kind, body)).await;
+}
+
+/// The session as frames and snapshots show it: everything but the history.
+pub fn session_summary(s: &Session) -> serde_json::Value {
+    let state = SessionState::from_value(&s.state).unwrap_or_default();
+    json!({
+        "id": s.id, "chat_id": s.chat_id, "run_id": s.run_id, "parent_id": s.parent_id,
+        "provider": s.provider, "model": s.model, "status": s.status, "turn_number": s.turn_number,
+        "error": s.error, "created_at": s.created_at, "updated_at": s.updated_at,
+        "usage": state.usage, "cost_usd": state.cost_usd, "tool_calls_used": state.tool_calls_used,
+        "workspace": state.workspace,
+    })
+}
+
+pub(crate) async fn publish_state(hub: &EventHub, topic: Topic, s: &Session) {
+    publish(
+        hub,
+        topic,
+        "session_state",
+        json!({ "session": session_summary(s) }),
+    )
+    .await;
+}

@@ -1,0 +1,158 @@
+//! Executing a claimed run's script here, from its journal, to its end.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use baton_core::{time, AgentStatus, RunStatus};
+use baton_script::ScriptError;
+use baton_store::StoreError;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::host::RunHost;
+use crate::lifecycle;
+use crate::live::Live;
+use crate::shared::{Inner, Options};
+
+/// Runs a claimed run's script to its end here (or until it is lost or shut down).
+pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
+    let run = live.snapshot().await;
+    let options: Options = serde_json::from_value(run.options.clone()).unwrap_or_default();
+    let me = &inner.config.cluster.instance;
+    if run.status == RunStatus::Running {
+        // Its last holder stopped with agents in flight: those agents' sessions end here,
+        // and the script's re-run asks for them again (completed ones come from the
+        // journal).
+        let why = "interrupted: the instance running it stopped";
+        if let Err(e) = inner.store.close_run_sessions(run.id, why).await {
+            tracing::warn!(error = %e, "closing the agents of the last holder failed");
+        }
+        if run.lease.epoch > 1 {
+            live.log(format!(
+                "taken over by instance {me} (lease epoch {})",
+                run.lease.epoch
+            ));
+        }
+    }
+    tracing::info!(epoch = live.epoch, "running here");
+    if !live.slot.take(&live.cancel).await {
+        finish_early(&inner, &live).await;
+        return;
+    }
+    if !live
+        .apply(true, |r| lifecycle::enter_now(r, RunStatus::Running))
+        .await
+    {
+        return;
+    }
+
+    let journal = inner.store.list_journal(run.id).await.unwrap_or_default();
+    let spent: u64 = journal
+        .iter()
+        .filter(|e| e.status == AgentStatus::Completed)
+        .map(|e| (e.input_tokens + e.output_tokens) as u64)
+        .sum();
+    let host = Arc::new(RunHost {
+        inner: inner.clone(),
+        live: live.clone(),
+        run_id: run.id,
+        slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
+        cancel: live.cancel.clone(),
+        paused: live.paused.subscribe(),
+        budget_total: options.budget_tokens,
+        spent: Arc::new(AtomicU64::new(spent)),
+        started: Arc::new(AtomicU32::new(0)),
+        seq: Arc::new(AtomicI64::new(
+            journal.iter().map(|e| e.seq).max().unwrap_or(0),
+        )),
+        occurrences: Arc::new(Mutex::new(HashMap::new())),
+        caps: options.capabilities,
+        workspace: options.workspace.as_ref().map(PathBuf::from),
+        depth: 0,
+        completed: Arc::new(
+            journal
+                .iter()
+                .filter(|e| e.status == AgentStatus::Completed)
+                .map(|e| (e.key.clone(), e.clone()))
+                .collect(),
+        ),
+    });
+    let outcome = match baton_script::parse(&run.script).await {
+        Ok(script) => {
+            baton_script::run(
+                &script,
+                run.args.as_ref(),
+                options.budget_tokens,
+                host,
+                inner.script_limits(),
+                live.cancel.clone(),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    // The script is done: its slot goes to the next run now, not after the writes.
+    live.slot.give_back().await;
+    if live.lost.load(Ordering::SeqCst) {
+        return;
+    }
+    if inner.shutdown.is_cancelled() {
+        // Left as it is: whoever claims it next resumes it from its journal.
+        tracing::info!("stopping for shutdown; the run resumes from its journal");
+        live.apply(false, |_| {}).await;
+        return;
+    }
+    // Nothing of a finished run may keep running: agents still marked running were
+    // stopped with it (after their own queued writes, which this one follows).
+    match inner
+        .store
+        .stop_running_agents(run.id, live.epoch, time::now())
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Fenced(_)) => {
+            live.lose("the run's lease passed to another instance");
+            return;
+        }
+        Err(e) => tracing::error!(error = %e, "marking the run's stopped agents failed"),
+    }
+    let journal = inner.store.list_journal(run.id).await.unwrap_or_default();
+    let totals = json!({
+        "agents": journal.len(),
+        "input_tokens": journal.iter().map(|e| e.input_tokens).sum::<i64>(),
+        "output_tokens": journal.iter().map(|e| e.output_tokens).sum::<i64>(),
+        "cost_usd": journal.iter().map(|e| e.cost_usd).sum::<f64>(),
+    });
+    live.apply(true, |r| {
+        r.totals = totals;
+        match outcome {
+            Ok(v) => {
+                r.result = Some(v);
+                r.error = None;
+                lifecycle::enter_now(r, RunStatus::Completed);
+            }
+            Err(ScriptError::Cancelled) => lifecycle::enter_now(r, RunStatus::Cancelled),
+            Err(e) => {
+                r.error = Some(e.to_string());
+                lifecycle::enter_now(r, RunStatus::Failed);
+            }
+        }
+    })
+    .await;
+}
+
+/// A run stopped before it got a slot: cancelled, or left queued for shutdown.
+async fn finish_early(inner: &Inner, live: &Live) {
+    if live.lost.load(Ordering::SeqCst) {
+        return;
+    }
+    if inner.shutdown.is_cancelled() {
+        return;
+    }
+    live.apply(true, |r| {
+        r.lease.owner = None;
+        lifecycle::enter_now(r, RunStatus::Cancelled)
+    })
+    .await;
+}
