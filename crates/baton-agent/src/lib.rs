@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod lifecycle;
 pub mod models;
 mod runner;
 mod runtime;

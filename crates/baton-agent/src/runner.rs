@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::lifecycle::{self, Ending};
 use crate::shared::{publish, publish_state, Inner};
 use crate::state::SessionState;
 use crate::tools::{self, Workspace};
@@ -110,6 +111,11 @@ impl Ctx<'_> {
     }
 }
 
+/// The status an ending that is written leaves (`lifecycle::after`).
+fn ended(ending: Ending, s: &Session) -> SessionStatus {
+    lifecycle::after(ending, s.chat_id.is_some()).expect("a written ending has a status")
+}
+
 /// Runs a session until it answers, fails or stops; returns its final snapshot.
 pub(crate) async fn drive(
     inner: &Inner,
@@ -165,11 +171,7 @@ pub(crate) async fn drive(
             if state.schema.is_none() {
                 state.result = Some(Value::String(text.clone()));
             }
-            session.status = if session.chat_id.is_some() {
-                SessionStatus::Idle
-            } else {
-                SessionStatus::Completed
-            };
+            session.status = ended(Ending::Answered, &session);
             if let Some(chat_id) = session.chat_id {
                 messages.push(Message {
                     id: MessageId::new(),
@@ -183,15 +185,15 @@ pub(crate) async fn drive(
             }
         }
         End::Cancelled => {
-            session.status = SessionStatus::Cancelled;
+            session.status = ended(Ending::Cancelled, &session);
             session.error = Some("cancelled".into());
         }
         End::TimedOut => {
-            session.status = SessionStatus::Failed;
+            session.status = ended(Ending::TimedOut, &session);
             session.error = Some(format!("the agent ran longer than its {limit:?} limit"));
         }
         End::Failed(msg) => {
-            session.status = SessionStatus::Failed;
+            session.status = ended(Ending::Failed, &session);
             session.error = Some(msg.clone());
         }
     }

@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::lifecycle;
 use crate::models::ModelRegistry;
 use crate::runner;
 pub use crate::shared::AgentConfig;
@@ -131,16 +132,13 @@ impl AgentRuntime {
         }
         let existing = inner.store.list_sessions(chat_id).await?.pop();
         let busy = || {
-            AgentError::Conflict(
-                "the agent is still answering the previous message; wait for it or cancel it"
-                    .into(),
-            )
+            let e = lifecycle::on_message(SessionStatus::Running, true).unwrap_err();
+            AgentError::Conflict(e.0)
         };
         let (mut session, mut state, fresh) = match existing {
             Some(s) => {
-                if s.status == SessionStatus::Running || self.is_running(s.id) {
-                    return Err(busy());
-                }
+                lifecycle::on_message(s.status, self.is_running(s.id))
+                    .map_err(|e| AgentError::Conflict(e.0))?;
                 let state = SessionState::from_value(&s.state).map_err(AgentError::BadInput)?;
                 (s, state, false)
             }
@@ -313,22 +311,18 @@ impl AgentRuntime {
             .get_session(id)
             .await?
             .ok_or(AgentError::NotFound("session"))?;
-        if s.status != SessionStatus::Running {
-            return Err(AgentError::Conflict(format!(
-                "the session is {}, not running",
-                s.status.as_str()
-            )));
-        }
-        if s.chat_id.is_none() {
-            return Err(AgentError::Conflict(
-                "a workflow's agent stops with its run; cancel the run".into(),
-            ));
-        }
         let elsewhere = match (&s.lease.owner, s.lease.expires_at) {
             (Some(o), Some(until)) => *o != inner.config.instance && until > time::now(),
             _ => false,
         };
-        if !elsewhere {
+        let holder = if elsewhere {
+            lifecycle::Holder::Elsewhere
+        } else {
+            lifecycle::Holder::Nobody
+        };
+        let step = lifecycle::on_cancel(s.status, holder, s.chat_id.is_some())
+            .map_err(|e| AgentError::Conflict(e.0))?;
+        if step == lifecycle::Cancel::Close {
             if let Some(mut claimed) = inner
                 .store
                 .claim_session(id, &inner.config.instance, inner.config.lease_ttl)
@@ -346,7 +340,8 @@ impl AgentRuntime {
                     )
                     .await;
                 }
-                claimed.status = SessionStatus::Cancelled;
+                claimed.status = lifecycle::after(lifecycle::Ending::Cancelled, true)
+                    .unwrap_or(SessionStatus::Cancelled);
                 claimed.error = Some("cancelled".into());
                 claimed.updated_at = time::now();
                 inner.store.save_session(&claimed, &[]).await?;

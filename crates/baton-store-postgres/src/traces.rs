@@ -236,7 +236,7 @@ pub(crate) async fn finish(pool: &PgPool, id: TraceId, f: &TraceFinish) -> Store
             error = COALESCE($12, error),
             outcome = $13,
             meta = CASE WHEN $14::text IS NULL THEN meta ELSE meta || $14::text::jsonb END
-         WHERE id = $1
+         WHERE id = $1 AND outcome = 'running'
          RETURNING {COLUMNS}"
     ))
     .bind(id.0)
@@ -256,10 +256,15 @@ pub(crate) async fn finish(pool: &PgPool, id: TraceId, f: &TraceFinish) -> Store
     .fetch_optional(pool)
     .await
     .map_err(db)?;
-    row.as_ref()
-        .map(trace_from)
-        .transpose()?
-        .ok_or(StoreError::NotFound("trace"))
+    match row {
+        Some(row) => trace_from(&row),
+        // Finished already: closed by whoever took its session over, say. The finish of
+        // a holder that lost the work must not overwrite that.
+        None => match get(pool, id).await? {
+            Some(_) => Err(StoreError::Conflict("the trace is already finished".into())),
+            None => Err(StoreError::NotFound("trace")),
+        },
+    }
 }
 
 pub(crate) async fn get(pool: &PgPool, id: TraceId) -> StoreResult<Option<Trace>> {

@@ -48,7 +48,7 @@ static FINISH: RowKind = RowKind {
             meta = CASE WHEN v.column14 IS NULL THEN meta ELSE json_patch(meta, v.column14) END
          FROM (VALUES ",
     row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    tail: ") AS v WHERE tool_traces.id = v.column1",
+    tail: ") AS v WHERE tool_traces.id = v.column1 AND tool_traces.outcome = 'running'",
 };
 
 pub(crate) fn trace_from(row: &SqliteRow) -> StoreResult<Trace> {
@@ -129,12 +129,19 @@ pub(crate) fn insert(traces: &[Trace]) -> Plan<()> {
 }
 
 pub(crate) fn finish(id: TraceId, f: &TraceFinish) -> Plan<Trace> {
-    Plan::new(vec![finish_stmt(id, f)], |out| {
-        out.first()
-            .and_then(|o| o.rows.first())
-            .map(trace_from)
-            .transpose()?
-            .ok_or(StoreError::NotFound("trace"))
+    let exists = Stmt::new(
+        "SELECT 1 FROM tool_traces WHERE id = ?1",
+        vec![id_text(id.0).into()],
+    );
+    Plan::new(vec![finish_stmt(id, f), exists], |out| {
+        match out.first().and_then(|o| o.rows.first()) {
+            Some(row) => trace_from(row),
+            // Finished already (closed by whoever took its session over, say).
+            None if out.get(1).is_some_and(|o| !o.rows.is_empty()) => {
+                Err(StoreError::Conflict("the trace is already finished".into()))
+            }
+            None => Err(StoreError::NotFound("trace")),
+        }
     })
 }
 
@@ -148,8 +155,8 @@ pub(crate) fn finish_unread(id: TraceId, f: &TraceFinish) -> Plan<()> {
 fn finish_stmt(id: TraceId, f: &TraceFinish) -> Stmt {
     Stmt::new(
         format!(
-            "{}{}) AS v WHERE tool_traces.id = v.column1 RETURNING {COLUMNS}",
-            FINISH.head, FINISH.row
+            "{}{} {} RETURNING {COLUMNS}",
+            FINISH.head, FINISH.row, FINISH.tail
         ),
         finish_args(id, f),
     )

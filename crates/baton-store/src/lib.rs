@@ -133,7 +133,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()>;
     /// Many traces in as few statements as the backend allows (one transaction).
     async fn insert_traces(&self, traces: &[Trace]) -> StoreResult<()>;
-    /// Completes a running trace. `NotFound` if there is no such trace.
+    /// Completes a running trace. `NotFound` if there is no such trace; `Conflict` if it
+    /// is finished already (a late finish never overwrites how it ended).
     async fn finish_trace(&self, id: TraceId, finish: &TraceFinish) -> StoreResult<Trace>;
     async fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>>;
     /// Ordered by `(turn_number, started_at, id)`, strictly after `after`.

@@ -29,6 +29,7 @@ on_both!(
     messages_need_their_chat_and_come_back_oldest_first,
     traces_are_visible_while_running_and_complete_on_finish,
     finishing_an_unknown_trace_is_not_found,
+    a_late_finish_never_overwrites_how_a_trace_ended,
     duplicate_trace_id_is_a_conflict_and_keeps_the_original,
     trace_pages_follow_turn_then_start_then_id,
     a_sessions_traces_page_without_its_neighbours,
@@ -213,6 +214,33 @@ async fn finishing_an_unknown_trace_is_not_found(kind: Kind) {
         .finish_trace(TraceId::new(), &TraceFinish::default())
         .await;
     assert!(matches!(r, Err(StoreError::NotFound("trace"))), "{r:?}");
+}
+
+async fn a_late_finish_never_overwrites_how_a_trace_ended(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = ChatId::new();
+    let t = fixtures::running_llm_trace(chat, 1);
+    s.insert_trace(&t).await.unwrap();
+    let session = t.session_id.unwrap();
+    // A successor closes it; the lost holder's finish comes after.
+    let closed = s.close_running_traces(session, "taken over").await.unwrap();
+    assert_eq!(closed.len(), 1);
+    let late = TraceFinish {
+        outcome: Some(TraceOutcome::Ok),
+        output: Some(json!("late answer")),
+        ..TraceFinish::default()
+    };
+    let r = s.finish_trace(t.id, &late).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    s.queue(baton_store::Queued::Finish(t.id, late)).await;
+    s.insert_trace(&fixtures::trace(chat, 2, time::now()))
+        .await
+        .unwrap(); // after the queue
+    let back = s.get_trace(t.id).await.unwrap().unwrap();
+    assert_eq!(back.outcome, TraceOutcome::Cancelled);
+    assert_eq!(back.error.as_deref(), Some("taken over"));
+    assert_eq!(back.output, None);
 }
 
 async fn duplicate_trace_id_is_a_conflict_and_keeps_the_original(kind: Kind) {
@@ -416,7 +444,7 @@ async fn writes_refused_for_a_missing_row_leave_nothing_behind(kind: Kind) {
                     assert!(matches!(r, Err(StoreError::NotFound("trace"))), "{r:?}");
                 }
                 _ => {
-                    let t = fixtures::trace(chat.id, 1, time::now());
+                    let t = fixtures::running_llm_trace(chat.id, 1);
                     s.insert_trace(&t).await.unwrap();
                     s.finish_trace(t.id, &TraceFinish::default()).await.unwrap();
                 }

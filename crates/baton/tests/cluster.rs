@@ -261,21 +261,38 @@ async fn a_killed_instances_run_is_finished_by_another_without_paying_twice() {
                 .unwrap()
         }
     };
-    let done_before: Vec<String> = loop {
+    let (done_before, holder): (Vec<String>, Value) = loop {
         let v = get(a_addr.clone()).await;
         if completed(&v) >= 8 {
-            break v["agents"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|a| a["status"] == "completed")
-                .map(|a| a["label"].as_str().unwrap().to_string())
-                .collect();
+            break (
+                v["agents"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|a| a["status"] == "completed")
+                    .map(|a| a["label"].as_str().unwrap().to_string())
+                    .collect(),
+                v["lease"]["owner"].clone(),
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    a.kill().unwrap(); // SIGKILL
-    a.wait().unwrap();
+    // Either instance may have claimed the run (both heard it was queued): the holder dies.
+    let health: Value = http
+        .get(format!("http://{a_addr}/api/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (mut dead, mut alive, alive_addr) = if health["instance"] == holder {
+        (a, b, b_addr)
+    } else {
+        (b, a, a_addr)
+    };
+    dead.kill().unwrap(); // SIGKILL
+    dead.wait().unwrap();
     let killed = Instant::now();
     let before = mock.count();
     let deadline = killed + Duration::from_secs(20);
@@ -284,7 +301,7 @@ async fn a_killed_instances_run_is_finished_by_another_without_paying_twice() {
         if first_new.is_none() && mock.count() > before + 4 {
             first_new = Some(killed.elapsed());
         }
-        let v = get(b_addr.clone()).await;
+        let v = get(alive_addr.clone()).await;
         if v["status"] == "completed" {
             break v;
         }
@@ -326,8 +343,9 @@ async fn a_killed_instances_run_is_finished_by_another_without_paying_twice() {
             .all(|a| a["status"] == "completed"),
         "{view}"
     );
-    b.kill().unwrap();
-    b.wait().unwrap();
+    assert_ne!(view["lease"]["owner"], holder);
+    alive.kill().unwrap();
+    alive.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,13 +439,14 @@ async fn a_clean_stop_hands_its_runs_over_at_once() {
         ("cluster.sweep_s", "0.25"),
     ];
     let a = TestServer::start_owned(Kind::Postgres, settings(&mock, &long)).await;
-    let b = TestServer::join(&a, &settings(&mock, &long)).await;
     let id = start_run(&a, &fan_out(12), 2).await;
     let a_id = a.get("/api/health").await.1["instance"].clone();
     wait_run(&a, &id, "A to run it", |v| {
         v["lease"]["owner"] == a_id && completed(v) >= 2
     })
     .await;
+    // B starts once A holds the run (started together, either could have claimed it).
+    let b = TestServer::join(&a, &settings(&mock, &long)).await;
     a.shutdown().await;
     let stopped = Instant::now();
     let done = wait_run(&b, &id, "B to finish it", |v| v["status"] == "completed").await;
