@@ -235,8 +235,8 @@ async fn a_killed_instances_run_is_finished_by_another_without_paying_twice() {
     let work = tempfile::tempdir().unwrap();
     let mut env = as_env(&settings(&mock, &[]));
     env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
-    let (mut a, a_addr) = spawn_baton(work.path(), &env);
-    let (mut b, b_addr) = spawn_baton(work.path(), &env);
+    let (a, a_addr) = spawn_baton(work.path(), &env);
+    let (b, b_addr) = spawn_baton(work.path(), &env);
     let http = reqwest::Client::new();
     let started: Value = http
         .post(format!("http://{a_addr}/api/workflows/runs"))
