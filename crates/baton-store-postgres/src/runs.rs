@@ -184,19 +184,21 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn put_journal(pool: &PgPool, e: &JournalEntry) -> StoreResult<()> {
-    // The run's row is locked in share mode for the statement: a claim of the run (which
-    // raises its epoch) either commits before, and this finds the epoch moved, or waits
-    // until this has committed, so the new holder reads it.
+    // Refused when the run's epoch has moved on. A claim may commit while this statement
+    // runs (no lock is taken, so agents do not queue on the run's row); what then keeps
+    // a late holder from overwriting its successor is the upsert's own condition: an
+    // entry written under a higher epoch is never replaced.
     let res = sqlx::query(
         "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt, result, error,
             input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, epoch)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17
-         WHERE EXISTS (SELECT 1 FROM workflow_runs WHERE id = $1 AND epoch = $17 FOR SHARE)
+         WHERE EXISTS (SELECT 1 FROM workflow_runs WHERE id = $1 AND epoch = $17)
          ON CONFLICT (run_id, key) DO UPDATE SET seq = EXCLUDED.seq, label = EXCLUDED.label, phase = EXCLUDED.phase,
             status = EXCLUDED.status, session_id = EXCLUDED.session_id, prompt = EXCLUDED.prompt,
             result = EXCLUDED.result, error = EXCLUDED.error, input_tokens = EXCLUDED.input_tokens,
             output_tokens = EXCLUDED.output_tokens, cost_usd = EXCLUDED.cost_usd, cached = EXCLUDED.cached,
-            started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, epoch = EXCLUDED.epoch",
+            started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, epoch = EXCLUDED.epoch
+         WHERE workflow_agents.epoch <= EXCLUDED.epoch"
     )
     .bind(e.run_id.0)
     .bind(&e.key)
