@@ -636,3 +636,74 @@ async fn a_killed_instances_chat_is_answered_once_by_another() {
     b.kill().unwrap();
     b.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_dead_instances_run_ends_it_without_running_it_again() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let mock = MockModel::start().await;
+    mock.set_default(Reply::text("slow").slow(Duration::from_millis(300)));
+    let work = tempfile::tempdir().unwrap();
+    let mut env = as_env(&settings(&mock, &[]));
+    env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
+    let (mut a, a_addr) = spawn_baton(work.path(), &env);
+    let http = reqwest::Client::new();
+    let started: Value = http
+        .post(format!("http://{a_addr}/api/workflows/runs"))
+        .json(&json!({ "script": fan_out(12), "concurrency": 3, "auto_approve": true }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["run_id"].as_str().unwrap().to_string();
+    while mock.count() < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (mut b, b_addr) = spawn_baton(work.path(), &env);
+    a.kill().unwrap(); // SIGKILL, agents in flight
+    a.wait().unwrap();
+    let killed = Instant::now();
+    let at_kill = mock.count();
+    let cancelled: Value = http
+        .post(format!("http://{b_addr}/api/runs/{id}/cancel"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    // Bounded by the lease (2 s) and a sweep, not by the run's remaining work.
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        killed.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        mock.count() <= at_kill + 3,
+        "the cancelled run was not run again: {} requests after the kill",
+        mock.count() - at_kill
+    );
+    let view: Value = http
+        .get(format!("http://{b_addr}/api/runs/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["status"], "cancelled");
+    assert!(
+        view["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["status"] != "running"),
+        "nothing of it is left running: {view}"
+    );
+    b.kill().unwrap();
+    b.wait().unwrap();
+}
