@@ -20,15 +20,15 @@ pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
     let run = live.snapshot().await;
     let options: Options = serde_json::from_value(run.options.clone()).unwrap_or_default();
     let me = &inner.config.cluster.instance;
-    if run.status == RunStatus::Running {
-        // Its last holder stopped with agents in flight: those agents' sessions end here,
-        // and the script's re-run asks for them again (completed ones come from the
-        // journal).
+    if run.lease.epoch > 1 {
+        // An earlier holder may have stopped with agents in flight (its instance died, or
+        // it was resumed after that): those agents' sessions end here, and the script's
+        // re-run asks for them again (completed ones come from the journal).
         let why = "interrupted: the instance running it stopped";
         if let Err(e) = inner.store.close_run_sessions(run.id, why).await {
             tracing::warn!(error = %e, "closing the agents of the last holder failed");
         }
-        if run.lease.epoch > 1 {
+        if run.status == RunStatus::Running {
             live.log(format!(
                 "taken over by instance {me} (lease epoch {})",
                 run.lease.epoch
