@@ -9,8 +9,8 @@ use sqlx::{PgPool, Row};
 
 use crate::db;
 use crate::runs::run_from;
-use crate::sessions::session_from;
-use crate::traces::{no_nul, trace_from, COLUMNS};
+use crate::sessions::{close_traces, session_from};
+use crate::traces::{no_nul, trace_from};
 
 /// Wakes instances to claim work or read control requests.
 pub(crate) const WORK_CHANNEL: &str = "baton_work";
@@ -27,31 +27,76 @@ fn secs(ttl: Duration) -> f64 {
     ttl.as_secs_f64()
 }
 
+/// Claims up to `limit` rows of `table` matching `open` that nobody holds (no owner, or
+/// another instance's lapsed lease), oldest first; each goes to one claimer only.
+async fn claim_unheld(
+    pool: &PgPool,
+    table: &str,
+    open: &str,
+    owner: &str,
+    ttl: Duration,
+    limit: u32,
+) -> StoreResult<Vec<PgRow>> {
+    sqlx::query(&format!(
+        "UPDATE {table} SET owner = $1, epoch = epoch + 1,
+            lease_expires_at = now() + make_interval(secs => $2)
+         WHERE id IN (
+            SELECT id FROM {table}
+            WHERE {open}
+              AND (owner IS NULL OR (owner <> $1
+                   AND (lease_expires_at IS NULL OR lease_expires_at < now())))
+            ORDER BY created_at, id
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED)
+         RETURNING *"
+    ))
+    .bind(owner)
+    .bind(secs(ttl))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)
+}
+
+/// Claims row `id` of `table` when `free` holds for it (`$2` is the claimer).
+async fn claim_row(
+    pool: &PgPool,
+    table: &str,
+    free: &str,
+    id: uuid::Uuid,
+    owner: &str,
+    ttl: Duration,
+) -> StoreResult<Option<PgRow>> {
+    sqlx::query(&format!(
+        "UPDATE {table} SET owner = $2, epoch = epoch + 1,
+            lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = $1 AND ({free}) RETURNING *"
+    ))
+    .bind(id)
+    .bind(owner)
+    .bind(secs(ttl))
+    .fetch_optional(pool)
+    .await
+    .map_err(db)
+}
+
+const LAPSED: &str = "owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now()";
+
 pub(crate) async fn claim_runs(
     pool: &PgPool,
     owner: &str,
     ttl: Duration,
     limit: u32,
 ) -> StoreResult<Vec<Run>> {
-    let rows = sqlx::query(
-        "UPDATE workflow_runs SET owner = $1, epoch = epoch + 1,
-            lease_expires_at = now() + make_interval(secs => $2)
-         WHERE id IN (
-            SELECT id FROM workflow_runs
-            WHERE status IN ('queued', 'running')
-              AND (owner IS NULL OR (owner <> $1
-                   AND (lease_expires_at IS NULL OR lease_expires_at < now())))
-            ORDER BY created_at, id
-            LIMIT $3
-            FOR UPDATE SKIP LOCKED)
-         RETURNING *",
+    let rows = claim_unheld(
+        pool,
+        "workflow_runs",
+        "status IN ('queued', 'running')",
+        owner,
+        ttl,
+        limit,
     )
-    .bind(owner)
-    .bind(secs(ttl))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
+    .await?;
     let mut runs: Vec<Run> = rows.iter().map(run_from).collect::<StoreResult<_>>()?;
     runs.sort_by_key(|r| (r.created_at, r.id.0));
     Ok(runs)
@@ -63,22 +108,12 @@ pub(crate) async fn claim_run(
     owner: &str,
     ttl: Duration,
 ) -> StoreResult<Option<Run>> {
-    sqlx::query(
-        "UPDATE workflow_runs SET owner = $2, epoch = epoch + 1,
-            lease_expires_at = now() + make_interval(secs => $3)
-         WHERE id = $1 AND (owner IS NULL OR owner = $2 OR lease_expires_at IS NULL
-            OR lease_expires_at < now())
-         RETURNING *",
-    )
-    .bind(id.0)
-    .bind(owner)
-    .bind(secs(ttl))
-    .fetch_optional(pool)
-    .await
-    .map_err(db)?
-    .as_ref()
-    .map(run_from)
-    .transpose()
+    let free = format!("owner = $2 OR {LAPSED}");
+    claim_row(pool, "workflow_runs", &free, id.0, owner, ttl)
+        .await?
+        .as_ref()
+        .map(run_from)
+        .transpose()
 }
 
 pub(crate) async fn claim_sessions(
@@ -87,26 +122,12 @@ pub(crate) async fn claim_sessions(
     ttl: Duration,
     limit: u32,
 ) -> StoreResult<Vec<Session>> {
-    let rows = sqlx::query(
-        "UPDATE agent_sessions SET owner = $1, epoch = epoch + 1,
-            lease_expires_at = now() + make_interval(secs => $2)
-         WHERE id IN (
-            SELECT id FROM agent_sessions
-            WHERE status = 'running' AND chat_id IS NOT NULL
-              AND (owner IS NULL OR (owner <> $1
-                   AND (lease_expires_at IS NULL OR lease_expires_at < now())))
-            ORDER BY created_at, id
-            LIMIT $3
-            FOR UPDATE SKIP LOCKED)
-         RETURNING *",
-    )
-    .bind(owner)
-    .bind(secs(ttl))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
-    rows.iter().map(session_from).collect()
+    let open = "status = 'running' AND chat_id IS NOT NULL";
+    claim_unheld(pool, "agent_sessions", open, owner, ttl, limit)
+        .await?
+        .iter()
+        .map(session_from)
+        .collect()
 }
 
 pub(crate) async fn claim_session(
@@ -115,22 +136,12 @@ pub(crate) async fn claim_session(
     owner: &str,
     ttl: Duration,
 ) -> StoreResult<Option<Session>> {
-    sqlx::query(
-        "UPDATE agent_sessions SET owner = $2, epoch = epoch + 1,
-            lease_expires_at = now() + make_interval(secs => $3)
-         WHERE id = $1 AND (status <> 'running' OR owner IS NULL OR lease_expires_at IS NULL
-            OR lease_expires_at < now())
-         RETURNING *",
-    )
-    .bind(id.0)
-    .bind(owner)
-    .bind(secs(ttl))
-    .fetch_optional(pool)
-    .await
-    .map_err(db)?
-    .as_ref()
-    .map(session_from)
-    .transpose()
+    let free = format!("status <> 'running' OR {LAPSED}");
+    claim_row(pool, "agent_sessions", &free, id.0, owner, ttl)
+        .await?
+        .as_ref()
+        .map(session_from)
+        .transpose()
 }
 
 pub(crate) async fn renew(pool: &PgPool, owner: &str, ttl: Duration) -> StoreResult<Held> {
@@ -313,18 +324,13 @@ pub(crate) async fn close_run_sessions(
     .execute(&mut *tx)
     .await
     .map_err(db)?;
-    let rows = sqlx::query(&format!(
-        "UPDATE tool_traces SET outcome = 'cancelled', error = $2, finished_at = $3,
-            latency_ms = GREATEST(0, (EXTRACT(EPOCH FROM ($3 - started_at)) * 1000)::bigint)
-         WHERE run_id = $1 AND outcome = 'running'
-         RETURNING {COLUMNS}"
-    ))
-    .bind(run.0)
-    .bind(no_nul(reason))
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(&close_traces("run_id"))
+        .bind(run.0)
+        .bind(no_nul(reason))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
     tx.commit().await.map_err(db)?;
     rows.iter().map(trace_from).collect()
 }

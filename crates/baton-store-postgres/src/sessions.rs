@@ -149,23 +149,28 @@ pub(crate) async fn with_status(pool: &PgPool, status: SessionStatus) -> StoreRe
     rows.iter().map(session_from).collect()
 }
 
+/// Closes the running traces whose `column` is `$1` as cancelled with error `$2` at `$3`.
+pub(crate) fn close_traces(column: &str) -> String {
+    format!(
+        "UPDATE tool_traces SET outcome = 'cancelled', error = $2, finished_at = $3,
+            latency_ms = GREATEST(0, (EXTRACT(EPOCH FROM ($3 - started_at)) * 1000)::bigint)
+         WHERE {column} = $1 AND outcome = 'running'
+         RETURNING {COLUMNS}"
+    )
+}
+
 pub(crate) async fn close_running(
     pool: &PgPool,
     session: SessionId,
     reason: &str,
 ) -> StoreResult<Vec<Trace>> {
-    let rows = sqlx::query(&format!(
-        "UPDATE tool_traces SET outcome = 'cancelled', error = $2, finished_at = $3,
-            latency_ms = GREATEST(0, (EXTRACT(EPOCH FROM ($3 - started_at)) * 1000)::bigint)
-         WHERE session_id = $1 AND outcome = 'running'
-         RETURNING {COLUMNS}"
-    ))
-    .bind(session.0)
-    .bind(no_nul(reason))
-    .bind(time::now())
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(&close_traces("session_id"))
+        .bind(session.0)
+        .bind(no_nul(reason))
+        .bind(time::now())
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
     rows.iter().map(trace_from).collect()
 }
 

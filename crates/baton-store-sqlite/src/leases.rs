@@ -11,8 +11,8 @@ use crate::db;
 use crate::plan::{Plan, Stmt};
 use crate::rows::{id_text, ts, Cols};
 use crate::runs::run_from;
-use crate::sessions::session_from;
-use crate::traces::{trace_from, COLUMNS};
+use crate::sessions::{close_traces, session_from};
+use crate::traces::trace_from;
 
 pub(crate) fn lease_from(c: &Cols<'_>) -> StoreResult<Lease> {
     Ok(Lease {
@@ -31,25 +31,48 @@ fn window(ttl: Duration) -> (i64, i64) {
     )
 }
 
-pub(crate) fn claim_runs(owner: &str, ttl: Duration, limit: u32) -> Plan<Vec<Run>> {
+/// Claims up to `limit` rows of `table` matching `open` that nobody holds (no owner, or
+/// another process's lapsed lease), oldest first.
+fn claim_unheld(table: &str, open: &str, owner: &str, ttl: Duration, limit: u32) -> Stmt {
     let (now, until) = window(ttl);
-    Plan::new(
-        vec![Stmt::new(
-            "UPDATE workflow_runs SET owner = ?1, epoch = epoch + 1, lease_expires_at = ?2
+    Stmt::new(
+        format!(
+            "UPDATE {table} SET owner = ?1, epoch = epoch + 1, lease_expires_at = ?2
              WHERE id IN (
-                SELECT id FROM workflow_runs
-                WHERE status IN ('queued', 'running')
+                SELECT id FROM {table}
+                WHERE {open}
                   AND (owner IS NULL OR (owner <> ?1
                        AND (lease_expires_at IS NULL OR lease_expires_at < ?3)))
                 ORDER BY created_at, id LIMIT ?4)
-             RETURNING *",
-            vec![
-                owner.into(),
-                until.into(),
-                now.into(),
-                i64::from(limit).into(),
-            ],
-        )],
+             RETURNING *"
+        ),
+        vec![
+            owner.into(),
+            until.into(),
+            now.into(),
+            i64::from(limit).into(),
+        ],
+    )
+}
+
+/// Claims row `id` of `table` when `free` holds for it (`?2` is the claimer, `?4` now).
+fn claim_row(table: &str, free: &str, id: uuid::Uuid, owner: &str, ttl: Duration) -> Stmt {
+    let (now, until) = window(ttl);
+    Stmt::new(
+        format!(
+            "UPDATE {table} SET owner = ?2, epoch = epoch + 1, lease_expires_at = ?3
+             WHERE id = ?1 AND ({free}) RETURNING *"
+        ),
+        vec![id_text(id).into(), owner.into(), until.into(), now.into()],
+    )
+}
+
+const LAPSED: &str = "owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < ?4";
+
+pub(crate) fn claim_runs(owner: &str, ttl: Duration, limit: u32) -> Plan<Vec<Run>> {
+    let open = "status IN ('queued', 'running')";
+    Plan::new(
+        vec![claim_unheld("workflow_runs", open, owner, ttl, limit)],
         |out| {
             let mut runs: Vec<Run> = out[0]
                 .rows
@@ -63,52 +86,25 @@ pub(crate) fn claim_runs(owner: &str, ttl: Duration, limit: u32) -> Plan<Vec<Run
 }
 
 pub(crate) fn claim_run(id: RunId, owner: &str, ttl: Duration) -> Plan<Option<Run>> {
-    let (now, until) = window(ttl);
+    let free = format!("owner = ?2 OR {LAPSED}");
     Plan::new(
-        vec![Stmt::new(
-            "UPDATE workflow_runs SET owner = ?2, epoch = epoch + 1, lease_expires_at = ?3
-             WHERE id = ?1 AND (owner IS NULL OR owner = ?2 OR lease_expires_at IS NULL
-                OR lease_expires_at < ?4)
-             RETURNING *",
-            vec![id_text(id.0).into(), owner.into(), until.into(), now.into()],
-        )],
+        vec![claim_row("workflow_runs", &free, id.0, owner, ttl)],
         |out| out[0].rows.first().map(run_from).transpose(),
     )
 }
 
 pub(crate) fn claim_sessions(owner: &str, ttl: Duration, limit: u32) -> Plan<Vec<Session>> {
-    let (now, until) = window(ttl);
+    let open = "status = 'running' AND chat_id IS NOT NULL";
     Plan::new(
-        vec![Stmt::new(
-            "UPDATE agent_sessions SET owner = ?1, epoch = epoch + 1, lease_expires_at = ?2
-             WHERE id IN (
-                SELECT id FROM agent_sessions
-                WHERE status = 'running' AND chat_id IS NOT NULL
-                  AND (owner IS NULL OR (owner <> ?1
-                       AND (lease_expires_at IS NULL OR lease_expires_at < ?3)))
-                ORDER BY created_at, id LIMIT ?4)
-             RETURNING *",
-            vec![
-                owner.into(),
-                until.into(),
-                now.into(),
-                i64::from(limit).into(),
-            ],
-        )],
+        vec![claim_unheld("agent_sessions", open, owner, ttl, limit)],
         |out| out[0].rows.iter().map(session_from).collect(),
     )
 }
 
 pub(crate) fn claim_session(id: SessionId, owner: &str, ttl: Duration) -> Plan<Option<Session>> {
-    let (now, until) = window(ttl);
+    let free = format!("status <> 'running' OR {LAPSED}");
     Plan::new(
-        vec![Stmt::new(
-            "UPDATE agent_sessions SET owner = ?2, epoch = epoch + 1, lease_expires_at = ?3
-             WHERE id = ?1 AND (status <> 'running' OR owner IS NULL OR lease_expires_at IS NULL
-                OR lease_expires_at < ?4)
-             RETURNING *",
-            vec![id_text(id.0).into(), owner.into(), until.into(), now.into()],
-        )],
+        vec![claim_row("agent_sessions", &free, id.0, owner, ttl)],
         |out| out[0].rows.first().map(session_from).transpose(),
     )
 }
@@ -243,12 +239,7 @@ pub(crate) fn close_run_sessions(run: RunId, reason: &str) -> Plan<Vec<Trace>> {
                 vec![id_text(run.0).into(), reason.into(), now.into()],
             ),
             Stmt::new(
-                format!(
-                    "UPDATE tool_traces SET outcome = 'cancelled', error = ?2, finished_at = ?3,
-                        latency_ms = MAX(0, (?3 - started_at) / 1000)
-                     WHERE run_id = ?1 AND outcome = 'running'
-                     RETURNING {COLUMNS}"
-                ),
+                close_traces("run_id"),
                 vec![id_text(run.0).into(), reason.into(), now.into()],
             ),
         ],

@@ -123,14 +123,19 @@ pub(crate) async fn with_status(
     rows.iter().map(session_from).collect()
 }
 
+/// Closes the running traces whose `column` is `?1` as cancelled with error `?2` at `?3`.
+pub(crate) fn close_traces(column: &str) -> String {
+    format!(
+        "UPDATE tool_traces SET outcome = 'cancelled', error = ?2, finished_at = ?3,
+            latency_ms = MAX(0, (?3 - started_at) / 1000)
+         WHERE {column} = ?1 AND outcome = 'running'
+         RETURNING {COLUMNS}"
+    )
+}
+
 pub(crate) fn close_running(session: SessionId, reason: &str) -> Plan<Vec<Trace>> {
     let stmt = Stmt::new(
-        format!(
-            "UPDATE tool_traces SET outcome = 'cancelled', error = ?2, finished_at = ?3,
-            latency_ms = MAX(0, (?3 - started_at) / 1000)
-         WHERE session_id = ?1 AND outcome = 'running'
-         RETURNING {COLUMNS}"
-        ),
+        close_traces("session_id"),
         vec![
             id_text(session.0).into(),
             reason.into(),

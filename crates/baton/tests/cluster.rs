@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use baton_mock_model::{MockModel, Reply};
 use baton_testkit::{Kind, TestDb};
-use common::{as_env, mock_settings, short_leases, spawn_baton, TestServer};
+use common::{as_env, get_at, mock_settings, post_at, short_leases, spawn_baton, TestServer};
 use serde_json::{json, Value};
 
 fn settings(mock: &MockModel, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -237,29 +237,16 @@ async fn a_killed_instances_run_is_finished_by_another_without_paying_twice() {
     env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
     let (a, a_addr) = spawn_baton(work.path(), &env);
     let (b, b_addr) = spawn_baton(work.path(), &env);
-    let http = reqwest::Client::new();
-    let started: Value = http
-        .post(format!("http://{a_addr}/api/workflows/runs"))
-        .json(&json!({ "script": fan_out(20), "concurrency": 4, "auto_approve": true }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = post_at(
+        &a_addr,
+        "/api/workflows/runs",
+        json!({ "script": fan_out(20), "concurrency": 4, "auto_approve": true }),
+    )
+    .await;
     let id = started["run_id"].as_str().unwrap().to_string();
     let get = |addr: String| {
-        let http = http.clone();
-        let id = id.clone();
-        async move {
-            http.get(format!("http://{addr}/api/runs/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        let path = format!("/api/runs/{id}");
+        async move { get_at(&addr, &path).await }
     };
     let (done_before, holder): (Vec<String>, Value) = loop {
         let v = get(a_addr.clone()).await;
@@ -278,14 +265,7 @@ async fn a_killed_instances_run_is_finished_by_another_without_paying_twice() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     // Either instance may have claimed the run (both heard it was queued): the holder dies.
-    let health: Value = http
-        .get(format!("http://{a_addr}/api/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_at(&a_addr, "/api/health").await;
     let (mut dead, mut alive, alive_addr) = if health["instance"] == holder {
         (a, b, b_addr)
     } else {
@@ -572,26 +552,19 @@ async fn a_killed_instances_chat_is_answered_once_by_another() {
     env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
     let (mut a, a_addr) = spawn_baton(work.path(), &env);
     let (mut b, b_addr) = spawn_baton(work.path(), &env);
-    let http = reqwest::Client::new();
-    let chat: Value = http
-        .post(format!("http://{a_addr}/api/chats"))
-        .json(&json!({ "title": "crash", "workspace": work.path() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let chat = post_at(
+        &a_addr,
+        "/api/chats",
+        json!({ "title": "crash", "workspace": work.path() }),
+    )
+    .await;
     let chat = chat["id"].as_str().unwrap().to_string();
-    let posted: Value = http
-        .post(format!("http://{a_addr}/api/chats/{chat}/messages"))
-        .json(&json!({ "content": "What do the notes say?" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let posted = post_at(
+        &a_addr,
+        &format!("/api/chats/{chat}/messages"),
+        json!({ "content": "What do the notes say?" }),
+    )
+    .await;
     let session = posted["session_id"].as_str().unwrap().to_string();
     while mock.count() < 2 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -600,17 +573,8 @@ async fn a_killed_instances_chat_is_answered_once_by_another() {
     a.kill().unwrap();
     a.wait().unwrap();
     let get = |path: String| {
-        let http = http.clone();
         let addr = b_addr.clone();
-        async move {
-            http.get(format!("http://{addr}{path}"))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        async move { get_at(&addr, &path).await }
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -646,16 +610,12 @@ async fn cancelling_a_dead_instances_run_ends_it_without_running_it_again() {
     let mut env = as_env(&settings(&mock, &[]));
     env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
     let (mut a, a_addr) = spawn_baton(work.path(), &env);
-    let http = reqwest::Client::new();
-    let started: Value = http
-        .post(format!("http://{a_addr}/api/workflows/runs"))
-        .json(&json!({ "script": fan_out(12), "concurrency": 3, "auto_approve": true }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = post_at(
+        &a_addr,
+        "/api/workflows/runs",
+        json!({ "script": fan_out(12), "concurrency": 3, "auto_approve": true }),
+    )
+    .await;
     let id = started["run_id"].as_str().unwrap().to_string();
     while mock.count() < 3 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -665,15 +625,7 @@ async fn cancelling_a_dead_instances_run_ends_it_without_running_it_again() {
     a.wait().unwrap();
     let killed = Instant::now();
     let at_kill = mock.count();
-    let cancelled: Value = http
-        .post(format!("http://{b_addr}/api/runs/{id}/cancel"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cancelled = post_at(&b_addr, &format!("/api/runs/{id}/cancel"), json!({})).await;
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     // Bounded by the lease (2 s) and a sweep, not by the run's remaining work.
     assert!(
@@ -687,14 +639,7 @@ async fn cancelling_a_dead_instances_run_ends_it_without_running_it_again() {
         "the cancelled run was not run again: {} requests after the kill",
         mock.count() - at_kill
     );
-    let view: Value = http
-        .get(format!("http://{b_addr}/api/runs/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = get_at(&b_addr, &format!("/api/runs/{id}")).await;
     assert_eq!(view["status"], "cancelled");
     assert!(
         view["agents"]

@@ -7,29 +7,8 @@ use std::time::{Duration, Instant};
 
 use baton_mock_model::{MockModel, Reply};
 use baton_testkit::{Kind, TestDb};
-use common::{as_env, mock_settings, spawn_baton};
+use common::{as_env, get_at as get, mock_settings, post_at as post, spawn_baton};
 use serde_json::{json, Value};
-
-async fn get(addr: &str, path: &str) -> Value {
-    reqwest::get(format!("http://{addr}{path}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn post(addr: &str, path: &str, body: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("http://{addr}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
     let deadline = Instant::now() + Duration::from_secs(20);

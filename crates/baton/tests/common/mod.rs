@@ -365,3 +365,26 @@ pub fn as_env(settings: &[(String, String)]) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// `GET http://{addr}{path}` as JSON (a server started with `spawn_baton`).
+pub async fn get_at(addr: &str, path: &str) -> Value {
+    reqwest::get(format!("http://{addr}{path}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `POST http://{addr}{path}` with a JSON body; the answer as JSON.
+pub async fn post_at(addr: &str, path: &str, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
