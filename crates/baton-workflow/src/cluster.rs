@@ -39,9 +39,11 @@ async fn run(inner: Arc<Inner>, mut notices: Option<baton_store::WorkNotificatio
         if inner.shutdown.is_cancelled() {
             return;
         }
-        if Instant::now() >= renew_at && !inner.hold_renewals.load(Ordering::SeqCst) {
+        if Instant::now() >= renew_at {
             renew_at = Instant::now() + cfg.lease_renew;
-            renew(&inner, started_at).await;
+            if !inner.hold_renewals.load(Ordering::SeqCst) {
+                renew(&inner, started_at).await;
+            }
         }
         controls(&inner).await;
         claim(&inner).await;
