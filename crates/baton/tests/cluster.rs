@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use baton_mock_model::{MockModel, Reply};
 use baton_testkit::{Kind, TestDb};
-use common::{as_env, get_at, mock_settings, post_at, short_leases, spawn_baton, TestServer};
+use common::{
+    as_env, get_at, mock_settings, post_at, prompts, short_leases, spawn_baton, TestServer,
+};
 use serde_json::{json, Value};
 
 fn settings(mock: &MockModel, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -16,19 +18,6 @@ fn settings(mock: &MockModel, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     s.extend(short_leases());
     s.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     s
-}
-
-/// The prompt of each model request so far, in order.
-fn prompts(mock: &MockModel) -> Vec<String> {
-    mock.requests()
-        .iter()
-        .map(|r| {
-            r.body["messages"][1]["content"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect()
 }
 
 fn counts(prompts: &[String]) -> HashMap<String, usize> {

@@ -321,15 +321,7 @@ async fn killed_mid_fan_out_finishes_without_repeating_agents(kind: Kind) {
         .unwrap()
         .iter()
         .all(|r| r == "result of the item"));
-    let after: Vec<String> = mock.requests()[requests_before..]
-        .iter()
-        .map(|r| {
-            r.body["messages"][1]["content"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
+    let after = common::prompts(&mock)[requests_before..].to_vec();
     for label in &completed_before {
         assert!(
             !after.contains(label),

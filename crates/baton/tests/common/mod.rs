@@ -388,3 +388,16 @@ pub async fn post_at(addr: &str, path: &str, body: Value) -> Value {
         .await
         .unwrap()
 }
+
+/// The user prompt of each model request the scripted model got so far, in order.
+pub fn prompts(mock: &baton_mock_model::MockModel) -> Vec<String> {
+    mock.requests()
+        .iter()
+        .map(|r| {
+            r.body["messages"][1]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
