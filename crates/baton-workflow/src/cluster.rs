@@ -18,7 +18,7 @@ use crate::shared::Inner;
 /// Sessions claimed per sweep at most; the next sweep takes more.
 const SESSIONS_PER_SWEEP: u32 = 64;
 
-pub(crate) async fn spawn(inner: Arc<Inner>) {
+pub(crate) async fn spawn(inner: Arc<Inner>, started_at: baton_core::Timestamp) {
     let notices = match inner.store.work_notifications().await {
         Ok(n) => n,
         Err(e) => {
@@ -28,12 +28,18 @@ pub(crate) async fn spawn(inner: Arc<Inner>) {
     };
     let me = inner.config.cluster.instance.clone();
     let span = tracing::info_span!("cluster", instance = %me);
-    tokio::spawn(tracing::Instrument::instrument(run(inner, notices), span));
+    tokio::spawn(tracing::Instrument::instrument(
+        run(inner, notices, started_at),
+        span,
+    ));
 }
 
-async fn run(inner: Arc<Inner>, mut notices: Option<baton_store::WorkNotifications>) {
+async fn run(
+    inner: Arc<Inner>,
+    mut notices: Option<baton_store::WorkNotifications>,
+    started_at: baton_core::Timestamp,
+) {
     let cfg = inner.config.cluster.clone();
-    let started_at = baton_core::time::now();
     let mut renew_at = Instant::now();
     loop {
         if inner.shutdown.is_cancelled() {

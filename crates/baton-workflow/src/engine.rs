@@ -113,7 +113,14 @@ impl WorkflowEngine {
             self.inner.store.release_leases(None).await?;
             self.inner.agents.close_orphaned_agents().await?;
         }
-        crate::cluster::spawn(self.inner.clone()).await;
+        // Listed among the live instances before it serves anything.
+        let cluster = &self.inner.config.cluster;
+        let started_at = time::now();
+        self.inner
+            .store
+            .heartbeat(&cluster.instance, started_at, cluster.lease_ttl)
+            .await?;
+        crate::cluster::spawn(self.inner.clone(), started_at).await;
         Ok(())
     }
 

@@ -14,8 +14,7 @@ pub struct Health {
     pub database: &'static str,
     /// This instance's id (stable for the life of its process).
     pub instance: String,
-    /// The instances whose heartbeat is live in the store, this one included once it
-    /// has sent its first.
+    /// The instances whose heartbeat is live in the store, this one included.
     pub instances: Vec<baton_core::Instance>,
 }
 
