@@ -4,6 +4,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createServer } from "node:http";
 import { strict as assert } from "node:assert";
 import { http, ROOT, start } from "./harness.mjs";
 
@@ -303,9 +304,91 @@ async function runBackend(browser, backend) {
       clean(page);
       await context.close();
     });
+    await scenario("capabilities: a chat that may write says so; outside the roots it is refused", backend, async () => {
+      const { page, context } = await newPage(browser);
+      await page.goto(srv.base);
+      await page.getByLabel("Title").fill("Writer");
+      await page.getByLabel("Workspace folder").fill(srv.ws);
+      await page.getByLabel("Let the agent write and edit files").check();
+      await page.getByRole("button", { name: "Create chat" }).click();
+      await page.waitForURL(/\/chats\/[0-9a-f-]+$/);
+      await page.locator(".chat-pane h2 .caps.granted:has-text('writes files')").waitFor({ timeout: T });
+      await shot(page, backend, "capabilities-granted");
+      await page.goto(srv.base);
+      page.allow.push(/403/);
+      await page.getByLabel("Workspace folder").fill("/");
+      await page.getByLabel("Let the agent run shell commands").check();
+      await page.getByRole("button", { name: "Create chat" }).click();
+      await page.locator(".banner.error:has-text('agents.workspace_roots')").waitFor({ timeout: T });
+      await shot(page, backend, "capabilities-refused");
+      clean(page);
+      await context.close();
+    });
+
+    await hostilePage(browser, srv, backend);
   } finally {
     await srv.stop();
   }
+}
+
+/** A page on another origin (here a second loopback port) tries everything a hostile site can:
+ * a JSON fetch, a no-cors fetch, reading, a WebSocket and a plain form post. */
+async function hostilePage(browser, srv, backend) {
+  await scenario("security: a page from another origin cannot read or drive Baton", backend, async () => {
+    const before = {
+      chats: (await http(srv.base, "GET", "/api/chats")).items.length,
+      runs: (await http(srv.base, "GET", "/api/runs")).items.length,
+    };
+    const html = `<!doctype html><title>hostile</title>
+<iframe name="sink"></iframe>
+<form id="f" method="POST" action="${srv.base}/api/workflows/find-issues/runs" target="sink"><input name="x" value="1"></form>
+<script>
+window.results = {};
+const B = ${JSON.stringify(srv.base)};
+(async () => {
+  const attempt = async (name, f) => { try { results[name] = await f(); } catch (e) { results[name] = "blocked"; } };
+  await attempt("fetchJson", async () => (await fetch(B + "/api/chats", { method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ workspace: "/", capabilities: { write: true, exec: true } }) })).status);
+  await attempt("noCors", async () => (await fetch(B + "/api/chats", { method: "POST", mode: "no-cors",
+    headers: { "content-type": "text/plain" }, body: "{}" })).type);
+  await attempt("read", async () => await (await fetch(B + "/api/chats")).text());
+  results.ws = await new Promise((res) => {
+    const w = new WebSocket(B.replace("http", "ws") + "/ws");
+    w.onopen = () => res("open");
+    w.onerror = () => res("refused");
+  });
+  document.getElementById("f").submit();
+  results.done = true;
+})();
+</script>`;
+    const hostile = createServer((_, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(html);
+    });
+    await new Promise((r) => hostile.listen(0, "127.0.0.1", r));
+    try {
+      const { page, context } = await newPage(browser);
+      page.allow.push(/./); // the browser reports each refusal on the console
+      await page.goto(`http://127.0.0.1:${hostile.address().port}/`);
+      await page.waitForFunction(() => window.results?.done === true, null, { timeout: T });
+      const results = await page.evaluate(() => window.results);
+      assert.equal(results.fetchJson, "blocked", JSON.stringify(results));
+      assert.equal(results.read, "blocked", JSON.stringify(results));
+      assert.equal(results.ws, "refused", JSON.stringify(results));
+      // The form's answer lands in the iframe: give it time to arrive, then count.
+      await page.frameLocator("iframe[name=sink]").locator("body").waitFor({ timeout: T });
+      await new Promise((r) => setTimeout(r, 500));
+      const after = {
+        chats: (await http(srv.base, "GET", "/api/chats")).items.length,
+        runs: (await http(srv.base, "GET", "/api/runs")).items.length,
+      };
+      assert.deepEqual(after, before, "nothing was created from the other origin");
+      await context.close();
+    } finally {
+      hostile.close();
+    }
+  });
 }
 
 /** With a token configured, the page takes it from `?token=` once and keeps it. */

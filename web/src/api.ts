@@ -64,8 +64,8 @@ const id = encodeURIComponent;
 export const api = {
   chats: (cursor?: string | null) => call<Page<Chat>>("GET", `/chats${q({ limit: 100, cursor })}`),
   chat: (chat: string) => call<Chat>("GET", `/chats/${id(chat)}`),
-  createChat: (title: string | null, workspace: string | null) =>
-    call<Chat>("POST", "/chats", { title: title || undefined, workspace: workspace || undefined }),
+  createChat: (title: string | null, workspace: string | null, capabilities?: { write: boolean; exec: boolean }) =>
+    call<Chat>("POST", "/chats", { title: title || undefined, workspace: workspace || undefined, capabilities }),
   messages: (chat: string) => call<Page<Message>>("GET", `/chats/${id(chat)}/messages`),
   post: (chat: string, content: string) =>
     call<{ message_id: string; session_id: string }>("POST", `/chats/${id(chat)}/messages`, { content }),

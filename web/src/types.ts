@@ -126,6 +126,7 @@ export interface RunOptions {
   budget_tokens?: number | null;
   concurrency?: number;
   workspace?: string | null;
+  capabilities?: Capabilities;
   projected_agents?: number;
   projected_tokens?: number;
   phases?: string[];

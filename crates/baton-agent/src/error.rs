@@ -9,5 +9,7 @@ pub enum AgentError {
     #[error("{0}")]
     BadInput(String),
     #[error(transparent)]
+    Workspace(#[from] crate::workspace::WorkspaceError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }

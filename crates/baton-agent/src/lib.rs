@@ -12,6 +12,7 @@ mod snapshots;
 pub mod state;
 pub mod tools;
 mod tracing_calls;
+pub mod workspace;
 
 pub use error::AgentError;
 pub use models::{ModelEntry, ModelRegistry};
@@ -19,3 +20,4 @@ pub use runner::STRUCTURED_OUTPUT;
 pub use runtime::{AgentOutcome, AgentRuntime, AgentSpec, PostedMessage, SessionView};
 pub use shared::{session_summary, AgentConfig};
 pub use snapshots::AgentSnapshots;
+pub use workspace::{WorkspaceError, WorkspacePolicy};

@@ -103,6 +103,21 @@ impl AgentRuntime {
         &self.inner.models
     }
 
+    /// The canonical workspace `raw` names (`None` for the default), once `caps` are
+    /// known to be allowed there.
+    pub fn resolve_workspace(
+        &self,
+        raw: Option<&std::path::Path>,
+        caps: &baton_core::Capabilities,
+    ) -> Result<Option<std::path::PathBuf>, AgentError> {
+        let c = &self.inner.config;
+        let policy = crate::workspace::WorkspacePolicy {
+            default: c.default_workspace.clone(),
+            roots: c.workspace_roots.clone(),
+        };
+        Ok(policy.resolve(raw, caps)?)
+    }
+
     /// Stores the user's message and starts (or continues) the chat's session in the
     /// background.
     pub async fn post_message(

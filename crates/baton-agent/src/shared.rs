@@ -22,6 +22,8 @@ pub struct AgentConfig {
     pub default_model: String,
     /// Workspace of chats that name none.
     pub default_workspace: PathBuf,
+    /// Directories under which `write` and `exec` may be granted.
+    pub workspace_roots: Vec<PathBuf>,
     /// Longest one answer (all its turns) may take.
     pub agent_timeout: Duration,
     pub max_tool_calls: u32,
@@ -37,6 +39,7 @@ impl Default for AgentConfig {
         Self {
             default_model: "deepseek-chat".into(),
             default_workspace: PathBuf::from("."),
+            workspace_roots: crate::workspace::WorkspacePolicy::default_roots(),
             agent_timeout: Duration::from_secs(600),
             max_tool_calls: 50,
             tool_limits: ToolLimits::default(),

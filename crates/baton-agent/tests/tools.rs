@@ -186,6 +186,55 @@ async fn writes_cannot_escape_either() {
 }
 
 #[tokio::test]
+async fn hard_links_to_files_outside_are_not_written_through() {
+    let f = fixture();
+    let secret = f.outside.path().join("secret.txt");
+    // Same filesystem (both temporary directories), so the link can be made.
+    std::fs::hard_link(&secret, f.ws.root().join("innocent.txt")).unwrap();
+    for (tool, args) in [
+        (
+            "write_file",
+            json!({ "path": "innocent.txt", "content": "pwned" }),
+        ),
+        (
+            "edit_file",
+            json!({ "path": "innocent.txt", "old": "TOP", "new": "pwned" }),
+        ),
+    ] {
+        let out = call(&f, all(), tool, args).await;
+        assert!(out.is_error, "{tool}: {}", out.content);
+        assert!(
+            out.content.contains("hard links"),
+            "{tool}: {}",
+            out.content
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "TOP SECRET\n");
+    // Reading it stays possible: the link is inside, and reading changes nothing.
+    let read = call(
+        &f,
+        read_only(),
+        "read_file",
+        json!({ "path": "innocent.txt" }),
+    )
+    .await;
+    assert!(!read.is_error, "{}", read.content);
+    // A file with one link is written as before.
+    let ok = call(
+        &f,
+        all(),
+        "write_file",
+        json!({ "path": "README.md", "content": "new" }),
+    )
+    .await;
+    assert!(!ok.is_error, "{}", ok.content);
+    assert_eq!(
+        std::fs::read_to_string(f.ws.root().join("README.md")).unwrap(),
+        "new"
+    );
+}
+
+#[tokio::test]
 async fn binary_huge_and_special_files_are_refused() {
     let f = fixture();
     let bin = call(&f, read_only(), "read_file", json!({ "path": "blob.bin" })).await;

@@ -47,7 +47,9 @@ macro_rules! id_type {
         impl FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {
-                Uuid::parse_str(s).map(Self).map_err(|_| IdError {
+                // Only the hyphenated form this server writes: one id, one spelling.
+                let hyphenated = s.len() == 36;
+                hyphenated.then(|| Uuid::parse_str(s).ok()).flatten().map(Self).ok_or_else(|| IdError {
                     kind: $kind,
                     value: s.chars().take(64).collect(),
                 })

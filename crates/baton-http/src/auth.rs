@@ -21,11 +21,10 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(|v| v.trim().split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 section 11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| std::borrow::Cow::Borrowed(token.trim()));
     let from_query = (path == "/ws")
         .then(|| req.uri().query())
         .flatten()
@@ -33,10 +32,11 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
             q.split('&')
                 .filter_map(|kv| kv.split_once('='))
                 .find(|(k, _)| *k == "token")
-                .map(|(_, v)| v)
+                // The web app sends it through encodeURIComponent; a raw `+` stays `+`.
+                .map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
         });
     match from_header.or(from_query) {
-        Some(given) if same(given, expected) => next.run(req).await,
+        Some(given) if same(&given, expected) => next.run(req).await,
         _ => ApiError::Unauthorized.into_response(),
     }
 }

@@ -11,6 +11,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("no such endpoint")]
@@ -21,6 +23,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    Timeout(String),
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error("database unavailable")]
@@ -41,10 +45,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -55,10 +61,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden { code, .. } => code,
             ApiError::NotFound(_) | ApiError::NoRoute => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::Timeout(_) => "request_timeout",
             ApiError::Unprocessable { code, .. } => code,
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",

@@ -12,8 +12,10 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A JSON body. An empty body without a content type reads as `{}` so that
-/// `POST /api/chats` with nothing works as a user would expect.
+/// A JSON object body with `Content-Type: application/json`. Nothing else is read:
+/// a body a plain HTML form on another site could send (no type, a form type, text)
+/// is refused before anything happens, and so are an empty body, an array and trailing
+/// data after the object.
 pub struct Json<T>(pub T);
 
 /// Bytes read (and discarded) past the limit before answering 413. Answering before the
@@ -27,8 +29,23 @@ fn too_large(limit: usize) -> ApiError {
     ))
 }
 
-/// The body, at most `limit` bytes.
-async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+/// The body, at most `limit` bytes, arriving within `deadline`.
+async fn read_limited(
+    req: Request,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(deadline, read_body(req, limit))
+        .await
+        .map_err(|_| {
+            ApiError::Timeout(format!(
+                "the request body did not arrive within {} s",
+                deadline.as_secs_f64()
+            ))
+        })?
+}
+
+async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -65,28 +82,58 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap_or("").to_ascii_lowercase());
-        let bytes = read_limited(req, state.config.max_body_bytes).await?;
-        let body: &[u8] = match &content_type {
-            None if bytes.is_empty() => b"{}",
+        let essence = content_type
+            .as_deref()
+            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_string());
+        match essence.as_deref() {
+            Some(e) if e == "application/json" || e.ends_with("+json") => {}
+            Some(e) => {
+                return Err(ApiError::bad(
+                    "bad_content_type",
+                    format!("expected Content-Type: application/json, got '{e}'"),
+                ))
+            }
             None => {
                 return Err(ApiError::bad(
                     "bad_content_type",
                     "expected Content-Type: application/json",
                 ))
             }
-            Some(ct) => {
-                let essence = ct.split(';').next().unwrap_or("").trim();
-                if essence != "application/json" && !essence.ends_with("+json") {
-                    return Err(ApiError::bad(
-                        "bad_content_type",
-                        format!("expected Content-Type: application/json, got '{essence}'"),
-                    ));
-                }
-                &bytes
+        }
+        let config = &state.config;
+        let body = read_limited(req, config.max_body_bytes, config.body_timeout).await?;
+        match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => {
+                return Err(ApiError::bad(
+                    "missing_body",
+                    "expected a JSON object as the request body; send {} for the defaults",
+                ))
             }
-        };
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        match serde_path_to_error::deserialize(de) {
+            Some(b'{') => {}
+            Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() => {
+                return Err(ApiError::bad(
+                    "invalid_body",
+                    "expected a JSON object as the request body",
+                ))
+            }
+            Some(_) => {
+                return Err(ApiError::bad(
+                    "invalid_json",
+                    "the request body is not JSON",
+                ))
+            }
+        }
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        let parsed = serde_path_to_error::deserialize(&mut de);
+        if parsed.is_ok() {
+            de.end().map_err(|_| {
+                ApiError::bad(
+                    "invalid_json",
+                    "unexpected data after the JSON object in the request body",
+                )
+            })?;
+        }
+        match parsed {
             Ok(v) => Ok(Json(v)),
             Err(e) => {
                 let path = e.path().to_string();

@@ -6,7 +6,9 @@ pub mod api;
 mod auth;
 pub mod error;
 pub mod extract;
+mod guard;
 pub mod routes;
+pub mod serve;
 pub mod state;
 mod ws;
 
@@ -14,18 +16,20 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use baton_core::{Chat, Message, Page, Trace};
 use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use api::{schema, Api, Op};
 pub use error::{ApiError, ApiResult};
-pub use state::{AppState, HttpConfig};
+pub use serve::{serve, ServeConfig};
+pub use state::{Access, AppState, HttpConfig};
 
 /// The API routes and their OpenAPI document, from one declaration.
 pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
@@ -340,12 +344,16 @@ pub fn app(state: AppState) -> Router {
         .fallback(api_fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let limit = state.config.max_body_bytes;
+    let cors = cors(state.config.access.extra_origins());
     Router::new()
         .nest("/api", api_routes)
         .route("/ws", get(ws::upgrade))
         .fallback(web_app)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::check))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(cors)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
                 let id = req
@@ -361,6 +369,25 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Closed unless `server.allowed_origins` names other origins: then pages there may
+/// call the API (a separately served front end, for example).
+fn cors(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer::util::Identity> {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if allowed.is_empty() {
+        return tower::util::Either::Right(tower::layer::util::Identity::new());
+    }
+    tower::util::Either::Left(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
 async fn api_fallback() -> ApiError {
     ApiError::NoRoute
 }
@@ -371,14 +398,12 @@ async fn api_fallback() -> ApiError {
 /// old bundle should fail loudly, not receive HTML).
 async fn web_app(method: Method, uri: Uri) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
+        return ApiError::MethodNotAllowed.into_response();
     }
     let path = uri.path();
     let asset = match baton_web::file(path) {
         Some(asset) => asset,
-        None if path.starts_with("/assets/") => {
-            return (StatusCode::NOT_FOUND, "no such file").into_response()
-        }
+        None if path.starts_with("/assets/") => return ApiError::NotFound("file").into_response(),
         None => baton_web::index(),
     };
     let cache = if asset.immutable {

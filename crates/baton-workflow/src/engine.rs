@@ -155,7 +155,11 @@ impl WorkflowEngine {
     }
 
     /// Starts a run of a discovered workflow.
-    pub async fn start_run(&self, name: &str, req: StartRequest) -> Result<Run, WorkflowError> {
+    pub async fn start_run(&self, name: &str, mut req: StartRequest) -> Result<Run, WorkflowError> {
+        req.workspace = self
+            .inner
+            .agents
+            .resolve_workspace(req.workspace.as_deref(), &req.capabilities)?;
         let def = self.definition(name, req.workspace.as_deref()).await?;
         self.start_definition(def, req).await
     }
@@ -169,6 +173,11 @@ impl WorkflowEngine {
         let parsed = baton_script::parse(script)
             .await
             .map_err(WorkflowError::Script)?;
+        let mut req = req;
+        req.workspace = self
+            .inner
+            .agents
+            .resolve_workspace(req.workspace.as_deref(), &req.capabilities)?;
         let name = parsed.meta.name.clone().unwrap_or_else(|| "inline".into());
         let def = Definition {
             name,
@@ -195,14 +204,6 @@ impl WorkflowEngine {
             return Err(WorkflowError::BadInput(
                 "concurrency must be between 1 and 256".into(),
             ));
-        }
-        if let Some(w) = &req.workspace {
-            if !w.is_dir() {
-                return Err(WorkflowError::BadInput(format!(
-                    "workspace '{}' is not an existing directory",
-                    w.display()
-                )));
-            }
         }
         let projected_agents = project_agents(&def.script, req.args.as_ref());
         let projected_tokens = req

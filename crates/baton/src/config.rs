@@ -79,6 +79,21 @@ pub struct Server {
     /// with `since`).
     pub ws_queue_frames: u64,
     pub ws_max_message_bytes: u64,
+    /// Host names the server answers to besides its loopback names and bound address
+    /// (`"*"`: any). Other names get 403: that is what stops DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host:port`) whose web pages may change things and open
+    /// WebSockets, besides the server's own; they also get CORS access.
+    pub allowed_origins: Vec<String>,
+    /// Longest a connection may take to send a request head, from connecting and
+    /// again after each response (an idle keep-alive connection).
+    pub header_timeout_s: f64,
+    /// Longest a request body may take to arrive (408 after).
+    pub body_timeout_s: f64,
+    /// Connections open at once, WebSockets included; more get 503.
+    pub max_connections: u64,
+    /// How often a quiet WebSocket is pinged; one silent for two intervals is closed.
+    pub ws_ping_s: f64,
 }
 
 impl Default for Server {
@@ -89,6 +104,12 @@ impl Default for Server {
             max_body_bytes: 1024 * 1024,
             ws_queue_frames: 4096,
             ws_max_message_bytes: 64 * 1024,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            header_timeout_s: 10.0,
+            body_timeout_s: 30.0,
+            max_connections: 1024,
+            ws_ping_s: 20.0,
         }
     }
 }
@@ -131,6 +152,9 @@ pub struct Agents {
     pub workspace: String,
     /// Tool calls one answer may make before the agent is stopped.
     pub max_tool_calls: u64,
+    /// Directories under which chats, runs and tasks may be granted `write` or `exec`
+    /// (`~` is the user's home; relative paths are from the working directory).
+    pub workspace_roots: Vec<String>,
 }
 
 impl Default for Agents {
@@ -139,6 +163,7 @@ impl Default for Agents {
             default_model: "deepseek-chat".into(),
             workspace: ".".into(),
             max_tool_calls: 50,
+            workspace_roots: vec![".".into(), "~".into()],
         }
     }
 }
@@ -376,6 +401,9 @@ fn typed(existing: Option<&Value>, raw: &str) -> Result<Value, String> {
     }
 }
 
+/// Shortest token accepted on a non-loopback bind.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 fn validate(c: &Config) -> Result<(), ConfigError> {
     let bind: SocketAddr = c.server.bind.parse().map_err(|_| {
         invalid(
@@ -383,13 +411,47 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             format!("'{}' is not an address like 127.0.0.1:7777", c.server.bind),
         )
     })?;
-    if !bind.ip().is_loopback() && c.auth.token.is_empty() {
+    let token = &c.auth.token;
+    if token
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        return Err(invalid(
+            "auth.token",
+            "must not contain spaces or control characters (`baton token` prints a good one)",
+        ));
+    }
+    if !bind.ip().is_loopback() && token.chars().count() < MIN_TOKEN_CHARS {
         return Err(invalid(
             "auth.token",
             format!(
-                "is required when server.bind ({bind}) is not a loopback address; set BATON_AUTH__TOKEN"
+                "a token of at least {MIN_TOKEN_CHARS} characters is required when server.bind ({bind}) \
+                 is not a loopback address; `baton token` prints one to put in BATON_AUTH__TOKEN"
             ),
         ));
+    }
+    for (name, v) in [
+        ("server.header_timeout_s", c.server.header_timeout_s),
+        ("server.body_timeout_s", c.server.body_timeout_s),
+        ("server.ws_ping_s", c.server.ws_ping_s),
+    ] {
+        if !(v.is_finite() && (0.05..=3600.0).contains(&v)) {
+            return Err(invalid(
+                name,
+                "must be a number of seconds from 0.05 to 3600",
+            ));
+        }
+    }
+    for (i, o) in c.server.allowed_origins.iter().enumerate() {
+        let ok = (o.starts_with("http://") || o.starts_with("https://"))
+            && !o.trim_end_matches('/').ends_with("://")
+            && o.trim_end_matches('/').matches('/').count() == 2;
+        if !ok {
+            return Err(invalid(
+                &format!("server.allowed_origins[{i}]"),
+                format!("'{o}' is not an origin like http://localhost:5173"),
+            ));
+        }
     }
     let url = &c.database.url;
     if !(url.starts_with("sqlite:")
@@ -412,6 +474,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     for (name, v) in [
         ("server.max_body_bytes", c.server.max_body_bytes),
+        ("server.max_connections", c.server.max_connections),
         ("agents.max_tool_calls", c.agents.max_tool_calls),
         ("server.ws_queue_frames", c.server.ws_queue_frames),
         ("server.ws_max_message_bytes", c.server.ws_max_message_bytes),
@@ -517,6 +580,21 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Config {
+    /// `agents.workspace_roots` as paths: `~` expanded, relative ones from the working
+    /// directory.
+    pub fn workspace_roots(&self) -> Vec<PathBuf> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        self.agents
+            .workspace_roots
+            .iter()
+            .filter_map(|r| match r.strip_prefix('~') {
+                Some(rest) => home.as_ref().map(|h| h.join(rest.trim_start_matches('/'))),
+                None => Some(PathBuf::from(r)),
+            })
+            .map(|p| std::path::absolute(&p).unwrap_or(p))
+            .collect()
+    }
+
     pub fn bind_addr(&self) -> SocketAddr {
         self.server.bind.parse().expect("validated at load")
     }
@@ -629,11 +707,28 @@ mod tests {
     fn public_bind_needs_a_token() {
         let err = load_with(&[], &[("BATON_SERVER__BIND", "0.0.0.0:7777")], &[]).unwrap_err();
         assert!(err.to_string().starts_with("auth.token"), "{err}");
+        for bad in [
+            "s3cret",
+            "                    ",
+            "fifteen-chars-x",
+            "has a space in it ok",
+        ] {
+            let err = load_with(
+                &[],
+                &[
+                    ("BATON_SERVER__BIND", "0.0.0.0:7777"),
+                    ("BATON_AUTH__TOKEN", bad),
+                ],
+                &[],
+            )
+            .unwrap_err();
+            assert!(err.to_string().starts_with("auth.token"), "{bad:?}: {err}");
+        }
         let ok = load_with(
             &[],
             &[
                 ("BATON_SERVER__BIND", "0.0.0.0:7777"),
-                ("BATON_AUTH__TOKEN", "s3cret"),
+                ("BATON_AUTH__TOKEN", "s3cret-s3cret-16"),
             ],
             &[],
         )

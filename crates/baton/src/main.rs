@@ -58,6 +58,8 @@ enum Command {
     Resume(RunIdArgs),
     /// Approve a run held for approval.
     Approve(RunIdArgs),
+    /// Print a fresh random token for auth.token (BATON_AUTH__TOKEN).
+    Token,
 }
 
 #[derive(clap::Args)]
@@ -231,6 +233,10 @@ fn client_command(command: Command) -> ExitCode {
             Command::Pause(r) => control("pause", r).await,
             Command::Resume(r) => control("resume", r).await,
             Command::Approve(r) => control("approve", r).await,
+            Command::Token => {
+                println!("{}", baton::cli::fresh_token()?);
+                Ok(0)
+            }
             _ => unreachable!("server commands are handled in main"),
         }
     });

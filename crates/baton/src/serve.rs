@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::serve::ListenerExt;
 use baton_agent::{AgentConfig, AgentRuntime, AgentSnapshots, ModelEntry, ModelRegistry};
 use baton_events::{EventHub, HubConfig};
 use baton_http::{AppState, HttpConfig};
@@ -102,6 +101,7 @@ pub async fn migrate(config: Config) -> Result<()> {
 pub struct Server {
     pub state: AppState,
     pub listener: TcpListener,
+    connections: baton_http::ServeConfig,
     /// Held while the server runs on a SQLite file: one process per file.
     file_lock: Option<std::fs::File>,
 }
@@ -172,8 +172,16 @@ impl Server {
                 retain_per_topic: config.events.retain_per_topic as i64,
             },
         ));
+        let sv = &config.server;
         let http = HttpConfig {
             auth_token: Some(config.auth.token.clone()).filter(|t| !t.is_empty()),
+            access: baton_http::Access::new(
+                config.bind_addr(),
+                &sv.allowed_hosts,
+                &sv.allowed_origins,
+            ),
+            body_timeout: Duration::from_secs_f64(sv.body_timeout_s),
+            ws_ping: Duration::from_secs_f64(sv.ws_ping_s),
             max_body_bytes: config.server.max_body_bytes as usize,
             ws_queue_frames: config.server.ws_queue_frames as usize,
             ws_max_message_bytes: config.server.ws_max_message_bytes as usize,
@@ -186,6 +194,7 @@ impl Server {
             AgentConfig {
                 default_model: config.agents.default_model.clone(),
                 default_workspace: config.agents.workspace.clone().into(),
+                workspace_roots: config.workspace_roots(),
                 agent_timeout: std::time::Duration::from_secs(config.limits.agent_timeout_s),
                 max_tool_calls: config.agents.max_tool_calls.min(u64::from(u32::MAX)) as u32,
                 instance: cluster.instance.clone(),
@@ -233,6 +242,10 @@ impl Server {
         Ok(Self {
             state,
             listener,
+            connections: baton_http::ServeConfig {
+                header_timeout: Duration::from_secs_f64(config.server.header_timeout_s),
+                max_connections: config.server.max_connections as usize,
+            },
             file_lock,
         })
     }
@@ -251,20 +264,14 @@ impl Server {
             .await
             .context("starting to claim work")?;
         let app = baton_http::app(self.state);
+        // WebSockets close on the state's token, in-flight requests on `stop`.
         let shutdown = state.shutdown.clone();
-        let signal = async move {
-            stop.cancelled().await;
+        let on_stop = stop.clone();
+        tokio::spawn(async move {
+            on_stop.cancelled().await;
             shutdown.cancel();
-        };
-        // Frames and streamed answers are small writes: without TCP_NODELAY, Nagle's
-        // algorithm and delayed ACKs add ~40 ms to each.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
+        baton_http::serve(self.listener, app, self.connections, stop)
             .await
             .context("server failed")?;
         state.workflows.shutdown(baton_http::SHUTDOWN_GRACE).await;

@@ -49,8 +49,8 @@ async fn chats_are_created_listed_and_fetched(kind: Kind) {
         chat["workspace"],
         dir.canonicalize().unwrap().to_str().unwrap()
     );
-    // No body at all is a chat with the default title.
-    let (status, untitled) = s.post_raw("/api/chats", None, vec![]).await;
+    // An empty object is a chat with the default title.
+    let (status, untitled) = s.post_json("/api/chats", &json!({})).await;
     assert_eq!(status, 201, "{untitled}");
     assert_eq!(untitled["title"], "New chat");
     assert!(untitled["workspace"].is_null());
@@ -124,12 +124,35 @@ async fn bad_chat_input_is_rejected_and_nothing_is_lost(kind: Kind) {
             "invalid_workspace",
         ),
         (json_ct, vec![0xff, 0xfe, 0x00], "invalid_json"),
+        (json_ct, b"{\xff}".to_vec(), "invalid_json"),
         (
             Some("text/plain"),
             br#"{"title": "x"}"#.to_vec(),
             "bad_content_type",
         ),
         (None, br#"{"title": "x"}"#.to_vec(), "bad_content_type"),
+        // What a plain HTML form on another site can send.
+        (None, vec![], "bad_content_type"),
+        (
+            Some("application/x-www-form-urlencoded"),
+            b"title=x".to_vec(),
+            "bad_content_type",
+        ),
+        (
+            Some("multipart/form-data; boundary=x"),
+            b"--x--".to_vec(),
+            "bad_content_type",
+        ),
+        (json_ct, vec![], "missing_body"),
+        (json_ct, b"  \n".to_vec(), "missing_body"),
+        (json_ct, b"[null, null]".to_vec(), "invalid_body"),
+        (json_ct, b"null".to_vec(), "invalid_body"),
+        (json_ct, b"{} {}".to_vec(), "invalid_json"),
+        (
+            json_ct,
+            br#"{"title": "a"} trailing"#.to_vec(),
+            "invalid_json",
+        ),
     ];
     for (ct, body, code) in cases {
         let shown = String::from_utf8_lossy(&body)
@@ -176,6 +199,18 @@ async fn ids_must_be_uuids_and_exist(kind: Kind) {
         "/api/chats/%00/traces",
     ] {
         let (status, err) = s.get(path).await;
+        assert_error(status, &err, 400, "invalid_id");
+    }
+    // One id, one spelling: the braced, URN and unhyphenated forms of a real chat's id
+    // do not name it.
+    let chat = s.create_chat("spelled once").await;
+    let id = chat["id"].as_str().unwrap();
+    for other in [
+        format!("{{{id}}}"),
+        format!("urn:uuid:{id}"),
+        id.replace('-', ""),
+    ] {
+        let (status, err) = s.get(&format!("/api/chats/{other}")).await;
         assert_error(status, &err, 400, "invalid_id");
     }
     let missing = ChatId::new();
@@ -415,6 +450,17 @@ async fn openapi_lists_every_route(kind: Kind) {
 
 async fn bearer_token_guards_api_and_ws(kind: Kind) {
     let s = TestServer::start_with(kind, &[("auth.token", "s3cret-token")]).await;
+    // The scheme is case-insensitive.
+    for scheme in ["BEARER", "bearer", "Bearer", "bEaReR"] {
+        let r = s
+            .http
+            .get(s.url("/api/health"))
+            .header("authorization", format!("{scheme} s3cret-token"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{scheme}");
+    }
     let (status, err) = s.get("/api/health").await;
     assert_error(status, &err, 401, "unauthorized");
     let r = s
@@ -462,4 +508,19 @@ async fn bearer_token_guards_api_and_ws(kind: Kind) {
         .unwrap();
     ws.send(json!({ "type": "ping" })).await;
     assert_eq!(ws.next().await["type"], "pong");
+
+    // A token with `+`, `/` and `=`, as the web app sends it (encodeURIComponent).
+    let token = "a+b/c=d+e/f=g+h/i==";
+    let s = TestServer::start_with(kind, &[("auth.token", token)]).await;
+    let encoded = "a%2Bb%2Fc%3Dd%2Be%2Ff%3Dg%2Bh%2Fi%3D%3D";
+    let mut ws = common::Ws::connect(&format!("{}?token={encoded}", s.ws_url), None)
+        .await
+        .expect("a percent-encoded token is decoded");
+    ws.send(json!({ "type": "ping" })).await;
+    assert_eq!(ws.next().await["type"], "pong");
+    assert!(
+        common::Ws::connect(&format!("{}?token={}", s.ws_url, &encoded[..20]), None)
+            .await
+            .is_err()
+    );
 }

@@ -6,6 +6,7 @@ import { exchangeOf, exchangesOf } from "../chat";
 import type { Trace } from "../types";
 import { ChatModel } from "./chatModel";
 import { HitBar, TraceTree } from "./TraceTree";
+import { CapabilityBadges } from "./Capabilities";
 
 export function ChatView({ id }: { id: string }) {
   const model = useMemo(() => new ChatModel(id), [id]);
@@ -93,7 +94,9 @@ function ChatPane({ model }: { model: ChatModel }) {
     <>
       <header class="pane-head">
         <div>
-          <h2>{chat?.title ?? "…"}</h2>
+          <h2>
+            {chat?.title ?? "…"} {chat ? <CapabilityBadges caps={chat.capabilities} /> : null}
+          </h2>
           <div class="muted small">{chat?.workspace ?? "server's default workspace"}</div>
         </div>
         <span class="spacer" />

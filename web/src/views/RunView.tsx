@@ -11,6 +11,7 @@ import { bar, pretty, ROW_HEIGHT } from "../traces";
 import type { AgentView, Frame, Trace } from "../types";
 import { TraceModel } from "./traceModel";
 import { TraceTree } from "./TraceTree";
+import { CapabilityBadges } from "./Capabilities";
 
 class RunModel {
   state = signal<LiveRun | null>(null);
@@ -140,7 +141,8 @@ export function RunPage({ id }: { id: string }) {
         <header class="pane-head">
           <div>
             <h2>
-              {run.name} <span class={`badge status-${run.status}`}>{run.status.replace("_", " ")}</span>
+              {run.name} <span class={`badge status-${run.status}`}>{run.status.replace("_", " ")}</span>{" "}
+              <CapabilityBadges caps={run.options?.capabilities} />
             </h2>
             <div class="muted small">
               {run.source} · {run.started_at ? `started ${clock(run.started_at)} · ${duration(end - start)}` : `created ${clock(run.created_at)}`} ·{" "}
@@ -270,7 +272,8 @@ function Approval({ model }: { model: RunModel }) {
       <p>
         Projected: <b>{o.projected_agents ?? "?"} agents</b>, about <b>{tokens(o.projected_tokens ?? 0)} tokens</b>
         {o.concurrency ? `, ${o.concurrency} at a time` : ""}
-        {o.budget_tokens ? `, budget ${tokens(o.budget_tokens)} tokens` : ""}.
+        {o.budget_tokens ? `, budget ${tokens(o.budget_tokens)} tokens` : ""}. Its agents:{" "}
+        <CapabilityBadges caps={o.capabilities} />
       </p>
       {o.phases?.length ? (
         <ol class="phase-list">

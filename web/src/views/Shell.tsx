@@ -80,13 +80,15 @@ function Connection() {
 export function Home() {
   const [title, setTitle] = useState("");
   const [workspace, setWorkspace] = useState("");
+  const [write, setWrite] = useState(false);
+  const [exec, setExec] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const create = async () => {
     setBusy(true);
     setError(null);
     try {
-      const chat = await api.createChat(title.trim() || null, workspace.trim() || null);
+      const chat = await api.createChat(title.trim() || null, workspace.trim() || null, { write, exec });
       await refreshChats();
       navigate(`/chats/${chat.id}`);
     } catch (e) {
@@ -97,7 +99,10 @@ export function Home() {
   return (
     <section class="pane wide home" aria-label="New chat">
       <h2>New chat</h2>
-      <p class="muted">An agent that can read a folder (and, if you allow it on the server, write and run commands there).</p>
+      <p class="muted">
+        An agent that reads a folder. It may also write files and run commands there if you allow it below; the
+        server allows that only for folders inside its <code>agents.workspace_roots</code>.
+      </p>
       <form
         class="new-chat-form"
         onSubmit={(e) => {
@@ -117,6 +122,17 @@ export function Home() {
             onInput={(e) => setWorkspace((e.currentTarget as HTMLInputElement).value)}
           />
         </label>
+        <fieldset class="caps-choice">
+          <legend>Beyond reading</legend>
+          <label class="check">
+            <input type="checkbox" checked={write} onChange={(e) => setWrite((e.currentTarget as HTMLInputElement).checked)} />
+            Let the agent write and edit files
+          </label>
+          <label class="check">
+            <input type="checkbox" checked={exec} onChange={(e) => setExec((e.currentTarget as HTMLInputElement).checked)} />
+            Let the agent run shell commands
+          </label>
+        </fieldset>
         {error ? (
           <div class="banner error" role="alert">
             {error}

@@ -122,6 +122,38 @@ pub(crate) fn list_dir(ws: &Workspace, raw: &str, limits: ToolLimits) -> Result<
     Ok(out.join("\n"))
 }
 
+/// Writes `bytes` as the whole content of `path`, refusing a file with other hard links:
+/// a link made inside the workspace to a file outside it (say `~/.ssh/authorized_keys`)
+/// would otherwise be written through. The link count is read from the open handle, so
+/// it is the file being written that was checked.
+fn replace_contents(path: &std::path::Path, raw: &str, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let cannot = |e: std::io::Error| format!("cannot write '{raw}': {e}");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return Err(format!(
+                "'{raw}' has {} hard links; files with other hard links are not written, as \
+                 another link may be outside the workspace",
+                meta.nlink()
+            ));
+        }
+    }
+    if !meta.is_file() {
+        return Err(format!("'{raw}' is not a regular file"));
+    }
+    file.set_len(0).map_err(cannot)?;
+    file.write_all(bytes).map_err(cannot)
+}
+
 pub(crate) fn write_file(
     ws: &Workspace,
     raw: &str,
@@ -142,7 +174,7 @@ pub(crate) fn write_file(
     if path.exists() && !path.is_file() {
         return Err(format!("'{raw}' is not a regular file"));
     }
-    std::fs::write(&path, content).map_err(|e| format!("cannot write '{raw}': {e}"))?;
+    replace_contents(&path, raw, content.as_bytes())?;
     Ok(format!(
         "wrote {} bytes to {}",
         content.len(),
@@ -172,7 +204,7 @@ pub(crate) fn edit_file(
             if updated.len() > limits.write_content.max(text.len()) {
                 return Err("the edited file would be over the size limit".into());
             }
-            std::fs::write(&path, updated).map_err(|e| format!("cannot write '{raw}': {e}"))?;
+            replace_contents(&path, raw, updated.as_bytes())?;
             Ok(format!("edited {}", ws.relative(&path)))
         }
         n => Err(format!("'old' occurs {n} times in '{raw}'; make it unique")),

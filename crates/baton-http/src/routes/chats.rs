@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use baton_core::{Chat, ChatId, Message, NewChat, Page};
@@ -17,6 +19,7 @@ pub struct CreateChat {
     /// Up to 200 characters; "New chat" when absent.
     pub title: Option<String>,
     /// An existing directory agents of this chat may read; the server's default when absent.
+    /// Granting `write` or `exec` needs it inside `agents.workspace_roots`.
     pub workspace: Option<String>,
     /// Tools beyond reading for the chat's agents: `{"write": true}` grants
     /// `write_file`/`edit_file`, `{"exec": true}` grants `bash`. Both off when absent.
@@ -46,10 +49,10 @@ pub async fn create(
             t.to_string()
         }
     };
-    let workspace = match req.workspace {
-        None => None,
-        Some(w) => Some(workspace_dir(&w).await?),
-    };
+    let workspace = state
+        .agents
+        .resolve_workspace(req.workspace.as_deref().map(Path::new), &req.capabilities)?
+        .map(|p| p.display().to_string());
     let chat = state
         .store
         .create_chat(NewChat {
@@ -60,31 +63,6 @@ pub async fn create(
         .await?;
     tracing::info!(chat = %chat.id, "chat created");
     Ok((StatusCode::CREATED, axum::Json(chat)))
-}
-
-/// The canonical path of an existing directory, so that later confinement checks
-/// compare like with like.
-async fn workspace_dir(raw: &str) -> ApiResult<String> {
-    if raw.is_empty() || raw.contains('\0') || raw.len() > 4096 {
-        return Err(ApiError::bad(
-            "invalid_workspace",
-            "workspace must be a directory path",
-        ));
-    }
-    let not_dir = || {
-        ApiError::bad(
-            "invalid_workspace",
-            format!("workspace '{raw}' is not an existing directory"),
-        )
-    };
-    let path = tokio::fs::canonicalize(raw).await.map_err(|_| not_dir())?;
-    let meta = tokio::fs::metadata(&path).await.map_err(|_| not_dir())?;
-    if !meta.is_dir() {
-        return Err(not_dir());
-    }
-    path.into_os_string()
-        .into_string()
-        .map_err(|_| ApiError::bad("invalid_workspace", "workspace path is not valid UTF-8"))
 }
 
 pub async fn list(

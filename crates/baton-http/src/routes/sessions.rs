@@ -17,6 +17,13 @@ impl From<AgentError> for ApiError {
             AgentError::NotFound(what) => ApiError::NotFound(what),
             AgentError::Conflict(m) => ApiError::Conflict(m),
             AgentError::BadInput(m) => ApiError::bad("invalid_request", m),
+            AgentError::Workspace(e @ baton_agent::WorkspaceError::OutsideRoots { .. }) => {
+                ApiError::Forbidden {
+                    code: "capability_not_allowed",
+                    message: e.to_string(),
+                }
+            }
+            AgentError::Workspace(e) => ApiError::bad("invalid_workspace", e.to_string()),
             AgentError::Store(e) => e.into(),
         }
     }

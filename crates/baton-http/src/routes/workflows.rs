@@ -41,7 +41,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<WorkspaceQuery>,
 ) -> ApiResult<axum::Json<Page<Definition>>> {
-    let ws = q.workspace.map(PathBuf::from);
+    let ws = workspace(&state, q.workspace)?;
     let items = state.workflows.definitions(ws.as_deref()).await;
     Ok(axum::Json(Page {
         items,
@@ -54,10 +54,18 @@ pub async fn get(
     Path(name): Path<String>,
     Query(q): Query<WorkspaceQuery>,
 ) -> ApiResult<axum::Json<Definition>> {
-    let ws = q.workspace.map(PathBuf::from);
+    let ws = workspace(&state, q.workspace)?;
     Ok(axum::Json(
         state.workflows.definition(&name, ws.as_deref()).await?,
     ))
+}
+
+/// A workspace to read definitions from: an existing directory, as for a run.
+fn workspace(state: &AppState, raw: Option<String>) -> ApiResult<Option<PathBuf>> {
+    Ok(state.agents.resolve_workspace(
+        raw.as_deref().map(std::path::Path::new),
+        &Capabilities::default(),
+    )?)
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -108,23 +116,11 @@ fn request(
     auto: bool,
     caps: Capabilities,
 ) -> ApiResult<StartRequest> {
-    let workspace = match ws {
-        None => None,
-        Some(w) => {
-            let p = std::fs::canonicalize(&w).map_err(|_| {
-                ApiError::bad(
-                    "invalid_workspace",
-                    format!("workspace '{w}' is not an existing directory"),
-                )
-            })?;
-            Some(p)
-        }
-    };
     Ok(StartRequest {
         args,
         budget_tokens: budget,
         concurrency: conc,
-        workspace,
+        workspace: ws.map(PathBuf::from),
         auto_approve: auto,
         capabilities: caps,
     })

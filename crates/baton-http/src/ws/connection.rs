@@ -59,6 +59,12 @@ impl Connection {
         let shutdown = shutdown.cancelled();
         let cut = cut.cancelled();
         tokio::pin!(shutdown, cut);
+        // A client that has sent nothing (not even a pong) for two ping intervals is
+        // gone or stuck; so is one that cannot take a batch of frames in that time.
+        let every = self.state.config.ws_ping;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = tokio::time::Instant::now();
         let close: Option<(u16, String)> = loop {
             tokio::select! {
                 biased;
@@ -69,7 +75,18 @@ impl Connection {
                     break Some((CLOSE_TRY_AGAIN,
                         "slow consumer: send queue overflowed; reconnect and subscribe with since".into()));
                 }
-                msg = stream.next() => match msg {
+                _ = ping.tick() => {
+                    if heard.elapsed() >= every * 2 {
+                        break Some((CLOSE_GOING_AWAY, "no answer to pings".into()));
+                    }
+                    let sent = tokio::time::timeout(every, sink.send(Message::Ping(Default::default()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break None;
+                    }
+                }
+                msg = stream.next() => {
+                    heard = tokio::time::Instant::now();
+                    match msg {
                     None | Some(Ok(Message::Close(_))) => break None,
                     Some(Err(e)) => break Some(self.read_error(e)),
                     Some(Ok(Message::Text(text))) => {
@@ -85,9 +102,11 @@ impl Connection {
                         }
                     }
                     Some(Ok(_)) => {}
-                },
+                    }
+                }
                 Some(first) = rx.recv() => {
-                    if self.write_live(&mut sink, first, &mut rx).await.is_err() {
+                    let written = tokio::time::timeout(every * 2, self.write_live(&mut sink, first, &mut rx)).await;
+                    if !matches!(written, Ok(Ok(()))) {
                         break None;
                     }
                 }
@@ -98,14 +117,13 @@ impl Connection {
         }
         if let Some((code, reason)) = close {
             tracing::debug!(code, %reason, "closing");
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })))
-                .await;
+            let frame = Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }));
+            let _ = tokio::time::timeout(every, sink.send(frame)).await;
         }
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(every, sink.close()).await;
     }
 
     fn read_error(&self, e: axum::Error) -> (u16, String) {

@@ -3,13 +3,31 @@
 mod connection;
 mod protocol;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rej) => {
+            return ApiError::bad(
+                "websocket_required",
+                format!(
+                    "/ws speaks WebSocket only: {}",
+                    rej.body_text().to_lowercase()
+                ),
+            )
+            .into_response()
+        }
+    };
     let max = state.config.ws_max_message_bytes;
     let tasks = state.tasks.clone();
     ws.max_message_size(max)

@@ -50,6 +50,8 @@ impl TestServer {
         let mut flags = vec![
             ("database.url".to_string(), db.url.clone()),
             ("server.bind".to_string(), "127.0.0.1:0".to_string()),
+            // Tests' workspaces are temporary directories.
+            ("agents.workspace_roots".to_string(), temp_root()),
         ];
         flags.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config: Config = config::load(&Sources {
@@ -288,6 +290,11 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// `agents.workspace_roots` covering the system's temporary directory, as TOML.
+pub fn temp_root() -> String {
+    format!("[{:?}]", std::env::temp_dir().display().to_string())
 }
 
 /// The `baton` executable, run from `dir` with a clean `BATON_*` environment.
