@@ -27,11 +27,14 @@ pub struct Op {
     pub query: Option<SchemaFn>,
     pub ok_status: u16,
     pub ok: SchemaFn,
-    /// Error statuses this operation can answer with, besides 401 and 500.
+    /// Error statuses this operation can answer with, besides those every operation
+    /// can (403, 500; 401 with a token) and those of every body (400, 408, 413).
     pub errors: &'static [u16],
 }
 
 pub struct Api {
+    /// Whether the server has a bearer token: then every operation needs it.
+    token: bool,
     router: Router<AppState>,
     generator: SchemaGenerator,
     paths: Map<String, Value>,
@@ -45,10 +48,15 @@ impl Default for Api {
 
 impl Api {
     pub fn new() -> Self {
+        Self::with_token(false)
+    }
+
+    pub fn with_token(token: bool) -> Self {
         let settings = SchemaSettings::draft2020_12().with(|s| {
             s.definitions_path = "/components/schemas".into();
         });
         Self {
+            token,
             router: Router::new(),
             generator: settings.into_generator(),
             paths: Map::new(),
@@ -128,7 +136,16 @@ impl Api {
             op.ok_status.to_string(),
             json!({ "description": "success", "content": { "application/json": { "schema": ok } } }),
         );
-        for status in op.errors.iter().chain(&[401, 500]) {
+        let mut statuses: Vec<u16> = op.errors.iter().copied().chain([403, 500]).collect();
+        if op.body.is_some() {
+            statuses.extend([400, 408, 413]);
+        }
+        if self.token {
+            statuses.push(401);
+        }
+        statuses.sort_unstable();
+        statuses.dedup();
+        for status in &statuses {
             responses.insert(
                 status.to_string(),
                 json!({ "description": error_description(*status),
@@ -145,7 +162,7 @@ impl Api {
         if let Some(body) = op.body {
             let s = body(&mut self.generator).to_value();
             operation["requestBody"] = json!({
-                "required": false,
+                "required": true,
                 "content": { "application/json": { "schema": s } }
             });
         }
@@ -200,10 +217,17 @@ impl Api {
             "paths": self.paths,
             "components": {
                 "schemas": schemas,
-                "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
+                "securitySchemes": { "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Required when the server has auth.token set (always when it binds a non-loopback address)"
+                } }
             },
-            "security": [{ "bearer": [] }],
         });
+        let mut doc = doc;
+        if self.token {
+            doc["security"] = json!([{ "bearer": [] }]);
+        }
         (self.router, doc)
     }
 }
@@ -211,7 +235,9 @@ impl Api {
 fn error_description(status: u16) -> &'static str {
     match status {
         400 => "bad input",
-        401 => "missing or wrong bearer token (when the server has one)",
+        401 => "missing or wrong bearer token",
+        403 => "refused: a Host name this server does not answer to, another web page's origin, or a capability not allowed for the workspace",
+        408 => "the request body did not arrive in time",
         404 => "not found",
         409 => "conflict with the current state",
         413 => "request body too large",

@@ -32,9 +32,9 @@ pub use serve::{serve, ServeConfig};
 pub use state::{Access, AppState, HttpConfig};
 
 /// The API routes and their OpenAPI document, from one declaration.
-pub fn api(version: &str) -> (Router<AppState>, serde_json::Value) {
+pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) {
     use routes::{chats, health, sessions, traces, workflows, PageQuery};
-    Api::new()
+    Api::with_token(token)
         .get(
             "/health",
             Op {
@@ -324,14 +324,22 @@ fn extra_doc() -> serde_json::Value {
             "summary": "WebSocket: subscribe to chat:<id>, run:<id> or tasks; snapshot or replay with since, then live frames",
             "tags": ["live"],
             "description": "Client messages: {\"type\":\"subscribe\",\"topic\":T,\"since\":N|null}, {\"type\":\"unsubscribe\",\"topic\":T}, {\"type\":\"ping\"}. Every server frame is {type, topic, seq, at, ...}. With a token configured, pass Authorization: Bearer or ?token=.",
-            "responses": { "101": { "description": "switching protocols" } }
+            "responses": {
+                "101": { "description": "switching protocols" },
+                "400": { "description": "not a WebSocket upgrade request",
+                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "401": { "description": "missing or wrong token (when the server has one)",
+                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "403": { "description": "a Host name this server does not answer to, or another web page's origin",
+                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+            }
         } }
     })
 }
 
 /// The whole application: `/api`, `/ws` and the web app.
 pub fn app(state: AppState) -> Router {
-    let (api_routes, doc) = api(state.config.version);
+    let (api_routes, doc) = api(state.config.version, state.config.auth_token.is_some());
     let doc = std::sync::Arc::new(doc);
     let api_routes = api_routes
         .route(

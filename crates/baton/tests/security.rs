@@ -23,6 +23,8 @@ on_both!(
     every_rejection_is_json,
     write_and_exec_only_inside_workspace_roots,
     websockets_that_stop_answering_are_closed,
+    extreme_numbers_are_stored_and_read_back,
+    openapi_tells_the_truth,
 );
 
 fn addr(s: &TestServer) -> String {
@@ -649,4 +651,175 @@ fn a_short_token_on_a_public_bind_is_refused_at_start() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Postgres keeps JSON numbers as `numeric` and writes the largest doubles back as
+/// 309-digit integers; they must still read back, or one run's args would make every
+/// listing of runs fail (found by the fuzzing step).
+async fn extreme_numbers_are_stored_and_read_back(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let args =
+        json!({ "max": f64::MAX, "min": -f64::MAX, "tiny": 5e-324, "big": 1.7976931348623155e308 });
+    let (status, started) = s
+        .post_json(
+            "/api/workflows/runs",
+            &json!({ "script": "return args", "args": args }),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["run_id"].as_str().unwrap();
+    let (status, list) = s.get("/api/runs").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["items"][0]["args"], args);
+    let run = s
+        .wait_for(&format!("/api/runs/{id}"), |v| v["status"] == "completed")
+        .await;
+    assert_eq!(run["result"], args);
+}
+
+/// The component schema a `$ref` names, or the schema itself.
+fn deref<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {
+    match s["$ref"].as_str() {
+        Some(r) => &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
+        None => s,
+    }
+}
+
+/// What the document declares is what the server enforces, checked at each boundary.
+async fn openapi_tells_the_truth(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let (_, doc) = s.get("/api/openapi.json").await;
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+    // Paging limits: declared 1..=500, enforced 1..=500.
+    for path in ["/api/chats", "/api/runs"] {
+        let limit = op(path, "get")["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap()["schema"]
+            .clone();
+        assert_eq!(
+            (limit["minimum"].as_u64(), limit["maximum"].as_u64()),
+            (Some(1), Some(500)),
+            "{path}: {limit}"
+        );
+        for (n, ok) in [(0, false), (1, true), (500, true), (501, false)] {
+            let (status, _) = s.get(&format!("{path}?limit={n}")).await;
+            assert_eq!(status == 200, ok, "{path}?limit={n}");
+        }
+    }
+    // Body constraints.
+    let body_schema = |path: &str| {
+        let s = &op(path, "post")["requestBody"];
+        assert_eq!(s["required"], true, "{path}");
+        deref(&doc, &s["content"]["application/json"]["schema"]).clone()
+    };
+    let chat = body_schema("/api/chats");
+    assert_eq!(chat["properties"]["title"]["maxLength"], 200, "{chat}");
+    assert!(chat["properties"]["title"]["pattern"].is_string(), "{chat}");
+    for (title, want) in [
+        ("x".repeat(200), 201),
+        ("x".repeat(201), 400),
+        ("a\u{7}b".into(), 400),
+    ] {
+        let (status, _) = s.post_json("/api/chats", &json!({ "title": title })).await;
+        assert_eq!(status, want, "title of {} chars", title.chars().count());
+    }
+    let message = body_schema("/api/chats/{id}/messages");
+    let content = &message["properties"]["content"];
+    assert_eq!(
+        (content["minLength"].as_u64(), content["maxLength"].as_u64()),
+        (Some(1), Some(200_000))
+    );
+    assert_eq!(message["required"], json!(["content"]));
+    let chat_id = s.create_chat("truth").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for content in ["".to_string(), "   ".into(), "x".repeat(200_001)] {
+        let (status, err) = s
+            .post_json(
+                &format!("/api/chats/{chat_id}/messages"),
+                &json!({ "content": content }),
+            )
+            .await;
+        assert_error(status, &err, 400, "invalid_content");
+    }
+    for path in ["/api/workflows/runs", "/api/workflows/{name}/runs"] {
+        let b = body_schema(path);
+        let c = &b["properties"]["concurrency"];
+        assert_eq!(
+            (c["minimum"].as_u64(), c["maximum"].as_u64()),
+            (Some(1), Some(256)),
+            "{path}: {b}"
+        );
+    }
+    assert_eq!(
+        body_schema("/api/workflows/runs")["required"],
+        json!(["script"])
+    );
+    for conc in [0, 257] {
+        let (status, _) = s
+            .post_json(
+                "/api/workflows/runs",
+                &json!({ "script": "return 1", "concurrency": conc }),
+            )
+            .await;
+        assert_eq!(status, 400, "concurrency {conc}");
+    }
+    let (status, _) = s.post_json("/api/workflows/runs", &json!({})).await;
+    assert_eq!(status, 400, "script is required");
+    // Every body is required, and every operation lists 403 (Host and Origin checks).
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, o) in item.as_object().unwrap() {
+            if path == "/ws" || path == "/api/openapi.json" {
+                continue;
+            }
+            assert!(
+                o["responses"]["403"].is_object(),
+                "{method} {path} lists no 403"
+            );
+            assert!(
+                o["responses"]["401"].is_null(),
+                "{method} {path}: no token, no 401"
+            );
+            if o["requestBody"].is_object() {
+                for code in ["400", "408", "413"] {
+                    assert!(
+                        o["responses"][code].is_object(),
+                        "{method} {path} lists no {code}"
+                    );
+                }
+            }
+        }
+    }
+    // The WebSocket's refusals are documented and happen.
+    for code in ["101", "400", "401", "403"] {
+        assert!(
+            doc["paths"]["/ws"]["get"]["responses"][code].is_object(),
+            "/ws {code}"
+        );
+    }
+    let (status, _) = s.get("/ws").await;
+    assert_eq!(status, 400);
+    // Without a token nothing asks for one; with one, every operation does.
+    assert!(doc["security"].is_null());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let t = TestServer::start_with(kind, &[("auth.token", "truth-token-0123456789")]).await;
+    let r = t
+        .http
+        .get(t.url("/api/openapi.json"))
+        .bearer_auth("truth-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["security"], json!([{ "bearer": [] }]));
+    assert!(doc["paths"]["/api/chats"]["get"]["responses"]["401"].is_object());
+    let (status, _) = t.get("/api/chats").await;
+    assert_eq!(status, 401);
 }

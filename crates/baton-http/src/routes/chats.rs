@@ -16,7 +16,11 @@ const MAX_TITLE_CHARS: usize = 200;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChat {
-    /// Up to 200 characters; "New chat" when absent.
+    /// Up to 200 characters, no control characters; "New chat" when absent or blank.
+    #[schemars(
+        length(max = 200),
+        regex(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")
+    )]
     pub title: Option<String>,
     /// An existing directory agents of this chat may read; the server's default when absent.
     /// Granting `write` or `exec` needs it inside `agents.workspace_roots`.

@@ -17,6 +17,7 @@ pub const MAX_LIMIT: u32 = 500;
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Items per page, 1 to 500; 100 when absent.
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,

@@ -32,7 +32,11 @@ impl From<AgentError> for ApiError {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostMessage {
-    /// The user's message, 1 to 200,000 characters.
+    /// The user's message, 1 to 200,000 characters, not only spaces, no NUL.
+    #[schemars(
+        length(min = 1, max = 200_000),
+        regex(pattern = r"^[^\u0000]*\S[^\u0000]*$")
+    )]
     pub content: String,
     /// Ids from `POST /api/attachments`.
     #[serde(default)]

@@ -76,6 +76,7 @@ pub struct StartRun {
     /// The run's token budget; `agent()` throws once it is spent.
     pub budget_tokens: Option<u64>,
     /// Agents in flight at once (1 to 256); more than the configured default needs approval.
+    #[schemars(range(min = 1, max = 256))]
     pub concurrency: Option<usize>,
     pub workspace: Option<String>,
     /// Start at once even if the run is large.
@@ -93,6 +94,8 @@ pub struct StartInline {
     pub script: String,
     pub args: Option<Value>,
     pub budget_tokens: Option<u64>,
+    /// Agents in flight at once (1 to 256).
+    #[schemars(range(min = 1, max = 256))]
     pub concurrency: Option<usize>,
     pub workspace: Option<String>,
     #[serde(default)]
@@ -176,6 +179,7 @@ pub async fn start_inline(
 pub struct RunsQuery {
     pub status: Option<RunStatus>,
     /// 1 to 500; 100 when absent.
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
