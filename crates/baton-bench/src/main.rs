@@ -1,4 +1,4 @@
-//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|workflow|all|takeover]`
+//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|workflow|all|takeover|slowclients]`
 //! (and `seed --database URL --traces N`, which writes a large chat for the web app's tests)
 //!
 //! Every figure is printed beside a baseline measured in the same run on the same
@@ -11,6 +11,7 @@ mod null_store;
 mod replay;
 mod seed;
 mod server;
+mod slowclients;
 mod takeover;
 mod traces;
 mod workflow;
@@ -50,6 +51,12 @@ struct Args {
     /// `takeover`: how many times an instance is killed.
     #[arg(long, default_value_t = 10)]
     kills: usize,
+    /// `slowclients`: half-open connections kept open.
+    #[arg(long, default_value_t = 500)]
+    connections: usize,
+    /// `slowclients`: how long the load lasts, in seconds.
+    #[arg(long, default_value_t = 60)]
+    hold_s: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,6 +72,9 @@ enum Which {
     /// Takeover time after `kill -9` of an instance on Postgres (not part of `all`: it
     /// waits out the default lease TTL once per kill).
     Takeover,
+    /// Health latency under a slowloris load, and how soon half-open connections are
+    /// closed (not part of `all`: it holds the load for `--hold-s`).
+    Slowclients,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +96,13 @@ fn main() -> anyhow::Result<()> {
         }
         if args.which == Which::Takeover {
             return takeover::run(args.kills.max(1)).await;
+        }
+        if args.which == Which::Slowclients {
+            return slowclients::run(
+                args.connections.max(1),
+                std::time::Duration::from_secs(args.hold_s.max(1)),
+            )
+            .await;
         }
         if matches!(args.which, Which::Traces | Which::All) {
             traces::run(args.rows).await?;
