@@ -11,7 +11,7 @@ use baton_core::{
     RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId,
     TraceKind, TraceOutcome, TurnSummary,
 };
-use baton_core::{Instance, RunControl};
+use baton_core::{Instance, RunControl, Task, TaskId, TaskStatus};
 use baton_store::{Backend, Held, Store, StoreError, StoreResult, TopicBounds};
 use std::time::Duration;
 
@@ -210,6 +210,7 @@ impl Store for NullStore {
                 .map(|r| (r.id, r.lease.epoch))
                 .collect(),
             sessions: vec![],
+            tasks: vec![],
         })
     }
     async fn release_leases(&self, _: Option<&str>) -> StoreResult<u64> {
@@ -226,6 +227,47 @@ impl Store for NullStore {
     }
     async fn take_session_cancels(&self, _: &str) -> StoreResult<Vec<SessionId>> {
         Ok(vec![])
+    }
+    // The benchmarks start no background tasks.
+    async fn create_task(&self, _: &Task) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn get_task(&self, _: TaskId) -> StoreResult<Option<Task>> {
+        Ok(None)
+    }
+    async fn list_tasks(
+        &self,
+        _: Option<TaskStatus>,
+        _: u32,
+        _: Option<TaskId>,
+    ) -> StoreResult<Vec<Task>> {
+        Ok(vec![])
+    }
+    async fn session_tasks(&self, _: SessionId) -> StoreResult<Vec<Task>> {
+        Ok(vec![])
+    }
+    async fn update_task(&self, _: &Task) -> StoreResult<()> {
+        Err(StoreError::NotFound("task"))
+    }
+    async fn cancel_queued_task(
+        &self,
+        _: TaskId,
+        _: Timestamp,
+        _: &str,
+    ) -> StoreResult<Option<Task>> {
+        Ok(None)
+    }
+    async fn claim_tasks(&self, _: &str, _: Duration, _: u32) -> StoreResult<Vec<Task>> {
+        Ok(vec![])
+    }
+    async fn request_task_cancel(&self, _: TaskId) -> StoreResult<()> {
+        Err(StoreError::NotFound("task"))
+    }
+    async fn take_task_cancels(&self, _: &str) -> StoreResult<Vec<TaskId>> {
+        Ok(vec![])
+    }
+    async fn mark_task_notified(&self, _: TaskId, _: Timestamp) -> StoreResult<bool> {
+        Ok(false)
     }
     async fn close_run_sessions(&self, _: RunId, _: &str) -> StoreResult<Vec<Trace>> {
         Ok(vec![])

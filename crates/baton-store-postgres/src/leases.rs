@@ -29,7 +29,7 @@ fn secs(ttl: Duration) -> f64 {
 
 /// Claims up to `limit` rows of `table` matching `open` that nobody holds (no owner, or
 /// another instance's lapsed lease), oldest first; each goes to one claimer only.
-async fn claim_unheld(
+pub(crate) async fn claim_unheld(
     pool: &PgPool,
     table: &str,
     open: &str,
@@ -164,6 +164,15 @@ pub(crate) async fn renew(pool: &PgPool, owner: &str, ttl: Duration) -> StoreRes
     .fetch_all(&mut *tx)
     .await
     .map_err(db)?;
+    let tasks = sqlx::query(
+        "UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $2)
+         WHERE owner = $1 AND status IN ('queued', 'running') RETURNING id, epoch",
+    )
+    .bind(owner)
+    .bind(secs(ttl))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
     tx.commit().await.map_err(db)?;
     let pair = |r: &PgRow| -> StoreResult<(uuid::Uuid, i64)> {
         Ok((
@@ -180,13 +189,17 @@ pub(crate) async fn renew(pool: &PgPool, owner: &str, ttl: Duration) -> StoreRes
             .iter()
             .map(|r| pair(r).map(|(id, e)| (SessionId(id), e)))
             .collect::<StoreResult<_>>()?,
+        tasks: tasks
+            .iter()
+            .map(|r| pair(r).map(|(id, e)| (baton_core::TaskId(id), e)))
+            .collect::<StoreResult<_>>()?,
     })
 }
 
 pub(crate) async fn release(pool: &PgPool, owner: Option<&str>) -> StoreResult<u64> {
     let mut tx = pool.begin().await.map_err(db)?;
     let mut n = 0;
-    for table in ["workflow_runs", "agent_sessions"] {
+    for table in ["workflow_runs", "agent_sessions", "tasks"] {
         n += sqlx::query(&format!(
             "UPDATE {table} SET owner = NULL, lease_expires_at = NULL
              WHERE owner IS NOT NULL AND ($1::text IS NULL OR owner = $1)"

@@ -9,6 +9,7 @@ mod leases;
 mod migrate;
 mod runs;
 mod sessions;
+mod tasks;
 mod traces;
 
 use std::time::Duration;
@@ -17,8 +18,8 @@ use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
     Chat, ChatId, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
-    RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor,
-    TraceFinish, TraceId, TurnSummary,
+    RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId, TaskStatus,
+    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
 use baton_store::{
     Backend, Held, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds,
@@ -318,6 +319,56 @@ impl Store for PgStore {
 
     async fn take_session_cancels(&self, owner: &str) -> StoreResult<Vec<SessionId>> {
         leases::take_session_cancels(&self.pool, owner).await
+    }
+
+    async fn create_task(&self, task: &Task) -> StoreResult<()> {
+        tasks::create(&self.pool, task).await
+    }
+
+    async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>> {
+        tasks::get(&self.pool, id).await
+    }
+
+    async fn list_tasks(
+        &self,
+        status: Option<TaskStatus>,
+        limit: u32,
+        before: Option<TaskId>,
+    ) -> StoreResult<Vec<Task>> {
+        tasks::list(&self.pool, status, limit, before).await
+    }
+
+    async fn session_tasks(&self, parent: SessionId) -> StoreResult<Vec<Task>> {
+        tasks::of_session(&self.pool, parent).await
+    }
+
+    async fn update_task(&self, task: &Task) -> StoreResult<()> {
+        tasks::update(&self.pool, task).await
+    }
+
+    async fn cancel_queued_task(
+        &self,
+        id: TaskId,
+        at: Timestamp,
+        reason: &str,
+    ) -> StoreResult<Option<Task>> {
+        tasks::cancel_queued(&self.pool, id, at, reason).await
+    }
+
+    async fn claim_tasks(&self, owner: &str, ttl: Duration, limit: u32) -> StoreResult<Vec<Task>> {
+        tasks::claim(&self.pool, owner, ttl, limit).await
+    }
+
+    async fn request_task_cancel(&self, id: TaskId) -> StoreResult<()> {
+        tasks::request_cancel(&self.pool, id).await
+    }
+
+    async fn take_task_cancels(&self, owner: &str) -> StoreResult<Vec<TaskId>> {
+        tasks::take_cancels(&self.pool, owner).await
+    }
+
+    async fn mark_task_notified(&self, id: TaskId, at: Timestamp) -> StoreResult<bool> {
+        tasks::mark_notified(&self.pool, id, at).await
     }
 
     async fn notify_work(&self) -> StoreResult<()> {

@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0004_leases",
         sql: include_str!("../../../migrations/postgres/0004_leases.sql"),
     },
+    Migration {
+        version: "0005_task_leases",
+        sql: include_str!("../../../migrations/postgres/0005_task_leases.sql"),
+    },
 ];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once

@@ -33,7 +33,13 @@ fn window(ttl: Duration) -> (i64, i64) {
 
 /// Claims up to `limit` rows of `table` matching `open` that nobody holds (no owner, or
 /// another process's lapsed lease), oldest first.
-fn claim_unheld(table: &str, open: &str, owner: &str, ttl: Duration, limit: u32) -> Stmt {
+pub(crate) fn claim_unheld(
+    table: &str,
+    open: &str,
+    owner: &str,
+    ttl: Duration,
+    limit: u32,
+) -> Stmt {
     let (now, until) = window(ttl);
     Stmt::new(
         format!(
@@ -123,6 +129,11 @@ pub(crate) fn renew(owner: &str, ttl: Duration) -> Plan<Held> {
                  WHERE owner = ?1 AND status = 'running' RETURNING id, epoch",
                 vec![owner.into(), until.into()],
             ),
+            Stmt::new(
+                "UPDATE tasks SET lease_expires_at = ?2
+                 WHERE owner = ?1 AND status IN ('queued', 'running') RETURNING id, epoch",
+                vec![owner.into(), until.into()],
+            ),
         ],
         |out| {
             let pairs = |i: usize, table| -> StoreResult<Vec<(uuid::Uuid, i64)>> {
@@ -144,6 +155,10 @@ pub(crate) fn renew(owner: &str, ttl: Duration) -> Plan<Held> {
                     .into_iter()
                     .map(|(id, e)| (SessionId(id), e))
                     .collect(),
+                tasks: pairs(2, "tasks")?
+                    .into_iter()
+                    .map(|(id, e)| (baton_core::TaskId(id), e))
+                    .collect(),
             })
         },
     )
@@ -159,9 +174,10 @@ pub(crate) fn release(owner: Option<&str>) -> Plan<u64> {
             vec![owner.into()],
         )
     };
-    Plan::new(vec![stmt("workflow_runs"), stmt("agent_sessions")], |out| {
-        Ok(out.iter().map(|o| o.changes).sum())
-    })
+    Plan::new(
+        vec![stmt("workflow_runs"), stmt("agent_sessions"), stmt("tasks")],
+        |out| Ok(out.iter().map(|o| o.changes).sum()),
+    )
 }
 
 pub(crate) fn request_control(id: RunId, control: RunControl) -> Plan<()> {

@@ -11,6 +11,7 @@ mod plan;
 mod rows;
 mod runs;
 mod sessions;
+mod tasks;
 mod traces;
 mod writer;
 
@@ -22,8 +23,8 @@ use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
     Chat, ChatId, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
-    RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor,
-    TraceFinish, TraceId, TurnSummary,
+    RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId, TaskStatus,
+    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
 use baton_store::{
     Backend, Held, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds, TraceScope,
@@ -324,6 +325,58 @@ impl Store for SqliteStore {
 
     async fn take_session_cancels(&self, owner: &str) -> StoreResult<Vec<SessionId>> {
         self.write.write(leases::take_session_cancels(owner)).await
+    }
+
+    async fn create_task(&self, task: &Task) -> StoreResult<()> {
+        self.write.write(tasks::create(task)).await
+    }
+
+    async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>> {
+        tasks::get(&self.reader, id).await
+    }
+
+    async fn list_tasks(
+        &self,
+        status: Option<TaskStatus>,
+        limit: u32,
+        before: Option<TaskId>,
+    ) -> StoreResult<Vec<Task>> {
+        tasks::list(&self.reader, status, limit, before).await
+    }
+
+    async fn session_tasks(&self, parent: SessionId) -> StoreResult<Vec<Task>> {
+        tasks::of_session(&self.reader, parent).await
+    }
+
+    async fn update_task(&self, task: &Task) -> StoreResult<()> {
+        self.write.write(tasks::update(task)).await
+    }
+
+    async fn cancel_queued_task(
+        &self,
+        id: TaskId,
+        at: Timestamp,
+        reason: &str,
+    ) -> StoreResult<Option<Task>> {
+        self.write
+            .write(tasks::cancel_queued(id, &at, reason))
+            .await
+    }
+
+    async fn claim_tasks(&self, owner: &str, ttl: Duration, limit: u32) -> StoreResult<Vec<Task>> {
+        self.write.write(tasks::claim(owner, ttl, limit)).await
+    }
+
+    async fn request_task_cancel(&self, id: TaskId) -> StoreResult<()> {
+        self.write.write(tasks::request_cancel(id)).await
+    }
+
+    async fn take_task_cancels(&self, owner: &str) -> StoreResult<Vec<TaskId>> {
+        self.write.write(tasks::take_cancels(owner)).await
+    }
+
+    async fn mark_task_notified(&self, id: TaskId, at: Timestamp) -> StoreResult<bool> {
+        self.write.write(tasks::mark_notified(id, &at)).await
     }
 
     async fn close_run_sessions(&self, run: RunId, reason: &str) -> StoreResult<Vec<Trace>> {

@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0004_leases",
         sql: include_str!("../../../migrations/sqlite/0004_leases.sql"),
     },
+    Migration {
+        version: "0005_task_leases",
+        sql: include_str!("../../../migrations/sqlite/0005_task_leases.sql"),
+    },
 ];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
     Chat, ChatId, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
-    RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Topic, Trace, TraceCursor,
-    TraceFinish, TraceId, TurnSummary,
+    RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId, TaskStatus,
+    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
 use std::time::Duration;
 
@@ -69,6 +69,7 @@ pub enum FrameNotice {
 pub struct Held {
     pub runs: Vec<(RunId, i64)>,
     pub sessions: Vec<(SessionId, i64)>,
+    pub tasks: Vec<(TaskId, i64)>,
 }
 
 /// Wake-ups from other instances: a control request was left, or work became claimable.
@@ -269,6 +270,41 @@ pub trait Store: Send + Sync + 'static {
     async fn live_instances(&self) -> StoreResult<Vec<Instance>>;
     /// Removes instance `id`'s heartbeat (a clean stop).
     async fn forget_instance(&self, id: &str) -> StoreResult<()>;
+
+    // background tasks
+    /// Stores a new task.
+    async fn create_task(&self, task: &Task) -> StoreResult<()>;
+    async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>>;
+    /// Tasks, newest first, keyset-paged by id (`before` excluded).
+    async fn list_tasks(
+        &self,
+        status: Option<TaskStatus>,
+        limit: u32,
+        before: Option<TaskId>,
+    ) -> StoreResult<Vec<Task>>;
+    /// The tasks session `parent` spawned, oldest first.
+    async fn session_tasks(&self, parent: SessionId) -> StoreResult<Vec<Task>>;
+    /// Writes a task's status, session, progress and outcome if it is still held under
+    /// `task.lease.epoch` (`Fenced` otherwise) and has not ended (`Conflict`). An ending
+    /// status gives up the lease.
+    async fn update_task(&self, task: &Task) -> StoreResult<()>;
+    /// Ends a queued task nobody holds as cancelled; `None` if it is held or not queued.
+    async fn cancel_queued_task(
+        &self,
+        id: TaskId,
+        at: Timestamp,
+        reason: &str,
+    ) -> StoreResult<Option<Task>>;
+    /// Claims up to `limit` tasks nobody holds — queued ones, and running ones whose
+    /// holder's lease lapsed — oldest first, raising each one's epoch.
+    async fn claim_tasks(&self, owner: &str, ttl: Duration, limit: u32) -> StoreResult<Vec<Task>>;
+    /// Asks whoever holds task `id` to stop it, and wakes the instances.
+    async fn request_task_cancel(&self, id: TaskId) -> StoreResult<()>;
+    /// Takes (reads and clears) the cancel requests left for tasks `owner` holds.
+    async fn take_task_cancels(&self, owner: &str) -> StoreResult<Vec<TaskId>>;
+    /// Records that an ended task's chat was told; `false` when it already was (so it is
+    /// told once, whichever instance gets there).
+    async fn mark_task_notified(&self, id: TaskId, at: Timestamp) -> StoreResult<bool>;
 
     // event log
     /// Appends frames to one topic with consecutive `seq` values, atomically; safe

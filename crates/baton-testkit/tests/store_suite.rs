@@ -48,6 +48,8 @@ on_both!(
     leases_are_claimed_once_renewed_fenced_and_released,
     instances_claiming_at_once_never_share_a_run,
     sessions_are_leased_like_runs,
+    tasks_round_trip_are_claimed_once_fenced_and_end_once,
+    instances_claiming_at_once_never_share_a_task,
 );
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
@@ -1282,4 +1284,252 @@ async fn sessions_are_leased_like_runs(kind: Kind) {
     assert_eq!(closed.iter().map(|t| t.id).collect::<Vec<_>>(), [t.id]);
     let agent = s.get_session(agent.id).await.unwrap().unwrap();
     assert_eq!(agent.status, SessionStatus::Cancelled);
+}
+
+fn new_task(prompt: &str, parent: Option<SessionId>) -> baton_core::Task {
+    baton_core::Task {
+        id: baton_core::TaskId::new(),
+        status: baton_core::TaskStatus::Queued,
+        label: Some("a label".into()),
+        prompt: prompt.to_string(),
+        model: Some("mock-1".into()),
+        workspace: Some("/tmp".into()),
+        capabilities: baton_core::Capabilities {
+            write: true,
+            exec: false,
+        },
+        tools: Some(vec!["read_file".into(), "grep".into()]),
+        parent_session_id: parent,
+        chat_id: Some(ChatId::new()),
+        depth: 1,
+        session_id: None,
+        progress: Default::default(),
+        result: None,
+        error: None,
+        created_at: time::now(),
+        started_at: None,
+        finished_at: None,
+        notified_at: None,
+        lease: Default::default(),
+    }
+}
+
+async fn tasks_round_trip_are_claimed_once_fenced_and_end_once(kind: Kind) {
+    use baton_core::{TaskProgress, TaskStatus};
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let parent = SessionId::new();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let t = new_task(
+            &format!("audit module {i} \u{0}"),
+            (i < 3).then_some(parent),
+        );
+        s.create_task(&t).await.unwrap();
+        let got = s.get_task(t.id).await.unwrap().unwrap();
+        // NUL cannot be stored by Postgres; everything else comes back as written.
+        assert_eq!(
+            got.prompt.trim_end_matches(['\u{0}', '\u{FFFD}']),
+            t.prompt.trim_end_matches('\u{0}')
+        );
+        assert_eq!(
+            (
+                got.label.clone(),
+                got.tools.clone(),
+                got.capabilities,
+                got.depth
+            ),
+            (t.label.clone(), t.tools.clone(), t.capabilities, 1)
+        );
+        assert_eq!(
+            (got.chat_id, got.parent_session_id, got.status),
+            (t.chat_id, t.parent_session_id, TaskStatus::Queued)
+        );
+        ids.push(t.id);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(
+        s.session_tasks(parent)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>(),
+        ids[..3]
+    );
+    // Listing: newest first, by status, keyset-paged.
+    let page = s.list_tasks(None, 3, None).await.unwrap();
+    assert_eq!(
+        page.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [ids[3], ids[2], ids[1]]
+    );
+    let rest = s.list_tasks(None, 3, Some(ids[1])).await.unwrap();
+    assert_eq!(rest.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[0]]);
+
+    // A queued task nobody holds can be cancelled on the spot, once.
+    let gone = s
+        .cancel_queued_task(ids[3], time::now(), "cancelled by a person")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.status, TaskStatus::Cancelled);
+    assert!(s
+        .cancel_queued_task(ids[3], time::now(), "again")
+        .await
+        .unwrap()
+        .is_none());
+
+    // Claimed oldest first, each by one instance; a live lease is never taken.
+    let a = s.claim_tasks("a", LONG, 2).await.unwrap();
+    assert_eq!(a.iter().map(|t| t.id).collect::<Vec<_>>(), ids[..2]);
+    assert!(a
+        .iter()
+        .all(|t| t.lease.owner.as_deref() == Some("a") && t.lease.epoch == 1));
+    assert!(
+        s.cancel_queued_task(ids[0], time::now(), "held")
+            .await
+            .unwrap()
+            .is_none(),
+        "a held task is cancelled by its holder"
+    );
+    let b = s.claim_tasks("b", LONG, 10).await.unwrap();
+    assert_eq!(b.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[2]]);
+    assert!(s.claim_tasks("c", LONG, 10).await.unwrap().is_empty());
+    let held = s.renew_leases("a", LONG).await.unwrap();
+    assert_eq!(
+        held.tasks.iter().copied().collect::<HashSet<_>>(),
+        HashSet::from([(ids[0], 1), (ids[1], 1)])
+    );
+
+    // The holder writes under its epoch; a stale one is refused and changes nothing.
+    let mut mine = a[0].clone();
+    mine.status = TaskStatus::Running;
+    mine.started_at = Some(time::now());
+    mine.session_id = Some(SessionId::new());
+    mine.progress = TaskProgress {
+        turns: 2,
+        tool_calls: 3,
+        input_tokens: 100,
+        output_tokens: 20,
+        last_tool: Some("grep".into()),
+    };
+    s.update_task(&mine).await.unwrap();
+    let mut stale = mine.clone();
+    stale.lease.epoch = 0;
+    stale.status = TaskStatus::Failed;
+    assert!(matches!(
+        s.update_task(&stale).await,
+        Err(StoreError::Fenced("task"))
+    ));
+    let mut ghost = mine.clone();
+    ghost.id = baton_core::TaskId::new();
+    assert!(matches!(
+        s.update_task(&ghost).await,
+        Err(StoreError::NotFound("task"))
+    ));
+    assert_eq!(
+        s.get_task(ids[0]).await.unwrap().unwrap().progress,
+        mine.progress
+    );
+
+    // Cancel requests reach the holder once.
+    s.request_task_cancel(ids[1]).await.unwrap();
+    assert!(s.take_task_cancels("b").await.unwrap().is_empty());
+    assert_eq!(s.take_task_cancels("a").await.unwrap(), [ids[1]]);
+    assert!(s.take_task_cancels("a").await.unwrap().is_empty());
+    assert!(matches!(
+        s.request_task_cancel(baton_core::TaskId::new()).await,
+        Err(StoreError::NotFound("task"))
+    ));
+
+    // It ends once: the end gives up the lease, and no later write changes it.
+    let mut done = mine.clone();
+    done.status = TaskStatus::Completed;
+    done.result = Some("all modules audited".into());
+    done.finished_at = Some(time::now());
+    s.update_task(&done).await.unwrap();
+    let mut again = done.clone();
+    again.status = TaskStatus::Failed;
+    assert!(matches!(
+        s.update_task(&again).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let stored = s.get_task(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.result.as_deref(), stored.lease.owner),
+        (TaskStatus::Completed, Some("all modules audited"), None)
+    );
+    assert!(!s
+        .renew_leases("a", LONG)
+        .await
+        .unwrap()
+        .tasks
+        .iter()
+        .any(|(id, _)| *id == ids[0]));
+    // Its chat is told once.
+    assert!(s.mark_task_notified(ids[0], time::now()).await.unwrap());
+    assert!(!s.mark_task_notified(ids[0], time::now()).await.unwrap());
+    assert!(
+        !s.mark_task_notified(ids[1], time::now()).await.unwrap(),
+        "not before it ends"
+    );
+    let page = s
+        .list_tasks(Some(TaskStatus::Completed), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[0]]);
+
+    // A holder that stops renewing loses its running task to the next claimer, whose
+    // epoch fences the old holder out.
+    let mut running = a[1].clone();
+    running.status = TaskStatus::Running;
+    s.update_task(&running).await.unwrap();
+    s.renew_leases("a", BRIEF).await.unwrap();
+    lapse().await;
+    let taken = s.claim_tasks("b", LONG, 10).await.unwrap();
+    assert_eq!(
+        taken
+            .iter()
+            .map(|t| (t.id, t.status, t.lease.epoch))
+            .collect::<Vec<_>>(),
+        [(ids[1], TaskStatus::Running, 2)]
+    );
+    running.progress.turns = 9;
+    assert!(matches!(
+        s.update_task(&running).await,
+        Err(StoreError::Fenced("task"))
+    ));
+    // A clean stop hands its tasks back at once.
+    assert_eq!(s.release_leases(Some("b")).await.unwrap(), 2);
+    assert_eq!(s.claim_tasks("c", LONG, 10).await.unwrap().len(), 2);
+}
+
+async fn instances_claiming_at_once_never_share_a_task(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let mut all = HashSet::new();
+    for i in 0..24 {
+        let t = new_task(&format!("t{i}"), None);
+        s.create_task(&t).await.unwrap();
+        all.insert(t.id);
+    }
+    let claimers = (0..4).map(|n| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let page = s.claim_tasks(&format!("i{n}"), LONG, 2).await.unwrap();
+                if page.is_empty() {
+                    return got;
+                }
+                got.extend(page.into_iter().map(|t| t.id));
+            }
+        })
+    });
+    let mut seen = Vec::new();
+    for c in claimers {
+        seen.extend(c.await.unwrap());
+    }
+    assert_eq!(seen.len(), 24, "every task claimed exactly once");
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), all);
 }
