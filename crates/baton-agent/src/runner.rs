@@ -308,11 +308,16 @@ fn allowed(state: &SessionState, name: &str) -> bool {
         .is_none_or(|list| list.iter().any(|t| t == name))
 }
 
-fn tool_specs(state: &SessionState) -> Vec<ToolSpec> {
+fn tool_specs(state: &SessionState, limits: &crate::tasks::TaskLimits) -> Vec<ToolSpec> {
     let mut specs: Vec<ToolSpec> = tools::specs(state.caps)
         .into_iter()
         .filter(|s| allowed(state, &s.name))
         .collect();
+    specs.extend(
+        crate::tasks::specs(state.task_depth, limits)
+            .into_iter()
+            .filter(|s| allowed(state, &s.name)),
+    );
     if let Some(schema) = &state.schema {
         specs.push(ToolSpec {
             name: STRUCTURED_OUTPUT.into(),
@@ -382,7 +387,7 @@ async fn model_turn(
     let req = ChatRequest {
         model: model.name.clone(),
         system: state.system.clone(),
-        tools: tool_specs(state),
+        tools: tool_specs(state, &ctx.inner.config.task_limits),
         messages: state.history.clone(),
         max_tokens: MAX_OUTPUT_TOKENS,
     };
@@ -499,6 +504,19 @@ async fn run_tool(
     let trace = ctx.tracer.start(trace).await;
     let out = if call.name == STRUCTURED_OUTPUT && state.schema.is_some() {
         structured(state, &call.arguments)
+    } else if crate::tasks::is_task_tool(&call.name) {
+        let offered: Vec<String> = tool_specs(state, &ctx.inner.config.task_limits)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        if offered.contains(&call.name) {
+            crate::tasks::tool(ctx.inner, session, state, &offered, call).await
+        } else {
+            tools::ToolOutput::error(format!(
+                "the tool '{}' is not available to this agent (background agents may not start more)",
+                call.name
+            ))
+        }
     } else if !allowed(state, &call.name) {
         tools::ToolOutput::error(format!(
             "the tool '{}' is not available to this agent",

@@ -27,7 +27,7 @@ use crate::AgentError;
 
 #[derive(Clone)]
 pub struct AgentRuntime {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// One agent to run as a child session.
@@ -74,7 +74,7 @@ pub struct SessionView {
     pub turns: Vec<TurnSummary>,
 }
 
-const SYSTEM_PROMPT: &str = "You are Baton's agent. You work inside one workspace directory and can use the tools \
+pub(crate) const SYSTEM_PROMPT: &str = "You are Baton's agent. You work inside one workspace directory and can use the tools \
 provided to look at it; paths are relative to the workspace root. Read what you need before answering, prefer \
 precise answers that cite file paths and line numbers, and say so when something cannot be determined from the \
 workspace. When you are done, answer in plain text without calling a tool.";
@@ -93,6 +93,8 @@ impl AgentRuntime {
                 models,
                 config,
                 running: Mutex::new(HashMap::new()),
+                running_tasks: Mutex::new(HashMap::new()),
+                work: Arc::new(tokio::sync::Notify::new()),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -308,6 +310,15 @@ impl AgentRuntime {
         let running = self.inner.running.lock().expect("running lock");
         if let Some(r) = running.get(&id).filter(|r| r.epoch == epoch) {
             tracing::warn!(session = %id, epoch, "another instance claimed the session; stopping it here");
+            r.lost.store(true, Ordering::SeqCst);
+            r.cancel.cancel();
+        }
+    }
+
+    /// Stops session `id` here without writing, whatever epoch it runs under.
+    pub(crate) fn lose_session(&self, id: SessionId) {
+        let running = self.inner.running.lock().expect("running lock");
+        if let Some(r) = running.get(&id) {
             r.lost.store(true, Ordering::SeqCst);
             r.cancel.cancel();
         }

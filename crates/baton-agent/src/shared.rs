@@ -32,6 +32,7 @@ pub struct AgentConfig {
     pub instance: String,
     /// How long a claim on a session lasts unless renewed.
     pub lease_ttl: Duration,
+    pub task_limits: crate::tasks::TaskLimits,
 }
 
 impl Default for AgentConfig {
@@ -45,6 +46,7 @@ impl Default for AgentConfig {
             tool_limits: ToolLimits::default(),
             instance: "local".into(),
             lease_ttl: Duration::from_secs(15),
+            task_limits: Default::default(),
         }
     }
 }
@@ -55,6 +57,10 @@ pub(crate) struct Inner {
     pub models: ModelRegistry,
     pub config: AgentConfig,
     pub running: Mutex<HashMap<SessionId, Running>>,
+    /// Tasks running here: their session and the task's lease epoch.
+    pub running_tasks: Mutex<HashMap<baton_core::TaskId, (SessionId, i64)>>,
+    /// Woken when a task is spawned here, so the claim loop looks at once.
+    pub work: Arc<tokio::sync::Notify>,
     pub tasks: TaskTracker,
     /// Cancelled at server shutdown: loops stop without changing their session's status,
     /// so they resume at the next start.

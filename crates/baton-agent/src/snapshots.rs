@@ -24,6 +24,10 @@ impl Snapshots for AgentSnapshots {
                     json!({ "chat": chat, "session": session.as_ref().map(session_summary) }),
                 ))
             }
+            // The newest tasks; older ones page in over `GET /api/tasks`.
+            Topic::Tasks => Ok(Some(
+                json!({ "tasks": self.0.list_tasks(None, 100, None).await? }),
+            )),
             other => StoreSnapshots(self.0.clone()).snapshot(other).await,
         }
     }

@@ -31,6 +31,9 @@ pub struct SessionState {
     pub usage: Usage,
     #[serde(default)]
     pub cost_usd: f64,
+    /// 0 for a chat's or a workflow's agent; a background task's depth otherwise.
+    #[serde(default)]
+    pub task_depth: u32,
     /// The final answer: text, or the validated object with a schema.
     #[serde(default)]
     pub result: Option<Value>,

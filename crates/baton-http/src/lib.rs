@@ -33,7 +33,7 @@ pub use state::{Access, AppState, HttpConfig};
 
 /// The API routes and their OpenAPI document, from one declaration.
 pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) {
-    use routes::{chats, health, sessions, traces, workflows, PageQuery};
+    use routes::{chats, health, sessions, tasks, traces, workflows, PageQuery};
     Api::with_token(token)
         .get(
             "/health",
@@ -308,6 +308,58 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
                 errors: &[400, 404, 409, 422],
             },
             workflows::resume,
+        )
+        .post(
+            "/tasks",
+            Op {
+                summary: "Start a background agent on a task; answers at once with the queued task",
+                tag: "tasks",
+                body: Some(schema::<tasks::StartTask>),
+                query: None,
+                ok_status: 201,
+                ok: schema::<baton_core::Task>,
+                errors: &[400],
+            },
+            tasks::start,
+        )
+        .get(
+            "/tasks",
+            Op {
+                summary: "Background tasks, newest first",
+                tag: "tasks",
+                body: None,
+                query: Some(schema::<tasks::TasksQuery>),
+                ok_status: 200,
+                ok: schema::<Page<baton_core::Task>>,
+                errors: &[400],
+            },
+            tasks::list,
+        )
+        .get(
+            "/tasks/{id}",
+            Op {
+                summary: "One task: status, progress, result or error, and its agent session (for its traces)",
+                tag: "tasks",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<baton_core::Task>,
+                errors: &[400, 404],
+            },
+            tasks::get,
+        )
+        .post(
+            "/tasks/{id}/cancel",
+            Op {
+                summary: "Stop a task wherever it runs (a queued one ends at once); 409 when it already ended",
+                tag: "tasks",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<baton_core::Task>,
+                errors: &[400, 404, 409],
+            },
+            tasks::cancel,
         )
         .finish(version, extra_doc())
 }

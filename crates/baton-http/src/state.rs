@@ -31,7 +31,7 @@ impl Default for HttpConfig {
         Self {
             auth_token: None,
             access: Access::default(),
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
             body_timeout: Duration::from_secs(30),
             ws_ping: Duration::from_secs(20),
             ws_queue_frames: 4096,

@@ -1,7 +1,7 @@
 //! The loop by which an instance holds and finds work (SPEC 4.6): it renews its leases
 //! and stops whatever another instance has claimed since; acts on control requests left
-//! for its runs; and claims queued runs up to its free run slots, and runs and chat
-//! sessions whose holder's lease lapsed. It wakes on its sweep interval, when a slot
+//! for its runs, sessions and tasks; and claims queued runs and tasks up to its free
+//! slots, and runs, chat sessions and tasks whose holder's lease lapsed. It wakes on its sweep interval, when a slot
 //! frees or a run is queued here, and on other instances' notices.
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,6 +41,7 @@ async fn run(
 ) {
     let cfg = inner.config.cluster.clone();
     let mut renew_at = Instant::now();
+    let task_wake = inner.agents.work_signal();
     loop {
         if inner.shutdown.is_cancelled() {
             return;
@@ -67,6 +68,7 @@ async fn run(
         tokio::select! {
             _ = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
             _ = inner.wake.notified() => {}
+            _ = task_wake.notified() => {}
             _ = notice => {}
             _ = inner.shutdown.cancelled() => return,
         }
@@ -92,6 +94,7 @@ async fn renew(inner: &Arc<Inner>, started_at: baton_core::Timestamp) {
         .map(|(id, l)| (*id, l.clone()))
         .collect();
     let sessions = inner.agents.leased_sessions();
+    let tasks = inner.agents.leased_tasks();
     let held = match inner.store.renew_leases(&cfg.instance, cfg.lease_ttl).await {
         Ok(h) => h,
         Err(e) => {
@@ -109,6 +112,11 @@ async fn renew(inner: &Arc<Inner>, started_at: baton_core::Timestamp) {
     for (id, epoch) in sessions {
         if !held.sessions.contains(&(id, epoch)) {
             inner.agents.lose(id, epoch);
+        }
+    }
+    for (id, epoch) in tasks {
+        if !held.tasks.contains(&(id, epoch)) {
+            inner.agents.lose_task(id, epoch);
         }
     }
 }
@@ -131,6 +139,16 @@ async fn controls(inner: &Arc<Inner>) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "reading session cancel requests failed"),
+    }
+    match inner.store.take_task_cancels(me).await {
+        Ok(ids) => {
+            for id in ids {
+                if inner.agents.cancel_task_here(id) {
+                    tracing::info!(task = %id, "cancelling a task at another instance's request");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading task cancel requests failed"),
     }
     for (id, control) in requests {
         match inner.live(id) {
@@ -208,5 +226,23 @@ async fn claim(inner: &Arc<Inner>) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "claiming sessions failed"),
+    }
+    let free = inner.agents.task_slots();
+    if free > 0 {
+        match inner
+            .store
+            .claim_tasks(&cfg.instance, cfg.lease_ttl, free as u32)
+            .await
+        {
+            Ok(tasks) => {
+                for t in tasks {
+                    let id = t.id;
+                    if let Err(e) = inner.agents.start_task(t).await {
+                        tracing::warn!(task = %id, error = %e, "starting a task failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "claiming tasks failed"),
+        }
     }
 }

@@ -101,7 +101,7 @@ impl Default for Server {
         Self {
             bind: "127.0.0.1:7777".into(),
             data_dir: "data".into(),
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
             ws_queue_frames: 4096,
             ws_max_message_bytes: 64 * 1024,
             allowed_hosts: Vec::new(),
@@ -219,6 +219,17 @@ pub struct Limits {
     pub stall_timeout_s: u64,
     pub approval_agents: u64,
     pub approval_tokens: u64,
+    /// How deep background tasks nest: 1 lets chats and workflow agents start tasks,
+    /// and tasks start none.
+    pub task_depth: u64,
+    /// Background tasks one instance runs at once.
+    pub tasks_per_instance: u64,
+    /// Background tasks one agent session may start.
+    pub tasks_per_session: u64,
+    /// Longest one background task may run.
+    pub task_timeout_s: u64,
+    /// Tokens one background task may use (0: no limit).
+    pub task_budget_tokens: u64,
 }
 
 impl Default for Limits {
@@ -234,6 +245,11 @@ impl Default for Limits {
             stall_timeout_s: 120,
             approval_agents: 25,
             approval_tokens: 1_500_000,
+            task_depth: 1,
+            tasks_per_instance: 4,
+            tasks_per_session: 16,
+            task_timeout_s: 1800,
+            task_budget_tokens: 0,
         }
     }
 }
@@ -487,6 +503,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ("limits.run_wall_clock_s", c.limits.run_wall_clock_s),
         ("limits.agent_timeout_s", c.limits.agent_timeout_s),
         ("limits.stall_timeout_s", c.limits.stall_timeout_s),
+        ("limits.tasks_per_instance", c.limits.tasks_per_instance),
+        ("limits.tasks_per_session", c.limits.tasks_per_session),
+        ("limits.task_timeout_s", c.limits.task_timeout_s),
     ] {
         if v == 0 {
             return Err(invalid(name, "must be greater than 0"));

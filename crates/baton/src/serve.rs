@@ -199,6 +199,14 @@ impl Server {
                 max_tool_calls: config.agents.max_tool_calls.min(u64::from(u32::MAX)) as u32,
                 instance: cluster.instance.clone(),
                 lease_ttl: cluster.lease_ttl,
+                task_limits: baton_agent::TaskLimits {
+                    max_depth: config.limits.task_depth.min(16) as u32,
+                    per_instance: config.limits.tasks_per_instance as usize,
+                    per_session: config.limits.tasks_per_session as usize,
+                    timeout: std::time::Duration::from_secs(config.limits.task_timeout_s),
+                    budget_tokens: Some(config.limits.task_budget_tokens).filter(|b| *b > 0),
+                    ..Default::default()
+                },
                 ..AgentConfig::default()
             },
         );

@@ -1,6 +1,7 @@
 pub mod chats;
 pub mod health;
 pub mod sessions;
+pub mod tasks;
 pub mod traces;
 pub mod workflows;
 
