@@ -142,3 +142,79 @@ async fn sqlite_killed_mid_answer_resumes_and_answers_once() {
 async fn postgres_killed_mid_answer_resumes_and_answers_once() {
     killed_mid_answer_resumes_and_answers_once(Kind::Postgres).await;
 }
+
+/// A background task `kill -9`ed mid-call is claimed again after the restart and goes on
+/// from its snapshot: it ends once, and its finished tool call is not made again.
+async fn killed_mid_task_resumes_and_ends_once(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let mock = MockModel::start().await;
+    mock.push(Reply::tool("read_file", json!({ "path": "notes.txt" })));
+    mock.push(
+        Reply::text("this answer never completes because the server dies")
+            .slow(Duration::from_millis(500)),
+    );
+    mock.push(Reply::text("The notes say: ship it."));
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("notes.txt"), "ship it\n").unwrap();
+    let mut env = as_env(&mock_settings(&mock, "deepseek"));
+    env.extend(as_env(&common::short_leases()));
+    env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
+
+    let (mut first, addr) = spawn_baton(work.path(), &env);
+    let task = post(
+        &addr,
+        "/api/tasks",
+        json!({ "prompt": "What do the notes say?", "workspace": work.path() }),
+    )
+    .await;
+    let id = task["id"].as_str().unwrap().to_string();
+    wait_until("the task's second model call is streaming", || {
+        mock.count() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    kill9(&mut first);
+
+    let (mut second, addr) = spawn_baton(work.path(), &env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let t = get(&addr, &format!("/api/tasks/{id}")).await;
+        if t["status"] != "running" && t["status"] != "queued" {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the task did not end after restart: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["result"], "The notes say: ship it.");
+    let session = done["session_id"].as_str().unwrap();
+    let traces = get(&addr, &format!("/api/sessions/{session}/traces")).await;
+    let traces = traces["items"].as_array().unwrap();
+    let reads = traces
+        .iter()
+        .filter(|t| t["tool_name"] == "read_file")
+        .count();
+    assert_eq!(reads, 1, "the completed tool call was not run again");
+    assert!(traces.iter().all(|t| t["outcome"] != "running"));
+    assert_eq!(
+        mock.count(),
+        3,
+        "the interrupted model call was made again, once"
+    );
+    let all = get(&addr, "/api/tasks").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    kill9(&mut second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_killed_mid_task_resumes_and_ends_once() {
+    killed_mid_task_resumes_and_ends_once(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_mid_task_resumes_and_ends_once() {
+    killed_mid_task_resumes_and_ends_once(Kind::Postgres).await;
+}
