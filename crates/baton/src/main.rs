@@ -60,6 +60,39 @@ enum Command {
     Approve(RunIdArgs),
     /// Print a fresh random token for auth.token (BATON_AUTH__TOKEN).
     Token,
+    /// List a server's background tasks, newest first.
+    Tasks {
+        /// Only tasks with this status (queued, running, completed, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Keep the list on screen, redrawn every second.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// One background task: status, progress, then its result (exit 0), its error (1),
+    /// or nothing yet (3).
+    Task {
+        /// The task's id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Start a background agent on a task; prints its id.
+    Spawn {
+        /// What the agent is to do.
+        prompt: String,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        /// The workspace (default: the server's).
+        #[arg(long)]
+        workspace: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -233,6 +266,35 @@ fn client_command(command: Command) -> ExitCode {
             Command::Pause(r) => control("pause", r).await,
             Command::Resume(r) => control("resume", r).await,
             Command::Approve(r) => control("approve", r).await,
+            Command::Tasks {
+                status,
+                watch,
+                server,
+            } => {
+                let api = baton::cli::client::Api::new(&server.server, server.token);
+                baton::cli::tasks::list(&api, status.as_deref(), watch).await
+            }
+            Command::Task { id, server } => {
+                let api = baton::cli::client::Api::new(&server.server, server.token);
+                baton::cli::tasks::show(&api, &id).await
+            }
+            Command::Spawn {
+                prompt,
+                label,
+                model,
+                workspace,
+                server,
+            } => {
+                let api = baton::cli::client::Api::new(&server.server, server.token);
+                baton::cli::tasks::spawn(
+                    &api,
+                    &prompt,
+                    label.as_deref(),
+                    model.as_deref(),
+                    workspace.as_deref(),
+                )
+                .await
+            }
             Command::Token => {
                 println!("{}", baton::cli::fresh_token()?);
                 Ok(0)

@@ -281,3 +281,73 @@ fn baton_check_reports_meta_phases_and_errors() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_tasks_from_the_command_line() {
+    use baton_mock_model::{MockModel, Reply};
+    let mock = MockModel::start().await;
+    mock.rule("summarise the crate", Reply::text("it is small and tidy"));
+    let dir = tempfile::tempdir().unwrap();
+    let env = common::as_env(&common::mock_settings(&mock, "openai"));
+    let (mut server, addr) = common::spawn_baton(dir.path(), &env);
+    let url = format!("http://{addr}");
+    let run = |args: Vec<String>| {
+        let dir = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || baton(&dir).args(args).output().unwrap())
+    };
+    let args = |list: &[&str]| -> Vec<String> {
+        list.iter()
+            .map(|s| s.to_string())
+            .chain(["--server".to_string(), url.clone()])
+            .collect()
+    };
+    let out = run(args(&[
+        "spawn",
+        "summarise the crate",
+        "--label",
+        "summary",
+    ]))
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(printed.contains("summary"), "{printed}");
+    let id = printed.split_whitespace().next().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let out = run(args(&["task", &id])).await.unwrap();
+        if out.status.code() != Some(3) {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "the task did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let shown = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        shown.contains("completed") && shown.contains("it is small and tidy"),
+        "{shown}"
+    );
+    let out = run(args(&["tasks", "--status", "completed"]))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+    let out = run(args(&["task", "not-an-id"])).await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

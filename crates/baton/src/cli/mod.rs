@@ -1,10 +1,11 @@
 //! Client commands: `baton run`, `baton workflows`, `baton check`, `baton runs`, the
-//! run controls and `baton token`.
+//! run controls, background tasks and `baton token`.
 pub mod check;
 pub mod client;
 pub mod control;
 pub mod progress;
 pub mod run;
+pub mod tasks;
 
 /// A fresh bearer token for `auth.token`: 32 random bytes from the OS, base64url.
 pub fn fresh_token() -> anyhow::Result<String> {
