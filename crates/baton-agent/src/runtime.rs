@@ -20,7 +20,7 @@ use crate::lifecycle;
 use crate::models::ModelRegistry;
 use crate::runner;
 pub use crate::shared::AgentConfig;
-use crate::shared::{publish, publish_state, Inner, Running};
+use crate::shared::{new_session, publish, publish_state, Inner, Links, Running};
 use crate::state::SessionState;
 use crate::tools::{Capabilities, Workspace};
 use crate::AgentError;
@@ -173,28 +173,12 @@ impl AgentRuntime {
                     max_tool_calls: inner.config.max_tool_calls,
                     ..Default::default()
                 };
-                let now = time::now();
                 let model = model.clone().unwrap_or(inner.config.default_model.clone());
-                let provider = inner
-                    .models
-                    .get(&model)
-                    .map(|m| m.provider.clone())
-                    .unwrap_or_default();
-                let session = Session {
-                    id: SessionId::new(),
-                    chat_id: Some(chat_id),
-                    run_id: None,
-                    parent_id: None,
-                    provider,
-                    model,
-                    status: SessionStatus::Idle,
-                    turn_number: 0,
-                    state: state.to_value(),
-                    error: None,
-                    created_at: now,
-                    updated_at: now,
-                    lease: Default::default(),
+                let links = Links {
+                    chat: Some(chat_id),
+                    ..Links::default()
                 };
+                let session = new_session(inner, model, links, SessionStatus::Idle, &state);
                 (session, state, true)
             }
         };
@@ -531,26 +515,12 @@ impl AgentRuntime {
             tool_allowlist: spec.tools,
             ..Default::default()
         };
-        let now = time::now();
-        let session = Session {
-            id: SessionId::new(),
-            chat_id: None,
-            run_id: spec.run_id,
-            parent_id: spec.parent_id,
-            provider: inner
-                .models
-                .get(&model)
-                .map(|m| m.provider.clone())
-                .unwrap_or_default(),
-            model,
-            status: SessionStatus::Running,
-            turn_number: 0,
-            state: state.to_value(),
-            error: None,
-            created_at: now,
-            updated_at: now,
-            lease: Default::default(),
+        let links = Links {
+            run: spec.run_id,
+            parent: spec.parent_id,
+            ..Links::default()
         };
+        let session = new_session(inner, model, links, SessionStatus::Running, &state);
         // Queued: every later write of this session follows it through the same store.
         inner.store.queue(Queued::Session(session.clone())).await;
         let id = session.id;

@@ -113,3 +113,41 @@ pub(crate) async fn publish_state(hub: &EventHub, topic: Topic, s: &Session) {
     )
     .await;
 }
+
+/// Where a new session belongs: a chat, a run, a spawning session (any, all or none).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Links {
+    pub chat: Option<baton_core::ChatId>,
+    pub run: Option<baton_core::RunId>,
+    pub parent: Option<SessionId>,
+}
+
+/// A new session of `model` (its provider looked up) holding `state`, not yet stored.
+pub(crate) fn new_session(
+    inner: &Inner,
+    model: String,
+    links: Links,
+    status: baton_core::SessionStatus,
+    state: &SessionState,
+) -> Session {
+    let now = baton_core::time::now();
+    Session {
+        id: SessionId::new(),
+        chat_id: links.chat,
+        run_id: links.run,
+        parent_id: links.parent,
+        provider: inner
+            .models
+            .get(&model)
+            .map(|m| m.provider.clone())
+            .unwrap_or_default(),
+        model,
+        status,
+        turn_number: 0,
+        state: state.to_value(),
+        error: None,
+        created_at: now,
+        updated_at: now,
+        lease: Default::default(),
+    }
+}

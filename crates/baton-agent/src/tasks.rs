@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::error::AgentError;
 use crate::runner;
 use crate::runtime::{AgentRuntime, SYSTEM_PROMPT};
-use crate::shared::{publish, Inner};
+use crate::shared::{new_session, publish, Inner, Links};
 use crate::state::SessionState;
 use crate::tools::{ToolOutput, Workspace};
 
@@ -522,26 +522,11 @@ impl AgentRuntime {
                     task_depth: task.depth,
                     ..Default::default()
                 };
-                let now = time::now();
-                let session = Session {
-                    id: SessionId::new(),
-                    chat_id: None,
-                    run_id: None,
-                    parent_id: task.parent_session_id,
-                    provider: inner
-                        .models
-                        .get(&model)
-                        .map(|m| m.provider.clone())
-                        .unwrap_or_default(),
-                    model,
-                    status: SessionStatus::Idle,
-                    turn_number: 0,
-                    state: state.to_value(),
-                    error: None,
-                    created_at: now,
-                    updated_at: now,
-                    lease: Default::default(),
+                let links = Links {
+                    parent: task.parent_session_id,
+                    ..Links::default()
                 };
+                let session = new_session(inner, model, links, SessionStatus::Idle, &state);
                 inner.store.create_session(&session).await?;
                 let claimed = inner
                     .store

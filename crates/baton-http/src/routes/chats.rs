@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, Json, Query};
-use crate::routes::PageQuery;
+use crate::routes::{page_of, PageQuery};
 use crate::state::AppState;
 
 const MAX_TITLE_CHARS: usize = 200;
@@ -74,25 +74,11 @@ pub async fn list(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Chat>>> {
     let limit = q.limit()?;
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| c.parse::<ChatId>())
-        .transpose()
-        .map_err(|_| {
-            ApiError::bad(
-                "invalid_cursor",
-                "invalid cursor: not one this server issued",
-            )
-        })?;
-    let mut items = state.store.list_chats(limit + 1, before).await?;
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| items.last())
-        .flatten()
-        .map(|c| c.id.to_string());
-    Ok(axum::Json(Page { items, next_cursor }))
+    let items = state
+        .store
+        .list_chats(limit + 1, q.after::<ChatId>()?)
+        .await?;
+    Ok(axum::Json(page_of(items, limit, |c| c.id.to_string())))
 }
 
 pub async fn get(State(state): State<AppState>, Id(id): Id<ChatId>) -> ApiResult<axum::Json<Chat>> {

@@ -5,6 +5,7 @@ pub mod tasks;
 pub mod traces;
 pub mod workflows;
 
+use baton_core::Page;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -35,4 +36,27 @@ impl PageQuery {
             )),
         }
     }
+
+    /// The id the page starts after: the `next_cursor` of an earlier page.
+    pub fn after<T: std::str::FromStr>(&self) -> Result<Option<T>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(str::parse::<T>)
+            .transpose()
+            .map_err(|_| {
+                ApiError::bad(
+                    "invalid_cursor",
+                    "invalid cursor: not one this server issued",
+                )
+            })
+    }
+}
+
+/// A page of `items` read with `limit + 1`: the extra one only says that more follow, and
+/// the last kept item's id is the cursor for them.
+pub fn page_of<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = more.then(|| items.last()).flatten().map(id);
+    Page { items, next_cursor }
 }

@@ -7,9 +7,9 @@ use baton_core::{Capabilities, Page, Task, TaskId, TaskStatus};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Id, Json, Query};
-use crate::routes::PageQuery;
+use crate::routes::{page_of, PageQuery};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -66,30 +66,16 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<TasksQuery>,
 ) -> ApiResult<axum::Json<Page<Task>>> {
-    let limit = PageQuery {
+    let page = PageQuery {
         limit: q.limit,
-        cursor: None,
-    }
-    .limit()?;
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| c.parse::<TaskId>())
-        .transpose()
-        .map_err(|_| {
-            ApiError::bad(
-                "invalid_cursor",
-                "invalid cursor: not one this server issued",
-            )
-        })?;
-    let mut items = state.store.list_tasks(q.status, limit + 1, before).await?;
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| items.last())
-        .flatten()
-        .map(|t| t.id.to_string());
-    Ok(axum::Json(Page { items, next_cursor }))
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let items = state
+        .store
+        .list_tasks(q.status, limit + 1, page.after::<TaskId>()?)
+        .await?;
+    Ok(axum::Json(page_of(items, limit, |t| t.id.to_string())))
 }
 
 pub async fn get(State(state): State<AppState>, Id(id): Id<TaskId>) -> ApiResult<axum::Json<Task>> {

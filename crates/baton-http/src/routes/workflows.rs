@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, Json, Query};
-use crate::routes::PageQuery;
+use crate::routes::{page_of, PageQuery};
 use crate::state::AppState;
 
 impl From<WorkflowError> for ApiError {
@@ -193,25 +193,11 @@ pub async fn runs(
         cursor: q.cursor,
     };
     let limit = page.limit()?;
-    let before = page
-        .cursor
-        .as_deref()
-        .map(str::parse::<RunId>)
-        .transpose()
-        .map_err(|_| {
-            ApiError::bad(
-                "invalid_cursor",
-                "invalid cursor: not one this server issued",
-            )
-        })?;
-    let mut items = state.workflows.list(q.status, limit + 1, before).await?;
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| items.last())
-        .flatten()
-        .map(|r| r.id.to_string());
-    Ok(axum::Json(Page { items, next_cursor }))
+    let items = state
+        .workflows
+        .list(q.status, limit + 1, page.after::<RunId>()?)
+        .await?;
+    Ok(axum::Json(page_of(items, limit, |r| r.id.to_string())))
 }
 
 pub async fn run(
