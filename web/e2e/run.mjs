@@ -325,6 +325,36 @@ async function runBackend(browser, backend) {
       await context.close();
     });
 
+    await scenario("background: tasks live, badge, toast, cancel, refresh", backend, async () => {
+      const { page, context } = await newPage(browser);
+      await page.goto(`${srv.base}/tasks`);
+      await page.locator('.conn[data-state="open"]').waitFor({ timeout: T });
+      const slow = await http(srv.base, "POST", "/api/tasks", { prompt: "[slow] keep going", label: "slow one" });
+      await http(srv.base, "POST", "/api/tasks", { prompt: "[fast] quick", label: "quick one" });
+      await page.locator("tr.task-row:has-text('slow one') .status-running").waitFor({ timeout: T });
+      // The quick one ends while the page is open: a toast says so, with the way to it.
+      await page.locator(".toast:has-text('quick one')").waitFor({ timeout: T });
+      await page.locator(".count-badge[data-count='1']").waitFor({ timeout: T });
+      await page.locator(".toast:has-text('quick one') a").click();
+      await page.locator(".task-result:has-text('Done at once.')").waitFor({ timeout: T });
+      await shot(page, backend, "background");
+      // A refresh shows the same: the badge counts the one still running.
+      await page.reload();
+      await page.locator(".count-badge[data-count='1']").waitFor({ timeout: T });
+      await page.locator("tr.task-row:has-text('quick one') .status-completed").waitFor({ timeout: T });
+      // Cancel from the page.
+      await page.locator("tr.task-row:has-text('slow one') button:has-text('Cancel')").click();
+      await page.locator("tr.task-row:has-text('slow one') .status-cancelled").waitFor({ timeout: T });
+      await page.locator(".count-badge").waitFor({ state: "detached", timeout: T });
+      const after = await http(srv.base, "GET", `/api/tasks/${slow.id}`);
+      assert.equal(after.status, "cancelled");
+      await page.getByRole("button", { name: "completed" }).click();
+      await page.locator("tr.task-row").first().waitFor({ timeout: T });
+      assert.equal(await page.locator("tr.task-row").count(), 1);
+      clean(page);
+      await context.close();
+    });
+
     await hostilePage(browser, srv, backend);
   } finally {
     await srv.stop();

@@ -1,5 +1,5 @@
 // REST calls. Errors arrive as {"error":{"code","message"}}; they become ApiError.
-import type { Chat, Definition, Message, Page, Run, RunView, SessionView, Trace } from "./types";
+import type { Chat, Definition, Message, Page, Run, RunView, SessionView, Task, Trace } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -81,6 +81,9 @@ export const api = {
     call<{ run_id: string; status: string }>("POST", `/workflows/${id(name)}/runs`, body),
   runs: (cursor?: string | null) => call<Page<Run>>("GET", `/runs${q({ limit: 50, cursor })}`),
   run: (run: string) => call<RunView>("GET", `/runs/${id(run)}`),
+  tasks: (status: string | null, cursor?: string | null) => call<Page<Task>>("GET", `/tasks${q({ status, limit: 100, cursor })}`),
+  task: (task: string) => call<Task>("GET", `/tasks/${id(task)}`),
+  cancelTask: (task: string) => call<Task>("POST", `/tasks/${id(task)}/cancel`),
   control: (run: string, action: "approve" | "cancel" | "pause" | "resume") =>
     call<Run>("POST", `/runs/${id(run)}/${action}`, action === "resume" ? {} : undefined),
 };

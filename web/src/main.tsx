@@ -4,6 +4,7 @@ import { onLink, route } from "./router";
 import { ChatView } from "./views/ChatView";
 import { RunPage } from "./views/RunView";
 import { RunsPage } from "./views/RunsView";
+import { BackgroundPage } from "./views/BackgroundView";
 import { Home, Shell } from "./views/Shell";
 import { WorkflowsPage } from "./views/WorkflowsView";
 import "./styles.css";
@@ -21,6 +22,8 @@ function Page() {
       return <RunsPage />;
     case "run":
       return <RunPage id={r.id} key={r.id} />;
+    case "tasks":
+      return <BackgroundPage />;
     case "missing":
       return (
         <div class="empty">

@@ -8,6 +8,7 @@ export type Route =
   | { page: "workflows"; name: string | null }
   | { page: "runs" }
   | { page: "run"; id: string }
+  | { page: "tasks" }
   | { page: "missing"; path: string };
 
 export function parse(pathname: string): Route {
@@ -17,6 +18,7 @@ export function parse(pathname: string): Route {
   if (parts[0] === "workflows" && parts.length <= 2) return { page: "workflows", name: parts[1] ?? null };
   if (parts[0] === "runs" && parts.length === 1) return { page: "runs" };
   if (parts[0] === "runs" && parts.length === 2) return { page: "run", id: parts[1] };
+  if (parts[0] === "tasks" && parts.length === 1) return { page: "tasks" };
   return { page: "missing", path: pathname };
 }
 

@@ -180,3 +180,37 @@ export interface Frame {
   at: string;
   [field: string]: unknown;
 }
+
+export type TaskStatus = "queued" | "running" | "completed" | "failed" | "cancelled";
+
+export interface TaskProgress {
+  turns: number;
+  tool_calls: number;
+  input_tokens: number;
+  output_tokens: number;
+  last_tool: string | null;
+}
+
+/** A background agent (`GET /api/tasks/:id`). */
+export interface Task {
+  id: string;
+  status: TaskStatus;
+  label: string | null;
+  prompt: string;
+  model: string | null;
+  workspace: string | null;
+  capabilities: Capabilities;
+  tools: string[] | null;
+  parent_session_id: string | null;
+  chat_id: string | null;
+  depth: number;
+  session_id: string | null;
+  progress: TaskProgress;
+  result: string | null;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  notified_at: string | null;
+  lease: Lease;
+}

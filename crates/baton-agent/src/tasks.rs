@@ -596,7 +596,8 @@ impl AgentRuntime {
         task.error = session.error.clone();
         task.finished_at = Some(time::now());
         match inner.store.update_task(&task).await {
-            Ok(()) => {}
+            // As stored: an ended task is held by nobody.
+            Ok(()) => task.lease = Default::default(),
             Err(e) => {
                 tracing::warn!(error = %e, "the task's end was not recorded (another instance holds it now?)");
                 return;

@@ -2,7 +2,9 @@
 //! answered like a small agent would: first a `list_dir` of the workspace, then, once
 //! the tool result is back, a short answer (or, when the agent was asked for structured
 //! output, a value made up from the schema, so the built-in workflows run end to end).
-//! A message containing `[fast]` is answered at once, without a tool (for load tests).
+//! A message containing `[fast]` is answered at once, without a tool (for load tests);
+//! one containing `[slow]` streams a long answer over about twenty seconds (something to
+//! watch, or to cancel).
 use baton_mock_model::{MockModel, Reply};
 use serde_json::json;
 
@@ -38,6 +40,11 @@ async fn main() {
     mock.set_default(Reply::tool("list_dir", json!({ "path": "." })));
     mock.schema_answers();
     mock.rule("[fast]", Reply::text("Done at once."));
+    mock.rule(
+        "[slow]",
+        Reply::text("Still working on it, step by step. ".repeat(8))
+            .slow(std::time::Duration::from_millis(400)),
+    );
     println!("mock model on http://{}", mock.addr);
     println!("  openai-compatible: {}", mock.base_url("openai"));
     println!("  deepseek-style:    {}", mock.base_url("deepseek"));

@@ -4,7 +4,9 @@ import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
 import { link, live } from "../app";
 import { navigate, route } from "../router";
+import { activeCount } from "../tasks";
 import type { Chat } from "../types";
+import { dismiss, tasks, toasts, watchTasks } from "./tasksModel";
 
 export const chats = signal<Chat[]>([]);
 
@@ -19,8 +21,10 @@ export async function refreshChats() {
 export function Shell({ children }: { children: preact.ComponentChildren }) {
   useEffect(() => {
     void refreshChats();
+    watchTasks();
   }, []);
   const r = route.value;
+  const active = activeCount(tasks.value);
   return (
     <div class="shell">
       <header class="top">
@@ -36,6 +40,14 @@ export function Shell({ children }: { children: preact.ComponentChildren }) {
           </a>
           <a href="/runs" class={r.page === "runs" || r.page === "run" ? "active" : ""}>
             Runs
+          </a>
+          <a href="/tasks" class={r.page === "tasks" ? "active" : ""}>
+            Background
+            {active > 0 ? (
+              <span class="count-badge" aria-label={`${active} running`} data-count={active}>
+                {active}
+              </span>
+            ) : null}
           </a>
         </nav>
         <span class="spacer" />
@@ -56,6 +68,33 @@ export function Shell({ children }: { children: preact.ComponentChildren }) {
         </ul>
       </aside>
       <main class="main">{children}</main>
+      <Toasts />
+    </div>
+  );
+}
+
+/** A note for each task that ended while the page was open, with the way to its result. */
+function Toasts() {
+  const list = toasts.value;
+  if (list.length === 0) return null;
+  return (
+    <div class="toasts" role="status" aria-live="polite">
+      {list.map((t) => (
+        <div key={t.id} class={`toast status-${t.status}`} data-task={t.id}>
+          <span>
+            Background task <b>{t.label ?? "task"}</b> {t.status}
+          </span>
+          <a
+            href={`/tasks?task=${t.id}`}
+            onClick={() => dismiss(t.id)}
+          >
+            View result
+          </a>
+          <button class="link" aria-label="Dismiss" onClick={() => dismiss(t.id)}>
+            ✕
+          </button>
+        </div>
+      ))}
     </div>
   );
 }
