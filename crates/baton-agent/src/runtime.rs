@@ -86,6 +86,7 @@ impl AgentRuntime {
         models: ModelRegistry,
         config: AgentConfig,
     ) -> Self {
+        let slots = config.task_limits.per_instance;
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -95,6 +96,7 @@ impl AgentRuntime {
                 running: Mutex::new(HashMap::new()),
                 running_tasks: Mutex::new(HashMap::new()),
                 work: Arc::new(tokio::sync::Notify::new()),
+                task_permits: Arc::new(tokio::sync::Semaphore::new(slots)),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),

@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub running_tasks: Mutex<HashMap<baton_core::TaskId, (SessionId, i64)>>,
     /// Woken when a task is spawned here, so the claim loop looks at once.
     pub work: Arc<tokio::sync::Notify>,
+    /// One permit per task this instance may run at once, held from claim to end.
+    pub task_permits: Arc<tokio::sync::Semaphore>,
     pub tasks: TaskTracker,
     /// Cancelled at server shutdown: loops stop without changing their session's status,
     /// so they resume at the next start.

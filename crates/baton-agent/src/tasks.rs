@@ -444,14 +444,37 @@ impl AgentRuntime {
         }
     }
 
-    /// Room for more tasks on this instance.
-    pub fn task_slots(&self) -> usize {
-        let running = self.inner.running_tasks.lock().expect("tasks lock").len();
-        self.inner
-            .config
-            .task_limits
-            .per_instance
-            .saturating_sub(running)
+    /// Claims tasks while this instance has room (`limits.tasks_per_instance`), oldest
+    /// first, and starts each at once, side by side.
+    pub async fn claim_and_start_tasks(&self) {
+        let cfg = &self.inner.config;
+        loop {
+            let Ok(permit) = self.inner.task_permits.clone().try_acquire_owned() else {
+                return;
+            };
+            let claimed = match self
+                .inner
+                .store
+                .claim_tasks(&cfg.instance, cfg.lease_ttl, 1)
+                .await
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming tasks failed");
+                    return;
+                }
+            };
+            let Some(task) = claimed.into_iter().next() else {
+                return;
+            };
+            let this = self.clone();
+            self.inner.tasks.spawn(async move {
+                let id = task.id;
+                if let Err(e) = this.start_task(task, permit).await {
+                    tracing::warn!(task = %id, error = %e, "starting a task failed");
+                }
+            });
+        }
     }
 
     /// Woken when a task is spawned here (the claim loop waits on it).
@@ -462,10 +485,16 @@ impl AgentRuntime {
     /// Runs a task this instance claimed: a fresh session for a queued task, or its
     /// session's last snapshot for one whose instance died. A task that cannot start
     /// (its workspace is gone, its snapshot unreadable) ends as failed, with the reason.
-    pub async fn start_task(&self, task: Task) -> Result<(), AgentError> {
-        let Err(e) = self.begin_task(task.clone()).await else {
+    async fn start_task(
+        &self,
+        task: Task,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(), AgentError> {
+        let Err(e) = self.begin_task(task.clone(), permit).await else {
             return Ok(());
         };
+        // Its slot is free again.
+        self.inner.work.notify_one();
         if matches!(e, AgentError::Store(baton_store::StoreError::Fenced(_))) {
             return Err(e);
         }
@@ -479,7 +508,11 @@ impl AgentRuntime {
         Err(e)
     }
 
-    async fn begin_task(&self, mut task: Task) -> Result<(), AgentError> {
+    async fn begin_task(
+        &self,
+        mut task: Task,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(), AgentError> {
         let inner = &self.inner;
         let cfg = &inner.config;
         let epoch = task.lease.epoch;
@@ -563,6 +596,7 @@ impl AgentRuntime {
             async move {
                 let limit = this.inner.config.task_limits.timeout;
                 let (session, state) = this.drive_session(session, state, limit).await;
+                drop(permit);
                 this.finish_task(task, &session, &state).await;
             },
             span,

@@ -1,4 +1,4 @@
-//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|workflow|all|takeover|slowclients]`
+//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|workflow|all|takeover|slowclients|tasks]`
 //! (and `seed --database URL --traces N`, which writes a large chat for the web app's tests)
 //!
 //! Every figure is printed beside a baseline measured in the same run on the same
@@ -13,6 +13,7 @@ mod seed;
 mod server;
 mod slowclients;
 mod takeover;
+mod tasks;
 mod traces;
 mod workflow;
 
@@ -51,6 +52,9 @@ struct Args {
     /// `takeover`: how many times an instance is killed.
     #[arg(long, default_value_t = 10)]
     kills: usize,
+    /// `tasks`: background tasks run.
+    #[arg(long, default_value_t = 1_000)]
+    tasks: usize,
     /// `slowclients`: half-open connections kept open.
     #[arg(long, default_value_t = 500)]
     connections: usize,
@@ -75,6 +79,9 @@ enum Which {
     /// Health latency under a slowloris load, and how soon half-open connections are
     /// closed (not part of `all`: it holds the load for `--hold-s`).
     Slowclients,
+    /// Background tasks: tasks/s and claim latency on SQLite, Postgres, and two
+    /// instances on one Postgres (not part of `all`).
+    Tasks,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -96,6 +103,9 @@ fn main() -> anyhow::Result<()> {
         }
         if args.which == Which::Takeover {
             return takeover::run(args.kills.max(1)).await;
+        }
+        if args.which == Which::Tasks {
+            return tasks::run(args.tasks.max(1)).await;
         }
         if args.which == Which::Slowclients {
             return slowclients::run(

@@ -9,15 +9,27 @@ pub struct Running {
     pub ws_url: String,
     pub state: AppState,
     pub stop: CancellationToken,
-    pub _db: TestDb,
+    /// The database, dropped with the first server started on it.
+    pub _db: Option<TestDb>,
 }
 
 pub async fn start(kind: Kind) -> anyhow::Result<Running> {
     let db = TestDb::new(kind).await;
-    let flags = vec![
-        ("database.url".to_string(), db.url.clone()),
+    let url = db.url.clone();
+    start_with(Some(db), &url, vec![]).await
+}
+
+/// A server on `url` (kept alive by `db`, when given) with `extra` dotted config keys.
+pub async fn start_with(
+    db: Option<TestDb>,
+    url: &str,
+    extra: Vec<(String, String)>,
+) -> anyhow::Result<Running> {
+    let mut flags = vec![
+        ("database.url".to_string(), url.to_string()),
         ("server.bind".to_string(), "127.0.0.1:0".to_string()),
     ];
+    flags.extend(extra);
     let config = config::load(&Sources {
         files: vec![],
         env: vec![],

@@ -227,22 +227,5 @@ async fn claim(inner: &Arc<Inner>) {
         }
         Err(e) => tracing::warn!(error = %e, "claiming sessions failed"),
     }
-    let free = inner.agents.task_slots();
-    if free > 0 {
-        match inner
-            .store
-            .claim_tasks(&cfg.instance, cfg.lease_ttl, free as u32)
-            .await
-        {
-            Ok(tasks) => {
-                for t in tasks {
-                    let id = t.id;
-                    if let Err(e) = inner.agents.start_task(t).await {
-                        tracing::warn!(task = %id, error = %e, "starting a task failed");
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "claiming tasks failed"),
-        }
-    }
+    inner.agents.claim_and_start_tasks().await;
 }
