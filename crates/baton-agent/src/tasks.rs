@@ -518,14 +518,7 @@ impl AgentRuntime {
         let epoch = task.lease.epoch;
         let (mut session, state) = match task.session_id {
             Some(sid) => {
-                let Some(s) = inner
-                    .store
-                    .claim_session(sid, &cfg.instance, cfg.lease_ttl)
-                    .await?
-                else {
-                    tracing::warn!(task = %task.id, "its session is held elsewhere; leaving it");
-                    return Ok(());
-                };
+                let s = self.claim_task_session(sid).await?;
                 inner
                     .store
                     .close_running_traces(
@@ -602,6 +595,30 @@ impl AgentRuntime {
             span,
         ));
         Ok(())
+    }
+
+    /// Claims the session of a task taken over from a dead instance. Its lease was renewed
+    /// with the task's, but set a moment later, so it may outlive the task's by that
+    /// moment: wait for it (two TTLs at most).
+    async fn claim_task_session(&self, sid: SessionId) -> Result<Session, AgentError> {
+        let cfg = &self.inner.config;
+        let deadline = tokio::time::Instant::now() + cfg.lease_ttl * 2;
+        loop {
+            if let Some(s) = self
+                .inner
+                .store
+                .claim_session(sid, &cfg.instance, cfg.lease_ttl)
+                .await?
+            {
+                return Ok(s);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AgentError::Conflict(
+                    "its agent session is still held by another instance".into(),
+                ));
+            }
+            tokio::time::sleep((cfg.lease_ttl / 8).min(Duration::from_millis(250))).await;
+        }
     }
 
     async fn finish_task(&self, mut task: Task, session: &Session, state: &SessionState) {

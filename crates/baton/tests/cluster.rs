@@ -641,3 +641,105 @@ async fn cancelling_a_dead_instances_run_ends_it_without_running_it_again() {
     b.kill().unwrap();
     b.wait().unwrap();
 }
+
+/// Three background tasks on two instances; the instance running the first is killed.
+/// The other takes its tasks over from their snapshots: every task ends once, completed,
+/// and no finished tool call is made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_tasks_are_finished_once_by_another() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let mock = MockModel::start().await;
+    mock.rule(
+        "task work",
+        Reply::tool("read_file", json!({ "path": "notes.txt" })),
+    );
+    mock.rule(
+        "ship it",
+        Reply::text("The notes say: ship it. ".repeat(4)).slow(Duration::from_millis(150)),
+    );
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("notes.txt"), "ship it\n").unwrap();
+    let mut env = as_env(&settings(&mock, &[]));
+    env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
+    let (a, a_addr) = spawn_baton(work.path(), &env);
+    let (b, b_addr) = spawn_baton(work.path(), &env);
+    let mut procs = vec![(a, a_addr.clone()), (b, b_addr.clone())];
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let t = post_at(
+            &a_addr,
+            "/api/tasks",
+            json!({ "prompt": format!("task work {i}"), "workspace": work.path() }),
+        )
+        .await;
+        ids.push(t["id"].as_str().unwrap().to_string());
+    }
+    // Every task has read its file and is streaming its answer.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let owner = loop {
+        let t = get_at(&a_addr, &format!("/api/tasks/{}", ids[0])).await;
+        let reads = mock.requests().len();
+        if t["status"] == "running" && reads >= 6 {
+            break t["lease"]["owner"].as_str().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tasks did not get going: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut victim = None;
+    for (i, (_, addr)) in procs.iter().enumerate() {
+        if get_at(addr, "/api/health").await["instance"] == owner.as_str() {
+            victim = Some(i);
+        }
+    }
+    let (mut dead, _) = procs.remove(victim.expect("the owner is one of the two"));
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    let (mut alive, addr) = procs.remove(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let tasks = loop {
+        let page = get_at(&addr, "/api/tasks").await;
+        let items = page["items"].as_array().unwrap().clone();
+        if items.iter().all(|t| t["status"] == "completed") {
+            break items;
+        }
+        if Instant::now() >= deadline {
+            for entry in std::fs::read_dir(work.path()).unwrap().flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".log") {
+                    let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let tail: Vec<&str> = log
+                        .lines()
+                        .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("task"))
+                        .collect();
+                    eprintln!("== {:?}\n{}", entry.file_name(), tail.join("\n"));
+                }
+            }
+            panic!("not all tasks ended: {page}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(tasks.len(), 3);
+    for t in &tasks {
+        assert!(t["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("The notes say: ship it."));
+        let sid = t["session_id"].as_str().unwrap();
+        let traces = get_at(&addr, &format!("/api/sessions/{sid}/traces")).await;
+        let reads = traces["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["tool_name"] == "read_file")
+            .count();
+        assert_eq!(
+            reads, 1,
+            "task {}: the finished read was not made again",
+            t["id"]
+        );
+    }
+    alive.kill().unwrap();
+    alive.wait().unwrap();
+}
