@@ -145,6 +145,10 @@ async fn controls(inner: &Arc<Inner>) {
             for id in ids {
                 if inner.agents.cancel_task_here(id) {
                     tracing::info!(task = %id, "cancelling a task at another instance's request");
+                } else if let Err(e) = inner.store.request_task_cancel(id).await {
+                    // Claimed here but still starting: asked again, it is cancelled at
+                    // the next sweep, once it runs.
+                    tracing::warn!(task = %id, error = %e, "keeping a cancel request failed");
                 }
             }
         }
