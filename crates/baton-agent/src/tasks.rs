@@ -667,10 +667,8 @@ impl AgentRuntime {
             }
         }
     }
-}
 
-/// Runs a task's session loop to its end (used by `start_task`).
-impl AgentRuntime {
+    /// Runs a task's session loop to its end, registered as running here meanwhile.
     async fn drive_session(
         &self,
         session: Session,
