@@ -17,7 +17,13 @@ impl Api {
             token: token
                 .or_else(|| std::env::var("BATON_AUTH__TOKEN").ok())
                 .filter(|t| !t.is_empty()),
-            http: reqwest::Client::new(),
+            // Shorter than the server's default idle keep-alive limit
+            // (`server.header_timeout_s`), so a watch loop never reuses a
+            // connection the server is closing.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(4))
+                .build()
+                .expect("an HTTP client"),
         }
     }
 

@@ -60,6 +60,9 @@ impl TestServer {
             flags,
         })
         .expect("config");
+        // The server closes idle keep-alive connections after its header
+        // timeout; a client that reuses one at that moment gets a reset.
+        let idle = Duration::from_secs_f64(config.server.header_timeout_s / 2.0);
         let server = Server::build(&config).await.expect("server builds");
         let addr = server.listener.local_addr().unwrap();
         let state = server.state.clone();
@@ -69,7 +72,10 @@ impl TestServer {
             base: format!("http://{addr}"),
             ws_url: format!("ws://{addr}/ws"),
             state,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(idle)
+                .build()
+                .unwrap(),
             stop,
             handle: Some(handle),
             db,
