@@ -5,6 +5,7 @@
 mod error;
 pub mod lifecycle;
 pub mod models;
+mod notices;
 mod runner;
 mod runtime;
 mod shared;

@@ -181,6 +181,7 @@ pub(crate) async fn drive(
                     attachments: vec![],
                     turn_number: session.turn_number,
                     created_at: time::now(),
+                    task_id: None,
                 });
             }
         }
@@ -288,6 +289,9 @@ async fn run_loop(ctx: &Ctx<'_>, session: &mut Session, state: &mut SessionState
                 return End::Failed(format!("stopped: the token budget of {budget} is spent"));
             }
         }
+        if let Some(end) = tell_ended_tasks(ctx, session, state).await {
+            return end;
+        }
         if let Err(end) = model_turn(ctx, session, state).await {
             return end;
         }
@@ -299,6 +303,34 @@ async fn run_loop(ctx: &Ctx<'_>, session: &mut Session, state: &mut SessionState
             ctx.checkpoint(session, state).await;
         }
     }
+}
+
+/// A turn boundary of a chat's agent: its ended background tasks join the history (and
+/// the chat) before the next model call, saved at once so each is told once.
+async fn tell_ended_tasks(
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    state: &mut SessionState,
+) -> Option<End> {
+    session.chat_id?;
+    let before = state.history.len();
+    let messages = match crate::notices::take(ctx.inner, session, state).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the chat's ended tasks failed");
+            return None;
+        }
+    };
+    if messages.is_empty() {
+        return None;
+    }
+    if !ctx.snapshot(session, state, &messages).await {
+        // Not stored: they stay untold, and out of the history, until the next boundary.
+        state.history.truncate(before);
+        return ctx.stopped();
+    }
+    crate::notices::published(ctx.inner, &messages).await;
+    None
 }
 
 fn allowed(state: &SessionState, name: &str) -> bool {

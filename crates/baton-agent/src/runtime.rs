@@ -200,13 +200,10 @@ impl AgentRuntime {
             attachments: vec![],
             turn_number: session.turn_number + 1,
             created_at: time::now(),
+            task_id: None,
         };
         state.history.push(ChatMessage::user_text(content));
-        // A new question: the previous answer and its counters belong to the last one
-        // (a stale result would end this answer after its first tool call).
-        state.tool_calls_used = 0;
-        state.result = None;
-        state.schema_retries = 0;
+        state.begin_answer();
         session.status = SessionStatus::Running;
         session.error = None;
         session.state = state.to_value();
@@ -249,7 +246,7 @@ impl AgentRuntime {
         Ok(posted)
     }
 
-    fn is_running(&self, id: SessionId) -> bool {
+    pub(crate) fn is_running(&self, id: SessionId) -> bool {
         self.inner
             .running
             .lock()
@@ -257,7 +254,7 @@ impl AgentRuntime {
             .contains_key(&id)
     }
 
-    fn spawn(&self, session: Session, state: SessionState) {
+    pub(crate) fn spawn(&self, session: Session, state: SessionState) {
         let cancel = self.inner.shutdown.child_token();
         let running = Running::new(cancel.clone(), session.lease.epoch);
         let lost = running.lost.clone();
@@ -272,8 +269,14 @@ impl AgentRuntime {
         self.inner.tasks.spawn(tracing::Instrument::instrument(
             async move {
                 let limit = inner.config.agent_timeout;
-                runner::drive(&inner, session, state, cancel, lost, limit).await;
+                let (session, _) = runner::drive(&inner, session, state, cancel, lost, limit).await;
                 inner.running.lock().expect("running lock").remove(&id);
+                // Tasks that ended during its last turn are told now that it is idle.
+                if let (Some(chat), false) = (session.chat_id, session.status == SessionStatus::Running) {
+                    if let Err(e) = (AgentRuntime { inner }).tell_chat(chat).await {
+                        tracing::warn!(error = %e, "telling the chat of its ended tasks failed");
+                    }
+                }
             },
             span,
         ));

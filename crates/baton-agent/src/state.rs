@@ -48,6 +48,14 @@ impl SessionState {
         serde_json::to_value(self).expect("state serializes")
     }
 
+    /// Readies the state for a new answer: the previous answer and its counters belong to
+    /// the last one (a stale result would end this answer after its first tool call).
+    pub fn begin_answer(&mut self) {
+        self.tool_calls_used = 0;
+        self.result = None;
+        self.schema_retries = 0;
+    }
+
     /// Calls of the last assistant message not yet answered, in order.
     pub fn pending_calls(&self) -> Vec<ToolCall> {
         let Some(pos) = self

@@ -656,14 +656,17 @@ impl AgentRuntime {
         }
         event(inner, "finished", &task).await;
         if let Some(chat) = task.chat_id {
-            if let Ok(true) = inner.store.mark_task_notified(task.id, time::now()).await {
-                publish(
-                    &inner.hub,
-                    Topic::Chat(chat),
-                    "notification",
-                    json!({ "kind": "task_finished", "task": task }),
-                )
-                .await;
+            // Sent once: a task ends once (`update_task`). The notice itself goes into
+            // the conversation now if its agent is idle, else at its next turn boundary.
+            publish(
+                &inner.hub,
+                Topic::Chat(chat),
+                "notification",
+                json!({ "kind": "task_finished", "task": task }),
+            )
+            .await;
+            if let Err(e) = self.tell_chat(chat).await {
+                tracing::warn!(error = %e, "telling the chat of its ended task failed");
             }
         }
     }

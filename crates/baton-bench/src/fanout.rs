@@ -193,6 +193,7 @@ async fn baton(
             title: "bench".into(),
             workspace: None,
             capabilities: Default::default(),
+            auto_continue: true,
         })
         .await?;
     let topic = Topic::Chat(chat.id);

@@ -42,6 +42,7 @@ impl Store for NullStore {
             title: chat.title,
             workspace: chat.workspace,
             capabilities: chat.capabilities,
+            auto_continue: chat.auto_continue,
             created_at: now,
             updated_at: now,
         })
@@ -51,6 +52,9 @@ impl Store for NullStore {
     }
     async fn list_chats(&self, _: u32, _: Option<ChatId>) -> StoreResult<Vec<Chat>> {
         Ok(vec![])
+    }
+    async fn update_chat(&self, _: ChatId, _: baton_core::ChatPatch) -> StoreResult<Option<Chat>> {
+        Ok(None)
     }
     async fn insert_message(&self, _: NewMessage) -> StoreResult<Message> {
         Err(StoreError::NotFound("chat"))
@@ -266,8 +270,11 @@ impl Store for NullStore {
     async fn take_task_cancels(&self, _: &str) -> StoreResult<Vec<TaskId>> {
         Ok(vec![])
     }
-    async fn mark_task_notified(&self, _: TaskId, _: Timestamp) -> StoreResult<bool> {
-        Ok(false)
+    async fn untold_tasks(&self, _: ChatId) -> StoreResult<Vec<Task>> {
+        Ok(vec![])
+    }
+    async fn chats_with_untold_tasks(&self, _: u32) -> StoreResult<Vec<ChatId>> {
+        Ok(vec![])
     }
     async fn close_run_sessions(&self, _: RunId, _: &str) -> StoreResult<Vec<Trace>> {
         Ok(vec![])

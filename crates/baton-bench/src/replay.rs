@@ -24,6 +24,7 @@ pub async fn run() -> anyhow::Result<()> {
                 title: "bench".into(),
                 workspace: None,
                 capabilities: Default::default(),
+                auto_continue: true,
             })
             .await?;
         let topic = Topic::Chat(chat.id);

@@ -17,6 +17,7 @@ pub async fn run(url: &str, traces: usize) -> anyhow::Result<()> {
             title: format!("{traces} traces"),
             workspace: None,
             capabilities: Default::default(),
+            auto_continue: true,
         })
         .await?;
     let session = SessionId::new();
@@ -116,6 +117,7 @@ fn message(
         attachments: vec![],
         turn_number: turn,
         created_at: at,
+        task_id: None,
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Chat {
     pub workspace: Option<String>,
     /// What the chat's agents may do beyond reading.
     pub capabilities: Capabilities,
+    /// Whether a finished background task's notice wakes the chat's agent to go on with
+    /// it; when off the notice is only shown (and the agent reads it with the next message).
+    pub auto_continue: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -32,4 +35,12 @@ pub struct NewChat {
     pub title: String,
     pub workspace: Option<String>,
     pub capabilities: Capabilities,
+    pub auto_continue: bool,
+}
+
+/// A change to a chat's settings; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct ChatPatch {
+    pub title: Option<String>,
+    pub auto_continue: Option<bool>,
 }

@@ -15,7 +15,7 @@ pub mod time;
 pub mod topic;
 pub mod trace;
 
-pub use chat::{Capabilities, Chat, NewChat};
+pub use chat::{Capabilities, Chat, ChatPatch, NewChat};
 pub use cursor::{CursorError, TraceCursor};
 pub use frame::{Frame, NewFrame};
 pub use ids::{AttachmentId, ChatId, IdError, MessageId, RunId, SessionId, TaskId, TraceId};

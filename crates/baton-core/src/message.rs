@@ -1,13 +1,15 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{AttachmentId, ChatId, MessageId, Timestamp};
+use crate::{AttachmentId, ChatId, MessageId, TaskId, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
     Assistant,
+    /// Told to the chat by Baton, not typed by a person: a background task finished.
+    Notice,
 }
 
 impl Role {
@@ -15,6 +17,7 @@ impl Role {
         match self {
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Notice => "notice",
         }
     }
 
@@ -22,6 +25,7 @@ impl Role {
         match s {
             "user" => Some(Role::User),
             "assistant" => Some(Role::Assistant),
+            "notice" => Some(Role::Notice),
             _ => None,
         }
     }
@@ -36,6 +40,8 @@ pub struct Message {
     pub attachments: Vec<AttachmentId>,
     pub turn_number: i64,
     pub created_at: Timestamp,
+    /// The background task a notice tells of; storing the notice marks the task told.
+    pub task_id: Option<TaskId>,
 }
 
 #[derive(Debug, Clone)]

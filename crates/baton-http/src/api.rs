@@ -2,7 +2,7 @@
 //! declaration builds the axum router and the OpenAPI document, so the document cannot
 //! drift from the code.
 use axum::handler::Handler;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, patch, post, MethodRouter};
 use axum::Router;
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -77,6 +77,14 @@ impl Api {
         T: 'static,
     {
         self.add("post", path, op, post(handler))
+    }
+
+    pub fn patch<H, T>(self, path: &'static str, op: Op, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add("patch", path, op, patch(handler))
     }
 
     fn add(

@@ -87,6 +87,19 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
             },
             chats::get,
         )
+        .patch(
+            "/chats/{id}",
+            Op {
+                summary: "Change a chat's title or whether finished background tasks wake its agent",
+                tag: "chats",
+                body: Some(schema::<chats::UpdateChat>),
+                query: None,
+                ok_status: 200,
+                ok: schema::<Chat>,
+                errors: &[400, 404, 413],
+            },
+            chats::update,
+        )
         .get(
             "/chats/{id}/messages",
             Op {

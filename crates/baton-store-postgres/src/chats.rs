@@ -1,4 +1,7 @@
-use baton_core::{time, AttachmentId, Chat, ChatId, Message, MessageId, NewChat, NewMessage, Role};
+use baton_core::{
+    time, AttachmentId, Chat, ChatId, ChatPatch, Message, MessageId, NewChat, NewMessage, Role,
+    TaskId,
+};
 use baton_store::{StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -16,6 +19,7 @@ fn chat_from(row: &PgRow) -> StoreResult<Chat> {
             .try_get::<Json<baton_core::Capabilities>, _>("capabilities")
             .map_err(|_| StoreError::corrupt("chats", "capabilities"))?
             .0,
+        auto_continue: row.try_get("auto_continue").map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
         updated_at: row.try_get("updated_at").map_err(db)?,
     })
@@ -34,6 +38,10 @@ fn message_from(row: &PgRow) -> StoreResult<Message> {
         attachments,
         turn_number: row.try_get("turn_number").map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
+        task_id: row
+            .try_get::<Option<uuid::Uuid>, _>("task_id")
+            .map_err(db)?
+            .map(TaskId),
     })
 }
 
@@ -44,17 +52,19 @@ pub(crate) async fn create_chat(pool: &PgPool, new: NewChat) -> StoreResult<Chat
         title: no_nul(&new.title),
         workspace: new.workspace.as_deref().map(no_nul),
         capabilities: new.capabilities,
+        auto_continue: new.auto_continue,
         created_at: now,
         updated_at: now,
     };
     sqlx::query(
-        "INSERT INTO chats (id, title, workspace, capabilities, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO chats (id, title, workspace, capabilities, auto_continue, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(chat.id.0)
     .bind(&chat.title)
     .bind(&chat.workspace)
     .bind(Json(&chat.capabilities))
+    .bind(chat.auto_continue)
     .bind(chat.created_at)
     .bind(chat.updated_at)
     .execute(pool)
@@ -107,6 +117,7 @@ pub(crate) async fn insert_message(pool: &PgPool, new: NewMessage) -> StoreResul
         attachments: new.attachments,
         turn_number: new.turn_number,
         created_at: time::now(),
+        task_id: None,
     };
     let res = sqlx::query(
         "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
@@ -137,4 +148,26 @@ pub(crate) async fn list_messages(pool: &PgPool, chat: ChatId) -> StoreResult<Ve
         .await
         .map_err(db)?;
     rows.iter().map(message_from).collect()
+}
+
+pub(crate) async fn update_chat(
+    pool: &PgPool,
+    id: ChatId,
+    patch: ChatPatch,
+) -> StoreResult<Option<Chat>> {
+    sqlx::query(
+        "UPDATE chats SET title = COALESCE($2, title),
+            auto_continue = COALESCE($3, auto_continue), updated_at = $4
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id.0)
+    .bind(patch.title.as_deref().map(no_nul))
+    .bind(patch.auto_continue)
+    .bind(time::now())
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?
+    .as_ref()
+    .map(chat_from)
+    .transpose()
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
+    Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
     RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId, TaskStatus,
     Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
@@ -151,6 +151,10 @@ impl Store for PgStore {
 
     async fn list_chats(&self, limit: u32, before: Option<ChatId>) -> StoreResult<Vec<Chat>> {
         chats::list_chats(&self.pool, limit, before).await
+    }
+
+    async fn update_chat(&self, id: ChatId, patch: ChatPatch) -> StoreResult<Option<Chat>> {
+        chats::update_chat(&self.pool, id, patch).await
     }
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Message> {
@@ -367,8 +371,12 @@ impl Store for PgStore {
         tasks::take_cancels(&self.pool, owner).await
     }
 
-    async fn mark_task_notified(&self, id: TaskId, at: Timestamp) -> StoreResult<bool> {
-        tasks::mark_notified(&self.pool, id, at).await
+    async fn untold_tasks(&self, chat: ChatId) -> StoreResult<Vec<Task>> {
+        tasks::untold(&self.pool, chat).await
+    }
+
+    async fn chats_with_untold_tasks(&self, limit: u32) -> StoreResult<Vec<ChatId>> {
+        tasks::chats_with_untold(&self.pool, limit).await
     }
 
     async fn notify_work(&self) -> StoreResult<()> {

@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0005_task_leases",
         sql: include_str!("../../../migrations/postgres/0005_task_leases.sql"),
     },
+    Migration {
+        version: "0006_task_notices",
+        sql: include_str!("../../../migrations/postgres/0006_task_notices.sql"),
+    },
 ];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once

@@ -101,8 +101,8 @@ pub(crate) async fn save(pool: &PgPool, s: &Session, messages: &[Message]) -> St
     }
     for m in messages {
         sqlx::query(
-            "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at, task_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(m.id.0)
         .bind(m.chat_id.0)
@@ -111,9 +111,19 @@ pub(crate) async fn save(pool: &PgPool, s: &Session, messages: &[Message]) -> St
         .bind(Json(&m.attachments))
         .bind(m.turn_number)
         .bind(m.created_at)
+        .bind(m.task_id.map(|t| t.0))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        if let Some(task) = m.task_id {
+            // Its notice is stored: the task is told, once.
+            sqlx::query("UPDATE tasks SET notified_at = $2 WHERE id = $1 AND notified_at IS NULL")
+                .bind(task.0)
+                .bind(m.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
     }
     tx.commit().await.map_err(db)
 }

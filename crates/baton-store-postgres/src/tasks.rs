@@ -202,17 +202,32 @@ pub(crate) async fn take_cancels(pool: &PgPool, owner: &str) -> StoreResult<Vec<
         .collect()
 }
 
-pub(crate) async fn mark_notified(pool: &PgPool, id: TaskId, at: Timestamp) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE tasks SET notified_at = $2
-         WHERE id = $1 AND notified_at IS NULL AND status IN ('completed', 'failed', 'cancelled')",
-    )
-    .bind(id.0)
-    .bind(at)
-    .execute(pool)
+const ENDED: &str = "status IN ('completed', 'failed', 'cancelled')";
+
+pub(crate) async fn untold(pool: &PgPool, chat: ChatId) -> StoreResult<Vec<Task>> {
+    let rows = sqlx::query(&format!(
+        "SELECT * FROM tasks WHERE chat_id = $1 AND notified_at IS NULL AND {ENDED}
+         ORDER BY finished_at, id"
+    ))
+    .bind(chat.0)
+    .fetch_all(pool)
     .await
     .map_err(db)?;
-    Ok(done.rows_affected() > 0)
+    rows.iter().map(task_from).collect()
+}
+
+pub(crate) async fn chats_with_untold(pool: &PgPool, limit: u32) -> StoreResult<Vec<ChatId>> {
+    let rows = sqlx::query(&format!(
+        "SELECT DISTINCT chat_id FROM tasks
+         WHERE chat_id IS NOT NULL AND notified_at IS NULL AND {ENDED} LIMIT $1"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| Ok(ChatId(r.try_get("chat_id").map_err(db)?)))
+        .collect()
 }
 
 pub(crate) async fn get(pool: &PgPool, id: TaskId) -> StoreResult<Option<Task>> {

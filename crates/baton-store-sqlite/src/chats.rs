@@ -1,4 +1,7 @@
-use baton_core::{time, AttachmentId, Chat, ChatId, Message, MessageId, NewChat, NewMessage, Role};
+use baton_core::{
+    time, AttachmentId, Chat, ChatId, ChatPatch, Message, MessageId, NewChat, NewMessage, Role,
+    TaskId,
+};
 use baton_store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
@@ -15,6 +18,7 @@ fn chat_from(row: &SqliteRow) -> StoreResult<Chat> {
         workspace: c.opt_text("workspace")?,
         capabilities: serde_json::from_value(c.json("capabilities")?)
             .map_err(|_| StoreError::corrupt("chats", "capabilities"))?,
+        auto_continue: c.int("auto_continue")? != 0,
         created_at: c.time("created_at")?,
         updated_at: c.time("updated_at")?,
     })
@@ -32,6 +36,7 @@ fn message_from(row: &SqliteRow) -> StoreResult<Message> {
         attachments,
         turn_number: c.int("turn_number")?,
         created_at: c.time("created_at")?,
+        task_id: c.opt_uuid("task_id")?.map(TaskId),
     })
 }
 
@@ -42,12 +47,13 @@ pub(crate) fn create_chat(new: NewChat) -> Plan<Chat> {
         title: new.title,
         workspace: new.workspace,
         capabilities: new.capabilities,
+        auto_continue: new.auto_continue,
         created_at: now,
         updated_at: now,
     };
     let stmt = Stmt::new(
-        "INSERT INTO chats (id, title, workspace, capabilities, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO chats (id, title, workspace, capabilities, auto_continue, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         vec![
             id_text(chat.id.0).into(),
             (&chat.title).into(),
@@ -55,6 +61,7 @@ pub(crate) fn create_chat(new: NewChat) -> Plan<Chat> {
             serde_json::to_string(&chat.capabilities)
                 .expect("capabilities serialize")
                 .into(),
+            i64::from(chat.auto_continue).into(),
             ts(&chat.created_at).into(),
             ts(&chat.updated_at).into(),
         ],
@@ -107,6 +114,7 @@ pub(crate) fn insert_message(new: NewMessage) -> Plan<Message> {
         attachments: new.attachments,
         turn_number: new.turn_number,
         created_at: time::now(),
+        task_id: None,
     };
     let stmt = message_insert(&msg);
     Plan::new(vec![stmt], move |_| Ok(msg.clone())).on_error(|e| match e {
@@ -117,8 +125,8 @@ pub(crate) fn insert_message(new: NewMessage) -> Plan<Message> {
 
 pub(crate) fn message_insert(m: &Message) -> Stmt {
     Stmt::new(
-        "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at, task_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         vec![
             id_text(m.id.0).into(),
             id_text(m.chat_id.0).into(),
@@ -129,6 +137,7 @@ pub(crate) fn message_insert(m: &Message) -> Stmt {
                 .into(),
             m.turn_number.into(),
             ts(&m.created_at).into(),
+            m.task_id.map(|t| id_text(t.0)).into(),
         ],
     )
 }
@@ -140,4 +149,21 @@ pub(crate) async fn list_messages(pool: &SqlitePool, chat: ChatId) -> StoreResul
         .await
         .map_err(db)?;
     rows.iter().map(message_from).collect()
+}
+
+pub(crate) fn update_chat(id: ChatId, patch: ChatPatch) -> Plan<Option<Chat>> {
+    Plan::new(
+        vec![Stmt::new(
+            "UPDATE chats SET title = COALESCE(?2, title),
+                auto_continue = COALESCE(?3, auto_continue), updated_at = ?4
+             WHERE id = ?1 RETURNING *",
+            vec![
+                id_text(id.0).into(),
+                patch.title.into(),
+                patch.auto_continue.map(i64::from).into(),
+                ts(&time::now()).into(),
+            ],
+        )],
+        |out| out[0].rows.first().map(chat_from).transpose(),
+    )
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
+    Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
     RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId, TaskStatus,
     Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
@@ -157,6 +157,10 @@ impl Store for SqliteStore {
 
     async fn list_chats(&self, limit: u32, before: Option<ChatId>) -> StoreResult<Vec<Chat>> {
         chats::list_chats(&self.reader, limit, before).await
+    }
+
+    async fn update_chat(&self, id: ChatId, patch: ChatPatch) -> StoreResult<Option<Chat>> {
+        self.write.write(chats::update_chat(id, patch)).await
     }
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Message> {
@@ -375,8 +379,12 @@ impl Store for SqliteStore {
         self.write.write(tasks::take_cancels(owner)).await
     }
 
-    async fn mark_task_notified(&self, id: TaskId, at: Timestamp) -> StoreResult<bool> {
-        self.write.write(tasks::mark_notified(id, &at)).await
+    async fn untold_tasks(&self, chat: ChatId) -> StoreResult<Vec<Task>> {
+        tasks::untold(&self.reader, chat).await
+    }
+
+    async fn chats_with_untold_tasks(&self, limit: u32) -> StoreResult<Vec<ChatId>> {
+        tasks::chats_with_untold(&self.reader, limit).await
     }
 
     async fn close_run_sessions(&self, run: RunId, reason: &str) -> StoreResult<Vec<Trace>> {

@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0005_task_leases",
         sql: include_str!("../../../migrations/sqlite/0005_task_leases.sql"),
     },
+    Migration {
+        version: "0006_task_notices",
+        sql: include_str!("../../../migrations/sqlite/0006_task_notices.sql"),
+    },
 ];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a

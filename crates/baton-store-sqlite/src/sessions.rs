@@ -85,7 +85,12 @@ pub(crate) fn save(s: &Session, messages: &[Message]) -> Plan<()> {
             s.lease.epoch.into(),
         ],
     )];
-    stmts.extend(messages.iter().map(message_insert));
+    for m in messages {
+        stmts.push(message_insert(m));
+        if let Some(task) = m.task_id {
+            stmts.push(crate::tasks::mark_told(task, &m.created_at));
+        }
+    }
     Plan::new(stmts, |out| changed(&out, 0, "session"))
 }
 

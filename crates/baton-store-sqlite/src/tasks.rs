@@ -183,15 +183,40 @@ pub(crate) fn take_cancels(owner: &str) -> Plan<Vec<TaskId>> {
     )
 }
 
-pub(crate) fn mark_notified(id: TaskId, at: &Timestamp) -> Plan<bool> {
-    Plan::new(
-        vec![Stmt::new(
-            "UPDATE tasks SET notified_at = ?2
-             WHERE id = ?1 AND notified_at IS NULL AND status IN ('completed', 'failed', 'cancelled')",
-            vec![id_text(id.0).into(), ts(at).into()],
-        )],
-        |out| Ok(out[0].changes > 0),
+/// Marks task `id` told, with the notice message that tells it (`sessions::save`).
+pub(crate) fn mark_told(id: TaskId, at: &Timestamp) -> Stmt {
+    Stmt::new(
+        "UPDATE tasks SET notified_at = ?2 WHERE id = ?1 AND notified_at IS NULL",
+        vec![id_text(id.0).into(), ts(at).into()],
     )
+}
+
+const ENDED: &str = "status IN ('completed', 'failed', 'cancelled')";
+
+pub(crate) async fn untold(pool: &SqlitePool, chat: ChatId) -> StoreResult<Vec<Task>> {
+    let rows = sqlx::query(&format!(
+        "SELECT * FROM tasks WHERE chat_id = ?1 AND notified_at IS NULL AND {ENDED}
+         ORDER BY finished_at, id"
+    ))
+    .bind(id_text(chat.0))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(task_from).collect()
+}
+
+pub(crate) async fn chats_with_untold(pool: &SqlitePool, limit: u32) -> StoreResult<Vec<ChatId>> {
+    let rows = sqlx::query(&format!(
+        "SELECT DISTINCT chat_id FROM tasks
+         WHERE chat_id IS NOT NULL AND notified_at IS NULL AND {ENDED} LIMIT ?1"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| Ok(ChatId(Cols::new(r, "tasks").uuid("chat_id")?)))
+        .collect()
 }
 
 pub(crate) async fn get(pool: &SqlitePool, id: TaskId) -> StoreResult<Option<Task>> {

@@ -9,7 +9,7 @@ mod migrations;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
+    Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage, Run,
     RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId, TaskStatus,
     Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
@@ -124,6 +124,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_chat(&self, id: ChatId) -> StoreResult<Option<Chat>>;
     /// Newest first; `before` is the id of the last chat of the previous page.
     async fn list_chats(&self, limit: u32, before: Option<ChatId>) -> StoreResult<Vec<Chat>>;
+    /// Changes a chat's settings; `None` when there is no such chat.
+    async fn update_chat(&self, id: ChatId, patch: ChatPatch) -> StoreResult<Option<Chat>>;
 
     // messages
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Message>;
@@ -151,6 +153,7 @@ pub trait Store: Send + Sync + 'static {
     /// Writes the session's snapshot and inserts `messages` in one transaction, so a
     /// crash leaves either both or neither; only while the session's epoch is
     /// `session.lease.epoch` (`Fenced` on Postgres, `NotFound` on SQLite otherwise).
+    /// A message naming a task (a notice) marks that task told, in the same transaction.
     async fn save_session(&self, session: &Session, messages: &[Message]) -> StoreResult<()>;
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
     /// A chat's sessions, oldest first.
@@ -302,9 +305,12 @@ pub trait Store: Send + Sync + 'static {
     async fn request_task_cancel(&self, id: TaskId) -> StoreResult<()>;
     /// Takes (reads and clears) the cancel requests left for tasks `owner` holds.
     async fn take_task_cancels(&self, owner: &str) -> StoreResult<Vec<TaskId>>;
-    /// Records that an ended task's chat was told; `false` when it already was (so it is
-    /// told once, whichever instance gets there).
-    async fn mark_task_notified(&self, id: TaskId, at: Timestamp) -> StoreResult<bool>;
+    /// The ended tasks of chat `chat` not yet told to it, in the order they ended. A task
+    /// is told by saving its notice message (`save_session` with a message naming it),
+    /// which marks it told in the same transaction.
+    async fn untold_tasks(&self, chat: ChatId) -> StoreResult<Vec<Task>>;
+    /// Chats with ended tasks not yet told to them (at most `limit`).
+    async fn chats_with_untold_tasks(&self, limit: u32) -> StoreResult<Vec<ChatId>>;
 
     // event log
     /// Appends frames to one topic with consecutive `seq` values, atomically; safe

@@ -49,6 +49,8 @@ on_both!(
     instances_claiming_at_once_never_share_a_run,
     sessions_are_leased_like_runs,
     tasks_round_trip_are_claimed_once_fenced_and_end_once,
+    ended_tasks_are_told_to_their_chat_once_with_the_snapshot,
+    chat_settings_change_and_survive,
     instances_claiming_at_once_never_share_a_task,
 );
 
@@ -60,6 +62,7 @@ async fn reopening_applies_nothing_twice(kind: Kind) {
             title: "keep me".into(),
             workspace: None,
             capabilities: Default::default(),
+            auto_continue: true,
         })
         .await
         .unwrap();
@@ -101,6 +104,7 @@ async fn chats_round_trip_and_page_newest_first(kind: Kind) {
                 title: format!("chat {i}"),
                 workspace: Some("/tmp/w".into()),
                 capabilities: Default::default(),
+                auto_continue: true,
             })
             .await
             .unwrap(),
@@ -133,6 +137,7 @@ async fn messages_need_their_chat_and_come_back_oldest_first(kind: Kind) {
             title: "m".into(),
             workspace: None,
             capabilities: Default::default(),
+            auto_continue: true,
         })
         .await
         .unwrap();
@@ -415,6 +420,7 @@ async fn writes_refused_for_a_missing_row_leave_nothing_behind(kind: Kind) {
             title: "group".into(),
             workspace: None,
             capabilities: Default::default(),
+            auto_continue: true,
         })
         .await
         .unwrap();
@@ -435,6 +441,7 @@ async fn writes_refused_for_a_missing_row_leave_nothing_behind(kind: Kind) {
                         attachments: vec![],
                         turn_number: 1,
                         created_at: time::now(),
+                        task_id: None,
                     };
                     let r = s.save_session(&ghost, &[msg]).await;
                     assert!(matches!(r, Err(StoreError::NotFound("session"))), "{r:?}");
@@ -662,6 +669,7 @@ async fn topics_exist_only_for_real_things(kind: Kind) {
             title: "t".into(),
             workspace: None,
             capabilities: Default::default(),
+            auto_continue: true,
         })
         .await
         .unwrap();
@@ -724,6 +732,7 @@ async fn sessions_snapshot_with_their_messages_atomically(kind: Kind) {
             title: "s".into(),
             workspace: None,
             capabilities: Default::default(),
+            auto_continue: true,
         })
         .await
         .unwrap();
@@ -740,6 +749,7 @@ async fn sessions_snapshot_with_their_messages_atomically(kind: Kind) {
         attachments: vec![],
         turn_number: 2,
         created_at: time::now(),
+        task_id: None,
     };
     s.save_session(&sess, std::slice::from_ref(&msg))
         .await
@@ -1222,6 +1232,7 @@ async fn sessions_are_leased_like_runs(kind: Kind) {
             title: "c".into(),
             workspace: None,
             capabilities: Default::default(),
+            auto_continue: true,
         })
         .await
         .unwrap();
@@ -1466,13 +1477,6 @@ async fn tasks_round_trip_are_claimed_once_fenced_and_end_once(kind: Kind) {
         .tasks
         .iter()
         .any(|(id, _)| *id == ids[0]));
-    // Its chat is told once.
-    assert!(s.mark_task_notified(ids[0], time::now()).await.unwrap());
-    assert!(!s.mark_task_notified(ids[0], time::now()).await.unwrap());
-    assert!(
-        !s.mark_task_notified(ids[1], time::now()).await.unwrap(),
-        "not before it ends"
-    );
     let page = s
         .list_tasks(Some(TaskStatus::Completed), 10, None)
         .await
@@ -1532,4 +1536,153 @@ async fn instances_claiming_at_once_never_share_a_task(kind: Kind) {
     }
     assert_eq!(seen.len(), 24, "every task claimed exactly once");
     assert_eq!(seen.into_iter().collect::<HashSet<_>>(), all);
+}
+
+async fn ended_tasks_are_told_to_their_chat_once_with_the_snapshot(kind: Kind) {
+    use baton_core::TaskStatus;
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let new_chat = || NewChat {
+        title: "t".into(),
+        workspace: None,
+        capabilities: Default::default(),
+        auto_continue: true,
+    };
+    let chat = s.create_chat(new_chat()).await.unwrap();
+    let other = s.create_chat(new_chat()).await.unwrap();
+    let mut sess = session(chat.id);
+    sess.status = SessionStatus::Idle;
+    s.create_session(&sess).await.unwrap();
+    let claimed = s.claim_session(sess.id, "a", LONG).await.unwrap().unwrap();
+    sess.lease = claimed.lease;
+
+    let mut tasks = Vec::new();
+    for (i, c) in [chat.id, chat.id, chat.id, other.id].into_iter().enumerate() {
+        let mut t = new_task(&format!("task {i}"), Some(sess.id));
+        t.chat_id = Some(c);
+        s.create_task(&t).await.unwrap();
+        tasks.push(t);
+    }
+    let claimed = s.claim_tasks("a", LONG, 10).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    // They end in the order 1, 0, 3; task 2 keeps running.
+    for i in [1usize, 0, 3, 2] {
+        let mut t = claimed.iter().find(|t| t.id == tasks[i].id).unwrap().clone();
+        if i == 2 {
+            t.status = TaskStatus::Running;
+        } else {
+            t.status = TaskStatus::Completed;
+            t.result = Some(format!("result {i}"));
+            t.finished_at = Some(time::now());
+        }
+        s.update_task(&t).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let untold = |c: ChatId| {
+        let s = s.clone();
+        async move {
+            s.untold_tasks(c)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(untold(chat.id).await, [tasks[1].id, tasks[0].id], "in the order they ended");
+    let mut waiting = s.chats_with_untold_tasks(10).await.unwrap();
+    waiting.sort_by_key(|c| c.0);
+    let mut expected = vec![chat.id, other.id];
+    expected.sort_by_key(|c| c.0);
+    assert_eq!(waiting, expected);
+
+    let notice = |task: &baton_core::Task| Message {
+        id: MessageId::new(),
+        chat_id: chat.id,
+        role: Role::Notice,
+        content: format!("Background task {} completed.", task.id),
+        attachments: vec![],
+        turn_number: 1,
+        created_at: time::now(),
+        task_id: Some(task.id),
+    };
+    // A holder whose claim was taken tells nothing, and nothing of its write stays.
+    let mut stale = sess.clone();
+    stale.lease.epoch -= 1;
+    stale.turn_number = 9;
+    assert!(s.save_session(&stale, &[notice(&tasks[1])]).await.is_err());
+    assert_eq!(untold(chat.id).await, [tasks[1].id, tasks[0].id]);
+    assert!(s.list_messages(chat.id).await.unwrap().is_empty());
+
+    // The holder's snapshot tells it, once, with the notice naming the task.
+    sess.turn_number = 1;
+    let told = notice(&tasks[1]);
+    s.save_session(&sess, std::slice::from_ref(&told))
+        .await
+        .unwrap();
+    assert_eq!(untold(chat.id).await, [tasks[0].id]);
+    assert_eq!(s.list_messages(chat.id).await.unwrap(), vec![told.clone()]);
+    let t1 = s.get_task(tasks[1].id).await.unwrap().unwrap();
+    assert!(t1.notified_at.is_some());
+    assert_eq!(s.get_session(sess.id).await.unwrap().unwrap().turn_number, 1);
+    // The same notice again fails as a whole (its id is taken).
+    assert!(s
+        .save_session(&sess, std::slice::from_ref(&told))
+        .await
+        .is_err());
+    s.save_session(&sess, &[notice(&tasks[0])]).await.unwrap();
+    assert!(untold(chat.id).await.is_empty());
+    assert_eq!(s.chats_with_untold_tasks(10).await.unwrap(), [other.id]);
+    // A running task is never untold; once it ends it is.
+    let mut t2 = s.get_task(tasks[2].id).await.unwrap().unwrap();
+    t2.status = TaskStatus::Failed;
+    t2.error = Some("boom".into());
+    t2.finished_at = Some(time::now());
+    s.update_task(&t2).await.unwrap();
+    assert_eq!(untold(chat.id).await, [tasks[2].id]);
+}
+
+async fn chat_settings_change_and_survive(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = s
+        .create_chat(NewChat {
+            title: "before".into(),
+            workspace: None,
+            capabilities: Default::default(),
+            auto_continue: false,
+        })
+        .await
+        .unwrap();
+    assert!(!s.get_chat(chat.id).await.unwrap().unwrap().auto_continue);
+    let changed = s
+        .update_chat(
+            chat.id,
+            baton_core::ChatPatch {
+                auto_continue: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((changed.title.as_str(), changed.auto_continue), ("before", true));
+    let renamed = s
+        .update_chat(
+            chat.id,
+            baton_core::ChatPatch {
+                title: Some("after".into()),
+                auto_continue: None,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((renamed.title.as_str(), renamed.auto_continue), ("after", true));
+    assert_eq!(s.get_chat(chat.id).await.unwrap().unwrap(), renamed);
+    assert!(s
+        .update_chat(ChatId::new(), baton_core::ChatPatch::default())
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -232,4 +232,5 @@ async fn claim(inner: &Arc<Inner>) {
         Err(e) => tracing::warn!(error = %e, "claiming sessions failed"),
     }
     inner.agents.claim_and_start_tasks().await;
+    inner.agents.tell_untold_chats().await;
 }

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use baton_core::{Chat, ChatId, Message, NewChat, Page};
+use baton_core::{Chat, ChatId, ChatPatch, Message, NewChat, Page};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -29,6 +29,39 @@ pub struct CreateChat {
     /// `write_file`/`edit_file`, `{"exec": true}` grants `bash`. Both off when absent.
     #[serde(default)]
     pub capabilities: baton_core::Capabilities,
+    /// Whether a finished background task's notice wakes the chat's agent to go on with
+    /// it (on when absent).
+    pub auto_continue: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChat {
+    /// Up to 200 characters, not blank, no control characters.
+    #[schemars(
+        length(min = 1, max = 200),
+        regex(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*\S[^\u0000-\u001f\u007f-\u009f]*$")
+    )]
+    pub title: Option<String>,
+    /// Whether a finished background task's notice wakes the chat's agent.
+    pub auto_continue: Option<bool>,
+}
+
+fn valid_title(t: &str) -> ApiResult<String> {
+    let t = t.trim();
+    if t.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::bad(
+            "invalid_title",
+            format!("title is longer than {MAX_TITLE_CHARS} characters"),
+        ));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(ApiError::bad(
+            "invalid_title",
+            "title contains control characters",
+        ));
+    }
+    Ok(t.to_string())
 }
 
 pub async fn create(
@@ -37,21 +70,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, axum::Json<Chat>)> {
     let title = match req.title.as_deref().map(str::trim) {
         None | Some("") => "New chat".to_string(),
-        Some(t) => {
-            if t.chars().count() > MAX_TITLE_CHARS {
-                return Err(ApiError::bad(
-                    "invalid_title",
-                    format!("title is longer than {MAX_TITLE_CHARS} characters"),
-                ));
-            }
-            if t.chars().any(char::is_control) {
-                return Err(ApiError::bad(
-                    "invalid_title",
-                    "title contains control characters",
-                ));
-            }
-            t.to_string()
-        }
+        Some(t) => valid_title(t)?,
     };
     let workspace = state
         .agents
@@ -63,6 +82,7 @@ pub async fn create(
             title,
             workspace,
             capabilities: req.capabilities,
+            auto_continue: req.auto_continue.unwrap_or(true),
         })
         .await?;
     tracing::info!(chat = %chat.id, "chat created");
@@ -88,6 +108,33 @@ pub async fn get(State(state): State<AppState>, Id(id): Id<ChatId>) -> ApiResult
         .await?
         .map(axum::Json)
         .ok_or(ApiError::NotFound("chat"))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Id(id): Id<ChatId>,
+    Json(req): Json<UpdateChat>,
+) -> ApiResult<axum::Json<Chat>> {
+    let title = match req.title.as_deref() {
+        None => None,
+        Some(t) if t.trim().is_empty() => {
+            return Err(ApiError::bad("invalid_title", "title is blank"))
+        }
+        Some(t) => Some(valid_title(t)?),
+    };
+    let chat = state
+        .store
+        .update_chat(
+            id,
+            ChatPatch {
+                title,
+                auto_continue: req.auto_continue,
+            },
+        )
+        .await?
+        .ok_or(ApiError::NotFound("chat"))?;
+    tracing::info!(chat = %chat.id, auto_continue = chat.auto_continue, "chat updated");
+    Ok(axum::Json(chat))
 }
 
 pub async fn messages(
