@@ -76,8 +76,8 @@ pub(crate) async fn take(
         .collect())
 }
 
-/// Sends the frames of notices just saved.
-pub(crate) async fn published(inner: &Inner, messages: &[Message]) {
+/// Sends the `message` frames of messages just saved to their chats.
+pub(crate) async fn publish_messages(inner: &Inner, messages: &[Message]) {
     for m in messages {
         publish(
             &inner.hub,
@@ -142,7 +142,7 @@ impl AgentRuntime {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(chat = %chat.id, notices = messages.len(), wake, "told a chat of its ended tasks");
-        published(inner, &messages).await;
+        publish_messages(inner, &messages).await;
         publish_state(&inner.hub, Topic::Chat(chat.id), &session).await;
         if wake {
             self.spawn(session, state);

@@ -313,6 +313,11 @@ async fn tell_ended_tasks(
     state: &mut SessionState,
 ) -> Option<End> {
     session.chat_id?;
+    // Right after a question (or a notice that woke the agent) nothing is to tell: what
+    // had ended was told with it, and the question stays the last thing the model reads.
+    if matches!(state.history.last(), Some(ChatMessage::User { .. })) {
+        return None;
+    }
     let before = state.history.len();
     let messages = match crate::notices::take(ctx.inner, session, state).await {
         Ok(m) => m,
@@ -329,7 +334,7 @@ async fn tell_ended_tasks(
         state.history.truncate(before);
         return ctx.stopped();
     }
-    crate::notices::published(ctx.inner, &messages).await;
+    crate::notices::publish_messages(ctx.inner, &messages).await;
     None
 }
 

@@ -79,6 +79,11 @@ provided to look at it; paths are relative to the workspace root. Read what you 
 precise answers that cite file paths and line numbers, and say so when something cannot be determined from the \
 workspace. When you are done, answer in plain text without calling a tool.";
 
+fn busy() -> AgentError {
+    let e = lifecycle::on_message(SessionStatus::Running, true).unwrap_err();
+    AgentError::Conflict(e.0)
+}
+
 impl AgentRuntime {
     pub fn new(
         store: Arc<dyn Store>,
@@ -149,54 +154,85 @@ impl AgentRuntime {
                 )));
             }
         }
-        let existing = inner.store.list_sessions(chat_id).await?.pop();
-        let busy = || {
-            let e = lifecycle::on_message(SessionStatus::Running, true).unwrap_err();
-            AgentError::Conflict(e.0)
-        };
-        let (mut session, mut state, fresh) = match existing {
+        // Another writer may take the idle session between this claim and its save (a
+        // finished task's notice being told): then read it again and go on from there.
+        for _ in 0..3 {
+            if let Some(posted) = self.try_post(&chat, &content, model.as_deref()).await? {
+                return Ok(posted);
+            }
+        }
+        Err(busy())
+    }
+
+    /// One attempt of `post_message`; `None` when another writer claimed the session in
+    /// between.
+    async fn try_post(
+        &self,
+        chat: &baton_core::Chat,
+        content: &str,
+        model: Option<&str>,
+    ) -> Result<Option<PostedMessage>, AgentError> {
+        let inner = &self.inner;
+        let cfg = &inner.config;
+        let existing = match inner.store.list_sessions(chat.id).await?.pop() {
             Some(s) => {
                 lifecycle::on_message(s.status, self.is_running(s.id))
                     .map_err(|e| AgentError::Conflict(e.0))?;
-                let state = SessionState::from_value(&s.state).map_err(AgentError::BadInput)?;
-                (s, state, false)
+                s
             }
             None => {
                 let root = chat
                     .workspace
                     .clone()
                     .map(PathBuf::from)
-                    .unwrap_or(inner.config.default_workspace.clone());
+                    .unwrap_or(cfg.default_workspace.clone());
                 let ws = Workspace::new(&root).map_err(|e| AgentError::BadInput(e.to_string()))?;
                 let state = SessionState {
                     system: SYSTEM_PROMPT.to_string(),
                     workspace: ws.root().display().to_string(),
                     caps: chat.capabilities,
-                    max_tool_calls: inner.config.max_tool_calls,
+                    max_tool_calls: cfg.max_tool_calls,
                     ..Default::default()
                 };
-                let model = model.clone().unwrap_or(inner.config.default_model.clone());
+                let model = model
+                    .map(str::to_string)
+                    .unwrap_or(cfg.default_model.clone());
                 let links = Links {
-                    chat: Some(chat_id),
+                    chat: Some(chat.id),
                     ..Links::default()
                 };
                 let session = new_session(inner, model, links, SessionStatus::Idle, &state);
-                (session, state, true)
+                inner.store.create_session(&session).await?;
+                session
             }
         };
+        // This instance answers: it claims the session, so a second message (here or on
+        // another instance) finds it busy, and its snapshots are fenced by the claim. The
+        // state is read from the claimed row: nothing written before the claim is lost.
+        let mut session = inner
+            .store
+            .claim_session(existing.id, &cfg.instance, cfg.lease_ttl)
+            .await?
+            .ok_or_else(busy)?;
+        if session.status == SessionStatus::Running {
+            return Err(busy());
+        }
+        let mut state = SessionState::from_value(&session.state).map_err(AgentError::BadInput)?;
         if let Some(m) = model {
             session.provider = inner
                 .models
-                .get(&m)
+                .get(m)
                 .map(|e| e.provider.clone())
                 .unwrap_or_default();
-            session.model = m;
+            session.model = m.to_string();
         }
+        // Tasks that ended while the agent was idle are told first, the question last.
+        let mut messages = crate::notices::take(inner, &session, &mut state).await?;
         let message = Message {
             id: MessageId::new(),
-            chat_id,
+            chat_id: chat.id,
             role: Role::User,
-            content: content.clone(),
+            content: content.to_string(),
             attachments: vec![],
             turn_number: session.turn_number + 1,
             created_at: time::now(),
@@ -208,42 +244,23 @@ impl AgentRuntime {
         session.error = None;
         session.state = state.to_value();
         session.updated_at = time::now();
-        if fresh {
-            let mut created = session.clone();
-            created.status = SessionStatus::Idle;
-            inner.store.create_session(&created).await?;
-        }
-        // This instance answers: it claims the session, so a second message (here or on
-        // another instance) finds it busy, and its snapshots are fenced by the claim.
-        let claimed = inner
-            .store
-            .claim_session(session.id, &inner.config.instance, inner.config.lease_ttl)
-            .await?
-            .ok_or_else(busy)?;
-        if claimed.status == SessionStatus::Running {
-            return Err(busy());
-        }
-        session.lease = claimed.lease;
-        match inner
-            .store
-            .save_session(&session, std::slice::from_ref(&message))
-            .await
-        {
+        messages.push(message.clone());
+        match inner.store.save_session(&session, &messages).await {
             Ok(()) => {}
-            // Claimed again in between by another message: that one answers.
-            Err(baton_store::StoreError::Fenced(_)) => return Err(busy()),
-            Err(baton_store::StoreError::NotFound(_)) if !fresh => return Err(busy()),
+            Err(baton_store::StoreError::Fenced(_) | baton_store::StoreError::NotFound(_)) => {
+                return Ok(None)
+            }
             Err(e) => return Err(e.into()),
         }
-        let topic = Topic::Chat(chat_id);
-        publish(&inner.hub, topic, "message", json!({ "message": message })).await;
+        let topic = Topic::Chat(chat.id);
+        crate::notices::publish_messages(inner, &messages).await;
         publish_state(&inner.hub, topic, &session).await;
         let posted = PostedMessage {
             message_id: message.id,
             session_id: session.id,
         };
         self.spawn(session, state);
-        Ok(posted)
+        Ok(Some(posted))
     }
 
     pub(crate) fn is_running(&self, id: SessionId) -> bool {
@@ -272,7 +289,9 @@ impl AgentRuntime {
                 let (session, _) = runner::drive(&inner, session, state, cancel, lost, limit).await;
                 inner.running.lock().expect("running lock").remove(&id);
                 // Tasks that ended during its last turn are told now that it is idle.
-                if let (Some(chat), false) = (session.chat_id, session.status == SessionStatus::Running) {
+                if let (Some(chat), false) =
+                    (session.chat_id, session.status == SessionStatus::Running)
+                {
                     if let Err(e) = (AgentRuntime { inner }).tell_chat(chat).await {
                         tracing::warn!(error = %e, "telling the chat of its ended tasks failed");
                     }

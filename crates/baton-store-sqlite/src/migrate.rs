@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[Migration] = &[
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a
 /// second process starting on the same file waits and then finds the work done.
 pub(crate) async fn run(pool: &SqlitePool) -> StoreResult<MigrationReport> {
+    apply(pool, MIGRATIONS).await
+}
+
+async fn apply(pool: &SqlitePool, migrations: &[Migration]) -> StoreResult<MigrationReport> {
     let mut conn = pool.acquire().await.map_err(db)?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -44,7 +48,7 @@ pub(crate) async fn run(pool: &SqlitePool) -> StoreResult<MigrationReport> {
     .await
     .map_err(db)?;
     let mut report = MigrationReport::default();
-    for m in MIGRATIONS {
+    for m in migrations {
         let conn = &mut *conn;
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut *conn)
@@ -101,4 +105,76 @@ async fn apply_one(conn: &mut sqlx::SqliteConnection, m: &Migration) -> StoreRes
     .await
     .map_err(db)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::Row;
+
+    /// A migration that rebuilds a table keeps every row of it.
+    #[tokio::test]
+    async fn messages_written_before_the_notice_role_survive_its_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("old.db"))
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.version == "0006_task_notices")
+            .unwrap();
+        apply(&pool, &MIGRATIONS[..before]).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO chats (id, title, created_at, updated_at) VALUES ('c1', 'old', 1, 1);
+             INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
+             VALUES ('m1', 'c1', 'user', 'question', '[]', 1, 2),
+                    ('m2', 'c1', 'assistant', 'answer', '[]', 1, 3);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let report = run(&pool).await.unwrap();
+        assert_eq!(report.applied, ["0006_task_notices"]);
+        let rows =
+            sqlx::query("SELECT id, role, content, task_id FROM messages ORDER BY created_at")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let got: Vec<(String, String, String, Option<String>)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("m1".into(), "user".into(), "question".into(), None),
+                ("m2".into(), "assistant".into(), "answer".into(), None)
+            ]
+        );
+        let auto: i64 = sqlx::query_scalar("SELECT auto_continue FROM chats WHERE id = 'c1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(auto, 1, "existing chats keep waking their agent");
+        // The chat's messages still go with it, and a bad role is still refused.
+        assert!(sqlx::query(
+            "INSERT INTO messages (id, chat_id, role, content, turn_number, created_at)
+             VALUES ('m3', 'c1', 'system', 'x', 1, 4)"
+        )
+        .execute(&pool)
+        .await
+        .is_err());
+        sqlx::query("DELETE FROM chats WHERE id = 'c1'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+    }
 }

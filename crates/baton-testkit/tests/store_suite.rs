@@ -1557,7 +1557,10 @@ async fn ended_tasks_are_told_to_their_chat_once_with_the_snapshot(kind: Kind) {
     sess.lease = claimed.lease;
 
     let mut tasks = Vec::new();
-    for (i, c) in [chat.id, chat.id, chat.id, other.id].into_iter().enumerate() {
+    for (i, c) in [chat.id, chat.id, chat.id, other.id]
+        .into_iter()
+        .enumerate()
+    {
         let mut t = new_task(&format!("task {i}"), Some(sess.id));
         t.chat_id = Some(c);
         s.create_task(&t).await.unwrap();
@@ -1567,7 +1570,11 @@ async fn ended_tasks_are_told_to_their_chat_once_with_the_snapshot(kind: Kind) {
     assert_eq!(claimed.len(), 4);
     // They end in the order 1, 0, 3; task 2 keeps running.
     for i in [1usize, 0, 3, 2] {
-        let mut t = claimed.iter().find(|t| t.id == tasks[i].id).unwrap().clone();
+        let mut t = claimed
+            .iter()
+            .find(|t| t.id == tasks[i].id)
+            .unwrap()
+            .clone();
         if i == 2 {
             t.status = TaskStatus::Running;
         } else {
@@ -1589,7 +1596,11 @@ async fn ended_tasks_are_told_to_their_chat_once_with_the_snapshot(kind: Kind) {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(untold(chat.id).await, [tasks[1].id, tasks[0].id], "in the order they ended");
+    assert_eq!(
+        untold(chat.id).await,
+        [tasks[1].id, tasks[0].id],
+        "in the order they ended"
+    );
     let mut waiting = s.chats_with_untold_tasks(10).await.unwrap();
     waiting.sort_by_key(|c| c.0);
     let mut expected = vec![chat.id, other.id];
@@ -1624,7 +1635,10 @@ async fn ended_tasks_are_told_to_their_chat_once_with_the_snapshot(kind: Kind) {
     assert_eq!(s.list_messages(chat.id).await.unwrap(), vec![told.clone()]);
     let t1 = s.get_task(tasks[1].id).await.unwrap().unwrap();
     assert!(t1.notified_at.is_some());
-    assert_eq!(s.get_session(sess.id).await.unwrap().unwrap().turn_number, 1);
+    assert_eq!(
+        s.get_session(sess.id).await.unwrap().unwrap().turn_number,
+        1
+    );
     // The same notice again fails as a whole (its id is taken).
     assert!(s
         .save_session(&sess, std::slice::from_ref(&told))
@@ -1666,7 +1680,10 @@ async fn chat_settings_change_and_survive(kind: Kind) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((changed.title.as_str(), changed.auto_continue), ("before", true));
+    assert_eq!(
+        (changed.title.as_str(), changed.auto_continue),
+        ("before", true)
+    );
     let renamed = s
         .update_chat(
             chat.id,
@@ -1678,7 +1695,10 @@ async fn chat_settings_change_and_survive(kind: Kind) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((renamed.title.as_str(), renamed.auto_continue), ("after", true));
+    assert_eq!(
+        (renamed.title.as_str(), renamed.auto_continue),
+        ("after", true)
+    );
     assert_eq!(s.get_chat(chat.id).await.unwrap().unwrap(), renamed);
     assert!(s
         .update_chat(ChatId::new(), baton_core::ChatPatch::default())

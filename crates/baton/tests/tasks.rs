@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 
 on_both!(
     a_chat_agent_spawns_tasks_keeps_answering_and_collects_them,
+    ended_tasks_are_told_once_at_a_turn_boundary_or_by_waking_the_agent,
+    with_auto_continue_off_a_notice_waits_for_the_next_question,
     limits_depth_and_permissions_are_clear_tool_errors,
     people_start_list_and_cancel_tasks,
 );
@@ -36,6 +38,48 @@ async fn new_chat(s: &TestServer) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// A chat whose agent is not woken by its tasks' notices.
+async fn quiet_chat(s: &TestServer) -> String {
+    let (status, chat) = s
+        .post_json(
+            "/api/chats",
+            &json!({ "title": "quiet", "auto_continue": false }),
+        )
+        .await;
+    assert_eq!(status, 201, "{chat}");
+    assert_eq!(chat["auto_continue"], false);
+    chat["id"].as_str().unwrap().to_string()
+}
+
+async fn messages(s: &TestServer, chat: &str) -> Vec<Value> {
+    let (_, page) = s.get(&format!("/api/chats/{chat}/messages")).await;
+    page["items"].as_array().unwrap().clone()
+}
+
+/// The chat's messages as (role, content) once `done` holds for them.
+async fn messages_where(
+    s: &TestServer,
+    chat: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<(String, String)> {
+    let page = s
+        .wait_for(&format!("/api/chats/{chat}/messages"), |v| {
+            v["items"].as_array().is_some_and(|items| done(items))
+        })
+        .await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_string(),
+                m["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 async fn tasks_where(s: &TestServer, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -71,8 +115,11 @@ async fn a_chat_agent_spawns_tasks_keeps_answering_and_collects_them(kind: Kind)
         "\"queued\"",
         Reply::text("started it; ask me anything meanwhile"),
     );
+    // A task that ends while the agent works is told at its next turn boundary.
+    mock.rule("status=\"completed\"", Reply::text("noted"));
     let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
-    let chat = new_chat(&s).await;
+    // Its agent is asked again and again: notices must not wake it in between.
+    let chat = quiet_chat(&s).await;
     let mut ws = s.ws().await;
     ws.subscribe(&format!("chat:{chat}"), None).await;
     let mut tasks_ws = s.ws().await;
@@ -93,10 +140,19 @@ async fn a_chat_agent_spawns_tasks_keeps_answering_and_collects_them(kind: Kind)
         .filter(|m| m["role"] == "assistant")
         .map(|m| m["content"].as_str().unwrap())
         .collect();
-    assert_eq!(answers, ["started it; ask me anything meanwhile"; 3]);
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| ["started it; ask me anything meanwhile", "noted"].contains(a)),
+        "{answers:?}"
+    );
 
     let tasks = tasks_where(&s, |items| {
-        items.len() == 3 && items.iter().all(|t| t["status"] == "completed")
+        items.len() == 3
+            && items
+                .iter()
+                .all(|t| t["status"] == "completed" && t["notified_at"].is_string())
     })
     .await;
     for t in &tasks {
@@ -128,6 +184,20 @@ async fn a_chat_agent_spawns_tasks_keeps_answering_and_collects_them(kind: Kind)
         .unwrap()
         .clone();
     assert_eq!(last["content"], "A is done");
+    let notices: Vec<&Value> = messages["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "notice")
+        .collect();
+    let mut told_tasks: Vec<&str> = notices
+        .iter()
+        .map(|m| m["task_id"].as_str().unwrap())
+        .collect();
+    told_tasks.sort();
+    let mut all_tasks: Vec<&str> = tasks.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    all_tasks.sort();
+    assert_eq!(told_tasks, all_tasks, "each task told once");
 
     // The chat was told of each task once; the tasks topic saw each one's life.
     let mut told = Vec::new();
@@ -155,11 +225,179 @@ async fn a_chat_agent_spawns_tasks_keeps_answering_and_collects_them(kind: Kind)
     }
 }
 
+async fn ended_tasks_are_told_once_at_a_turn_boundary_or_by_waking_the_agent(kind: Kind) {
+    let mock = MockModel::start().await;
+    // Busy: the agent spawns a quick task, then takes a while over a status check; the
+    // task ends meanwhile and is told before the agent's next model call.
+    mock.rule(
+        "spawn quick",
+        Reply::tool(
+            "spawn_subagent",
+            json!({ "prompt": "quick work", "label": "quick" }),
+        ),
+    );
+    mock.rule("quick work", Reply::text("quick result"));
+    mock.rule(
+        "\"queued\"",
+        Reply::tool("list_dir", json!({ "path": "." })).slow(Duration::from_millis(400)),
+    );
+    mock.rule(
+        "status=\"completed\"",
+        Reply::text("noted the task's result"),
+    );
+    mock.set_default(Reply::text("looked around"));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let chat = new_chat(&s).await;
+    let mut ws = s.ws().await;
+    ws.subscribe(&format!("chat:{chat}"), None).await;
+    ask(&s, &chat, "spawn quick").await;
+    let got = messages_where(&s, &chat, |m| m.len() >= 3).await;
+    let roles: Vec<&str> = got.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(roles, ["user", "notice", "assistant"], "{got:?}");
+    assert!(
+        got[1].1.starts_with("Background task “quick” completed."),
+        "{got:?}"
+    );
+    assert!(got[1].1.contains("quick result"));
+    assert_eq!(got[2].1, "noted the task's result");
+    let all = messages(&s, &chat).await;
+    let tasks = tasks_where(&s, |t| t.len() == 1 && t[0]["notified_at"].is_string()).await;
+    assert_eq!(all[1]["task_id"], tasks[0]["id"]);
+    // The model read it once, as a user turn after the tool's result.
+    let told: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.body.to_string().contains("task-notification"))
+        .collect();
+    let first = &told[0].body["messages"];
+    let last = &first[first.as_array().unwrap().len() - 1];
+    assert_eq!(last["role"], "user");
+    assert!(last["content"].as_str().unwrap().contains("quick result"));
+
+    // Idle: the task ends after the answer; its notice wakes the agent.
+    mock.rule(
+        "spawn slow",
+        Reply::tool(
+            "spawn_subagent",
+            json!({ "prompt": "slow work", "label": "slow" }),
+        ),
+    );
+    mock.rule(
+        "slow work",
+        Reply::text("slow result ".repeat(8)).slow(Duration::from_millis(60)),
+    );
+    mock.push(Reply::tool(
+        "spawn_subagent",
+        json!({ "prompt": "slow work", "label": "slow" }),
+    ));
+    mock.push(Reply::text("started it"));
+    let session = ask(&s, &chat, "spawn slow").await;
+    assert_eq!(session["status"], "idle");
+    let got = messages_where(&s, &chat, |m| m.len() >= 7).await;
+    let roles: Vec<&str> = got[3..].iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "notice", "assistant"],
+        "{got:?}"
+    );
+    assert_eq!(got[4].1, "started it");
+    assert!(got[5].1.starts_with("Background task “slow” completed."));
+    assert_eq!(got[6].1, "noted the task's result");
+    let session_id = session["id"].as_str().unwrap();
+    s.wait_for(&format!("/api/sessions/{session_id}"), |v| {
+        v["status"] == "idle"
+    })
+    .await;
+
+    // Once each: nothing more is told, and each task's notification frame came once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(messages(&s, &chat).await.len(), 7);
+    let mut frames = Vec::new();
+    while let Some(f) = ws.next_within(Duration::from_millis(300)).await {
+        if f["type"] == "notification" {
+            frames.push(f["task"]["label"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(frames, ["quick", "slow"]);
+}
+
+async fn with_auto_continue_off_a_notice_waits_for_the_next_question(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.rule(
+        "spawn it",
+        Reply::tool(
+            "spawn_subagent",
+            json!({ "prompt": "the work", "label": "job" }),
+        ),
+    );
+    mock.rule("the work", Reply::text("job result"));
+    mock.rule("\"queued\"", Reply::text("started"));
+    mock.set_default(Reply::text("answered"));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let chat = new_chat(&s).await;
+    let (status, changed) = s
+        .patch_json(
+            &format!("/api/chats/{chat}"),
+            &json!({ "auto_continue": false }),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["auto_continue"], false);
+    assert_eq!(changed["title"], "with helpers");
+    ask(&s, &chat, "spawn it").await;
+    let got = messages_where(&s, &chat, |m| m.len() >= 3).await;
+    assert_eq!(got[2].0, "notice");
+    let requests = mock.requests().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mock.requests().len(), requests, "the agent was not woken");
+    assert_eq!(messages(&s, &chat).await.len(), 3);
+    // The next question's call carries the notice before it.
+    ask(&s, &chat, "what came of it?").await;
+    let last = mock.requests().pop().unwrap();
+    let msgs = last.body["messages"].as_array().unwrap().clone();
+    let n = msgs.len();
+    assert!(
+        msgs[n - 2]["content"]
+            .as_str()
+            .unwrap()
+            .contains("job result"),
+        "{msgs:?}"
+    );
+    assert_eq!(msgs[n - 1]["content"], "what came of it?");
+
+    // Bad settings are refused and change nothing.
+    for (body, code) in [
+        (json!({ "auto_continue": "yes" }), "invalid_body"),
+        (json!({ "title": "   " }), "invalid_title"),
+        (json!({ "title": "a\u{7}b" }), "invalid_title"),
+        (json!({ "title": "x".repeat(201) }), "invalid_title"),
+        (json!({ "colour": "red" }), "invalid_body"),
+    ] {
+        let (status, err) = s.patch_json(&format!("/api/chats/{chat}"), &body).await;
+        assert_error(status, &err, 400, code);
+    }
+    let (_, now) = s.get(&format!("/api/chats/{chat}")).await;
+    assert_eq!(
+        (now["title"].as_str(), now["auto_continue"].as_bool()),
+        (Some("with helpers"), Some(false))
+    );
+    let (status, err) = s
+        .patch_json(
+            &format!("/api/chats/{}", baton_core::ChatId::new()),
+            &json!({ "auto_continue": true }),
+        )
+        .await;
+    assert_error(status, &err, 404, "not_found");
+}
+
 async fn limits_depth_and_permissions_are_clear_tool_errors(kind: Kind) {
     let mock = MockModel::start().await;
     mock.rule(
         "spawn one",
-        Reply::tool("spawn_subagent", json!({ "prompt": "task work X" })),
+        Reply::tool(
+            "spawn_subagent",
+            json!({ "prompt": "task work X", "label": "X" }),
+        ),
     );
     mock.rule(
         "spawn a writer",
@@ -179,7 +417,7 @@ async fn limits_depth_and_permissions_are_clear_tool_errors(kind: Kind) {
     let mut settings = mock_settings(&mock, "openai");
     settings.push(("limits.tasks_per_session".into(), "1".into()));
     let s = TestServer::start_owned(kind, settings).await;
-    let chat = new_chat(&s).await;
+    let chat = quiet_chat(&s).await;
     ask(&s, &chat, "spawn one").await;
     ask(&s, &chat, "spawn one").await;
     let (_, traces) = s.get(&format!("/api/chats/{chat}/traces")).await;
@@ -202,7 +440,7 @@ async fn limits_depth_and_permissions_are_clear_tool_errors(kind: Kind) {
     );
 
     // A read-only chat cannot hand a task a tool it does not have.
-    let other = new_chat(&s).await;
+    let other = quiet_chat(&s).await;
     ask(&s, &other, "spawn a writer").await;
     let (_, traces) = s.get(&format!("/api/chats/{other}/traces")).await;
     let spawn = traces["items"]
