@@ -218,3 +218,155 @@ async fn sqlite_killed_mid_task_resumes_and_ends_once() {
 async fn postgres_killed_mid_task_resumes_and_ends_once() {
     killed_mid_task_resumes_and_ends_once(Kind::Postgres).await;
 }
+
+/// A chat's agent spawned two tasks — one mid-call, one queued behind it — when the
+/// server was `kill -9`ed: after the restart both end once, each is told to the chat once,
+/// and the notices wake the agent, which answers them.
+async fn killed_with_a_chats_tasks_in_flight_tells_each_once(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let mock = MockModel::start().await;
+    for n in ["one", "two"] {
+        mock.rule(
+            &format!("spawn {n}"),
+            Reply::tool(
+                "spawn_subagent",
+                json!({ "prompt": format!("job {n}"), "label": n }),
+            ),
+        );
+    }
+    mock.rule("\"queued\"", Reply::text("started"));
+    mock.rule(
+        "job one",
+        Reply::tool("read_file", json!({ "path": "notes.txt" })),
+    );
+    // The call the kill interrupts (and that is made again, whole, after the restart).
+    mock.rule(
+        "ship it",
+        Reply::text("result one ".repeat(8)).slow(Duration::from_millis(150)),
+    );
+    mock.rule("job two", Reply::text("result two"));
+    mock.rule("status=\"completed\"", Reply::text("noted"));
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("notes.txt"), "ship it\n").unwrap();
+    let mut env = as_env(&mock_settings(&mock, "deepseek"));
+    env.extend(as_env(&common::short_leases()));
+    env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
+    // One task at a time: the second waits in the queue.
+    env.push(("BATON_LIMITS__TASKS_PER_INSTANCE".into(), "1".into()));
+
+    let (mut first, addr) = spawn_baton(work.path(), &env);
+    let chat = post(
+        &addr,
+        "/api/chats",
+        json!({ "title": "crash", "workspace": work.path() }),
+    )
+    .await;
+    let chat = chat["id"].as_str().unwrap().to_string();
+    let messages = |addr: String| {
+        let chat = chat.clone();
+        async move {
+            get(&addr, &format!("/api/chats/{chat}/messages")).await["items"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+    for n in ["one", "two"] {
+        post(
+            &addr,
+            &format!("/api/chats/{chat}/messages"),
+            json!({ "content": format!("spawn {n}") }),
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while messages(addr.clone()).await.last().unwrap()["role"] != "assistant" {
+            assert!(Instant::now() < deadline, "the agent did not answer");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    wait_until("task one's answer is streaming", || {
+        mock.requests()
+            .iter()
+            .any(|r| r.body.to_string().contains("ship it"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = get(&addr, "/api/tasks").await;
+    let statuses: Vec<&str> = before["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["queued", "running"], "{before}");
+    kill9(&mut first);
+
+    let (mut second, addr) = spawn_baton(work.path(), &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let tasks = get(&addr, "/api/tasks").await;
+        let items = tasks["items"].as_array().unwrap().clone();
+        let msgs = messages(addr.clone()).await;
+        let settled = items.iter().all(|t| t["notified_at"].is_string())
+            && msgs.last().is_some_and(|m| m["role"] == "assistant");
+        if settled {
+            break (items, msgs);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled after restart: {tasks}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (tasks, _) = done;
+    assert!(
+        tasks.iter().all(|t| t["status"] == "completed"),
+        "{tasks:?}"
+    );
+    // Nothing more arrives: each task was told once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let msgs = messages(addr.clone()).await;
+    let mut told: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m["role"] == "notice")
+        .map(|m| m["task_id"].as_str().unwrap())
+        .collect();
+    told.sort();
+    let mut ids: Vec<&str> = tasks.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(told, ids, "{msgs:?}");
+    let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(&roles[..4], ["user", "assistant", "user", "assistant"]);
+    assert_eq!(roles.last(), Some(&"assistant"));
+    assert!(
+        msgs.iter()
+            .filter(|m| m["role"] == "assistant")
+            .skip(2)
+            .all(|m| m["content"] == "noted"),
+        "{msgs:?}"
+    );
+    let one = tasks.iter().find(|t| t["label"] == "one").unwrap();
+    let session = one["session_id"].as_str().unwrap();
+    let traces = get(&addr, &format!("/api/sessions/{session}/traces")).await;
+    let traces = traces["items"].as_array().unwrap();
+    let reads = traces
+        .iter()
+        .filter(|t| t["tool_name"] == "read_file")
+        .count();
+    assert_eq!(reads, 1, "the finished tool call was not made again");
+    assert!(
+        traces.iter().any(|t| t["outcome"] == "cancelled"),
+        "the interrupted call is closed: {traces:?}"
+    );
+    kill9(&mut second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_killed_with_a_chats_tasks_in_flight_tells_each_once() {
+    killed_with_a_chats_tasks_in_flight_tells_each_once(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_with_a_chats_tasks_in_flight_tells_each_once() {
+    killed_with_a_chats_tasks_in_flight_tells_each_once(Kind::Postgres).await;
+}
