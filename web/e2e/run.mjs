@@ -355,6 +355,40 @@ async function runBackend(browser, backend) {
       await context.close();
     });
 
+    await scenario("background from a chat: shown where it started, told when done", backend, async () => {
+      const { page, context } = await newPage(browser);
+      const chat = await http(srv.base, "POST", "/api/chats", { title: "Helpers", workspace: srv.ws });
+      await page.goto(`${srv.base}/chats/${chat.id}`);
+      await page.locator('.conn[data-state="open"]').waitFor({ timeout: T });
+      assert.equal(await page.getByLabel("wake on task results").isChecked(), true);
+      await page.getByLabel("Message").fill("[background] please look into it");
+      await page.keyboard.press("Enter");
+      // The task it started is shown under the question, live; then its notice, then the
+      // agent's answer to it (the notice woke it).
+      await page.locator(".spawned .task-chip:has-text('background helper')").waitFor({ timeout: T });
+      await page.locator(".msg.notice:has-text('Background task “background helper” completed.')").waitFor({ timeout: T });
+      await page.locator(".msg.assistant:has-text('The background agent has finished')").waitFor({ timeout: T });
+      await page.locator(".spawned .task-chip .status-completed").waitFor({ timeout: T });
+      await shot(page, backend, "background-in-chat");
+      // The notice leads to the task in the Background pane.
+      await page.locator(".msg.notice a:has-text('view task')").click();
+      await page.locator(".task-result:has-text('Done at once.')").waitFor({ timeout: T });
+      // Turning waking off is kept.
+      await page.goBack();
+      await page.getByLabel("wake on task results").uncheck();
+      await page.waitForFunction(
+        async (u) => (await (await fetch(u)).json()).auto_continue === false,
+        `${srv.base}/api/chats/${chat.id}`,
+        { timeout: T },
+      );
+      await page.reload();
+      assert.equal(await page.getByLabel("wake on task results").isChecked(), false);
+      const msgs = await http(srv.base, "GET", `/api/chats/${chat.id}/messages`);
+      assert.equal(msgs.items.filter((m) => m.role === "notice").length, 1);
+      clean(page);
+      await context.close();
+    });
+
     await hostilePage(browser, srv, backend);
   } finally {
     await srv.stop();

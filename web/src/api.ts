@@ -66,6 +66,8 @@ export const api = {
   chat: (chat: string) => call<Chat>("GET", `/chats/${id(chat)}`),
   createChat: (title: string | null, workspace: string | null, capabilities?: { write: boolean; exec: boolean }) =>
     call<Chat>("POST", "/chats", { title: title || undefined, workspace: workspace || undefined, capabilities }),
+  updateChat: (chat: string, change: { title?: string; auto_continue?: boolean }) =>
+    call<Chat>("PATCH", `/chats/${id(chat)}`, change),
   messages: (chat: string) => call<Page<Message>>("GET", `/chats/${id(chat)}/messages`),
   post: (chat: string, content: string) =>
     call<{ message_id: string; session_id: string }>("POST", `/chats/${id(chat)}/messages`, { content }),

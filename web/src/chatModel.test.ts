@@ -18,6 +18,7 @@ const message = (id: string, role: Message["role"], turn: number, content: strin
   attachments: [],
   turn_number: turn,
   created_at: `2026-11-22T10:00:0${turn}Z`,
+  task_id: null,
 });
 
 const trace = (outcome: Trace["outcome"]): Trace => ({

@@ -15,6 +15,8 @@ export interface Chat {
   title: string;
   workspace: string | null;
   capabilities: Capabilities;
+  /** Whether a finished background task's notice wakes the chat's agent. */
+  auto_continue: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -22,11 +24,14 @@ export interface Chat {
 export interface Message {
   id: string;
   chat_id: string;
-  role: "user" | "assistant" | "system" | "tool";
+  /** `notice`: told by Baton, not typed: a background task ended. */
+  role: "user" | "assistant" | "notice";
   content: string;
   attachments: string[];
   turn_number: number;
   created_at: string;
+  /** The background task a notice tells of. */
+  task_id: string | null;
 }
 
 export type Outcome = "running" | "ok" | "error" | "cancelled" | "timeout";
@@ -57,7 +62,7 @@ export interface Trace {
   meta: Record<string, unknown>;
 }
 
-export type SessionStatus = "running" | "completed" | "failed" | "cancelled" | "interrupted";
+export type SessionStatus = "idle" | "running" | "awaiting_input" | "completed" | "failed" | "cancelled";
 
 export interface TurnSummary {
   turn_number: number;

@@ -4,7 +4,8 @@
 //! output, a value made up from the schema, so the built-in workflows run end to end).
 //! A message containing `[fast]` is answered at once, without a tool (for load tests);
 //! one containing `[slow]` streams a long answer over about twenty seconds (something to
-//! watch, or to cancel).
+//! watch, or to cancel); one containing `[background]` has the agent start a background
+//! agent, and the notice of its end is acknowledged.
 use baton_mock_model::{MockModel, Reply};
 use serde_json::json;
 
@@ -39,7 +40,22 @@ async fn main() {
     );
     mock.set_default(Reply::tool("list_dir", json!({ "path": "." })));
     mock.schema_answers();
+    mock.rule(
+        "<task-notification",
+        Reply::text("The background agent has finished; its result is in the notice above."),
+    );
     mock.rule("[fast]", Reply::text("Done at once."));
+    mock.rule(
+        "[background]",
+        Reply::tool(
+            "spawn_subagent",
+            json!({ "prompt": "[fast] look into it", "label": "background helper" }),
+        ),
+    );
+    mock.rule(
+        "\"queued\"",
+        Reply::text("I started a background agent; you will be told when it is done."),
+    );
     mock.rule(
         "[slow]",
         Reply::text("Still working on it, step by step. ".repeat(8))

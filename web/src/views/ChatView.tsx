@@ -2,8 +2,9 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { duration, percent, tokens, usd, clock } from "../format";
 import { search, setParam } from "../router";
 import { hitClass, hitRate } from "../traces";
-import { exchangeOf, exchangesOf } from "../chat";
-import type { Trace } from "../types";
+import { exchangeOf, exchangesOf, spawnedTask } from "../chat";
+import type { Message, Trace } from "../types";
+import { tasks } from "./tasksModel";
 import { ChatModel } from "./chatModel";
 import { HitBar, TraceTree } from "./TraceTree";
 import { CapabilityBadges } from "./Capabilities";
@@ -100,6 +101,16 @@ function ChatPane({ model }: { model: ChatModel }) {
           <div class="muted small">{chat?.workspace ?? "server's default workspace"}</div>
         </div>
         <span class="spacer" />
+        {chat ? (
+          <label class="toggle small" title="When a background task this chat started ends, its result is added here; with this on, the agent also goes on with it">
+            <input
+              type="checkbox"
+              checked={chat.auto_continue}
+              onChange={(e) => void model.setAutoContinue((e.currentTarget as HTMLInputElement).checked)}
+            />{" "}
+            wake on task results
+          </label>
+        ) : null}
         {session ? <span class={`badge status-${session.status}`}>{session.status}</span> : null}
         {running ? (
           <button class="danger" onClick={() => void model.cancel()}>
@@ -118,13 +129,18 @@ function ChatPane({ model }: { model: ChatModel }) {
         {exchanges.length === 0 ? <p class="muted empty">Ask something about the workspace.</p> : null}
         {exchanges.map((x) => (
           <div class="turn" id={`exchange-${x.turn}`} key={x.turn}>
-            {x.user.map((m) => (
-              <div class="msg user" key={m.id}>
-                <div class="msg-body">{m.content}</div>
-                <div class="msg-meta">{clock(m.created_at)}</div>
-              </div>
-            ))}
+            {x.user.map((m) =>
+              m.role === "notice" ? (
+                <Notice m={m} key={m.id} />
+              ) : (
+                <div class="msg user" key={m.id}>
+                  <div class="msg-body">{m.content}</div>
+                  <div class="msg-meta">{clock(m.created_at)}</div>
+                </div>
+              ),
+            )}
             <ToolCalls calls={toolsByExchange.get(x.turn) ?? []} />
+            <SpawnedTasks calls={toolsByExchange.get(x.turn) ?? []} />
             {x.answers.map((m) => (
               <div class="msg assistant" key={m.id}>
                 <div class="msg-body">{m.content}</div>
@@ -161,6 +177,56 @@ function ChatPane({ model }: { model: ChatModel }) {
         {session ? <span class="muted">{session.model}</span> : null}
       </footer>
     </>
+  );
+}
+
+/** A background task's end, told to the chat. */
+function Notice({ m }: { m: Message }) {
+  const [head, ...rest] = m.content.split("\n\n");
+  const body = rest.join("\n\n");
+  return (
+    <div class="msg notice" role="note">
+      <div class="notice-head">
+        <span>{head}</span>
+        {m.task_id ? (
+          <a class="small" href={`/tasks?task=${m.task_id}`}>
+            view task
+          </a>
+        ) : null}
+      </div>
+      {body ? (
+        <details>
+          <summary class="small">result</summary>
+          <div class="msg-body">{body}</div>
+        </details>
+      ) : null}
+      <div class="msg-meta">{clock(m.created_at)}</div>
+    </div>
+  );
+}
+
+/** The background tasks this exchange's agent started, live, where it started them. */
+function SpawnedTasks({ calls }: { calls: Trace[] }) {
+  const ids = calls
+    .filter((c) => c.tool_name === "spawn_subagent" && c.outcome === "ok")
+    .map((c) => spawnedTask(c.output))
+    .filter((id): id is string => id !== null);
+  if (ids.length === 0) return null;
+  const known = tasks.value;
+  return (
+    <ul class="spawned" aria-label="Background tasks started here">
+      {ids.map((id) => {
+        const t = known.find((k) => k.id === id);
+        return (
+          <li key={id}>
+            <a href={`/tasks?task=${id}`} class="task-chip">
+              <span class="muted">background</span> {t?.label ?? id.slice(0, 8)}{" "}
+              {t ? <span class={`badge status-${t.status}`}>{t.status}</span> : null}
+            </a>
+          </li>
+        );
+      })}
+    </ul>
   );
 }
 

@@ -146,6 +146,15 @@ export class ChatModel {
     }
   }
 
+  async setAutoContinue(on: boolean) {
+    this.error.value = null;
+    try {
+      this.chat.value = await api.updateChat(this.id, { auto_continue: on });
+    } catch (e) {
+      this.error.value = e instanceof Error ? e.message : String(e);
+    }
+  }
+
   async cancel() {
     const s = this.session.value;
     if (!s) return;
