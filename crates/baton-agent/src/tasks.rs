@@ -190,6 +190,27 @@ fn progress_of(s: &Session) -> TaskProgress {
     }
 }
 
+/// How often a running task's progress is looked at, and told (`task_event` `progress`)
+/// when it changed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Tells the `tasks` topic how far a running task has got, from its session's snapshots,
+/// until it is aborted when the task's loop ends.
+async fn report_progress(rt: AgentRuntime, mut task: Task) {
+    let Some(sid) = task.session_id else { return };
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let Ok(Some(s)) = rt.inner.store.get_session(sid).await else {
+            continue;
+        };
+        let now = progress_of(&s);
+        if now != task.progress {
+            task.progress = now;
+            event(&rt.inner, "progress", &task).await;
+        }
+    }
+}
+
 /// The task tools' schemas: spawning only where the depth allows it.
 pub(crate) fn specs(depth: u32, limits: &TaskLimits) -> Vec<ToolSpec> {
     let id = json!({ "type": "string", "description": "The task_id spawn_subagent returned" });
@@ -588,7 +609,9 @@ impl AgentRuntime {
         inner.tasks.spawn(tracing::Instrument::instrument(
             async move {
                 let limit = this.inner.config.task_limits.timeout;
+                let reporter = tokio::spawn(report_progress(this.clone(), task.clone()));
                 let (session, state) = this.drive_session(session, state, limit).await;
+                reporter.abort();
                 drop(permit);
                 this.finish_task(task, &session, &state).await;
             },

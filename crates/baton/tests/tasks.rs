@@ -14,6 +14,7 @@ on_both!(
     a_chat_agent_spawns_tasks_keeps_answering_and_collects_them,
     ended_tasks_are_told_once_at_a_turn_boundary_or_by_waking_the_agent,
     with_auto_continue_off_a_notice_waits_for_the_next_question,
+    a_running_task_reports_its_progress,
     limits_depth_and_permissions_are_clear_tool_errors,
     people_start_list_and_cancel_tasks,
 );
@@ -582,4 +583,45 @@ async fn people_start_list_and_cancel_tasks(kind: Kind) {
         .get(&format!("/api/tasks/{}", baton_core::TaskId::new()))
         .await;
     assert_error(status, &err, 404, "not_found");
+}
+
+async fn a_running_task_reports_its_progress(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.rule(
+        "look then write",
+        Reply::tool("list_dir", json!({ "path": "." })),
+    );
+    mock.after_tool_result(
+        Reply::text("a long answer ".repeat(40)).slow(Duration::from_millis(500)),
+    );
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let mut ws = s.ws().await;
+    ws.subscribe("tasks", None).await;
+    assert_eq!(ws.next().await["type"], "snapshot");
+    let (status, task) = s
+        .post_json(
+            "/api/tasks",
+            &json!({ "prompt": "look then write", "label": "watch me" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let progress = loop {
+        let f = ws.next().await;
+        if f["type"] == "task_event" && f["phase"] == "progress" {
+            break f;
+        }
+        assert_ne!(
+            f["phase"], "finished",
+            "it ended before telling its progress: {f}"
+        );
+    };
+    assert_eq!(progress["task"]["id"], task["id"]);
+    assert_eq!(progress["task"]["status"], "running");
+    let p = &progress["task"]["progress"];
+    assert!(p["turns"].as_u64().unwrap() >= 1, "{p}");
+    assert_eq!(p["tool_calls"], 1, "{p}");
+    assert_eq!(p["last_tool"], "list_dir");
+    let id = task["id"].as_str().unwrap();
+    s.post_json(&format!("/api/tasks/{id}/cancel"), &json!({}))
+        .await;
 }
