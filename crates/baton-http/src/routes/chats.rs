@@ -39,8 +39,8 @@ pub struct CreateChat {
 pub struct UpdateChat {
     /// Up to 200 characters, not blank, no control characters.
     #[schemars(
-        length(min = 1, max = 200),
-        regex(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*\S[^\u0000-\u001f\u007f-\u009f]*$")
+        length(max = 200),
+        regex(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")
     )]
     pub title: Option<String>,
     /// Whether a finished background task's notice wakes the chat's agent.
@@ -48,7 +48,6 @@ pub struct UpdateChat {
 }
 
 fn valid_title(t: &str) -> ApiResult<String> {
-    let t = t.trim();
     if t.chars().count() > MAX_TITLE_CHARS {
         return Err(ApiError::bad(
             "invalid_title",
@@ -61,16 +60,19 @@ fn valid_title(t: &str) -> ApiResult<String> {
             "title contains control characters",
         ));
     }
-    Ok(t.to_string())
+    Ok(t.trim().to_string())
 }
 
 pub async fn create(
     State(state): State<AppState>,
     Json(req): Json<CreateChat>,
 ) -> ApiResult<(StatusCode, axum::Json<Chat>)> {
-    let title = match req.title.as_deref().map(str::trim) {
-        None | Some("") => "New chat".to_string(),
-        Some(t) => valid_title(t)?,
+    let title = match req.title.as_deref() {
+        None => "New chat".to_string(),
+        Some(t) => match valid_title(t)? {
+            t if t.is_empty() => "New chat".to_string(),
+            t => t,
+        },
     };
     let workspace = state
         .agents
