@@ -285,8 +285,11 @@ async fn run_loop(ctx: &Ctx<'_>, session: &mut Session, state: &mut SessionState
             ));
         }
         if let Some(budget) = state.budget_tokens {
-            if state.usage.total() >= budget {
-                return End::Failed(format!("stopped: the token budget of {budget} is spent"));
+            // Output tokens, as Claude Code counts a budget.
+            if state.usage.output_tokens >= budget {
+                return End::Failed(format!(
+                    "stopped: the budget of {budget} output tokens is spent"
+                ));
             }
         }
         if let Some(end) = tell_ended_tasks(ctx, session, state).await {
@@ -402,16 +405,11 @@ async fn model_turn(
 ) -> Result<(), End> {
     let inner = ctx.inner;
     let Some(model) = inner.models.get(&session.model) else {
-        let known = inner.models.names();
-        return Err(End::Failed(format!(
-            "model '{}' is not configured (configured: {}); add it under [models] with a provider",
-            session.model,
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )));
+        let why = inner
+            .model_for(Some(&session.model))
+            .err()
+            .unwrap_or_else(|| format!("model '{}' is not configured", session.model));
+        return Err(End::Failed(why));
     };
     if has_images(&state.history) && !(model.vision && model.client.accepts_images()) {
         return Err(End::Failed(format!(

@@ -112,6 +112,12 @@ impl AgentRuntime {
         &self.inner.models
     }
 
+    /// The configured model a request names (`None`: the default); the error says what
+    /// to configure.
+    pub fn model_for(&self, requested: Option<&str>) -> Result<String, String> {
+        self.inner.model_for(requested)
+    }
+
     /// The canonical workspace `raw` names (`None` for the default), once `caps` are
     /// known to be allowed there.
     pub fn resolve_workspace(
@@ -141,19 +147,10 @@ impl AgentRuntime {
             .get_chat(chat_id)
             .await?
             .ok_or(AgentError::NotFound("chat"))?;
-        if let Some(m) = &model {
-            if !inner.models.contains(m) {
-                let known = inner.models.names();
-                return Err(AgentError::BadInput(format!(
-                    "unknown model '{m}'; configured models: {}",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
-        }
+        let model = match model {
+            Some(m) => Some(inner.model_for(Some(&m)).map_err(AgentError::BadInput)?),
+            None => None,
+        };
         // Another writer may take the idle session between this claim and its save (a
         // finished task's notice being told): then read it again and go on from there.
         for _ in 0..3 {
@@ -515,7 +512,11 @@ impl AgentRuntime {
         cancel: CancellationToken,
     ) -> Result<AgentOutcome, AgentError> {
         let inner = &self.inner;
-        let model = spec.model.unwrap_or(inner.config.default_model.clone());
+        // A name that resolves to nothing stays as written: the agent fails on its first
+        // call with the reason (`runner::model_turn`).
+        let model = inner
+            .model_for(spec.model.as_deref())
+            .unwrap_or_else(|_| spec.model.clone().unwrap_or_default());
         let root = spec
             .workspace
             .unwrap_or(inner.config.default_workspace.clone());

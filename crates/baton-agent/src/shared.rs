@@ -69,6 +69,19 @@ pub(crate) struct Inner {
     pub shutdown: CancellationToken,
 }
 
+impl Inner {
+    /// The configured model a request names (`None`: the default model); aliases and
+    /// Claude Code's names resolve (`ModelRegistry::resolve`), anything else is an error
+    /// that says what to configure.
+    pub fn model_for(&self, requested: Option<&str>) -> Result<String, String> {
+        let default = &self.config.default_model;
+        match requested {
+            None => Ok(default.clone()),
+            Some(name) => self.models.resolve(name, default),
+        }
+    }
+}
+
 /// A session's loop running here.
 pub(crate) struct Running {
     pub cancel: CancellationToken,

@@ -89,14 +89,10 @@ pub(crate) async fn spawn(inner: &Inner, req: SpawnRequest) -> Result<Task, Agen
             "a label is at most {MAX_LABEL_CHARS} characters, without control characters"
         )));
     }
-    if let Some(m) = &req.model {
-        if !inner.models.contains(m) {
-            return Err(AgentError::BadInput(format!(
-                "unknown model '{m}'; configured models: {}",
-                inner.models.names().join(", ")
-            )));
-        }
-    }
+    let model = match &req.model {
+        Some(m) => Some(inner.model_for(Some(m)).map_err(AgentError::BadInput)?),
+        None => None,
+    };
     let limits = &inner.config.task_limits;
     let depth = match req.parent {
         Some((parent, _, depth)) => {
@@ -125,7 +121,7 @@ pub(crate) async fn spawn(inner: &Inner, req: SpawnRequest) -> Result<Task, Agen
                 .unwrap_or_else(|| prompt.chars().take(60).collect()),
         ),
         prompt: prompt.to_string(),
-        model: req.model,
+        model,
         workspace: req.workspace.map(|w| w.display().to_string()),
         capabilities: req.capabilities,
         tools: req.tools,
@@ -240,7 +236,7 @@ pub(crate) fn specs(depth: u32, limits: &TaskLimits) -> Vec<ToolSpec> {
     out
 }
 
-pub(crate) fn is_task_tool(name: &str) -> bool {
+pub fn is_task_tool(name: &str) -> bool {
     matches!(name, SPAWN | STATUS | RESULT)
 }
 

@@ -9,8 +9,12 @@ pub enum ScriptError {
     },
     #[error("invalid meta: {0}")]
     Meta(String),
-    #[error("{message} (line {line})")]
-    Forbidden { line: u32, message: String },
+    #[error("{message} (line {line}, column {column})")]
+    Forbidden {
+        line: u32,
+        column: u32,
+        message: String,
+    },
     /// The script threw, or rejected, with this message (and stack when there is one).
     #[error("the script failed: {0}")]
     Thrown(String),

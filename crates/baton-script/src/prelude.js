@@ -9,6 +9,7 @@
   const isArray = Array.isArray;
   const from = Array.from;
   const map = Function.prototype.call.bind(Array.prototype.map);
+  const join = Function.prototype.call.bind(Array.prototype.join);
   const freeze = Object.freeze;
   const define = Object.defineProperty;
   const ErrorCtor = Error;
@@ -32,11 +33,21 @@
     return unwrap(await agentRaw(stringify({ prompt, opts: o, phase })));
   }
 
+  // Items are functions (called) or promises, such as agent(…) calls already made
+  // (awaited); anything else is a TypeError naming its index, before anything runs.
   async function parallel(thunks) {
     if (!isArray(thunks)) throw new TypeErrorCtor('parallel(thunks) takes an array of functions');
+    for (let i = 0; i < thunks.length; i++) {
+      const t = thunks[i];
+      const thenable = t !== null && typeof t === 'object' && typeof t.then === 'function';
+      if (typeof t !== 'function' && !thenable) {
+        throw new TypeErrorCtor('parallel(thunks): item ' + i + ' is ' + (t === null ? 'null' : typeof t) +
+          ', not a function or a promise; write () => agent(…)');
+      }
+    }
     unwrap(itemsRaw(thunks.length));
     return all(map(thunks, async (t) => {
-      try { return await t(); } catch (e) { return null; }
+      try { return await (typeof t === 'function' ? t() : t); } catch (e) { return null; }
     }));
   }
 
@@ -60,8 +71,14 @@
     unwrap(phaseRaw(currentPhase));
   }
 
-  function log(message) {
-    unwrap(logRaw(Str(message)));
+  // Like console.log: its arguments joined by spaces, objects as JSON.
+  function log(...parts) {
+    const text = map(parts, (p) => {
+      if (typeof p === 'string') return p;
+      if (p === undefined || typeof p === 'function' || typeof p === 'symbol') return Str(p);
+      try { const j = stringify(p); return j === undefined ? Str(p) : j; } catch (e) { return Str(p); }
+    });
+    unwrap(logRaw(join(text, ' ')));
   }
 
   async function workflow(name, args) {

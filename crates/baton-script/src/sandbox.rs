@@ -82,10 +82,16 @@ pub async fn parse(src: &str) -> Result<Script, ScriptError> {
     if src.len() > MAX_SOURCE {
         return Err(ScriptError::Forbidden {
             line: 1,
+            column: 1,
             message: format!("the script is over {MAX_SOURCE} bytes"),
         });
     }
-    let (meta_text, body, default_export, phase_calls) = source::prepare(src)?;
+    let source::Prepared {
+        meta: meta_text,
+        body,
+        default_export,
+        phase_calls,
+    } = source::prepare(src)?;
     let wrapped = source::wrap(&body, default_export);
     let limits = Limits {
         memory_bytes: 32 << 20,

@@ -1,5 +1,14 @@
-//! Reading a workflow file: the `meta` literal, the `export default { run }` form, no
-//! imports; and the wrapping that gives the body top-level `await` and `return`.
+//! Reading a workflow file with a JavaScript parser (oxc): the `meta` literal, the
+//! `export default { run }` form, no imports; and the wrapping that gives the body
+//! top-level `await` and `return`.
+use oxc_allocator::Allocator;
+use oxc_ast::ast::{
+    BindingPattern, CallExpression, Declaration, Expression, ImportExpression, ObjectExpression,
+    ObjectProperty, ObjectPropertyKind, PropertyKey, PropertyKind, Statement, UnaryOperator,
+};
+use oxc_ast_visit::{walk, Visit};
+use oxc_parser::{ParseOptions, Parser};
+use oxc_span::{GetSpan, SourceType, Span};
 use serde::{Deserialize, Serialize};
 
 use crate::ScriptError;
@@ -51,291 +60,285 @@ pub(crate) fn wrap(body: &str, default_export: bool) -> String {
     format!("{PREFIX}{body}{call}\n}})")
 }
 
-/// Blanks comments and string contents (keeping line breaks and offsets) so that
-/// keyword searches only see code.
-pub(crate) fn code_only(src: &str) -> Vec<u8> {
-    let b = src.as_bytes();
-    let mut out = b.to_vec();
-    let mut i = 0;
-    let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
-        for c in out.iter_mut().take(to).skip(from) {
-            if *c != b'\n' {
-                *c = b' ';
+/// 1-based line and column (in characters) of byte `offset` in `src`.
+pub(crate) fn position(src: &str, offset: usize) -> (u32, u32) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.bytes().filter(|c| *c == b'\n').count() as u32 + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() as u32 + 1;
+    (line, column)
+}
+
+fn forbidden(src: &str, offset: u32, message: impl Into<String>) -> ScriptError {
+    let (line, column) = position(src, offset as usize);
+    ScriptError::Forbidden {
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+/// A pure literal: strings, templates without substitutions, numbers (negative too),
+/// booleans, null, and arrays and objects of them with plain keys.
+fn check_literal(src: &str, e: &Expression) -> Result<(), String> {
+    match e {
+        Expression::StringLiteral(_)
+        | Expression::NumericLiteral(_)
+        | Expression::BooleanLiteral(_)
+        | Expression::NullLiteral(_) => Ok(()),
+        Expression::TemplateLiteral(t) if t.expressions.is_empty() => Ok(()),
+        Expression::TemplateLiteral(_) => {
+            Err("template substitutions are not allowed in meta".into())
+        }
+        Expression::UnaryExpression(u)
+            if u.operator == UnaryOperator::UnaryNegation
+                && matches!(u.argument, Expression::NumericLiteral(_)) =>
+        {
+            Ok(())
+        }
+        Expression::ArrayExpression(a) => {
+            a.elements
+                .iter()
+                .try_for_each(|el| match el.as_expression() {
+                    Some(e) => check_literal(src, e),
+                    None => Err(not(src, el.span())),
+                })
+        }
+        Expression::ObjectExpression(o) => check_object(src, o),
+        other => Err(not(src, other.span())),
+    }
+}
+
+fn check_object(src: &str, o: &ObjectExpression) -> Result<(), String> {
+    o.properties.iter().try_for_each(|p| match p {
+        ObjectPropertyKind::ObjectProperty(p)
+            if !p.computed && !p.method && !p.shorthand && p.kind == PropertyKind::Init =>
+        {
+            check_literal(src, &p.value)
+        }
+        other => Err(not(src, other.span())),
+    })
+}
+
+fn not(src: &str, span: Span) -> String {
+    let text: String = src[span.start as usize..span.end as usize]
+        .chars()
+        .take(40)
+        .collect();
+    format!("'{text}' is not a literal; meta must be a pure literal")
+}
+
+/// Walks the whole script: refuses `import()` and `require(…)` calls, and collects the
+/// phase titles it names as literals (`phase('…')`, `{ phase: '…' }`).
+struct Walk<'s> {
+    src: &'s str,
+    refused: Option<ScriptError>,
+    phases: Vec<String>,
+}
+
+impl Walk<'_> {
+    fn refuse(&mut self, span: Span, message: &str) {
+        if self.refused.is_none() {
+            self.refused = Some(forbidden(self.src, span.start, message));
+        }
+    }
+
+    fn phase(&mut self, e: Option<&Expression>) {
+        let title = match e {
+            Some(Expression::StringLiteral(s)) => s.value.to_string(),
+            Some(Expression::TemplateLiteral(t)) if t.expressions.is_empty() => {
+                t.quasis.iter().map(|q| q.value.raw.to_string()).collect()
+            }
+            _ => return,
+        };
+        if !self.phases.contains(&title) {
+            self.phases.push(title);
+        }
+    }
+}
+
+impl<'a> Visit<'a> for Walk<'_> {
+    fn visit_import_expression(&mut self, it: &ImportExpression<'a>) {
+        self.refuse(it.span, "import() is not available in workflow scripts");
+        walk::walk_import_expression(self, it);
+    }
+
+    fn visit_call_expression(&mut self, it: &CallExpression<'a>) {
+        if let Expression::Identifier(id) = &it.callee {
+            if id.name == "require" {
+                self.refuse(it.span, "require() is not available in workflow scripts");
+            } else if id.name == "phase" {
+                self.phase(it.arguments.first().and_then(|a| a.as_expression()));
             }
         }
+        walk::walk_call_expression(self, it);
+    }
+
+    fn visit_object_property(&mut self, it: &ObjectProperty<'a>) {
+        let named_phase = match &it.key {
+            PropertyKey::StaticIdentifier(k) => k.name == "phase",
+            PropertyKey::StringLiteral(k) => k.value == "phase",
+            _ => false,
+        };
+        if named_phase && !it.computed {
+            self.phase(Some(&it.value));
+        }
+        walk::walk_object_property(self, it);
+    }
+}
+
+/// What `prepare` finds in a workflow file.
+pub(crate) struct Prepared {
+    /// The `meta` object literal as written.
+    pub meta: Option<String>,
+    /// The file with `export` keywords rewritten so it runs as a function body.
+    pub body: String,
+    pub default_export: bool,
+    pub phase_calls: Vec<String>,
+}
+
+/// Parses a workflow file (as a module whose top level may `return`): refuses `import`
+/// in every form, `require(…)` calls and exports other than `export const meta = {…}` and
+/// `export default`, each with its line and column; reads the meta literal. Identifiers,
+/// property names, strings, comments, regular expressions and templates that contain
+/// those words are fine. Syntax errors the parser cannot get past are reported here;
+/// the engine's own compile reports the rest.
+pub(crate) fn prepare(src: &str) -> Result<Prepared, ScriptError> {
+    let allocator = Allocator::default();
+    let options = ParseOptions {
+        allow_return_outside_function: true,
+        ..ParseOptions::default()
     };
-    while i < b.len() {
-        match b[i] {
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                let end = b[i..]
-                    .iter()
-                    .position(|c| *c == b'\n')
-                    .map_or(b.len(), |p| i + p);
-                blank(&mut out, i, end);
-                i = end;
+    let parsed = Parser::new(&allocator, src, SourceType::mjs())
+        .with_options(options)
+        .parse();
+    if parsed.panicked {
+        let e = parsed.diagnostics.errors().next();
+        let offset = e
+            .and_then(|e| e.labels.first().map(|l| l.offset()))
+            .unwrap_or(0);
+        let (line, column) = position(src, offset as usize);
+        return Err(ScriptError::Syntax {
+            line,
+            column,
+            message: e.map_or("the script does not parse".into(), |e| {
+                e.message.to_string()
+            }),
+        });
+    }
+    let mut body = src.to_string();
+    let mut meta = None;
+    let mut default_export = false;
+    for stmt in &parsed.program.body {
+        match stmt {
+            Statement::ImportDeclaration(d) => {
+                return Err(forbidden(
+                    src,
+                    d.span.start,
+                    "import is not available in workflow scripts",
+                ));
             }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = src[i + 2..].find("*/").map_or(b.len(), |p| i + 2 + p + 2);
-                blank(&mut out, i, end);
-                i = end;
-            }
-            q @ (b'"' | b'\'' | b'`') => {
-                let mut j = i + 1;
-                while j < b.len() && b[j] != q {
-                    if b[j] == b'\\' {
-                        j += 1;
-                    }
-                    j += 1;
+            Statement::ExportDeclaration(d) => {
+                let Declaration::VariableDeclaration(v) = &d.declaration else {
+                    return Err(forbidden(
+                        src,
+                        d.span.start,
+                        "only `export const meta` and `export default` are allowed",
+                    ));
+                };
+                let declarator =
+                    match v.declarations.as_slice() {
+                        [one] => one,
+                        _ => return Err(forbidden(
+                            src,
+                            d.span.start,
+                            "only `export const meta` may be exported (besides `export default`)",
+                        )),
+                    };
+                let named_meta = matches!(&declarator.id,
+                    BindingPattern::BindingIdentifier(id) if id.name == "meta");
+                if !named_meta {
+                    return Err(forbidden(
+                        src,
+                        d.span.start,
+                        "only `export const meta` may be exported (besides `export default`)",
+                    ));
                 }
-                blank(&mut out, i + 1, j.min(b.len()));
-                i = j + 1;
+                let Some(Expression::ObjectExpression(obj)) = &declarator.init else {
+                    return Err(ScriptError::Meta("meta must be an object literal".into()));
+                };
+                check_object(src, obj).map_err(ScriptError::Meta)?;
+                meta = Some(src[obj.span.start as usize..obj.span.end as usize].to_string());
+                // `export const meta` → `       const meta`: same length, same lines.
+                let at = d.span.start as usize;
+                body.replace_range(at..at + 6, "      ");
             }
-            _ => i += 1,
-        }
-    }
-    out
-}
-
-pub(crate) fn line_of(src: &str, offset: usize) -> u32 {
-    src[..offset.min(src.len())]
-        .bytes()
-        .filter(|c| *c == b'\n')
-        .count() as u32
-        + 1
-}
-
-fn find_word(code: &[u8], word: &str, from: usize) -> Option<usize> {
-    let w = word.as_bytes();
-    let mut i = from;
-    while i + w.len() <= code.len() {
-        if &code[i..i + w.len()] == w {
-            let before = i == 0
-                || !(code[i - 1].is_ascii_alphanumeric()
-                    || code[i - 1] == b'_'
-                    || code[i - 1] == b'$'
-                    || code[i - 1] == b'.');
-            let after = code
-                .get(i + w.len())
-                .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'$'));
-            if before && after {
-                return Some(i);
+            Statement::ExportDefaultDeclaration(d) => {
+                default_export = true;
+                let at = d.span.start as usize;
+                let keyword = src[at + 6..]
+                    .find("default")
+                    .map(|i| at + 6 + i + 7)
+                    .unwrap_or(at + 6);
+                let replacement = format!(
+                    "{DEFAULT_EXPORT}{}",
+                    " ".repeat((keyword - at).saturating_sub(DEFAULT_EXPORT.len()))
+                );
+                body.replace_range(at..keyword, &replacement);
             }
-        }
-        i += 1;
-    }
-    None
-}
-
-fn skip_ws(code: &[u8], mut i: usize) -> usize {
-    while i < code.len() && code[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    i
-}
-
-/// The end (exclusive) of the balanced `{…}` starting at `open`, in code-only text.
-fn matching_brace(code: &[u8], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, c) in code.iter().enumerate().skip(open) {
-        match c {
-            b'{' | b'[' | b'(' => depth += 1,
-            b'}' | b']' | b')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
+            Statement::ExportNamedDeclaration(d) => {
+                return Err(forbidden(
+                    src,
+                    d.span.start,
+                    "only `export const meta` and `export default` are allowed",
+                ));
+            }
+            Statement::ExportAllDeclaration(d) => {
+                return Err(forbidden(
+                    src,
+                    d.span.start,
+                    "only `export const meta` and `export default` are allowed",
+                ));
+            }
+            Statement::ExportFromDeclaration(d) => {
+                return Err(forbidden(
+                    src,
+                    d.span.start,
+                    "only `export const meta` and `export default` are allowed",
+                ));
             }
             _ => {}
         }
     }
-    None
-}
-
-/// Checks that the meta text is a pure literal: objects, arrays, strings (templates
-/// without `${`), numbers, booleans, null, and plain keys. Returns it as JSON-ready JS.
-fn check_literal(text: &str) -> Result<(), String> {
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b' ' | b'\t' | b'\r' | b'\n' | b'{' | b'}' | b'[' | b']' | b':' | b',' => i += 1,
-            b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => i += 1,
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i = text[i + 2..]
-                    .find("*/")
-                    .map(|p| i + 2 + p + 2)
-                    .ok_or("unterminated comment")?;
-            }
-            q @ (b'"' | b'\'' | b'`') => {
-                let mut j = i + 1;
-                while j < b.len() && b[j] != q {
-                    if b[j] == b'\\' {
-                        j += 1;
-                    } else if q == b'`' && b[j] == b'$' && b.get(j + 1) == Some(&b'{') {
-                        return Err("template substitutions are not allowed in meta".into());
-                    }
-                    j += 1;
-                }
-                if j >= b.len() {
-                    return Err("unterminated string".into());
-                }
-                i = j + 1;
-            }
-            b'-' | b'0'..=b'9' => {
-                i += 1;
-                while i < b.len() {
-                    let exp_sign = matches!(b[i], b'+' | b'-') && matches!(b[i - 1], b'e' | b'E');
-                    if b[i].is_ascii_alphanumeric() || matches!(b[i], b'.' | b'_') || exp_sign {
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
-                let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
-                {
-                    i += 1;
-                }
-                let word = &text[start..i];
-                let next = skip_ws(b, i);
-                let is_key = b.get(next) == Some(&b':');
-                if !is_key && !matches!(word, "true" | "false" | "null") {
-                    return Err(format!(
-                        "'{word}' is not a literal; meta must be a pure literal"
-                    ));
-                }
-            }
-            other => {
-                return Err(format!(
-                    "'{}' is not allowed in meta; it must be a pure literal",
-                    other as char
-                ))
-            }
-        }
+    let mut walk = Walk {
+        src,
+        refused: None,
+        phases: Vec::new(),
+    };
+    walk.visit_program(&parsed.program);
+    if let Some(e) = walk.refused {
+        return Err(e);
     }
-    Ok(())
-}
-
-/// Splits a workflow file into its meta literal and runnable body.
-pub(crate) fn prepare(
-    src: &str,
-) -> Result<(Option<String>, String, bool, Vec<String>), ScriptError> {
-    let code = code_only(src);
-    let mut body = src.to_string();
-    // import statements and import() are refused before anything runs.
-    if let Some(at) = find_word(&code, "import", 0) {
-        return Err(ScriptError::Forbidden {
-            line: line_of(src, at),
-            message: "import is not available in workflow scripts".into(),
-        });
-    }
-    let mut meta_text = None;
-    let mut default_export = false;
-    let mut from = 0;
-    while let Some(at) = find_word(&code, "export", from) {
-        let rest = skip_ws(&code, at + 6);
-        if code[rest..].starts_with(b"const")
-            || code[rest..].starts_with(b"let")
-            || code[rest..].starts_with(b"var")
-        {
-            let kw = if code[rest..].starts_with(b"const") {
-                5
-            } else {
-                3
-            };
-            let name_at = skip_ws(&code, rest + kw);
-            if !code[name_at..].starts_with(b"meta") {
-                return Err(ScriptError::Forbidden {
-                    line: line_of(src, at),
-                    message: "only `export const meta` may be exported (besides `export default`)"
-                        .into(),
-                });
-            }
-            let eq = skip_ws(&code, name_at + 4);
-            if code.get(eq) != Some(&b'=') {
-                return Err(ScriptError::Meta(
-                    "expected `export const meta = { … }`".into(),
-                ));
-            }
-            let open = skip_ws(&code, eq + 1);
-            if code.get(open) != Some(&b'{') {
-                return Err(ScriptError::Meta("meta must be an object literal".into()));
-            }
-            let close = matching_brace(&code, open)
-                .ok_or_else(|| ScriptError::Meta("meta's braces do not balance".into()))?;
-            let literal = &src[open..close];
-            check_literal(literal).map_err(ScriptError::Meta)?;
-            meta_text = Some(literal.to_string());
-            // `export const meta` → `       const meta`: same length, same lines.
-            body.replace_range(at..at + 6, "      ");
-        } else if code[rest..].starts_with(b"default") {
-            default_export = true;
-            let end = rest + 7;
-            let replacement = format!(
-                "{DEFAULT_EXPORT}{}",
-                " ".repeat((end - at).saturating_sub(DEFAULT_EXPORT.len()))
-            );
-            body.replace_range(at..end, &replacement);
-        } else {
-            return Err(ScriptError::Forbidden {
-                line: line_of(src, at),
-                message: "only `export const meta` and `export default` are allowed".into(),
-            });
-        }
-        from = at + 6;
-    }
-    for word in ["require"] {
-        if let Some(at) = find_word(&code, word, 0) {
-            return Err(ScriptError::Forbidden {
-                line: line_of(src, at),
-                message: format!("{word} is not available in workflow scripts"),
-            });
-        }
-    }
-    let phase_calls = phase_literals(src, &code);
-    Ok((meta_text, body, default_export, phase_calls))
-}
-
-/// `phase('…')` calls with a literal title.
-fn phase_literals(src: &str, code: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(at) = find_word(code, "phase", from) {
-        from = at + 5;
-        let open = skip_ws(code, at + 5);
-        if code.get(open) != Some(&b'(') {
-            continue;
-        }
-        let q = skip_ws(code, open + 1);
-        let quote = src.as_bytes().get(q).copied();
-        if let Some(quote @ (b'\'' | b'"' | b'`')) = quote {
-            if let Some(end) = src[q + 1..].find(quote as char) {
-                let title = &src[q + 1..q + 1 + end];
-                if !title.contains("${") && !out.iter().any(|t| t == title) {
-                    out.push(title.to_string());
-                }
-            }
-        }
-    }
-    out
+    Ok(Prepared {
+        meta,
+        body,
+        default_export,
+        phase_calls: walk.phases,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn meta_of(literal: &str) -> Result<(), ScriptError> {
+        prepare(&format!("export const meta = {literal}\nreturn 1")).map(|_| ())
+    }
+
     #[test]
     fn meta_must_be_a_pure_literal() {
-        assert!(check_literal(
-            "{ name: 'a', phases: [{ title: \"x\" }], n: -1.5e3, ok: true, z: null }"
+        assert!(meta_of(
+            "{ name: 'a', phases: [{ title: \"x\" }], n: -1.5e3, ok: true, z: null, t: `plain` }"
         )
         .is_ok());
         for bad in [
@@ -345,17 +348,61 @@ mod tests {
             "{ a: 1 + 2 }",
             "{ a: (1) }",
             "{ ...x }",
+            "{ [k]: 1 }",
+            "{ a() {} }",
         ] {
-            assert!(check_literal(bad).is_err(), "{bad}");
+            assert!(matches!(meta_of(bad), Err(ScriptError::Meta(_))), "{bad}");
         }
     }
 
     #[test]
-    fn code_only_hides_strings_and_comments() {
-        let src = "let a = 'import x'; // require('fs')\nphase(\"Go\")";
-        let code = String::from_utf8(code_only(src)).unwrap();
-        assert!(!code.contains("import") && !code.contains("require"));
-        assert_eq!(code.len(), src.len());
-        assert_eq!(phase_literals(src, code.as_bytes()), ["Go"]);
+    fn words_in_strings_comments_regexes_and_names_are_fine() {
+        let src = "let a = 'import x'; // require('fs')\n\
+                   const o = { import: 1, require: 2, export: 3 }\n\
+                   if (typeof require !== 'function') log('no require here')\n\
+                   const re = /'import(x)\\/require/\n\
+                   const t = `require(${a})`\n\
+                   await agent(\"don't require anything\", { phase: 'Scan' })\n\
+                   phase(\"Go\")\nreturn o.import";
+        let p = prepare(src).unwrap();
+        assert_eq!(p.phase_calls, ["Scan", "Go"]);
+    }
+
+    #[test]
+    fn refusals_name_line_and_column() {
+        for (src, line, column) in [
+            ("import fs from 'fs'\nreturn 1", 1, 1),
+            ("const a = 1\nconst m = await import('fs')", 2, 17),
+            ("return 1 +\n  require('child_process')", 2, 3),
+            ("export function f() {}", 1, 1),
+            ("const x = 1\nexport { x }", 2, 1),
+            ("export * from 'y'", 1, 1),
+            ("export const other = 1", 1, 1),
+        ] {
+            match prepare(src) {
+                Err(ScriptError::Forbidden {
+                    line: l, column: c, ..
+                }) => {
+                    assert_eq!((l, c), (line, column), "{src}")
+                }
+                Err(other) => panic!("{src}: {other:?}"),
+                Ok(_) => panic!("{src}: accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn exports_become_a_body_with_the_same_lines() {
+        let src = "export const meta = { name: 'w' }\nexport default {\n  async run(args) { return 1 }\n}";
+        let p = prepare(src).unwrap();
+        assert_eq!(p.meta.as_deref(), Some("{ name: 'w' }"));
+        assert!(p.default_export);
+        assert_eq!(p.body.lines().count(), src.lines().count());
+        assert!(p.body.starts_with("       const meta"), "{}", p.body);
+        assert!(
+            p.body.contains(&format!("{DEFAULT_EXPORT} {{")),
+            "{}",
+            p.body
+        );
     }
 }

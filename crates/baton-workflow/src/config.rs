@@ -70,7 +70,7 @@ impl Default for EngineConfig {
             run_wall_clock: Duration::from_secs(7200),
             agent_timeout: Duration::from_secs(600),
             approval_agents: 25,
-            approval_tokens: 1_500_000,
+            approval_tokens: 100_000,
             default_workspace: PathBuf::from("."),
             home: std::env::var_os("HOME").map(PathBuf::from),
             cluster: ClusterConfig::default(),

@@ -37,8 +37,9 @@ pub struct WorkflowEngine {
     inner: Arc<Inner>,
 }
 
-/// Tokens assumed per agent when projecting a run's cost for approval.
-const TOKENS_PER_AGENT: u64 = 60_000;
+/// Output tokens assumed per agent when projecting a run's cost for approval (a budget
+/// counts output tokens, as Claude Code's does).
+const TOKENS_PER_AGENT: u64 = 4_000;
 /// Fan-out assumed for an `agent()` inside `parallel`/`pipeline`/`map` when the args do
 /// not say how many items there are.
 const DEFAULT_FANOUT: u64 = 8;

@@ -51,7 +51,8 @@ pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
     let spent: u64 = journal
         .iter()
         .filter(|e| e.status == AgentStatus::Completed)
-        .map(|e| (e.input_tokens + e.output_tokens) as u64)
+        // The budget counts output tokens (`RunHost::admit`).
+        .map(|e| e.output_tokens.max(0) as u64)
         .sum();
     let host = Arc::new(RunHost {
         inner: inner.clone(),
@@ -77,6 +78,7 @@ pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
                 .map(|e| (e.key.clone(), e.clone()))
                 .collect(),
         ),
+        noted: Default::default(),
     });
     let outcome = match baton_script::parse(&run.script).await {
         Ok(script) => {

@@ -41,6 +41,8 @@ pub(crate) struct RunHost {
     /// The journal's completed entries as the run (re)started, by key: looked up here
     /// instead of one read per `agent()` call.
     pub completed: Arc<HashMap<String, JournalEntry>>,
+    /// The notes already logged about agents' options (`note_options`), once each.
+    pub noted: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl RunHost {
@@ -74,7 +76,93 @@ fn opt_u64(v: &Value, k: &str) -> Option<u64> {
     v.get(k).and_then(Value::as_u64)
 }
 
+/// An `agent()` call's `tools`, as Baton's tool names (Claude Code's names map to them),
+/// and the entries that name no tool of Baton's.
+fn tool_names(opts: &Value) -> (Option<Vec<String>>, Vec<String>) {
+    let Some(list) = opts.get("tools").and_then(Value::as_array) else {
+        return (None, Vec::new());
+    };
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for v in list {
+        let name = v
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
+        match baton_agent::tools::canonical(&name) {
+            Some(t) => known.push(t.to_string()),
+            None if baton_agent::tasks::is_task_tool(&name) => known.push(name),
+            None => unknown.push(name),
+        }
+    }
+    known.dedup();
+    (Some(known), unknown)
+}
+
+/// How an agent is named in the run's log: its label, or its prompt's start.
+fn agent_name(call: &AgentCall) -> String {
+    match call.opts.get("label").and_then(Value::as_str) {
+        Some(l) => l.to_string(),
+        None => {
+            let start: String = call.prompt.chars().take(40).collect();
+            if start.len() < call.prompt.len() {
+                format!("{start}…")
+            } else {
+                start
+            }
+        }
+    }
+}
+
 impl RunHost {
+    /// Says on the run's log what in an `agent()` call's options Baton cannot honour as
+    /// written: a model that resolves to no configured one, tool names that are no tools
+    /// of Baton's, and options it does not act on — once per kind of note.
+    fn note_options(&self, call: &AgentCall) {
+        let mut notes = Vec::new();
+        if let Some(m) = call.opts.get("model").and_then(Value::as_str) {
+            if let Err(why) = self.inner.agents.model_for(Some(m)) {
+                notes.push((format!("model:{m}"), why));
+            }
+        }
+        let (_, unknown) = tool_names(&call.opts);
+        if !unknown.is_empty() {
+            notes.push((
+                format!("tools:{}", unknown.join(",")),
+                format!(
+                    "tools {} are not Baton tools and were left out (Baton's: {}; Claude Code's Read, Grep, Glob, LS, Edit, MultiEdit, Write and Bash map to them)",
+                    unknown.join(", "),
+                    baton_agent::tools::NAMES.join(", ")
+                ),
+            ));
+        }
+        for (key, what) in [
+            (
+                "agentType",
+                "agentType is not supported yet; the agent runs as a general agent",
+            ),
+            ("effort", "effort is not supported yet and is ignored"),
+            (
+                "isolation",
+                "isolation is not supported yet; the agent works in the run's workspace",
+            ),
+        ] {
+            if call.opts.get(key).is_some_and(|v| !v.is_null()) {
+                notes.push((key.to_string(), what.to_string()));
+            }
+        }
+        if notes.is_empty() {
+            return;
+        }
+        let name = agent_name(call);
+        let mut seen = self.noted.lock().expect("notes lock");
+        for (key, note) in notes {
+            if seen.insert(key) {
+                self.live.log(format!("agent '{name}': {note}"));
+            }
+        }
+    }
+
     /// The admission of an `agent()` call, in the script's call order: limits, the
     /// journal's cache, pause, a slot and the agent's number; then its work.
     async fn admit(&self, call: AgentCall) -> Result<Admission, String> {
@@ -89,11 +177,16 @@ impl RunHost {
         }
         let n = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         if n > limits.agents_per_run {
-            return Err(format!(
-                "the run reached its limit of {} agents",
+            let why = format!(
+                "the run reached its limit of {} agents (limits.agents_per_run); agent() calls after that throw",
                 limits.agents_per_run
-            ));
+            );
+            if n == limits.agents_per_run + 1 {
+                self.live.log(why.clone());
+            }
+            return Err(why);
         }
+        self.note_options(&call);
         let content = key::content(&call.prompt, &call.opts);
         let occurrence = {
             let mut occ = self.occurrences.lock().expect("occurrences lock");
@@ -186,16 +279,7 @@ impl RunHost {
             budget_tokens: self
                 .budget_total
                 .map(|t| t.saturating_sub(self.spent.load(Ordering::SeqCst))),
-            tools: call
-                .opts
-                .get("tools")
-                .and_then(Value::as_array)
-                .map(|list| {
-                    list.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                }),
+            tools: tool_names(&call.opts).0,
             workspace: self.workspace.clone(),
             run_id: Some(self.run_id),
             parent_id: None,
@@ -217,7 +301,10 @@ impl RunHost {
                     entry.input_tokens = out.usage.input_tokens as i64;
                     entry.output_tokens = out.usage.output_tokens as i64;
                     entry.cost_usd = out.cost_usd;
-                    this.spent.fetch_add(out.usage.total(), Ordering::SeqCst);
+                    // Output tokens, as Claude Code counts a budget; input and cached
+                    // tokens show in the run's totals and cost.
+                    this.spent
+                        .fetch_add(out.usage.output_tokens, Ordering::SeqCst);
                     match out.status {
                         SessionStatus::Completed => (
                             out.result.unwrap_or(Value::Null),
@@ -326,6 +413,7 @@ impl Host for RunHost {
             workspace: self.workspace.clone(),
             depth: self.depth + 1,
             completed: self.completed.clone(),
+            noted: self.noted.clone(),
         };
         let args = (!args.is_null()).then_some(args);
         let limits = self.inner.script_limits();

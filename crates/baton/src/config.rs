@@ -39,6 +39,10 @@ pub struct Config {
     pub agents: Agents,
     pub providers: BTreeMap<String, Provider>,
     pub models: BTreeMap<String, Model>,
+    /// Names scripts use for models (`haiku`, `gpt-4o`, …) → a configured model. Claude
+    /// Code's `haiku`, `sonnet`, `opus`, `inherit` and `claude-…` ids mean the default
+    /// model unless listed here.
+    pub model_aliases: BTreeMap<String, String>,
     pub limits: Limits,
     pub events: Events,
     pub cluster: Cluster,
@@ -244,7 +248,7 @@ impl Default for Limits {
             agent_timeout_s: 600,
             stall_timeout_s: 120,
             approval_agents: 25,
-            approval_tokens: 1_500_000,
+            approval_tokens: 100_000,
             task_depth: 1,
             tasks_per_instance: 4,
             tasks_per_session: 16,
@@ -574,6 +578,14 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             }
         }
     }
+    for (alias, target) in &c.model_aliases {
+        if !c.models.contains_key(target) {
+            return Err(invalid(
+                &format!("model_aliases.{alias}"),
+                format!("names no configured model '{target}' (a [models.\"{target}\"] table)"),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -654,7 +666,7 @@ mod tests {
         assert_eq!(c.server.bind, "127.0.0.1:7777");
         assert_eq!(c.database.url, "sqlite://data/baton.db");
         assert_eq!(c.limits.run_concurrency, 8);
-        assert_eq!(c.limits.approval_tokens, 1_500_000);
+        assert_eq!(c.limits.approval_tokens, 100_000);
     }
 
     #[test]
@@ -686,6 +698,14 @@ mod tests {
             c.providers["local"].command.as_deref().unwrap(),
             ["claude", "-p"]
         );
+        let c = load_with(
+            &[("a.toml", "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[models.small]\nprovider = \"p\"\n[model_aliases]\nhaiku = \"small\"\n")],
+            &[("BATON_MODEL_ALIASES__GPT4", "small")],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.model_aliases["haiku"], "small");
+        assert_eq!(c.model_aliases["gpt4"], "small");
     }
 
     #[test]
@@ -720,6 +740,12 @@ mod tests {
         ))
         .starts_with("models.m.provider"));
         assert!(msg(load_with(&[("a.toml", "not toml [")], &[], &[])).contains("not valid TOML"));
+        assert!(msg(load_with(
+            &[("a.toml", "[model_aliases]\nhaiku = \"missing\"")],
+            &[],
+            &[]
+        ))
+        .starts_with("model_aliases.haiku"));
     }
 
     #[test]

@@ -117,12 +117,18 @@ struct ServerArgs {
 struct RunCmd {
     /// A workflow name, or a path to a .js script.
     workflow: String,
-    /// The run's args, as JSON.
-    #[arg(long, value_name = "JSON")]
+    /// The run's args: JSON, or else the text as a string (as Claude Code passes it).
+    #[arg(long, value_name = "JSON|TEXT")]
     args: Option<String>,
     /// Approve a large run without asking.
     #[arg(long, short = 'y')]
     yes: bool,
+    /// Let the run's agents write and edit files (inside agents.workspace_roots).
+    #[arg(long)]
+    write: bool,
+    /// Let the run's agents run shell commands (inside agents.workspace_roots).
+    #[arg(long)]
+    exec: bool,
     #[arg(long)]
     budget_tokens: Option<u64>,
     #[arg(long)]
@@ -237,13 +243,7 @@ fn client_command(command: Command) -> ExitCode {
                 Ok(0)
             }
             Command::Run(r) => {
-                let args = match r.args.as_deref() {
-                    None => None,
-                    Some(text) => Some(
-                        serde_json::from_str(text)
-                            .map_err(|e| anyhow::anyhow!("--args is not JSON: {e}"))?,
-                    ),
-                };
+                let args = r.args.as_deref().map(baton::cli::run::args_value);
                 let api = baton::cli::client::Api::new(&r.server.server, r.server.token);
                 baton::cli::run::run(
                     &api,
@@ -254,6 +254,8 @@ fn client_command(command: Command) -> ExitCode {
                         budget_tokens: r.budget_tokens,
                         concurrency: r.concurrency,
                         workspace: r.workspace,
+                        write: r.write,
+                        exec: r.exec,
                     },
                 )
                 .await

@@ -56,7 +56,7 @@ pub fn build_models(config: &Config) -> Result<ModelRegistry> {
             vision: m.vision,
         });
     }
-    Ok(registry)
+    Ok(registry.with_aliases(config.model_aliases.clone()))
 }
 
 /// Opens the backend the URL's scheme names, applying migrations.

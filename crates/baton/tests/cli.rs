@@ -234,12 +234,22 @@ async fn baton_run_runs_a_claude_code_workflow_unchanged_with_progress() {
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("approve"));
+    // Text that is not JSON is passed as a string, as Claude Code passes it.
     let out = baton(repo.path())
-        .args(["run", "x", "--args", "{not json", "--server", &url])
+        .args([
+            "run",
+            "missing-workflow",
+            "--args",
+            "diff low",
+            "--server",
+            &url,
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--args is not JSON"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("JSON"), "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
     server.kill().unwrap();
     server.wait().unwrap();
 }

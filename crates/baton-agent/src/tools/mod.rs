@@ -64,6 +64,36 @@ impl Default for ToolLimits {
     }
 }
 
+/// Every tool a session may be given, whatever its capabilities grant.
+pub const NAMES: [&str; 7] = [
+    "read_file",
+    "list_dir",
+    "glob",
+    "grep",
+    "write_file",
+    "edit_file",
+    "bash",
+];
+
+/// The Baton tool a name in an agent's `tools` list means: Baton's own names, and Claude
+/// Code's (`Read`, `Grep`, `Glob`, `LS`, `Edit`, `MultiEdit`, `Write`, `Bash`). `None`
+/// when it means none of them.
+pub fn canonical(name: &str) -> Option<&'static str> {
+    if let Some(n) = NAMES.iter().find(|n| **n == name) {
+        return Some(n);
+    }
+    Some(match name {
+        "Read" => "read_file",
+        "Grep" => "grep",
+        "Glob" => "glob",
+        "LS" => "list_dir",
+        "Edit" | "MultiEdit" => "edit_file",
+        "Write" => "write_file",
+        "Bash" => "bash",
+        _ => return None,
+    })
+}
+
 /// The tools a session may call, in a stable order (part of the cacheable prompt prefix).
 pub fn specs(caps: Capabilities) -> Vec<ToolSpec> {
     let mut out = vec![

@@ -18,6 +18,14 @@ pub struct RunArgs {
     pub budget_tokens: Option<u64>,
     pub concurrency: Option<usize>,
     pub workspace: Option<String>,
+    pub write: bool,
+    pub exec: bool,
+}
+
+/// `--args`: JSON when it parses as JSON, else the text itself as a string (Claude Code
+/// passes a workflow's arguments as text).
+pub fn args_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 /// Returns the process exit code: 0 when the run completed.
@@ -31,6 +39,9 @@ pub async fn run(api: &Api, a: RunArgs) -> Result<i32> {
     }
     if let Some(c) = a.concurrency {
         body["concurrency"] = json!(c);
+    }
+    if a.write || a.exec {
+        body["capabilities"] = json!({ "write": a.write, "exec": a.exec });
     }
     let workspace = a.workspace.or_else(|| {
         std::env::current_dir()
@@ -115,7 +126,9 @@ async fn follow(api: &Api, id: &str) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&view["result"])?);
                 return Ok(0);
             }
-            eprintln!("run {status}: {}", view["error"].as_str().unwrap_or(""));
+            for line in super::progress::failure(&view) {
+                eprintln!("{line}");
+            }
             return Ok(1);
         }
     }
