@@ -1,0 +1,253 @@
+//! Claude Code's documented workflow behaviours, each as a script of our own run through
+//! the real engine and the scripted model server. The README's compatibility table names
+//! these tests.
+mod common;
+
+use baton_core::AgentStatus;
+use baton_mock_model::Reply;
+use baton_testkit::Kind;
+use common::{auto, finished, fixture, fixture_with, Fixture};
+use serde_json::{json, Value};
+
+async fn run(f: &Fixture, script: &str) -> baton_core::Run {
+    let run = f.engine.start_inline(script, auto()).await.unwrap();
+    finished(f, run.id).await
+}
+
+fn logged(run: &baton_core::Run, needle: &str) -> usize {
+    run.log.iter().filter(|l| l.contains(needle)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_aliases_and_claude_model_ids_run_on_the_default_model() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_default(Reply::text("answered"));
+    let done = run(
+        &f,
+        "const out = []\n\
+         for (const model of ['haiku', 'sonnet', 'opus', 'inherit', 'claude-sonnet-4-5-20250929', 'mock/mock-1'])\n\
+           out.push(await agent('q ' + model, { model }))\n\
+         out.push(await agent('q unknown', { model: 'gpt-9', label: 'odd one' }))\n\
+         return out",
+    )
+    .await;
+    assert_eq!(
+        done.status,
+        baton_core::RunStatus::Completed,
+        "{:?}",
+        done.error
+    );
+    let result = done.result.clone().unwrap();
+    assert_eq!(
+        result.as_array().unwrap()[..6],
+        vec![json!("answered"); 6][..]
+    );
+    assert_eq!(result[6], Value::Null, "an unknown model fails its agent");
+    // Said on the run, not only on the agent, with the key to set.
+    assert_eq!(
+        logged(&done, "agent 'odd one': model 'gpt-9' is not configured"),
+        1,
+        "{:?}",
+        done.log
+    );
+    assert_eq!(
+        logged(&done, "model_aliases.\"gpt-9\""),
+        1,
+        "{:?}",
+        done.log
+    );
+    let journal = f.engine.journal(done.id).await.unwrap();
+    let failed = journal
+        .iter()
+        .find(|e| e.status == AgentStatus::Failed)
+        .unwrap();
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("[models.\"gpt-9\"]"),
+        "{failed:?}"
+    );
+    assert_eq!(f.mock.count(), 6, "the unknown model was never called");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_tool_names_map_to_baton_tools_and_unknown_ones_are_reported() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_default(Reply::text("done"));
+    let done = run(
+        &f,
+        "return await agent('look', { label: 'scout', tools: ['LS', 'Read', 'Grep', 'WebSearch'] })",
+    )
+    .await;
+    assert_eq!(done.result, Some(json!("done")));
+    let offered: Vec<String> = f.mock.requests()[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(offered, ["read_file", "list_dir", "grep"]);
+    assert_eq!(
+        logged(&done, "agent 'scout': tools WebSearch are not Baton tools"),
+        1,
+        "{:?}",
+        done.log
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_tools_stay_subject_to_the_runs_capabilities() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_default(Reply::text("done"));
+    run(
+        &f,
+        "return await agent('edit it', { tools: ['Read', 'Edit', 'Write', 'Bash'] })",
+    )
+    .await;
+    let offered: Vec<String> = f.mock.requests()[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(offered, ["read_file"], "a read-only run grants no writing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_counts_output_tokens() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_default(Reply::text("x".repeat(40)));
+    let done = run(
+        &f,
+        "await agent('one')\nawait agent('two')\nreturn budget.spent()",
+    )
+    .await;
+    let journal = f.engine.journal(done.id).await.unwrap();
+    let output: i64 = journal.iter().map(|e| e.output_tokens).sum();
+    let input: i64 = journal.iter().map(|e| e.input_tokens).sum();
+    assert!(
+        input > output * 5,
+        "the prompts are much larger than the answers"
+    );
+    assert_eq!(done.result, Some(json!(output)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_cap_throws_a_catchable_error_and_says_so_on_the_run() {
+    let f = fixture_with(Kind::Sqlite, |c| c.agents_per_run = 3).await;
+    f.mock.set_default(Reply::text("ok"));
+    let done = run(
+        &f,
+        "const out = []\n\
+         for (let i = 0; i < 5; i++) {\n\
+           try { out.push(await agent('task ' + i)) } catch (e) { out.push('threw: ' + e.message) }\n\
+         }\n\
+         return out",
+    )
+    .await;
+    let out = done.result.clone().unwrap();
+    let out = out.as_array().unwrap();
+    assert_eq!(out[..3], [json!("ok"), json!("ok"), json!("ok")]);
+    for v in &out[3..] {
+        let text = v.as_str().unwrap();
+        assert!(
+            text.starts_with("threw: the run reached its limit of 3 agents"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        logged(&done, "the run reached its limit of 3 agents"),
+        1,
+        "{:?}",
+        done.log
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_takes_thunks_or_promises_and_names_anything_else() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_default(Reply::text("ok"));
+    let done = run(
+        &f,
+        "const a = await parallel([agent('one'), () => agent('two')])\n\
+         let err = null\n\
+         try { await parallel([() => agent('three'), 42]) } catch (e) { err = e.name + ': ' + e.message }\n\
+         return { a, err }",
+    )
+    .await;
+    let r = done.result.unwrap();
+    assert_eq!(r["a"], json!(["ok", "ok"]));
+    assert_eq!(
+        r["err"],
+        "TypeError: parallel(thunks): item 1 is number, not a function or a promise; write () => agent(…)"
+    );
+    assert_eq!(f.mock.count(), 2, "nothing of the refused call ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_joins_its_arguments_like_console_log() {
+    let f = fixture(Kind::Sqlite).await;
+    let done = run(
+        &f,
+        "log('count:', 3, { a: 1 }, [true], null, undefined)\nreturn 1",
+    )
+    .await;
+    assert_eq!(
+        logged(&done, "count: 3 {\"a\":1} [true] null undefined"),
+        1,
+        "{:?}",
+        done.log
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_and_require_are_refused_with_line_and_column_and_the_words_alone_are_fine() {
+    let f = fixture(Kind::Sqlite).await;
+    let fine = "const hasRequire = typeof require === 'function'\n\
+                const o = { import: 1, require: 2 }\n\
+                const re = /\"require\\(/\n\
+                log(\"don't import or require anything\")\n\
+                return { hasRequire, o }";
+    let done = run(&f, fine).await;
+    assert_eq!(
+        done.status,
+        baton_core::RunStatus::Completed,
+        "{:?}",
+        done.error
+    );
+    assert_eq!(done.result.unwrap()["hasRequire"], false);
+    for (script, at) in [
+        ("const a = 1\nconst fs = require('fs')", "line 2, column 12"),
+        ("const m = await import('x')", "line 1, column 17"),
+        ("import x from 'y'\nreturn 1", "line 1, column 1"),
+    ] {
+        let err = f
+            .engine
+            .start_inline(script, auto())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(at), "{script}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_baton_does_not_act_on_are_said_on_the_run() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_default(Reply::text("ok"));
+    let done = run(
+        &f,
+        "await agent('a', { label: 'typed', agentType: 'ticker-scout', effort: 'high', isolation: 'worktree' })\n\
+         await agent('b', { label: 'again', agentType: 'ticker-scout' })\nreturn 1",
+    )
+    .await;
+    for note in [
+        "agentType is not supported yet",
+        "effort is not supported yet",
+        "isolation is not supported yet",
+    ] {
+        assert_eq!(logged(&done, note), 1, "{note}: {:?}", done.log);
+    }
+}
