@@ -52,6 +52,8 @@ export async function start(backend, { token = null, seed = true } = {}) {
   writeFileSync(join(ws, "README.md"), "# A small project\n");
   writeFileSync(join(ws, "src", "lib.rs"), "pub fn add(a: i32, b: i32) -> i32 { a + b }\n");
   writeFileSync(join(ws, ".baton", "workflows", "fanout.js"), FANOUT);
+  // A saved script that cannot run: listed with its error, never missing.
+  writeFileSync(join(ws, ".baton", "workflows", "broken-one.js"), "const a = 1\nconst fs = require('fs')\nreturn a\n");
 
   let url;
   let dropDb = () => {};

@@ -325,6 +325,26 @@ async function runBackend(browser, backend) {
       await context.close();
     });
 
+    await scenario("workflows: a saved script that cannot run is shown greyed with its error", backend, async () => {
+      const { page, context } = await newPage(browser);
+      await page.goto(`${srv.base}/workflows`);
+      await page.locator("li.broken:has-text('broken-one')").waitFor({ timeout: T });
+      await page.locator("li.broken:has-text('line 2, column 12')").waitFor({ timeout: T });
+      await page.locator("li.broken a").click();
+      await page.locator(".script-error:has-text('require() is not available')").waitFor({ timeout: T });
+      assert.equal(await page.getByRole("button", { name: "Start run" }).isDisabled(), true);
+      const res = await fetch(`${srv.base}/api/workflows/broken-one/runs`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      assert.equal(res.status, 422);
+      assert.match((await res.json()).error.message, /line 2, column 12/);
+      await shot(page, backend, "workflow-broken");
+      clean(page);
+      await context.close();
+    });
+
     await scenario("background: tasks live, badge, toast, cancel, refresh", backend, async () => {
       const { page, context } = await newPage(browser);
       await page.goto(`${srv.base}/tasks`);

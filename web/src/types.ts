@@ -175,6 +175,8 @@ export interface Definition {
   path: string | null;
   phases: string[];
   script: string;
+  /** Why a saved script cannot run, and where; null when it can. */
+  error: { message: string; line: number | null; column: number | null } | null;
 }
 
 /** A frame from /ws. `seq` is null for frames about the connection itself. */

@@ -37,6 +37,45 @@ pub struct Definition {
     pub path: Option<String>,
     pub phases: Vec<String>,
     pub script: String,
+    /// Why a saved script cannot run (it does not parse, or it is too large); starting it
+    /// answers 422 with this. `null` for one that can run.
+    pub error: Option<DefinitionError>,
+}
+
+/// What is wrong with a saved script, and where.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct DefinitionError {
+    pub message: String,
+    /// 1-based, when the error has a place in the file.
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+}
+
+impl From<baton_script::ScriptError> for DefinitionError {
+    fn from(e: baton_script::ScriptError) -> Self {
+        use baton_script::ScriptError as E;
+        let (line, column) = match &e {
+            E::Syntax { line, column, .. } | E::Forbidden { line, column, .. } => {
+                (Some(*line), Some(*column))
+            }
+            _ => (None, None),
+        };
+        Self {
+            message: e.to_string(),
+            line,
+            column,
+        }
+    }
+}
+
+impl DefinitionError {
+    fn plain(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
 }
 
 const MAX_FILE: u64 = 1 << 20;
@@ -64,18 +103,16 @@ pub fn folders(workspace: &Path, home: Option<&Path>) -> Vec<(PathBuf, Source)> 
     out
 }
 
-/// Every definition visible from `workspace`, the first of each name only. Files that
-/// do not parse are skipped with a warning.
+/// Every definition visible from `workspace`, the first of each name only. A file that
+/// does not parse is listed under its file name with its error (so it is never silently
+/// missing); one whose file name is no workflow name is skipped with a warning.
 pub async fn discover(workspace: &Path, home: Option<&Path>) -> Vec<Definition> {
     let mut found: Vec<Definition> = Vec::new();
     for (dir, source) in folders(workspace, home) {
         for path in script_files(&dir) {
             match load(&path, source).await {
-                Ok(d) if !found.iter().any(|f| f.name == d.name) => found.push(d),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "skipping a workflow file")
-                }
+                Some(d) if !found.iter().any(|f| f.name == d.name) => found.push(d),
+                _ => {}
             }
         }
     }
@@ -96,7 +133,7 @@ async fn builtins() -> &'static [Definition] {
             for (name, src) in BUILTINS {
                 match from_source(src, Source::Builtin, None, None).await {
                     Ok(d) => out.push(d),
-                    Err(e) => tracing::error!(workflow = name, error = %e, "a built-in workflow does not parse"),
+                    Err(e) => tracing::error!(workflow = name, error = %e.message, "a built-in workflow does not parse"),
                 }
             }
             out
@@ -127,17 +164,46 @@ fn script_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-async fn load(path: &Path, source: Source) -> Result<Definition, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() > MAX_FILE {
-        return Err(format!("over {MAX_FILE} bytes"));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+async fn load(path: &Path, source: Source) -> Option<Definition> {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .map(str::to_string);
-    from_source(&text, source, Some(path), stem).await
+    let text = match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_FILE => Err(DefinitionError::plain(format!(
+            "the file is over {MAX_FILE} bytes"
+        ))),
+        Ok(_) => std::fs::read_to_string(path)
+            .map_err(|e| DefinitionError::plain(format!("the file cannot be read: {e}"))),
+        Err(e) => Err(DefinitionError::plain(format!(
+            "the file cannot be read: {e}"
+        ))),
+    };
+    let outcome = match &text {
+        Ok(t) => from_source(t, source, Some(path), stem.clone()).await,
+        Err(e) => Err(e.clone()),
+    };
+    match outcome {
+        Ok(d) => Some(d),
+        Err(error) => match stem.filter(|s| valid_name(s)) {
+            Some(name) => {
+                tracing::warn!(path = %path.display(), error = %error.message, "a workflow file cannot run");
+                Some(Definition {
+                    name,
+                    description: String::new(),
+                    source,
+                    path: Some(path.display().to_string()),
+                    phases: Vec::new(),
+                    script: text.unwrap_or_default(),
+                    error: Some(error),
+                })
+            }
+            None => {
+                tracing::warn!(path = %path.display(), error = %error.message, "skipping a workflow file whose name is no workflow name");
+                None
+            }
+        },
+    }
 }
 
 /// A definition from script text.
@@ -146,18 +212,18 @@ pub async fn from_source(
     source: Source,
     path: Option<&Path>,
     stem: Option<String>,
-) -> Result<Definition, String> {
-    let script = baton_script::parse(text).await.map_err(|e| e.to_string())?;
+) -> Result<Definition, DefinitionError> {
+    let script = baton_script::parse(text).await?;
     let name = script
         .meta
         .name
         .clone()
         .or(stem)
-        .ok_or("the script has no meta.name")?;
+        .ok_or_else(|| DefinitionError::plain("the script has no meta.name"))?;
     if !valid_name(&name) {
-        return Err(format!(
+        return Err(DefinitionError::plain(format!(
             "'{name}' is not a valid workflow name ([a-z0-9][a-z0-9-_:]*)"
-        ));
+        )));
     }
     Ok(Definition {
         name,
@@ -166,6 +232,7 @@ pub async fn from_source(
         path: path.map(|p| p.display().to_string()),
         phases: script.meta.phases.iter().map(|p| p.title.clone()).collect(),
         script: text.to_string(),
+        error: None,
     })
 }
 

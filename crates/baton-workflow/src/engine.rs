@@ -162,6 +162,9 @@ impl WorkflowEngine {
             .agents
             .resolve_workspace(req.workspace.as_deref(), &req.capabilities)?;
         let def = self.definition(name, req.workspace.as_deref()).await?;
+        if let Some(e) = def.error {
+            return Err(WorkflowError::Unrunnable(e));
+        }
         self.start_definition(def, req).await
     }
 
@@ -187,6 +190,7 @@ impl WorkflowEngine {
             path: None,
             phases: parsed.meta.phases.iter().map(|p| p.title.clone()).collect(),
             script: script.to_string(),
+            error: None,
         };
         self.start_definition(def, req).await
     }

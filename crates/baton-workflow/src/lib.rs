@@ -16,7 +16,7 @@ mod snapshots;
 mod view;
 
 pub use config::{instance_id, ClusterConfig, EngineConfig};
-pub use discovery::{Definition, Source};
+pub use discovery::{Definition, DefinitionError, Source};
 pub use engine::{StartRequest, WorkflowEngine};
 pub use snapshots::WorkflowSnapshots;
 pub use view::{AgentView, PhaseView, RunView};
@@ -31,6 +31,9 @@ pub enum WorkflowError {
     BadInput(String),
     #[error(transparent)]
     Script(baton_script::ScriptError),
+    /// A saved script that cannot run: what is wrong with it, and where.
+    #[error("{}", .0.message)]
+    Unrunnable(DefinitionError),
     #[error(transparent)]
     Store(#[from] baton_store::StoreError),
     #[error(transparent)]

@@ -37,7 +37,8 @@ async fn discovery_follows_precedence_and_ships_the_catalog() {
         "export const meta = { name: 'deep-research', description: 'my override' }\nreturn 4",
     );
     write(&claude, "Bad Name.js", "return 5");
-    write(&claude, "broken.js", "return (");
+    write(&claude, "broken.js", "const ok = 1\nreturn (");
+    write(&claude, "imports.js", "import fs from 'fs'\nreturn 1");
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(
         outside.path().join("evil.js"),
@@ -56,7 +57,25 @@ async fn discovery_follows_precedence_and_ships_the_catalog() {
         find("evil").is_none(),
         "a link out of the folder is never read"
     );
-    assert!(find("bad name").is_none() && find("broken").is_none());
+    assert!(find("bad name").is_none() && find("Bad Name").is_none());
+    // A saved script that cannot run is listed with why and where, never silently missing;
+    // starting it says the same.
+    let broken = find("broken").expect("a broken script is listed");
+    let e = broken.error.clone().unwrap();
+    assert_eq!((e.line, broken.source), (Some(2), Source::Project));
+    assert!(e.message.contains("syntax error"), "{e:?}");
+    let imports = find("imports").unwrap().error.clone().unwrap();
+    assert_eq!((imports.line, imports.column), (Some(1), Some(1)));
+    assert!(
+        imports.message.contains("import is not available"),
+        "{imports:?}"
+    );
+    let refused = f.engine.start_run("imports", auto()).await.unwrap_err();
+    assert!(
+        matches!(&refused, baton_workflow::WorkflowError::Unrunnable(d) if d.line == Some(1)),
+        "{refused:?}"
+    );
+    assert!(find("shared").unwrap().error.is_none());
     for builtin in ["multi-review", "find-issues", "plan-verify", "bounty-hunt"] {
         let d = find(builtin).unwrap_or_else(|| panic!("{builtin} missing"));
         assert_eq!(d.source, Source::Builtin);

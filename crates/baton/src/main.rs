@@ -231,16 +231,8 @@ fn client_command(command: Command) -> ExitCode {
             }
             Command::Workflows(s) => {
                 let api = baton::cli::client::Api::new(&s.server, s.token);
-                let list = api.get("/workflows").await?;
-                for d in list["items"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<20} {:<9} {}",
-                        d["name"].as_str().unwrap_or(""),
-                        d["source"].as_str().unwrap_or(""),
-                        d["description"].as_str().unwrap_or("")
-                    );
-                }
-                Ok(0)
+                let here = std::env::current_dir()?.display().to_string();
+                baton::cli::workflows::list(&api, &here).await
             }
             Command::Run(r) => {
                 let args = r.args.as_deref().map(baton::cli::run::args_value);

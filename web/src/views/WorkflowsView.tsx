@@ -35,10 +35,10 @@ export function WorkflowsPage({ name }: { name: string | null }) {
         {!defs ? <p class="muted empty">Loading…</p> : null}
         <ul class="defs">
           {defs?.map((d) => (
-            <li key={d.name}>
+            <li key={d.name} class={d.error ? "broken" : undefined}>
               <a href={`/workflows/${encodeURIComponent(d.name)}`} class={d.name === name ? "active" : ""}>
                 <span class="def-name">{d.name}</span> <span class={`badge source-${d.source}`}>{d.source}</span>
-                <span class="muted small def-desc">{d.description}</span>
+                <span class="muted small def-desc">{d.error ? `cannot run: ${placeOf(d.error)}` : d.description}</span>
               </a>
             </li>
           ))}
@@ -49,6 +49,10 @@ export function WorkflowsPage({ name }: { name: string | null }) {
       </section>
     </div>
   );
+}
+
+function placeOf(e: NonNullable<Definition["error"]>): string {
+  return e.line ? `line ${e.line}, column ${e.column ?? 1}` : e.message;
 }
 
 function StartForm({ def }: { def: Definition }) {
@@ -88,6 +92,12 @@ function StartForm({ def }: { def: Definition }) {
         </div>
       </header>
       <p>{def.description}</p>
+      {def.error ? (
+        <div class="banner error script-error" role="alert">
+          This script cannot run: {def.error.message}
+          {def.error.line ? ` (line ${def.error.line}, column ${def.error.column ?? 1})` : ""}. Fix the file and reload.
+        </div>
+      ) : null}
       {def.phases.length ? (
         <>
           <h3>Phases</h3>
@@ -143,7 +153,7 @@ function StartForm({ def }: { def: Definition }) {
             {error}
           </div>
         ) : null}
-        <button class="primary" type="submit" disabled={!parsed.ok || !budgetOk || starting}>
+        <button class="primary" type="submit" disabled={!parsed.ok || !budgetOk || starting || def.error !== null}>
           {starting ? "Starting…" : "Start run"}
         </button>
       </form>

@@ -23,6 +23,15 @@ impl From<WorkflowError> for ApiError {
                 code: "invalid_script",
                 message: s.to_string(),
             },
+            WorkflowError::Unrunnable(d) => ApiError::Unprocessable {
+                code: "invalid_script",
+                message: match (d.line, d.column) {
+                    (Some(l), Some(c)) if !d.message.contains("line") => {
+                        format!("{} (line {l}, column {c})", d.message)
+                    }
+                    _ => d.message,
+                },
+            },
             WorkflowError::Store(e) => e.into(),
             WorkflowError::Agent(e) => e.into(),
         }

@@ -58,6 +58,17 @@ impl Api {
         .await
     }
 
+    /// `GET /api{path}` with query parameters, encoded.
+    pub async fn get_with(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        self.answer(
+            self.http
+                .get(format!("{}/api{path}", self.base))
+                .query(query),
+            &format!("GET {path}"),
+        )
+        .await
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
         self.answer(
             self.http

@@ -6,6 +6,7 @@ pub mod control;
 pub mod progress;
 pub mod run;
 pub mod tasks;
+pub mod workflows;
 
 /// A fresh bearer token for `auth.token`: 32 random bytes from the OS, base64url.
 pub fn fresh_token() -> anyhow::Result<String> {
