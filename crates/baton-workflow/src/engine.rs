@@ -214,8 +214,9 @@ impl WorkflowEngine {
         let projected_tokens = req
             .budget_tokens
             .unwrap_or(projected_agents * TOKENS_PER_AGENT);
-        let large = projected_agents > cfg.approval_agents
-            || projected_tokens > cfg.approval_tokens
+        // What a run asks for up front is decided now; how many agents it starts is
+        // decided as it runs (`RunHost::admit` holds it at the gate).
+        let large = req.budget_tokens.is_some_and(|b| b > cfg.approval_tokens)
             || concurrency > cfg.run_concurrency;
         let status = if large && !req.auto_approve {
             RunStatus::AwaitingApproval
@@ -229,6 +230,7 @@ impl WorkflowEngine {
             capabilities: req.capabilities,
             projected_agents,
             projected_tokens,
+            approved: req.auto_approve,
             phases: def.phases.clone(),
         };
         let now = time::now();
@@ -375,6 +377,13 @@ impl WorkflowEngine {
                             .store
                             .close_run_sessions(id, "cancelled with its run")
                             .await?;
+                    }
+                    if command == Command::Approve {
+                        let mut options: Options =
+                            serde_json::from_value(claimed.options.clone()).unwrap_or_default();
+                        options.approved = true;
+                        claimed.options =
+                            serde_json::to_value(&options).expect("options serialize");
                     }
                     lifecycle::enter_now(&mut claimed, status);
                     claimed.lease.owner = None;

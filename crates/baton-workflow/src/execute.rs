@@ -79,6 +79,11 @@ pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
                 .collect(),
         ),
         noted: Default::default(),
+        approval_at: (!options.approved).then_some((
+            u32::try_from(inner.config.approval_agents).unwrap_or(u32::MAX),
+            inner.config.approval_tokens,
+        )),
+        in_flight: Default::default(),
     });
     let outcome = match baton_script::parse(&run.script).await {
         Ok(script) => {
@@ -126,8 +131,15 @@ pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
         "output_tokens": journal.iter().map(|e| e.output_tokens).sum::<i64>(),
         "cost_usd": journal.iter().map(|e| e.cost_usd).sum::<f64>(),
     });
+    let held = live.held.load(Ordering::SeqCst) && !live.cancelled_by_request();
     live.apply(true, |r| {
         r.totals = totals;
+        if held {
+            // Stopped at the approval gate: nobody holds it until a person approves.
+            r.lease.owner = None;
+            lifecycle::enter_now(r, RunStatus::AwaitingApproval);
+            return;
+        }
         match outcome {
             Ok(v) => {
                 r.result = Some(v);

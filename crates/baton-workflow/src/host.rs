@@ -43,6 +43,47 @@ pub(crate) struct RunHost {
     pub completed: Arc<HashMap<String, JournalEntry>>,
     /// The notes already logged about agents' options (`note_options`), once each.
     pub noted: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Agents beyond this many, or any once this many output tokens are spent, wait for
+    /// a person's approval (`None`: approved).
+    pub approval_at: Option<(u32, u64)>,
+    /// Agents admitted whose journal entry is not yet written, and a wake when one is.
+    pub in_flight: Arc<InFlight>,
+}
+
+/// Counts the agents at work, so a run held for approval stops only once they are done.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+/// One admitted agent, until its journal entry is written (or it gives up).
+struct AtWork(Arc<InFlight>);
+
+impl AtWork {
+    fn new(f: &Arc<InFlight>) -> Self {
+        f.count.fetch_add(1, Ordering::SeqCst);
+        Self(f.clone())
+    }
+}
+
+impl Drop for AtWork {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
+        self.0.done.notify_waiters();
+    }
+}
+
+impl InFlight {
+    async fn settled(&self) {
+        loop {
+            let done = self.done.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
 }
 
 impl RunHost {
@@ -163,6 +204,22 @@ impl RunHost {
         }
     }
 
+    /// The run would start more agents than runs may without a person's approval: no more
+    /// are admitted; once those at work are done the run stops as `awaiting_approval`
+    /// (with what it has done so far in its journal), and approving it runs it again from
+    /// the top, its finished agents answered from the journal.
+    async fn hold_for_approval(&self, why: String) -> String {
+        if !self.live.held.swap(true, Ordering::SeqCst) {
+            self.live
+                .log(format!("{why} and waits for approval; approve it to go on"));
+        }
+        self.in_flight.settled().await;
+        self.cancel.cancel();
+        // The script stops here: the call never answers, so nothing after it runs (the
+        // sandbox ends the script on the cancel and drops this call).
+        std::future::pending().await
+    }
+
     /// The admission of an `agent()` call, in the script's call order: limits, the
     /// journal's cache, pause, a slot and the agent's number; then its work.
     async fn admit(&self, call: AgentCall) -> Result<Admission, String> {
@@ -185,6 +242,23 @@ impl RunHost {
                 self.live.log(why.clone());
             }
             return Err(why);
+        }
+        if let Some((agents, tokens)) = self.approval_at {
+            let spent = self.spent.load(Ordering::SeqCst);
+            if n > agents {
+                return Err(self
+                    .hold_for_approval(format!(
+                        "the run would start more than {agents} agents (limits.approval_agents)"
+                    ))
+                    .await);
+            }
+            if spent >= tokens {
+                return Err(self
+                    .hold_for_approval(format!(
+                        "the run has written {spent} output tokens, past {tokens} (limits.approval_tokens)"
+                    ))
+                    .await);
+            }
         }
         self.note_options(&call);
         let content = key::content(&call.prompt, &call.opts);
@@ -286,7 +360,9 @@ impl RunHost {
         };
         // What follows runs as the agent's own task.
         let this = self.clone();
+        let at_work = AtWork::new(&self.in_flight);
         Ok(Admission::Running(Box::pin(async move {
+            let _at_work = at_work;
             let outcome = this
                 .inner
                 .agents
@@ -414,6 +490,8 @@ impl Host for RunHost {
             depth: self.depth + 1,
             completed: self.completed.clone(),
             noted: self.noted.clone(),
+            approval_at: self.approval_at,
+            in_flight: self.in_flight.clone(),
         };
         let args = (!args.is_null()).then_some(args);
         let limits = self.inner.script_limits();

@@ -67,6 +67,10 @@ pub(crate) struct Live {
     pub slot: RunSlot,
     /// Set when another instance has claimed the run: nothing more is written for it.
     pub lost: AtomicBool,
+    /// Set when the run stopped at the approval gate: it ends as `awaiting_approval`.
+    pub held: AtomicBool,
+    /// Set when a person cancelled it (which wins over the approval gate).
+    cancel_requested: AtomicBool,
     pub id: RunId,
     store: Arc<dyn Store>,
     hub: Arc<EventHub>,
@@ -104,6 +108,8 @@ impl Live {
             paused,
             slot: RunSlot::new(slots, permit),
             lost: AtomicBool::new(false),
+            held: AtomicBool::new(false),
+            cancel_requested: AtomicBool::new(false),
         }
     }
 
@@ -170,6 +176,10 @@ impl Live {
         self.publish_now(json!({ "event": "log", "message": line }));
     }
 
+    pub fn cancelled_by_request(&self) -> bool {
+        self.cancel_requested.load(Ordering::SeqCst)
+    }
+
     /// The run as this instance last wrote it.
     pub async fn snapshot(&self) -> Run {
         self.run.lock().await.clone()
@@ -182,7 +192,10 @@ impl Live {
     /// Acts on a control command for this run.
     pub async fn control(&self, control: RunControl) {
         match control {
-            RunControl::Cancel => self.cancel.cancel(),
+            RunControl::Cancel => {
+                self.cancel_requested.store(true, Ordering::SeqCst);
+                self.cancel.cancel();
+            }
             RunControl::Pause => {
                 if !matches!(self.status().await, RunStatus::Running | RunStatus::Queued) {
                     return;

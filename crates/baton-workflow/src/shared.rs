@@ -30,6 +30,10 @@ pub(crate) struct Options {
     pub capabilities: Capabilities,
     pub projected_agents: u64,
     pub projected_tokens: u64,
+    /// Approved (by `auto_approve`, or by a person): the run may start more than
+    /// `approval_agents` agents.
+    #[serde(default)]
+    pub approved: bool,
     /// `meta.phases` titles, read once when the script is parsed.
     #[serde(default)]
     pub phases: Vec<String>,

@@ -143,8 +143,10 @@ async fn a_run_journals_its_agents_and_resume_skips_completed_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_runs_wait_for_approval() {
     let f = fixture(Kind::Sqlite).await;
-    let script =
-        "const xs = args.items\nreturn await parallel(xs.map(x => () => agent(`item ${x}`)))";
+    // However the source reads, the gate binds on what the run does: the 26th agent
+    // waits for a person, once the ones at work are done.
+    let script = "const xs = args.items\nconst n = xs.length * 2\n\
+        return await parallel(Array.from({ length: n / 2 }, (_, i) => () => agent(`item ${i}`)))";
     let items: Vec<u32> = (0..30).collect();
     let run = f
         .engine
@@ -157,15 +159,78 @@ async fn large_runs_wait_for_approval() {
         )
         .await
         .unwrap();
-    assert_eq!(run.status, RunStatus::AwaitingApproval);
-    assert_eq!(run.options["projected_agents"], 30);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(f.mock.count(), 0, "nothing runs before approval");
+    let held = loop {
+        let r = f.engine.get_run(run.id).await.unwrap();
+        if r.status == RunStatus::AwaitingApproval || r.status.is_finished() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(held.status, RunStatus::AwaitingApproval, "{:?}", held.error);
+    assert_eq!(f.mock.count(), 25, "25 agents ran; the 26th waits");
+    assert!(
+        held.lease.owner.is_none(),
+        "nobody holds a run waiting for a person"
+    );
+    assert!(
+        held.log.iter().any(|l| l.contains("waits for approval")),
+        "{:?}",
+        held.log
+    );
+    let journal = f.engine.journal(run.id).await.unwrap();
+    assert_eq!(
+        journal
+            .iter()
+            .filter(|e| e.status == AgentStatus::Completed)
+            .count(),
+        25,
+        "what it did so far is kept"
+    );
     f.engine.approve(run.id).await.unwrap();
     let done = finished(&f, run.id).await;
     assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
-    assert_eq!(f.mock.count(), 30);
+    assert_eq!(f.mock.count(), 30, "the first 25 were not run again");
+    assert_eq!(done.result.unwrap().as_array().unwrap().len(), 30);
     assert!(f.engine.approve(run.id).await.is_err());
+
+    // Denying cancels it.
+    let denied = f
+        .engine
+        .start_inline(
+            script,
+            StartRequest {
+                args: Some(json!({ "items": items })),
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    loop {
+        let r = f.engine.get_run(denied.id).await.unwrap();
+        if r.status == RunStatus::AwaitingApproval {
+            break;
+        }
+        assert!(!r.status.is_finished(), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelled = f.engine.cancel(denied.id).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+
+    // Pre-approved, it never stops at the gate.
+    let approved = f
+        .engine
+        .start_inline(
+            script,
+            StartRequest {
+                args: Some(json!({ "items": items })),
+                auto_approve: true,
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let done = finished(&f, approved.id).await;
+    assert_eq!(done.status, RunStatus::Completed);
 
     let small = f
         .engine
@@ -669,4 +734,37 @@ async fn a_paused_run_gives_its_slot_back_and_a_queued_run_reports_what_it_is() 
         assert_eq!((c.status, c.started_at), (RunStatus::Cancelled, None));
         assert_eq!(f.mock.count(), 3, "the cancelled run never ran");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_the_output_token_threshold_waits_for_approval() {
+    let f = fixture_with(Kind::Sqlite, |c| c.approval_tokens = 100).await;
+    // About 50 output tokens per answer: the third agent would pass 100.
+    f.mock.set_default(Reply::text("a".repeat(200)));
+    let script = "const out = []\nfor (let i = 0; i < 5; i++) out.push(await agent('step ' + i))\nreturn out.length";
+    let run = f
+        .engine
+        .start_inline(script, StartRequest::default())
+        .await
+        .unwrap();
+    let held = loop {
+        let r = f.engine.get_run(run.id).await.unwrap();
+        if r.status == RunStatus::AwaitingApproval || r.status.is_finished() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(held.status, RunStatus::AwaitingApproval, "{:?}", held.error);
+    assert_eq!(f.mock.count(), 2);
+    assert!(
+        held.log
+            .iter()
+            .any(|l| l.contains("limits.approval_tokens")),
+        "{:?}",
+        held.log
+    );
+    f.engine.approve(run.id).await.unwrap();
+    let done = finished(&f, run.id).await;
+    assert_eq!(done.result, Some(json!(5)));
+    assert_eq!(f.mock.count(), 5);
 }

@@ -162,6 +162,18 @@ async fn baton_run_runs_a_claude_code_workflow_unchanged_with_progress() {
         AUDIT_ROUTES,
     )
     .unwrap();
+    // Thirty agents, from a source that does not say so: the gate binds on what it does.
+    std::fs::write(
+        repo.path().join(".claude/workflows/wide.js"),
+        "const n = [1, 2, 3].length * 10\nreturn await parallel(Array.from({ length: n }, (_, i) => () => agent('wide ' + i)))",
+    )
+    .unwrap();
+    // The text is passed to the script as a string.
+    std::fs::write(
+        repo.path().join(".claude/workflows/echo-args.js"),
+        "return { got: args, type: typeof args }",
+    )
+    .unwrap();
     let mut env = common::as_env(&common::mock_settings(&mock, "openai"));
     env.push((
         "BATON_AGENTS__WORKSPACE".into(),
@@ -213,27 +225,46 @@ async fn baton_run_runs_a_claude_code_workflow_unchanged_with_progress() {
         "progress per phase: {stderr}"
     );
 
-    // A large run waits for approval unless --yes.
+    // A large run stops at the 26th agent and waits for approval unless --yes.
     let out = tokio::task::spawn_blocking({
         let (url, dir) = (url.clone(), repo.path().to_path_buf());
         move || {
             baton(&dir)
-                .args([
-                    "run",
-                    "deep-research",
-                    "--args",
-                    r#"{"question":"q"}"#,
-                    "--server",
-                    &url,
-                ])
+                .args(["run", "wide", "--server", &url])
                 .output()
                 .unwrap()
         }
     })
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("approve"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("started 25 agents and waits for approval")
+            && stderr.contains("baton approve"),
+        "{stderr}"
+    );
+    let out = tokio::task::spawn_blocking({
+        let (url, dir) = (url.clone(), repo.path().to_path_buf());
+        move || {
+            baton(&dir)
+                .args(["run", "echo-args", "--args", "diff low", "--server", &url])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let echoed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        echoed,
+        serde_json::json!({ "got": "diff low", "type": "string" })
+    );
     // Text that is not JSON is passed as a string, as Claude Code passes it.
     let out = baton(repo.path())
         .args([

@@ -210,7 +210,8 @@ async fn a_builtin_workflow_runs_after_approval(kind: Kind) {
     let (status, started) = s
         .post_json(
             "/api/workflows/deep-research/runs",
-            &json!({ "args": { "question": "How is data stored?" } }),
+            // More concurrency than the default is asked up front: approved before it starts.
+            &json!({ "args": { "question": "How is data stored?" }, "concurrency": 16 }),
         )
         .await;
     assert_eq!(status, 201, "{started}");

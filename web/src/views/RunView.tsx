@@ -269,10 +269,15 @@ function Approval({ model }: { model: RunModel }) {
   return (
     <div class="card approval" role="region" aria-label="Approval">
       <h3>This run needs your approval</h3>
+      {run.agents.length > 0 ? (
+        <p class="gate">
+          It started <b>{run.agents.length} agents</b> and would start more than runs may without approval. What it
+          did so far is kept: approving goes on from there; denying cancels it.
+        </p>
+      ) : null}
       <p>
-        Projected: <b>{o.projected_agents ?? "?"} agents</b>, about <b>{tokens(o.projected_tokens ?? 0)} tokens</b>
-        {o.concurrency ? `, ${o.concurrency} at a time` : ""}
-        {o.budget_tokens ? `, budget ${tokens(o.budget_tokens)} tokens` : ""}. Its agents:{" "}
+        {o.concurrency ? `${o.concurrency} agents at a time` : ""}
+        {o.budget_tokens ? `, budget ${tokens(o.budget_tokens)} output tokens` : ""}. Its agents:{" "}
         <CapabilityBadges caps={o.capabilities} />
       </p>
       {o.phases?.length ? (

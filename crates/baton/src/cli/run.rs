@@ -67,11 +67,9 @@ pub async fn run(api: &Api, a: RunArgs) -> Result<i32> {
         .to_string();
     eprintln!("run {id} started");
     if started["status"] == "awaiting_approval" {
-        let view = api.get(&format!("/runs/{id}")).await?;
         eprintln!(
-            "This run is large (about {} agents, {} tokens projected) and waits for approval.\n\
-             Approve it with `--yes`, in the web app, or: POST {}/api/runs/{id}/approve",
-            view["options"]["projected_agents"], view["options"]["projected_tokens"], api.base
+            "This run asks for more than runs get without approval (its budget or its concurrency) and waits for it.\n\
+             Approve it with `--yes`, in the web app, or: baton approve {id}"
         );
         return Ok(2);
     }
@@ -96,7 +94,10 @@ async fn follow(api: &Api, id: &str) -> Result<i32> {
                 let f: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
                 f["type"] == "run_event"
                     && f["event"] == "status"
-                    && matches!(f["status"].as_str(), Some("completed" | "failed" | "cancelled"))
+                    && matches!(
+                        f["status"].as_str(),
+                        Some("completed" | "failed" | "cancelled" | "awaiting_approval")
+                    )
             }
             Ok(Some(Ok(_))) | Err(_) => false,
             Ok(None) | Ok(Some(Err(_))) => bail!("the server closed the connection; the run goes on: baton run follows it with GET {}/api/runs/{id}", api.base),
@@ -121,6 +122,15 @@ async fn follow(api: &Api, id: &str) -> Result<i32> {
         }
         last_draw = Instant::now();
         let status = view["status"].as_str().unwrap_or("");
+        if status == "awaiting_approval" {
+            eprintln!(
+                "The run started {} agents and waits for approval to start more (limits.approval_agents).\n\
+                 What it did so far is kept. Approve it with `baton approve {id}` (then `baton run` follows it again),\n\
+                 in the web app, or start it with `--yes`; `baton cancel {id}` denies it.",
+                view["agents"].as_array().map_or(0, Vec::len)
+            );
+            return Ok(2);
+        }
         if matches!(status, "completed" | "failed" | "cancelled") {
             if status == "completed" {
                 println!("{}", serde_json::to_string_pretty(&view["result"])?);
