@@ -46,6 +46,8 @@ pub struct AgentSpec {
     pub workspace: Option<PathBuf>,
     pub run_id: Option<baton_core::RunId>,
     pub parent_id: Option<SessionId>,
+    /// Put before Baton's own instructions: an agent type's system prompt.
+    pub system: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -525,7 +527,10 @@ impl AgentRuntime {
             jsonschema::validator_for(schema)
                 .map_err(|e| AgentError::BadInput(format!("invalid schema: {e}")))?;
         }
-        let mut system = SYSTEM_PROMPT.to_string();
+        let mut system = match &spec.system {
+            Some(own) => format!("{own}\n\n{SYSTEM_PROMPT}"),
+            None => SYSTEM_PROMPT.to_string(),
+        };
         if spec.schema.is_some() {
             system.push_str(" Give your final answer by calling the StructuredOutput tool.");
         }

@@ -205,6 +205,19 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
             },
             workflows::list,
         )
+        .get(
+            "/agents",
+            Op {
+                summary: "Agent types for agent(prompt, { agentType }): project (.baton/agents, .claude/agents) and personal (~/.claude/agents), with what is wrong with any that cannot be used",
+                tag: "workflows",
+                body: None,
+                query: Some(schema::<workflows::WorkspaceQuery>),
+                ok_status: 200,
+                ok: schema::<Page<baton_workflow::AgentType>>,
+                errors: &[400],
+            },
+            workflows::agent_types,
+        )
         .post(
             "/workflows/runs",
             Op {

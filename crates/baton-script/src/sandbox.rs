@@ -91,6 +91,7 @@ pub async fn parse(src: &str) -> Result<Script, ScriptError> {
         body,
         default_export,
         phase_calls,
+        tool_names,
     } = source::prepare(src)?;
     let wrapped = source::wrap(&body, default_export);
     let limits = Limits {
@@ -146,6 +147,7 @@ pub async fn parse(src: &str) -> Result<Script, ScriptError> {
         meta_json: meta_json.unwrap_or_else(|| "null".into()),
         wrapped,
         phase_calls,
+        tool_names,
     })
 }
 

@@ -44,6 +44,8 @@ pub struct Script {
     pub(crate) wrapped: String,
     /// Phase titles passed to `phase()` as string literals, for `baton check`.
     pub phase_calls: Vec<String>,
+    /// Tool names written as literals in `tools: [...]` options, for `baton check`.
+    pub tool_names: Vec<String>,
 }
 
 /// Prefix put on line 1, so every line keeps its number; columns on line 1 shift by
@@ -134,6 +136,7 @@ struct Walk<'s> {
     src: &'s str,
     refused: Option<ScriptError>,
     phases: Vec<String>,
+    tools: Vec<String>,
 }
 
 impl Walk<'_> {
@@ -175,13 +178,25 @@ impl<'a> Visit<'a> for Walk<'_> {
     }
 
     fn visit_object_property(&mut self, it: &ObjectProperty<'a>) {
-        let named_phase = match &it.key {
-            PropertyKey::StaticIdentifier(k) => k.name == "phase",
-            PropertyKey::StringLiteral(k) => k.value == "phase",
-            _ => false,
+        let key = match &it.key {
+            _ if it.computed => None,
+            PropertyKey::StaticIdentifier(k) => Some(k.name.as_str()),
+            PropertyKey::StringLiteral(k) => Some(k.value.as_str()),
+            _ => None,
         };
-        if named_phase && !it.computed {
-            self.phase(Some(&it.value));
+        match (key, &it.value) {
+            (Some("phase"), v) => self.phase(Some(v)),
+            (Some("tools"), Expression::ArrayExpression(list)) => {
+                for el in &list.elements {
+                    if let Some(Expression::StringLiteral(t)) = el.as_expression() {
+                        let name = t.value.to_string();
+                        if !self.tools.contains(&name) {
+                            self.tools.push(name);
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
         walk::walk_object_property(self, it);
     }
@@ -195,6 +210,7 @@ pub(crate) struct Prepared {
     pub body: String,
     pub default_export: bool,
     pub phase_calls: Vec<String>,
+    pub tool_names: Vec<String>,
 }
 
 /// Parses a workflow file (as a module whose top level may `return`): refuses `import`
@@ -314,6 +330,7 @@ pub(crate) fn prepare(src: &str) -> Result<Prepared, ScriptError> {
         src,
         refused: None,
         phases: Vec::new(),
+        tools: Vec::new(),
     };
     walk.visit_program(&parsed.program);
     if let Some(e) = walk.refused {
@@ -324,6 +341,7 @@ pub(crate) fn prepare(src: &str) -> Result<Prepared, ScriptError> {
         body,
         default_export,
         phase_calls: walk.phases,
+        tool_names: walk.tools,
     })
 }
 
@@ -362,10 +380,11 @@ mod tests {
                    if (typeof require !== 'function') log('no require here')\n\
                    const re = /'import(x)\\/require/\n\
                    const t = `require(${a})`\n\
-                   await agent(\"don't require anything\", { phase: 'Scan' })\n\
+                   await agent(\"don't require anything\", { phase: 'Scan', tools: ['Read', 'WebSearch'] })\n\
                    phase(\"Go\")\nreturn o.import";
         let p = prepare(src).unwrap();
         assert_eq!(p.phase_calls, ["Scan", "Go"]);
+        assert_eq!(p.tool_names, ["Read", "WebSearch"]);
     }
 
     #[test]

@@ -147,6 +147,15 @@ impl WorkflowEngine {
         .await
     }
 
+    /// The agent types (`agentType`) visible from `workspace`, with what is wrong with any
+    /// that cannot be used.
+    pub fn agent_types(&self, workspace: Option<&Path>) -> Vec<crate::AgentType> {
+        crate::agent_types::list(
+            &self.workspace_of(workspace),
+            self.inner.config.home.as_deref(),
+        )
+    }
+
     pub async fn definition(
         &self,
         name: &str,

@@ -178,10 +178,6 @@ impl RunHost {
             ));
         }
         for (key, what) in [
-            (
-                "agentType",
-                "agentType is not supported yet; the agent runs as a general agent",
-            ),
             ("effort", "effort is not supported yet and is ignored"),
             (
                 "isolation",
@@ -218,6 +214,28 @@ impl RunHost {
         // The script stops here: the call never answers, so nothing after it runs (the
         // sandbox ends the script on the cancel and drops this call).
         std::future::pending().await
+    }
+
+    /// The agent type `name` for `call`, or an error the script gets (and the run's log
+    /// shows, once per type).
+    fn agent_type(&self, name: &str, call: &AgentCall) -> Result<crate::AgentType, String> {
+        let root = self
+            .workspace
+            .clone()
+            .unwrap_or(self.inner.config.default_workspace.clone());
+        let found = crate::agent_types::find(name, &root, self.inner.config.home.as_deref());
+        if let Err(why) = &found {
+            if self
+                .noted
+                .lock()
+                .expect("notes lock")
+                .insert(format!("agentType:{name}"))
+            {
+                self.live
+                    .log(format!("agent '{}': {why}", agent_name(call)));
+            }
+        }
+        found
     }
 
     /// The admission of an `agent()` call, in the script's call order: limits, the
@@ -261,6 +279,11 @@ impl RunHost {
             }
         }
         self.note_options(&call);
+        let agent_type = match call.opts.get("agentType") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(self.agent_type(name, &call)?),
+            Some(other) => return Err(format!("agentType must be a name, not {other}")),
+        };
         let content = key::content(&call.prompt, &call.opts);
         let occurrence = {
             let mut occ = self.occurrences.lock().expect("occurrences lock");
@@ -340,7 +363,8 @@ impl RunHost {
                 .opts
                 .get("model")
                 .and_then(Value::as_str)
-                .map(str::to_string),
+                .map(str::to_string)
+                .or_else(|| agent_type.as_ref().and_then(|t| t.model.clone())),
             schema: call.opts.get("schema").cloned().filter(|s| !s.is_null()),
             caps: self.caps,
             max_tool_calls: opt_u64(&call.opts, "max_tool_calls").map(|n| n.min(10_000) as u32),
@@ -353,7 +377,11 @@ impl RunHost {
             budget_tokens: self
                 .budget_total
                 .map(|t| t.saturating_sub(self.spent.load(Ordering::SeqCst))),
-            tools: tool_names(&call.opts).0,
+            tools: tool_names(&call.opts).0.or_else(|| {
+                let listed = agent_type.as_ref()?.tools.clone()?;
+                tool_names(&json!({ "tools": listed })).0
+            }),
+            system: agent_type.as_ref().map(|t| t.prompt.clone()),
             workspace: self.workspace.clone(),
             run_id: Some(self.run_id),
             parent_id: None,

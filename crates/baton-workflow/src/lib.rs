@@ -1,6 +1,7 @@
 //! Workflows: discovery, the built-in catalog, and the run manager with its journal.
 #![forbid(unsafe_code)]
 
+pub mod agent_types;
 mod catalog;
 mod cluster;
 mod config;
@@ -15,6 +16,7 @@ mod shared;
 mod snapshots;
 mod view;
 
+pub use agent_types::AgentType;
 pub use config::{instance_id, ClusterConfig, EngineConfig};
 pub use discovery::{Definition, DefinitionError, Source};
 pub use engine::{StartRequest, WorkflowEngine};

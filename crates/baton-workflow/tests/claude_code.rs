@@ -239,15 +239,121 @@ async fn options_baton_does_not_act_on_are_said_on_the_run() {
     f.mock.set_default(Reply::text("ok"));
     let done = run(
         &f,
-        "await agent('a', { label: 'typed', agentType: 'ticker-scout', effort: 'high', isolation: 'worktree' })\n\
-         await agent('b', { label: 'again', agentType: 'ticker-scout' })\nreturn 1",
+        "await agent('a', { label: 'typed', effort: 'high', isolation: 'worktree' })\n\
+         await agent('b', { label: 'again', effort: 'low' })\nreturn 1",
     )
     .await;
     for note in [
-        "agentType is not supported yet",
         "effort is not supported yet",
         "isolation is not supported yet",
     ] {
         assert_eq!(logged(&done, note), 1, "{note}: {:?}", done.log);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_types_load_from_claude_agents_files() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_default(Reply::text("AAPL, MSFT"));
+    let dir = f.ws.path().join(".claude/agents");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ticker-scout.md"),
+        "---\nname: ticker-scout\ndescription: Finds ticker symbols\ntools: Read, Grep\nmodel: haiku\n---\nYou scout ticker symbols in the files you are given.\n",
+    )
+    .unwrap();
+    // The project's .baton/agents wins over .claude/agents.
+    let baton = f.ws.path().join(".baton/agents");
+    std::fs::create_dir_all(&baton).unwrap();
+    std::fs::write(baton.join("reviewer.md"), "You review carefully.").unwrap();
+    std::fs::write(dir.join("reviewer.md"), "You are the other reviewer.").unwrap();
+    std::fs::write(dir.join("broken.md"), "---\ntools: [unclosed\n---\nbody").unwrap();
+
+    let done = run(
+        &f,
+        "const a = await agent('find tickers', { agentType: 'ticker-scout' })\n\
+         const b = await agent('review', { agentType: 'reviewer', tools: ['LS'] })\n\
+         let missing = null\n\
+         try { await agent('x', { agentType: 'no-such-agent', label: 'lost' }) } catch (e) { missing = e.message }\n\
+         let broken = null\n\
+         try { await agent('y', { agentType: 'broken' }) } catch (e) { broken = e.message }\n\
+         return { a, b, missing, broken }",
+    )
+    .await;
+    assert_eq!(
+        done.status,
+        baton_core::RunStatus::Completed,
+        "{:?}",
+        done.error
+    );
+    let r = done.result.clone().unwrap();
+    assert_eq!(r["a"], "AAPL, MSFT");
+    let requests = f.mock.requests();
+    let system = |i: usize| {
+        requests[i].body["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let tools = |i: usize| -> Vec<String> {
+        requests[i].body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        system(0).starts_with("You scout ticker symbols"),
+        "{}",
+        system(0)
+    );
+    assert_eq!(
+        tools(0),
+        ["read_file", "grep"],
+        "the type's tools, in Baton's names"
+    );
+    assert!(
+        system(1).starts_with("You review carefully."),
+        "{}",
+        system(1)
+    );
+    assert_eq!(
+        tools(1),
+        ["list_dir"],
+        "the call's tools win over the type's"
+    );
+    let missing = r["missing"].as_str().unwrap();
+    assert!(
+        missing.contains("agentType 'no-such-agent' is not defined")
+            && missing.contains(".claude/agents"),
+        "{missing}"
+    );
+    assert!(
+        r["broken"]
+            .as_str()
+            .unwrap()
+            .contains("front matter is not valid"),
+        "{r}"
+    );
+    assert_eq!(
+        logged(
+            &done,
+            "agent 'lost': agentType 'no-such-agent' is not defined"
+        ),
+        1,
+        "{:?}",
+        done.log
+    );
+    assert_eq!(f.mock.count(), 2);
+
+    let listed = f.engine.agent_types(None);
+    let names: Vec<&str> = listed.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["reviewer", "broken", "ticker-scout"]);
+    assert_eq!(listed[0].prompt, "You review carefully.");
+    assert!(listed[1].error.is_some());
+    assert_eq!(
+        listed[2].tools.as_deref(),
+        Some(&["Read".to_string(), "Grep".to_string()][..])
+    );
 }

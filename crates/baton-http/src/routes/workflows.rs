@@ -58,6 +58,18 @@ pub async fn list(
     }))
 }
 
+/// Agent types (`agentType`): `.baton/agents`, `.claude/agents`, `~/.claude/agents`.
+pub async fn agent_types(
+    State(state): State<AppState>,
+    Query(q): Query<WorkspaceQuery>,
+) -> ApiResult<axum::Json<Page<baton_workflow::AgentType>>> {
+    let ws = workspace(&state, q.workspace)?;
+    Ok(axum::Json(Page {
+        items: state.workflows.agent_types(ws.as_deref()),
+        next_cursor: None,
+    }))
+}
+
 pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,

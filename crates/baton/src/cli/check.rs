@@ -63,5 +63,15 @@ pub async fn check(path: &std::path::Path) -> Result<(String, bool)> {
             ));
         }
     }
+    for t in &script.tool_names {
+        let known =
+            baton_agent::tools::canonical(t).is_some() || baton_agent::tasks::is_task_tool(t);
+        if !known {
+            out.push_str(&format!(
+                "  warning: tools: '{t}' is not a Baton tool and would be left out (Baton's: {}; Claude Code's Read, Grep, Glob, LS, Edit, MultiEdit, Write and Bash map to them)\n",
+                baton_agent::tools::NAMES.join(", ")
+            ));
+        }
+    }
     Ok((out, ok))
 }
