@@ -425,6 +425,7 @@ async fn model_turn(
         tools: tool_specs(state, &ctx.inner.config.task_limits),
         messages: state.history.clone(),
         max_tokens: MAX_OUTPUT_TOKENS,
+        effort: state.effort,
     };
     let mut trace = new_trace(
         TraceKind::Llm,
@@ -437,6 +438,13 @@ async fn model_turn(
     trace.chat_id = session.chat_id;
     trace.run_id = session.run_id;
     trace.meta = json!({ "segments": segments(&req) });
+    if let Some(e) = req.effort {
+        trace.meta["effort"] = match model.client.effort_control() {
+            Some(param) => json!({ "requested": e, "sent_as": param }),
+            None => json!({ "requested": e,
+                "not_sent": format!("provider '{}' has no effort control Baton can send", model.provider) }),
+        };
+    }
     let trace = ctx.tracer.start(trace).await;
 
     let deltas = DeltaForwarder::start(ctx.tracer.clone(), session.id, turn);

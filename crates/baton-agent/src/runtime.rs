@@ -48,6 +48,7 @@ pub struct AgentSpec {
     pub parent_id: Option<SessionId>,
     /// Put before Baton's own instructions: an agent type's system prompt.
     pub system: Option<String>,
+    pub effort: Option<baton_llm::Effort>,
 }
 
 #[derive(Debug, Clone)]
@@ -543,6 +544,7 @@ impl AgentRuntime {
             schema: spec.schema,
             budget_tokens: spec.budget_tokens,
             tool_allowlist: spec.tools,
+            effort: spec.effort,
             ..Default::default()
         };
         let links = Links {

@@ -31,6 +31,10 @@ pub struct SessionState {
     pub usage: Usage,
     #[serde(default)]
     pub cost_usd: f64,
+    /// How hard the model should think (`agent(…, { effort })`), where its provider can be
+    /// told.
+    #[serde(default)]
+    pub effort: Option<baton_llm::Effort>,
     /// 0 for a chat's or a workflow's agent; a background task's depth otherwise.
     #[serde(default)]
     pub task_depth: u32,

@@ -118,6 +118,8 @@ pub(crate) fn body(req: &ChatRequest) -> Value {
     if !tools.is_empty() {
         body["tools"] = Value::Array(tools);
     }
+    // `effort` is not sent: extended thinking with tool use needs each turn's thinking
+    // blocks (and their signatures) sent back, which the history does not keep yet.
     body
 }
 

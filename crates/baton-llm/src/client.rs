@@ -51,6 +51,11 @@ impl Client {
         self.provider.accepts_images()
     }
 
+    /// See `Provider::effort_control`.
+    pub fn effort_control(&self) -> Option<&'static str> {
+        self.provider.effort_control()
+    }
+
     pub async fn complete(
         &self,
         req: &ChatRequest,

@@ -20,8 +20,8 @@ pub use error::LlmError;
 pub use openai::OpenAiProvider;
 pub use pricing::Pricing;
 pub use types::{
-    ChatMessage, ChatRequest, ChatResponse, ContentPart, Delta, StopReason, ToolCall, ToolSpec,
-    Usage,
+    ChatMessage, ChatRequest, ChatResponse, ContentPart, Delta, Effort, StopReason, ToolCall,
+    ToolSpec, Usage,
 };
 
 use async_trait::async_trait;
@@ -46,5 +46,11 @@ pub trait Provider: Send + Sync + 'static {
     /// Whether image parts may be sent.
     fn accepts_images(&self) -> bool {
         true
+    }
+
+    /// How this provider sends `ChatRequest::effort` (`reasoning_effort`), or `None` when
+    /// it does not send it.
+    fn effort_control(&self) -> Option<&'static str> {
+        None
     }
 }

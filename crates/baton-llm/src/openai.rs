@@ -85,6 +85,9 @@ pub(crate) fn body(req: &ChatRequest) -> Value {
         "max_tokens": req.max_tokens,
         "messages": messages,
     });
+    if let Some(e) = req.effort {
+        body["reasoning_effort"] = json!(e.as_str());
+    }
     if !req.tools.is_empty() {
         body["tools"] = req
             .tools
@@ -226,5 +229,9 @@ impl Provider for OpenAiProvider {
 
     fn accepts_images(&self) -> bool {
         self.images
+    }
+
+    fn effort_control(&self) -> Option<&'static str> {
+        Some("reasoning_effort")
     }
 }

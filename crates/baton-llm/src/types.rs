@@ -69,6 +69,36 @@ pub struct ChatRequest {
     pub tools: Vec<ToolSpec>,
     pub messages: Vec<ChatMessage>,
     pub max_tokens: u32,
+    /// How hard the model should think, where its provider has a control for it.
+    pub effort: Option<Effort>,
+}
+
+/// Claude Code's `effort`: sent as OpenAI-compatible `reasoning_effort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effort {
+    Low,
+    Medium,
+    High,
+}
+
+impl Effort {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "low" => Effort::Low,
+            "medium" => Effort::Medium,
+            "high" => Effort::High,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        }
+    }
 }
 
 /// Token counts, normalized across vendors.

@@ -41,6 +41,7 @@ fn request(history: Vec<ChatMessage>) -> ChatRequest {
         }],
         messages: history,
         max_tokens: 1024,
+        effort: None,
     }
 }
 

@@ -140,6 +140,13 @@ fn tool_names(opts: &Value) -> (Option<Vec<String>>, Vec<String>) {
     (Some(known), unknown)
 }
 
+/// `effort: 'low' | 'medium' | 'high'`.
+fn effort_of(opts: &Value) -> Option<baton_llm::Effort> {
+    opts.get("effort")
+        .and_then(Value::as_str)
+        .and_then(baton_llm::Effort::parse)
+}
+
 /// How an agent is named in the run's log: its label, or its prompt's start.
 fn agent_name(call: &AgentCall) -> String {
     match call.opts.get("label").and_then(Value::as_str) {
@@ -166,6 +173,14 @@ impl RunHost {
                 notes.push((format!("model:{m}"), why));
             }
         }
+        if let Some(e) = call.opts.get("effort").filter(|v| !v.is_null()) {
+            if effort_of(&call.opts).is_none() {
+                notes.push((
+                    format!("effort:{e}"),
+                    format!("effort {e} is not low, medium or high and is ignored"),
+                ));
+            }
+        }
         let (_, unknown) = tool_names(&call.opts);
         if !unknown.is_empty() {
             notes.push((
@@ -177,13 +192,10 @@ impl RunHost {
                 ),
             ));
         }
-        for (key, what) in [
-            ("effort", "effort is not supported yet and is ignored"),
-            (
-                "isolation",
-                "isolation is not supported yet; the agent works in the run's workspace",
-            ),
-        ] {
+        for (key, what) in [(
+            "isolation",
+            "isolation is not supported yet; the agent works in the run's workspace",
+        )] {
             if call.opts.get(key).is_some_and(|v| !v.is_null()) {
                 notes.push((key.to_string(), what.to_string()));
             }
@@ -382,6 +394,7 @@ impl RunHost {
                 tool_names(&json!({ "tools": listed })).0
             }),
             system: agent_type.as_ref().map(|t| t.prompt.clone()),
+            effort: effort_of(&call.opts),
             workspace: self.workspace.clone(),
             run_id: Some(self.run_id),
             parent_id: None,

@@ -234,21 +234,66 @@ async fn imports_and_require_are_refused_with_line_and_column_and_the_words_alon
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effort_is_sent_as_reasoning_effort_and_recorded_on_the_trace() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_default(Reply::text("ok"));
+    let done = run(
+        &f,
+        "await agent('a', { label: 'hard', effort: 'high' })\n\
+         await agent('b', { label: 'odd', effort: 'extreme' })\n\
+         await agent('c')\nreturn 1",
+    )
+    .await;
+    let requests = f.mock.requests();
+    assert_eq!(requests[0].body["reasoning_effort"], "high");
+    assert!(requests[1].body.get("reasoning_effort").is_none());
+    assert!(requests[2].body.get("reasoning_effort").is_none());
+    assert_eq!(
+        logged(
+            &done,
+            "agent 'odd': effort \"extreme\" is not low, medium or high"
+        ),
+        1,
+        "{:?}",
+        done.log
+    );
+    let journal = f.engine.journal(done.id).await.unwrap();
+    let hard = journal
+        .iter()
+        .find(|e| e.label.as_deref() == Some("hard"))
+        .unwrap();
+    let traces = f
+        ._db
+        .store()
+        .list_traces(
+            baton_store::TraceScope::Session(hard.session_id.unwrap()),
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        traces[0].meta["effort"],
+        json!({ "requested": "high", "sent_as": "reasoning_effort" })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_baton_does_not_act_on_are_said_on_the_run() {
     let f = fixture(Kind::Sqlite).await;
     f.mock.set_default(Reply::text("ok"));
     let done = run(
         &f,
-        "await agent('a', { label: 'typed', effort: 'high', isolation: 'worktree' })\n\
-         await agent('b', { label: 'again', effort: 'low' })\nreturn 1",
+        "await agent('a', { label: 'isolated', isolation: 'worktree' })\n\
+         await agent('b', { label: 'again', isolation: 'worktree' })\nreturn 1",
     )
     .await;
-    for note in [
-        "effort is not supported yet",
-        "isolation is not supported yet",
-    ] {
-        assert_eq!(logged(&done, note), 1, "{note}: {:?}", done.log);
-    }
+    assert_eq!(
+        logged(&done, "isolation is not supported yet"),
+        1,
+        "{:?}",
+        done.log
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
