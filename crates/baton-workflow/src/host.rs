@@ -192,13 +192,20 @@ impl RunHost {
                 ),
             ));
         }
-        for (key, what) in [(
-            "isolation",
-            "isolation is not supported yet; the agent works in the run's workspace",
-        )] {
-            if call.opts.get(key).is_some_and(|v| !v.is_null()) {
-                notes.push((key.to_string(), what.to_string()));
+        match call.opts.get("isolation") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(w)) if w == "worktree" => {
+                if !self.caps.write {
+                    notes.push((
+                        "isolation".into(),
+                        "isolation: 'worktree' matters only for a run granted write; the agent reads the run's workspace".into(),
+                    ));
+                }
             }
+            Some(other) => notes.push((
+                format!("isolation:{other}"),
+                format!("isolation {other} is not known (only 'worktree'); the agent works in the run's workspace"),
+            )),
         }
         if notes.is_empty() {
             return;
@@ -399,16 +406,61 @@ impl RunHost {
             run_id: Some(self.run_id),
             parent_id: None,
         };
+        let isolated = self.caps.write
+            && call.opts.get("isolation").and_then(Value::as_str) == Some("worktree");
+        let name = agent_name(&call);
         // What follows runs as the agent's own task.
         let this = self.clone();
         let at_work = AtWork::new(&self.in_flight);
         Ok(Admission::Running(Box::pin(async move {
             let _at_work = at_work;
-            let outcome = this
-                .inner
-                .agents
-                .run_agent(spec, this.cancel.child_token())
-                .await;
+            let mut spec = spec;
+            let worktree = if isolated {
+                let root = spec
+                    .workspace
+                    .clone()
+                    .unwrap_or(this.inner.config.default_workspace.clone());
+                let parent = std::env::temp_dir()
+                    .join("baton-worktrees")
+                    .join(this.run_id.to_string());
+                let branch = format!("baton/{}/agent-{}", this.run_id, entry.seq);
+                Some(crate::worktree::create(&root, &parent, &branch).await)
+            } else {
+                None
+            };
+            let outcome = match &worktree {
+                Some(Err(why)) => {
+                    this.live.log(format!("agent '{name}': {why}"));
+                    Err(baton_agent::AgentError::BadInput(why.clone()))
+                }
+                Some(Ok(w)) => {
+                    spec.workspace = Some(w.path.clone());
+                    this.inner
+                        .agents
+                        .run_agent(spec, this.cancel.child_token())
+                        .await
+                }
+                None => {
+                    this.inner
+                        .agents
+                        .run_agent(spec, this.cancel.child_token())
+                        .await
+                }
+            };
+            if let Some(Ok(w)) = &worktree {
+                match w.finish().await {
+                    Ok(None) => {}
+                    Ok(Some(changed)) => this.live.log(format!(
+                        "agent '{name}' left its changes in the worktree {} on branch {} ({changed})",
+                        w.path.display(),
+                        w.branch
+                    )),
+                    Err(e) => this.live.log(format!(
+                        "agent '{name}': its worktree {} could not be checked: {e}",
+                        w.path.display()
+                    )),
+                }
+            }
             // The agent's work is done: its slot goes to the next agent while its journal
             // entry commits, so the commit's wait does not hold up the run's other agents.
             drop(permit);

@@ -15,6 +15,7 @@ mod live;
 mod shared;
 mod snapshots;
 mod view;
+mod worktree;
 
 pub use agent_types::AgentType;
 pub use config::{instance_id, ClusterConfig, EngineConfig};

@@ -278,18 +278,128 @@ async fn effort_is_sent_as_reasoning_effort_and_recorded_on_the_trace() {
     );
 }
 
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn writing() -> baton_workflow::StartRequest {
+    baton_workflow::StartRequest {
+        capabilities: baton_core::Capabilities {
+            write: true,
+            exec: false,
+        },
+        ..auto()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn options_baton_does_not_act_on_are_said_on_the_run() {
+async fn worktree_isolation_keeps_changes_on_a_branch_and_removes_what_changed_nothing() {
     let f = fixture(Kind::Sqlite).await;
-    f.mock.set_default(Reply::text("ok"));
-    let done = run(
+    let ws = f.ws.path();
+    git(ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("README.md"), "hello\n").unwrap();
+    git(ws, &["add", "."]);
+    git(ws, &["commit", "-q", "-m", "start"]);
+    f.mock.rule(
+        "add a note",
+        Reply::tool(
+            "write_file",
+            json!({ "path": "NOTE.md", "content": "a note\n" }),
+        ),
+    );
+    f.mock.set_default(Reply::text("done"));
+    let script =
+        "const a = await agent('add a note', { label: 'writer', isolation: 'worktree' })\n\
+                  const b = await agent('only look', { label: 'reader', isolation: 'worktree' })\n\
+                  return [a, b]";
+    let run = f.engine.start_inline(script, writing()).await.unwrap();
+    let done = finished(&f, run.id).await;
+    assert_eq!(done.result, Some(json!(["done", "done"])), "{:?}", done.log);
+    assert!(
+        !ws.join("NOTE.md").exists(),
+        "the workspace itself is untouched"
+    );
+    let kept = done
+        .log
+        .iter()
+        .find(|l| l.starts_with("agent 'writer' left its changes in the worktree"))
+        .unwrap_or_else(|| panic!("{:?}", done.log));
+    assert!(kept.contains("1 file changed"), "{kept}");
+    let branches = git(ws, &["branch", "--list", "baton/*"]);
+    let worktrees = git(ws, &["worktree", "list"]);
+    assert_eq!(
+        branches.lines().count(),
+        1,
+        "only the writer's branch stays: {branches}"
+    );
+    assert_eq!(worktrees.lines().count(), 2, "{worktrees}");
+    let kept_path = worktrees
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(kept_path).join("NOTE.md")).unwrap(),
+        "a note\n"
+    );
+    assert!(
+        !done.log.iter().any(|l| l.contains("'reader' left")),
+        "{:?}",
+        done.log
+    );
+    git(ws, &["worktree", "remove", "--force", kept_path]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worktree_isolation_without_git_fails_the_agent_and_without_write_is_noted() {
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_default(Reply::text("done"));
+    let script = "return await agent('write', { label: 'w', isolation: 'worktree' })";
+    let done = finished(
         &f,
-        "await agent('a', { label: 'isolated', isolation: 'worktree' })\n\
-         await agent('b', { label: 'again', isolation: 'worktree' })\nreturn 1",
+        f.engine.start_inline(script, writing()).await.unwrap().id,
     )
     .await;
+    assert_eq!(done.result, Some(Value::Null));
     assert_eq!(
-        logged(&done, "isolation is not supported yet"),
+        logged(
+            &done,
+            "agent 'w': isolation: 'worktree' needs the workspace to be a git repository"
+        ),
+        1,
+        "{:?}",
+        done.log
+    );
+    assert_eq!(f.mock.count(), 0);
+    let journal = f.engine.journal(done.id).await.unwrap();
+    assert!(journal[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("git repository"));
+    // A read-only run has nothing to isolate: it runs in the workspace, and says so.
+    let done = run(
+        &f,
+        "return await agent('look', { label: 'r', isolation: 'worktree' })",
+    )
+    .await;
+    assert_eq!(done.result, Some(json!("done")));
+    assert_eq!(
+        logged(&done, "matters only for a run granted write"),
         1,
         "{:?}",
         done.log

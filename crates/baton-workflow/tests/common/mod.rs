@@ -52,6 +52,8 @@ pub async fn fixture_with(kind: Kind, tweak: impl FnOnce(&mut EngineConfig)) -> 
         AgentConfig {
             default_model: "mock-1".into(),
             default_workspace: ws.path().into(),
+            // Tests may grant write and exec in their temporary workspace.
+            workspace_roots: vec![ws.path().into()],
             ..AgentConfig::default()
         },
     );
