@@ -297,6 +297,9 @@ impl RunHost {
                     .await);
             }
         }
+        // At work from its number on, until its journal entry is written: the approval
+        // gate waits for every agent numbered before it, those waiting for a slot too.
+        let at_work = AtWork::new(&self.in_flight);
         self.note_options(&call);
         let agent_type = match call.opts.get("agentType") {
             None | Some(Value::Null) => None,
@@ -411,7 +414,6 @@ impl RunHost {
         let name = agent_name(&call);
         // What follows runs as the agent's own task.
         let this = self.clone();
-        let at_work = AtWork::new(&self.in_flight);
         Ok(Admission::Running(Box::pin(async move {
             let _at_work = at_work;
             let mut spec = spec;

@@ -142,7 +142,13 @@ async fn a_run_journals_its_agents_and_resume_skips_completed_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_runs_wait_for_approval() {
-    let f = fixture(Kind::Sqlite).await;
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        large_runs_wait_for_approval_on(kind).await;
+    }
+}
+
+async fn large_runs_wait_for_approval_on(kind: Kind) {
+    let f = fixture(kind).await;
     // However the source reads, the gate binds on what the run does: the 26th agent
     // waits for a person, once the ones at work are done.
     let script = "const xs = args.items\nconst n = xs.length * 2\n\
