@@ -495,6 +495,7 @@ async fn model_turn(
             state.history.push(ChatMessage::Assistant {
                 text: resp.text,
                 tool_calls: resp.tool_calls,
+                thinking: resp.thinking,
             });
             Ok(())
         }

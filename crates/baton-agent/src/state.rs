@@ -89,9 +89,9 @@ impl SessionState {
     /// The final text when the last message is an answer without tool calls.
     pub fn final_answer(&self) -> Option<&str> {
         match self.history.last() {
-            Some(ChatMessage::Assistant { text, tool_calls }) if tool_calls.is_empty() => {
-                Some(text)
-            }
+            Some(ChatMessage::Assistant {
+                text, tool_calls, ..
+            }) if tool_calls.is_empty() => Some(text),
             _ => None,
         }
     }

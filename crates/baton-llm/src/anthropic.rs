@@ -65,8 +65,14 @@ pub(crate) fn body(req: &ChatRequest) -> Value {
                     })
                     .collect(),
             ),
-            ChatMessage::Assistant { text, tool_calls } => {
-                let mut blocks = Vec::new();
+            ChatMessage::Assistant {
+                text,
+                tool_calls,
+                thinking,
+            } => {
+                // Reasoning blocks first, as they came, so extended thinking can go on
+                // across tool calls.
+                let mut blocks: Vec<Value> = thinking.clone();
                 if !text.is_empty() {
                     blocks.push(json!({ "type": "text", "text": text }));
                 }
@@ -118,8 +124,12 @@ pub(crate) fn body(req: &ChatRequest) -> Value {
     if !tools.is_empty() {
         body["tools"] = Value::Array(tools);
     }
-    // `effort` is not sent: extended thinking with tool use needs each turn's thinking
-    // blocks (and their signatures) sent back, which the history does not keep yet.
+    if let Some(e) = req.effort {
+        // The thinking budget must stay below max_tokens, with room for the answer.
+        let budget = e.thinking_budget();
+        body["thinking"] = json!({ "type": "enabled", "budget_tokens": budget });
+        body["max_tokens"] = json!(req.max_tokens.max(budget + 4_096));
+    }
     body
 }
 
@@ -153,6 +163,12 @@ enum Block {
         name: String,
         json: String,
     },
+    /// Extended thinking: its text and signature, or a redacted block as it came.
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    Redacted(Value),
 }
 
 #[async_trait]
@@ -210,6 +226,11 @@ impl Provider for AnthropicProvider {
                                 .to_string(),
                             json: String::new(),
                         },
+                        Some("thinking") => Block::Thinking {
+                            thinking: String::new(),
+                            signature: String::new(),
+                        },
+                        Some("redacted_thinking") => Block::Redacted(block.clone()),
                         _ => Block::Text,
                     };
                     blocks.insert(index, b);
@@ -222,6 +243,21 @@ impl Provider for AnthropicProvider {
                             if let Some(t) = delta.get("text").and_then(Value::as_str) {
                                 text.push_str(t);
                                 on_delta(Delta::Text(t.to_string()));
+                            }
+                        }
+                        Some("thinking_delta") => {
+                            if let Some(Block::Thinking { thinking, .. }) = blocks.get_mut(&index) {
+                                thinking.push_str(
+                                    delta.get("thinking").and_then(Value::as_str).unwrap_or(""),
+                                );
+                            }
+                        }
+                        Some("signature_delta") => {
+                            if let Some(Block::Thinking { signature, .. }) = blocks.get_mut(&index)
+                            {
+                                signature.push_str(
+                                    delta.get("signature").and_then(Value::as_str).unwrap_or(""),
+                                );
                             }
                         }
                         Some("input_json_delta") => {
@@ -262,17 +298,24 @@ impl Provider for AnthropicProvider {
             Ok(false)
         })
         .await?;
-        let tool_calls: Vec<ToolCall> = blocks
-            .into_values()
-            .filter_map(|b| match b {
-                Block::Tool { id, name, json } => Some(ToolCall {
+        let mut tool_calls: Vec<ToolCall> = Vec::new();
+        let mut thinking: Vec<Value> = Vec::new();
+        for b in blocks.into_values() {
+            match b {
+                Block::Tool { id, name, json } => tool_calls.push(ToolCall {
                     id,
                     name,
                     arguments: parse_arguments(&json),
                 }),
-                Block::Text => None,
-            })
-            .collect();
+                Block::Thinking {
+                    thinking: t,
+                    signature,
+                } => thinking
+                    .push(json!({ "type": "thinking", "thinking": t, "signature": signature })),
+                Block::Redacted(v) => thinking.push(v),
+                Block::Text => {}
+            }
+        }
         let stop_reason = match stop.as_deref() {
             Some("tool_use") => StopReason::ToolUse,
             Some("end_turn" | "stop_sequence") => StopReason::EndTurn,
@@ -283,9 +326,59 @@ impl Provider for AnthropicProvider {
         Ok(ChatResponse {
             text,
             tool_calls,
+            thinking,
             usage,
             stop_reason,
             attempts: 1,
         })
+    }
+
+    fn effort_control(&self) -> Option<&'static str> {
+        Some("thinking")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Effort;
+
+    #[test]
+    fn effort_is_a_thinking_budget_and_thinking_blocks_go_back_first() {
+        let signed = json!({ "type": "thinking", "thinking": "let me look", "signature": "sig" });
+        let req = ChatRequest {
+            model: "m".into(),
+            system: "s".into(),
+            tools: vec![],
+            messages: vec![
+                ChatMessage::user_text("q"),
+                ChatMessage::Assistant {
+                    text: String::new(),
+                    tool_calls: vec![ToolCall {
+                        id: "c1".into(),
+                        name: "read_file".into(),
+                        arguments: json!({ "path": "a" }),
+                    }],
+                    thinking: vec![signed.clone()],
+                },
+            ],
+            max_tokens: 8192,
+            effort: Some(Effort::High),
+        };
+        let b = body(&req);
+        assert_eq!(
+            b["thinking"],
+            json!({ "type": "enabled", "budget_tokens": 24_576 })
+        );
+        assert!(b["max_tokens"].as_u64().unwrap() > 24_576);
+        let assistant = &b["messages"][1]["content"];
+        assert_eq!(assistant[0], signed);
+        assert_eq!(assistant[1]["type"], "tool_use");
+        let plain = body(&ChatRequest {
+            effort: None,
+            ..req
+        });
+        assert!(plain.get("thinking").is_none());
+        assert_eq!(plain["max_tokens"], 8192);
     }
 }

@@ -171,6 +171,7 @@ impl Provider for CommandProvider {
         let (text, usage) = parse_output(&String::from_utf8_lossy(&out))?;
         on_delta(Delta::Text(text.clone()));
         Ok(ChatResponse {
+            thinking: Vec::new(),
             text,
             tool_calls: Vec::new(),
             usage,

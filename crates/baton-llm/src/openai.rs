@@ -62,7 +62,9 @@ pub(crate) fn body(req: &ChatRequest) -> Value {
                     json!({ "role": "user", "content": parts })
                 }
             }
-            ChatMessage::Assistant { text, tool_calls } => {
+            ChatMessage::Assistant {
+                text, tool_calls, ..
+            } => {
                 let mut m = json!({ "role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) } });
                 if !tool_calls.is_empty() {
                     m["tool_calls"] = tool_calls
@@ -219,6 +221,7 @@ impl Provider for OpenAiProvider {
             _ => StopReason::Other,
         };
         Ok(ChatResponse {
+            thinking: Vec::new(),
             text,
             tool_calls,
             usage: usage_seen.unwrap_or_default(),

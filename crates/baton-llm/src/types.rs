@@ -41,6 +41,10 @@ pub enum ChatMessage {
         text: String,
         #[serde(default)]
         tool_calls: Vec<ToolCall>,
+        /// The provider's own reasoning blocks, sent back as they came (Anthropic's
+        /// extended thinking needs them with the tool results that follow).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        thinking: Vec<serde_json::Value>,
     },
     Tool {
         call_id: String,
@@ -73,7 +77,8 @@ pub struct ChatRequest {
     pub effort: Option<Effort>,
 }
 
-/// Claude Code's `effort`: sent as OpenAI-compatible `reasoning_effort`.
+/// Claude Code's `effort`: sent as OpenAI-compatible `reasoning_effort`, or as an
+/// Anthropic extended-thinking budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Effort {
@@ -97,6 +102,15 @@ impl Effort {
             Effort::Low => "low",
             Effort::Medium => "medium",
             Effort::High => "high",
+        }
+    }
+
+    /// Anthropic's extended-thinking budget for this effort, in tokens.
+    pub fn thinking_budget(&self) -> u32 {
+        match self {
+            Effort::Low => 2_048,
+            Effort::Medium => 8_192,
+            Effort::High => 24_576,
         }
     }
 }
@@ -143,6 +157,8 @@ pub enum StopReason {
 pub struct ChatResponse {
     pub text: String,
     pub tool_calls: Vec<ToolCall>,
+    /// Reasoning blocks to keep in the history (see `ChatMessage::Assistant`).
+    pub thinking: Vec<serde_json::Value>,
     pub usage: Usage,
     pub stop_reason: StopReason,
     /// Attempts it took (1 without retries).

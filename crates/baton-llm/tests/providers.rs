@@ -125,6 +125,7 @@ async fn tool_calls_are_assembled_and_results_fed_back() {
         history.push(ChatMessage::Assistant {
             text: r.text.clone(),
             tool_calls: r.tool_calls.clone(),
+            thinking: vec![],
         });
         history.push(ChatMessage::Tool {
             call_id: r.tool_calls[0].id.clone(),
@@ -156,6 +157,7 @@ async fn a_repeated_prefix_is_read_from_cache() {
         history.push(ChatMessage::Assistant {
             text: r1.text,
             tool_calls: vec![],
+            thinking: vec![],
         });
         history.push(ChatMessage::user_text("second question"));
         let (r2, _) = call(&client, &request(history)).await;
@@ -415,4 +417,56 @@ async fn command_provider_failures_keep_stderr_and_cancel_kills_the_group() {
             .unwrap_or_default()
             .contains(") Z ");
     assert!(!alive, "the grandchild {pid} was killed with its group");
+}
+
+#[tokio::test]
+async fn effort_reaches_each_vendor_and_anthropic_thinking_goes_on_across_tool_calls() {
+    for flavor in FLAVORS {
+        let mock = MockModel::start().await;
+        mock.push(Reply::tool("read_file", json!({ "path": "a.rs" })));
+        mock.push(Reply::text("done"));
+        let client = Client::new(provider(&mock, flavor), fast_policy());
+        let mut first = request(vec![ChatMessage::user_text("read it")]);
+        first.effort = Some(baton_llm::Effort::High);
+        let (r, _) = call(&client, &first).await;
+        let r = r.unwrap();
+        let sent = &mock.requests()[0].body;
+        if flavor == "anthropic" {
+            assert_eq!(sent["thinking"]["type"], "enabled", "{flavor}");
+            assert_eq!(
+                r.thinking.len(),
+                1,
+                "{flavor}: the signed thinking block is kept"
+            );
+            assert_eq!(r.thinking[0]["signature"], "mock-signature");
+            assert_eq!(r.thinking[0]["thinking"], "Let me think about this.");
+        } else {
+            assert_eq!(sent["reasoning_effort"], "high", "{flavor}");
+            assert!(r.thinking.is_empty());
+        }
+        let mut history = first.messages.clone();
+        history.push(ChatMessage::Assistant {
+            text: r.text.clone(),
+            tool_calls: r.tool_calls.clone(),
+            thinking: r.thinking.clone(),
+        });
+        history.push(ChatMessage::Tool {
+            call_id: r.tool_calls[0].id.clone(),
+            name: "read_file".into(),
+            content: "fn main() {}".into(),
+            is_error: false,
+        });
+        let mut second = request(history);
+        second.effort = first.effort;
+        let (r2, _) = call(&client, &second).await;
+        assert_eq!(r2.unwrap().text, "done");
+        if flavor == "anthropic" {
+            let sent = &mock.requests()[1].body;
+            assert_eq!(sent["messages"][1]["content"][0]["type"], "thinking");
+            assert_eq!(
+                sent["messages"][1]["content"][0]["signature"],
+                "mock-signature"
+            );
+        }
+    }
 }

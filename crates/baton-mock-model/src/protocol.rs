@@ -194,7 +194,9 @@ async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
     }
     let model = body["model"].as_str().unwrap_or("mock").to_string();
     let events = match flavor {
-        Flavor::Anthropic => anthropic_events(&model, &reply, hit),
+        Flavor::Anthropic => {
+            anthropic_events(&model, &reply, hit, body["thinking"]["type"] == "enabled")
+        }
         _ => openai_events(
             flavor,
             &model,
@@ -358,7 +360,9 @@ fn event(name: &str, data: Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
-fn anthropic_events(model: &str, reply: &Reply, hit: CacheHit) -> Vec<String> {
+/// With `thinking` on (extended thinking was asked for), the answer starts with a signed
+/// thinking block, as Anthropic's does.
+fn anthropic_events(model: &str, reply: &Reply, hit: CacheHit, thinking: bool) -> Vec<String> {
     let read = hit.cached_tokens;
     let write = (hit.prompt_tokens - read) / 64 * 64;
     let fresh = hit.prompt_tokens - read - write;
@@ -371,6 +375,29 @@ fn anthropic_events(model: &str, reply: &Reply, hit: CacheHit) -> Vec<String> {
                        "cache_read_input_tokens": read, "output_tokens": 1 } } }),
     )];
     let mut index = 0;
+    if thinking {
+        out.push(event(
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": index,
+            "content_block": { "type": "thinking", "thinking": "" } }),
+        ));
+        for (kind, key, value) in [
+            ("thinking_delta", "thinking", "Let me think "),
+            ("thinking_delta", "thinking", "about this."),
+            ("signature_delta", "signature", "mock-signature"),
+        ] {
+            out.push(event(
+                "content_block_delta",
+                json!({ "type": "content_block_delta", "index": index,
+                "delta": { "type": kind, key: value } }),
+            ));
+        }
+        out.push(event(
+            "content_block_stop",
+            json!({ "type": "content_block_stop", "index": index }),
+        ));
+        index += 1;
+    }
     if !reply.text.is_empty() {
         out.push(event(
             "content_block_start",
