@@ -125,8 +125,8 @@ async fn follow(api: &Api, id: &str) -> Result<i32> {
         if status == "awaiting_approval" {
             eprintln!(
                 "The run started {} agents and waits for approval to start more (limits.approval_agents).\n\
-                 What it did so far is kept. Approve it with `baton approve {id}` (then `baton run` follows it again),\n\
-                 in the web app, or start it with `--yes`; `baton cancel {id}` denies it.",
+                 What it did so far is kept. Approve it with `baton approve {id}` or in the web app (it goes on\n\
+                 from there; `baton runs` shows it), or start runs with `--yes`; `baton cancel {id}` denies it.",
                 view["agents"].as_array().map_or(0, Vec::len)
             );
             return Ok(2);
