@@ -14,6 +14,16 @@ async fn run(f: &Fixture, script: &str) -> baton_core::Run {
     finished(f, run.id).await
 }
 
+/// The tool names a model request offered.
+fn offered(body: &Value) -> Vec<String> {
+    body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn logged(run: &baton_core::Run, needle: &str) -> usize {
     run.log.iter().filter(|l| l.contains(needle)).count()
 }
@@ -82,13 +92,10 @@ async fn claude_code_tool_names_map_to_baton_tools_and_unknown_ones_are_reported
     )
     .await;
     assert_eq!(done.result, Some(json!("done")));
-    let offered: Vec<String> = f.mock.requests()[0].body["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(offered, ["read_file", "list_dir", "grep"]);
+    assert_eq!(
+        offered(&f.mock.requests()[0].body),
+        ["read_file", "list_dir", "grep"]
+    );
     assert_eq!(
         logged(&done, "agent 'scout': tools WebSearch are not Baton tools"),
         1,
@@ -106,13 +113,11 @@ async fn write_tools_stay_subject_to_the_runs_capabilities() {
         "return await agent('edit it', { tools: ['Read', 'Edit', 'Write', 'Bash'] })",
     )
     .await;
-    let offered: Vec<String> = f.mock.requests()[0].body["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(offered, ["read_file"], "a read-only run grants no writing");
+    assert_eq!(
+        offered(&f.mock.requests()[0].body),
+        ["read_file"],
+        "a read-only run grants no writing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,14 +455,7 @@ async fn agent_types_load_from_claude_agents_files() {
             .unwrap()
             .to_string()
     };
-    let tools = |i: usize| -> Vec<String> {
-        requests[i].body["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["function"]["name"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let tools = |i: usize| offered(&requests[i].body);
     assert!(
         system(0).starts_with("You scout ticker symbols"),
         "{}",

@@ -228,7 +228,7 @@ async fn a_chat_agent_spawns_tasks_keeps_answering_and_collects_them(kind: Kind)
 
 async fn ended_tasks_are_told_once_at_a_turn_boundary_or_by_waking_the_agent(kind: Kind) {
     let mock = MockModel::start().await;
-    // Busy: the agent spawns a quick task, then takes a while over a status check; the
+    // Busy: the agent spawns a quick task, then takes a while asking for a list_dir; the
     // task ends meanwhile and is told before the agent's next model call.
     mock.rule(
         "spawn quick",
