@@ -1,6 +1,7 @@
 //! Workflows: discovery, the built-in catalog, and the run manager with its journal.
 #![forbid(unsafe_code)]
 
+mod agent_opts;
 pub mod agent_types;
 mod catalog;
 mod cluster;
