@@ -346,6 +346,35 @@ async function runBackend(browser, backend) {
       await context.close();
     });
 
+    await scenario("answers as documents: Markdown, highlighted code, nothing hostile runs", backend, async () => {
+      const { page, context } = await newPage(browser);
+      let dialogs = 0;
+      page.on("dialog", (d) => {
+        dialogs += 1;
+        void d.dismiss();
+      });
+      const chat = await http(srv.base, "POST", "/api/chats", { title: "Docs", workspace: srv.ws });
+      await page.goto(`${srv.base}/chats/${chat.id}`);
+      await page.getByLabel("Message").fill("[markdown] what backends are there?");
+      await page.keyboard.press("Enter");
+      const answer = page.locator(".msg.assistant .md").last();
+      await answer.locator("h2:has-text('Findings')").waitFor({ timeout: T });
+      await answer.locator("table td:text-is('sqlite')").waitFor();
+      await answer.locator("pre.code[data-lang='rust'] .hljs-keyword:has-text('fn')").waitFor();
+      await answer.locator("pre.code button.copy").waitFor();
+      assert.equal(await answer.locator("img").count(), 0);
+      assert.equal(await answer.locator("script").count(), 0);
+      const hrefs = await answer.locator("a").evaluateAll((as) => as.map((a) => a.getAttribute("href") ?? ""));
+      assert.ok(hrefs.every((h) => !/^javascript:/i.test(h)), JSON.stringify(hrefs));
+      await page.reload();
+      await page.locator(".msg.assistant .md h2").last().waitFor({ timeout: T });
+      assert.equal(await page.evaluate(() => window.__pwned ?? null), null, "nothing the model wrote ran");
+      assert.equal(dialogs, 0);
+      await shot(page, backend, "answer-markdown");
+      clean(page);
+      await context.close();
+    });
+
     await scenario("background: tasks live, badge, toast, cancel, refresh", backend, async () => {
       const { page, context } = await newPage(browser);
       await page.goto(`${srv.base}/tasks`);

@@ -5,7 +5,9 @@
 //! A message containing `[fast]` is answered at once, without a tool (for load tests);
 //! one containing `[slow]` streams a long answer over about twenty seconds (something to
 //! watch, or to cancel); one containing `[background]` has the agent start a background
-//! agent, and the notice of its end is acknowledged.
+//! agent, and the notice of its end is acknowledged; one containing `[markdown]` gets an
+//! answer in Markdown with code, a table and some hostile HTML (for the web app's
+//! sanitising).
 use baton_mock_model::{MockModel, Reply};
 use serde_json::json;
 
@@ -45,6 +47,16 @@ async fn main() {
         Reply::text("The background agent has finished; its result is in the notice above."),
     );
     mock.rule("[fast]", Reply::text("Done at once."));
+    mock.rule(
+        "[markdown]",
+        Reply::text(
+            "## Findings\n\nThe store has **two** backends:\n\n- SQLite\n- Postgres\n\n\
+             | backend | file |\n|---|---|\n| sqlite | `store-sqlite` |\n\n\
+             ```rust\nfn main() {\n    println!(\"hi\");\n}\n```\n\n\
+             <img src=x onerror=\"window.__pwned = 1\"> [a link](javascript:window.__pwned=2) \
+             <script>window.__pwned = 3</script>Done.",
+        ),
+    );
     mock.rule(
         "[background]",
         Reply::tool(

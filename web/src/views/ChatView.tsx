@@ -5,6 +5,7 @@ import { hitClass, hitRate } from "../traces";
 import { exchangeOf, exchangesOf, spawnedTask } from "../chat";
 import type { Message, Trace } from "../types";
 import { tasks } from "./tasksModel";
+import { Markdown } from "./Markdown";
 import { ChatModel } from "./chatModel";
 import { HitBar, TraceTree } from "./TraceTree";
 import { CapabilityBadges } from "./Capabilities";
@@ -143,16 +144,14 @@ function ChatPane({ model }: { model: ChatModel }) {
             <SpawnedTasks calls={toolsByExchange.get(x.turn) ?? []} />
             {x.answers.map((m) => (
               <div class="msg assistant" key={m.id}>
-                <div class="msg-body">{m.content}</div>
+                <Markdown text={m.content} />
                 <div class="msg-meta">{clock(m.created_at)}</div>
               </div>
             ))}
             {streaming && streamingAt === x.turn && !x.answers.some((m) => m.turn_number >= streaming.turn) ? (
               <div class="msg assistant streaming" aria-live="polite">
-                <div class="msg-body">
-                  {streaming.text}
-                  <span class="cursor">▍</span>
-                </div>
+                <Markdown text={streaming.text} />
+                <span class="cursor">▍</span>
               </div>
             ) : null}
           </div>
