@@ -148,9 +148,14 @@ export class ChatModel {
 
   async setAutoContinue(on: boolean) {
     this.error.value = null;
+    const before = this.chat.value;
+    // Shown at once (the switch must not flip back while the request is out), put back
+    // if the server refuses it.
+    if (before) this.chat.value = { ...before, auto_continue: on };
     try {
       this.chat.value = await api.updateChat(this.id, { auto_continue: on });
     } catch (e) {
+      this.chat.value = before;
       this.error.value = e instanceof Error ? e.message : String(e);
     }
   }
