@@ -62,6 +62,14 @@ impl Store for NullStore {
     async fn list_messages(&self, _: ChatId) -> StoreResult<Vec<Message>> {
         Ok(vec![])
     }
+    async fn page_messages(
+        &self,
+        _: ChatId,
+        _: baton_store::MessageAnchor,
+        _: u32,
+    ) -> StoreResult<Vec<Message>> {
+        Ok(vec![])
+    }
     async fn insert_trace(&self, _: &Trace) -> StoreResult<()> {
         Ok(())
     }

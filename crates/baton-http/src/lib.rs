@@ -103,10 +103,10 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
         .get(
             "/chats/{id}/messages",
             Op {
-                summary: "A chat's messages, oldest first",
+                summary: "A chat's messages, oldest first; paged with limit, and cursor (newer) or before (older)",
                 tag: "chats",
                 body: None,
-                query: None,
+                query: Some(schema::<chats::MessagesQuery>),
                 ok_status: 200,
                 ok: schema::<Page<Message>>,
                 errors: &[400, 404],

@@ -171,3 +171,71 @@ pub(crate) async fn update_chat(
     .map(chat_from)
     .transpose()
 }
+
+pub(crate) async fn page_messages(
+    pool: &PgPool,
+    chat: ChatId,
+    at: baton_store::MessageAnchor,
+    limit: u32,
+) -> StoreResult<Vec<Message>> {
+    use baton_store::MessageAnchor;
+    let anchor = |m: MessageId| async move {
+        sqlx::query_scalar::<_, baton_core::Timestamp>(
+            "SELECT created_at FROM messages WHERE id = $1 AND chat_id = $2",
+        )
+        .bind(m.0)
+        .bind(chat.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .ok_or(StoreError::NotFound("message"))
+    };
+    let limit = i64::from(limit);
+    let rows = match at {
+        MessageAnchor::Newest => {
+            sqlx::query(
+                "SELECT * FROM messages WHERE chat_id = $1
+                 ORDER BY created_at DESC, id DESC LIMIT $2",
+            )
+            .bind(chat.0)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        }
+        MessageAnchor::After(m) => {
+            let t = anchor(m).await?;
+            sqlx::query(
+                "SELECT * FROM messages WHERE chat_id = $1
+                   AND (created_at > $2 OR (created_at = $2 AND id > $3))
+                 ORDER BY created_at, id LIMIT $4",
+            )
+            .bind(chat.0)
+            .bind(t)
+            .bind(m.0)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        }
+        MessageAnchor::Before(m) => {
+            let t = anchor(m).await?;
+            sqlx::query(
+                "SELECT * FROM messages WHERE chat_id = $1
+                   AND (created_at < $2 OR (created_at = $2 AND id < $3))
+                 ORDER BY created_at DESC, id DESC LIMIT $4",
+            )
+            .bind(chat.0)
+            .bind(t)
+            .bind(m.0)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        }
+    }
+    .map_err(db)?;
+    let mut out: Vec<Message> = rows.iter().map(message_from).collect::<StoreResult<_>>()?;
+    if !matches!(at, MessageAnchor::After(_)) {
+        // Taken newest first; a page reads oldest first.
+        out.reverse();
+    }
+    Ok(out)
+}

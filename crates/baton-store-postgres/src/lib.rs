@@ -165,6 +165,15 @@ impl Store for PgStore {
         chats::list_messages(&self.pool, chat).await
     }
 
+    async fn page_messages(
+        &self,
+        chat: ChatId,
+        at: baton_store::MessageAnchor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        chats::page_messages(&self.pool, chat, at, limit).await
+    }
+
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()> {
         traces::insert(&self.pool, std::slice::from_ref(trace)).await
     }

@@ -171,6 +171,15 @@ impl Store for SqliteStore {
         chats::list_messages(&self.reader, chat).await
     }
 
+    async fn page_messages(
+        &self,
+        chat: ChatId,
+        at: baton_store::MessageAnchor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        chats::page_messages(&self.reader, chat, at, limit).await
+    }
+
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()> {
         self.write
             .write(traces::insert(std::slice::from_ref(trace)))

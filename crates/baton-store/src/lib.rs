@@ -9,9 +9,9 @@ mod migrations;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage,
-    Run, RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId, TaskStatus,
-    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
+    Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message, MessageId, NewChat, NewFrame,
+    NewMessage, Run, RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId,
+    TaskStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
 };
 use std::time::Duration;
 
@@ -112,6 +112,17 @@ pub enum TraceScope {
     Session(SessionId),
 }
 
+/// Where a page of messages is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageAnchor {
+    /// The newest messages.
+    Newest,
+    /// The messages right after this one.
+    After(MessageId),
+    /// The messages right before this one.
+    Before(MessageId),
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -131,6 +142,15 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Message>;
     /// Oldest first.
     async fn list_messages(&self, chat: ChatId) -> StoreResult<Vec<Message>>;
+    /// Up to `limit` of a chat's messages next to `at`, oldest first within the page
+    /// (ordered by `(created_at, id)`). `NotFound("message")` when the anchor message is
+    /// not one of the chat's.
+    async fn page_messages(
+        &self,
+        chat: ChatId,
+        at: MessageAnchor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
 
     // traces
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()>;

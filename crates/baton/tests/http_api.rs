@@ -15,6 +15,7 @@ on_both!(
     traces_page_through_the_cursor_in_order,
     bad_limits_and_forged_cursors_are_400,
     messages_list_oldest_first,
+    messages_page_from_the_newest_back_and_forward,
     unknown_api_paths_and_methods_use_the_error_shape,
     other_paths_serve_the_web_app,
     openapi_lists_every_route,
@@ -340,6 +341,87 @@ async fn messages_list_oldest_first(kind: Kind) {
         .collect();
     assert_eq!(contents, ["first", "second"]);
     assert_eq!(page["items"][0]["role"], "user");
+}
+
+async fn messages_page_from_the_newest_back_and_forward(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let chat = s.create_chat("long").await;
+    let id: ChatId = chat["id"].as_str().unwrap().parse().unwrap();
+    let mut ids = Vec::new();
+    for i in 1..=7 {
+        let m = s
+            .state
+            .store
+            .insert_message(baton_core::NewMessage {
+                chat_id: id,
+                role: baton_core::Role::User,
+                content: format!("m{i}"),
+                attachments: vec![],
+                turn_number: i,
+            })
+            .await
+            .unwrap();
+        ids.push(m.id.to_string());
+    }
+    let page = |q: String| {
+        let s = &s;
+        async move {
+            let (status, page) = s.get(&format!("/api/chats/{id}/messages{q}")).await;
+            assert_eq!(status, 200, "{page}");
+            let contents: Vec<String> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["content"].as_str().unwrap().to_string())
+                .collect();
+            (contents, page["next_cursor"].as_str().map(str::to_string))
+        }
+    };
+    // Opening at the newest, then scrolling up.
+    let (newest, older) = page("?limit=3".into()).await;
+    assert_eq!(newest, ["m5", "m6", "m7"]);
+    assert_eq!(older.as_deref(), Some(ids[4].as_str()));
+    let (before, older) = page(format!("?limit=3&before={}", older.unwrap())).await;
+    assert_eq!(before, ["m2", "m3", "m4"]);
+    let (first, older) = page(format!("?limit=3&before={}", older.unwrap())).await;
+    assert_eq!((first, older), (vec!["m1".to_string()], None));
+    // Forwards from a message.
+    let (after, next) = page(format!("?limit=3&cursor={}", ids[0])).await;
+    assert_eq!(after, ["m2", "m3", "m4"]);
+    let (rest, next) = page(format!("?limit=3&cursor={}", next.unwrap())).await;
+    assert_eq!(
+        (rest, next),
+        (vec!["m5".into(), "m6".into(), "m7".into()], None)
+    );
+    // Unpaged, as before.
+    let (all, none) = page(String::new()).await;
+    assert_eq!((all.len(), none), (7, None));
+
+    // Bad anchors are refused; nothing changes.
+    let other = s.create_chat("other").await;
+    let other_id = other["id"].as_str().unwrap();
+    for (q, code) in [
+        ("?cursor=nope".to_string(), "invalid_cursor"),
+        (
+            format!("?before={}", baton_core::MessageId::new()),
+            "invalid_cursor",
+        ),
+        (
+            format!("?cursor={}&before={}", ids[0], ids[1]),
+            "invalid_cursor",
+        ),
+        ("?limit=0".to_string(), "invalid_limit"),
+        ("?limit=501".to_string(), "invalid_limit"),
+        ("?page=2".to_string(), "invalid_query"),
+    ] {
+        let (status, err) = s.get(&format!("/api/chats/{id}/messages{q}")).await;
+        assert_error(status, &err, 400, code);
+    }
+    let (status, err) = s
+        .get(&format!("/api/chats/{other_id}/messages?cursor={}", ids[0]))
+        .await;
+    assert_error(status, &err, 400, "invalid_cursor");
+    assert_eq!(page(String::new()).await.0.len(), 7);
 }
 
 async fn unknown_api_paths_and_methods_use_the_error_shape(kind: Kind) {

@@ -2,7 +2,8 @@ use std::path::Path;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use baton_core::{Chat, ChatId, ChatPatch, Message, NewChat, Page};
+use baton_core::{Chat, ChatId, ChatPatch, Message, MessageId, NewChat, Page};
+use baton_store::MessageAnchor;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -139,16 +140,84 @@ pub async fn update(
     Ok(axum::Json(chat))
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesQuery {
+    /// Messages per page, 1 to 500. Without `limit`, `cursor` and `before`, every message.
+    #[schemars(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+    /// The messages after this one (a `next_cursor` of a page read forwards).
+    pub cursor: Option<String>,
+    /// The messages before this one: older ones, for scrolling up.
+    pub before: Option<String>,
+}
+
+/// A chat's messages, oldest first. With `limit` alone: the newest `limit`, and
+/// `next_cursor` is the `before` of the page of older ones (null when there are none).
+/// With `before`: the page before it, `next_cursor` likewise. With `cursor`: the page
+/// after it, `next_cursor` the `cursor` of the next one.
 pub async fn messages(
     State(state): State<AppState>,
     Id(id): Id<ChatId>,
+    Query(q): Query<MessagesQuery>,
 ) -> ApiResult<axum::Json<Page<Message>>> {
     if state.store.get_chat(id).await?.is_none() {
         return Err(ApiError::NotFound("chat"));
     }
-    let items = state.store.list_messages(id).await?;
-    Ok(axum::Json(Page {
-        items,
-        next_cursor: None,
-    }))
+    let parse = |raw: &Option<String>, what: &str| -> ApiResult<Option<MessageId>> {
+        raw.as_deref()
+            .map(|r| {
+                r.parse::<MessageId>().map_err(|_| {
+                    ApiError::bad("invalid_cursor", format!("{what} is not a message id"))
+                })
+            })
+            .transpose()
+    };
+    let after = parse(&q.cursor, "cursor")?;
+    let before = parse(&q.before, "before")?;
+    let anchor = match (after, before) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad(
+                "invalid_cursor",
+                "give cursor or before, not both",
+            ))
+        }
+        (Some(m), None) => MessageAnchor::After(m),
+        (None, Some(m)) => MessageAnchor::Before(m),
+        (None, None) if q.limit.is_none() => {
+            let items = state.store.list_messages(id).await?;
+            return Ok(axum::Json(Page {
+                items,
+                next_cursor: None,
+            }));
+        }
+        (None, None) => MessageAnchor::Newest,
+    };
+    let limit = PageQuery {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let mut items = match state.store.page_messages(id, anchor, limit + 1).await {
+        Err(baton_store::StoreError::NotFound(_)) => {
+            return Err(ApiError::bad(
+                "invalid_cursor",
+                "the cursor names no message of this chat",
+            ))
+        }
+        other => other?,
+    };
+    let more = items.len() > limit as usize;
+    let next_cursor = if let MessageAnchor::After(_) = anchor {
+        items.truncate(limit as usize);
+        more.then(|| items.last().map(|m| m.id.to_string()))
+            .flatten()
+    } else {
+        if more {
+            items.remove(0);
+        }
+        more.then(|| items.first().map(|m| m.id.to_string()))
+            .flatten()
+    };
+    Ok(axum::Json(Page { items, next_cursor }))
 }
