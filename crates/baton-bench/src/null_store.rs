@@ -70,6 +70,34 @@ impl Store for NullStore {
     ) -> StoreResult<Vec<Message>> {
         Ok(vec![])
     }
+    async fn put_attachment(
+        &self,
+        new: &baton_core::NewAttachment,
+    ) -> StoreResult<baton_core::Attachment> {
+        Ok(new.attachment.clone())
+    }
+    async fn get_attachment(
+        &self,
+        _: baton_core::AttachmentId,
+    ) -> StoreResult<Option<baton_core::Attachment>> {
+        Ok(None)
+    }
+    async fn attachment_bytes(
+        &self,
+        _: baton_core::AttachmentId,
+        _: bool,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    async fn delete_orphan_attachments(&self, _: Timestamp) -> StoreResult<u64> {
+        Ok(0)
+    }
+    async fn image_description(&self, _: &str, _: &str) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+    async fn put_image_description(&self, _: &str, _: &str, _: &str) -> StoreResult<()> {
+        Ok(())
+    }
     async fn insert_trace(&self, _: &Trace) -> StoreResult<()> {
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Domain types shared by every Baton crate. Nothing here performs I/O.
 #![forbid(unsafe_code)]
 
+pub mod attachment;
 pub mod chat;
 pub mod cursor;
 pub mod frame;
@@ -15,6 +16,7 @@ pub mod time;
 pub mod topic;
 pub mod trace;
 
+pub use attachment::{Attachment, NewAttachment};
 pub use chat::{Capabilities, Chat, ChatPatch, NewChat};
 pub use cursor::{CursorError, TraceCursor};
 pub use frame::{Frame, NewFrame};

@@ -119,6 +119,7 @@ pub(crate) async fn insert_message(pool: &PgPool, new: NewMessage) -> StoreResul
         created_at: time::now(),
         task_id: None,
     };
+    let mut tx = pool.begin().await.map_err(db)?;
     let res = sqlx::query(
         "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -130,10 +131,14 @@ pub(crate) async fn insert_message(pool: &PgPool, new: NewMessage) -> StoreResul
     .bind(Json(&msg.attachments))
     .bind(msg.turn_number)
     .bind(msg.created_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await;
     match res {
-        Ok(_) => Ok(msg),
+        Ok(_) => {
+            crate::attachments::mark_referenced(&mut tx, &msg).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(msg)
+        }
         Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
             Err(StoreError::NotFound("chat"))
         }

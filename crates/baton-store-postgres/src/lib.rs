@@ -3,6 +3,7 @@
 //! row-locked counter, so nothing here assumes a single process.
 #![forbid(unsafe_code)]
 
+mod attachments;
 mod chats;
 mod events;
 mod leases;
@@ -17,9 +18,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage,
-    Run, RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId, TaskStatus,
-    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
+    Attachment, AttachmentId, Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message,
+    NewAttachment, NewChat, NewFrame, NewMessage, Run, RunControl, RunId, RunStatus, Session,
+    SessionId, SessionStatus, Task, TaskId, TaskStatus, Topic, Trace, TraceCursor, TraceFinish,
+    TraceId, TurnSummary,
 };
 use baton_store::{
     Backend, Held, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds,
@@ -172,6 +174,39 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
         chats::page_messages(&self.pool, chat, at, limit).await
+    }
+
+    async fn put_attachment(&self, new: &NewAttachment) -> StoreResult<Attachment> {
+        attachments::put(&self.pool, new).await
+    }
+
+    async fn get_attachment(&self, id: AttachmentId) -> StoreResult<Option<Attachment>> {
+        attachments::get(&self.pool, id).await
+    }
+
+    async fn attachment_bytes(
+        &self,
+        id: AttachmentId,
+        thumbnail: bool,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        attachments::bytes(&self.pool, id, thumbnail).await
+    }
+
+    async fn delete_orphan_attachments(&self, before: Timestamp) -> StoreResult<u64> {
+        attachments::delete_orphans(&self.pool, before).await
+    }
+
+    async fn image_description(&self, sha256: &str, model: &str) -> StoreResult<Option<String>> {
+        attachments::description(&self.pool, sha256, model).await
+    }
+
+    async fn put_image_description(
+        &self,
+        sha256: &str,
+        model: &str,
+        description: &str,
+    ) -> StoreResult<()> {
+        attachments::put_description(&self.pool, sha256, model, description).await
     }
 
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()> {

@@ -28,6 +28,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0006_task_notices",
         sql: include_str!("../../../migrations/postgres/0006_task_notices.sql"),
     },
+    Migration {
+        version: "0007_attachment_bytes",
+        sql: include_str!("../../../migrations/postgres/0007_attachment_bytes.sql"),
+    },
 ];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once

@@ -115,6 +115,7 @@ pub(crate) async fn save(pool: &PgPool, s: &Session, messages: &[Message]) -> St
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        crate::attachments::mark_referenced(&mut tx, m).await?;
         if let Some(task) = m.task_id {
             // Its notice is stored: the task is told, once.
             sqlx::query("UPDATE tasks SET notified_at = $2 WHERE id = $1 AND notified_at IS NULL")

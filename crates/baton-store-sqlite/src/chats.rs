@@ -116,15 +116,15 @@ pub(crate) fn insert_message(new: NewMessage) -> Plan<Message> {
         created_at: time::now(),
         task_id: None,
     };
-    let stmt = message_insert(&msg);
-    Plan::new(vec![stmt], move |_| Ok(msg.clone())).on_error(|e| match e {
+    Plan::new(message_insert(&msg), move |_| Ok(msg.clone())).on_error(|e| match e {
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound("chat"),
         e => db(e),
     })
 }
 
-pub(crate) fn message_insert(m: &Message) -> Stmt {
-    Stmt::new(
+/// The message's row, and the mark on the attachments it names.
+pub(crate) fn message_insert(m: &Message) -> Vec<Stmt> {
+    let row = Stmt::new(
         "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at, task_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         vec![
@@ -139,7 +139,10 @@ pub(crate) fn message_insert(m: &Message) -> Stmt {
             ts(&m.created_at).into(),
             m.task_id.map(|t| id_text(t.0)).into(),
         ],
-    )
+    );
+    std::iter::once(row)
+        .chain(crate::attachments::referenced(m))
+        .collect()
 }
 
 pub(crate) async fn list_messages(pool: &SqlitePool, chat: ChatId) -> StoreResult<Vec<Message>> {

@@ -3,6 +3,7 @@
 //! small pool of readers.
 #![forbid(unsafe_code)]
 
+mod attachments;
 mod chats;
 mod events;
 mod leases;
@@ -22,9 +23,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message, NewChat, NewFrame, NewMessage,
-    Run, RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId, TaskStatus,
-    Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
+    Attachment, AttachmentId, Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message,
+    NewAttachment, NewChat, NewFrame, NewMessage, Run, RunControl, RunId, RunStatus, Session,
+    SessionId, SessionStatus, Task, TaskId, TaskStatus, Topic, Trace, TraceCursor, TraceFinish,
+    TraceId, TurnSummary,
 };
 use baton_store::{
     Backend, Held, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds, TraceScope,
@@ -178,6 +180,41 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
         chats::page_messages(&self.reader, chat, at, limit).await
+    }
+
+    async fn put_attachment(&self, new: &NewAttachment) -> StoreResult<Attachment> {
+        self.write.write(attachments::put(new)).await
+    }
+
+    async fn get_attachment(&self, id: AttachmentId) -> StoreResult<Option<Attachment>> {
+        attachments::get(&self.reader, id).await
+    }
+
+    async fn attachment_bytes(
+        &self,
+        id: AttachmentId,
+        thumbnail: bool,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        attachments::bytes(&self.reader, id, thumbnail).await
+    }
+
+    async fn delete_orphan_attachments(&self, before: Timestamp) -> StoreResult<u64> {
+        self.write.write(attachments::delete_orphans(&before)).await
+    }
+
+    async fn image_description(&self, sha256: &str, model: &str) -> StoreResult<Option<String>> {
+        attachments::description(&self.reader, sha256, model).await
+    }
+
+    async fn put_image_description(
+        &self,
+        sha256: &str,
+        model: &str,
+        description: &str,
+    ) -> StoreResult<()> {
+        self.write
+            .write(attachments::put_description(sha256, model, description))
+            .await
     }
 
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()> {

@@ -28,6 +28,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0006_task_notices",
         sql: include_str!("../../../migrations/sqlite/0006_task_notices.sql"),
     },
+    Migration {
+        version: "0007_attachment_bytes",
+        sql: include_str!("../../../migrations/sqlite/0007_attachment_bytes.sql"),
+    },
 ];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a
@@ -136,7 +140,7 @@ mod tests {
         .execute(&pool)
         .await
         .unwrap();
-        let report = run(&pool).await.unwrap();
+        let report = apply(&pool, &MIGRATIONS[..=before]).await.unwrap();
         assert_eq!(report.applied, ["0006_task_notices"]);
         let rows =
             sqlx::query("SELECT id, role, content, task_id FROM messages ORDER BY created_at")

@@ -16,6 +16,13 @@ pub(crate) enum Arg {
     Int(i64),
     Real(f64),
     Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<Vec<u8>> for Arg {
+    fn from(v: Vec<u8>) -> Self {
+        Arg::Blob(v)
+    }
 }
 
 impl From<i64> for Arg {
@@ -62,6 +69,7 @@ impl Arg {
             Arg::Int(v) => args.add(v),
             Arg::Real(v) => args.add(v),
             Arg::Text(v) => args.add(v),
+            Arg::Blob(v) => args.add(v),
         };
     }
 }

@@ -86,7 +86,7 @@ pub(crate) fn save(s: &Session, messages: &[Message]) -> Plan<()> {
         ],
     )];
     for m in messages {
-        stmts.push(message_insert(m));
+        stmts.extend(message_insert(m));
         if let Some(task) = m.task_id {
             stmts.push(crate::tasks::mark_told(task, &m.created_at));
         }

@@ -9,9 +9,10 @@ mod migrations;
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
 use baton_core::{
-    Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message, MessageId, NewChat, NewFrame,
-    NewMessage, Run, RunControl, RunId, RunStatus, Session, SessionId, SessionStatus, Task, TaskId,
-    TaskStatus, Topic, Trace, TraceCursor, TraceFinish, TraceId, TurnSummary,
+    Attachment, AttachmentId, Chat, ChatId, ChatPatch, Frame, Instance, JournalEntry, Message,
+    MessageId, NewAttachment, NewChat, NewFrame, NewMessage, Run, RunControl, RunId, RunStatus,
+    Session, SessionId, SessionStatus, Task, TaskId, TaskStatus, Topic, Trace, TraceCursor,
+    TraceFinish, TraceId, TurnSummary,
 };
 use std::time::Duration;
 
@@ -151,6 +152,30 @@ pub trait Store: Send + Sync + 'static {
         at: MessageAnchor,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+
+    // attachments: the bytes of images people attached, once per SHA-256
+    /// Stores an upload; when the same bytes are stored already, answers that attachment
+    /// (and restarts its orphan clock) instead. A message naming an attachment, stored by
+    /// `insert_message` or `save_session`, marks it referenced in the same transaction.
+    async fn put_attachment(&self, new: &NewAttachment) -> StoreResult<Attachment>;
+    async fn get_attachment(&self, id: AttachmentId) -> StoreResult<Option<Attachment>>;
+    /// The attachment's bytes, or its thumbnail's.
+    async fn attachment_bytes(
+        &self,
+        id: AttachmentId,
+        thumbnail: bool,
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Removes the attachments no message names that were last uploaded before `before`;
+    /// answers how many went.
+    async fn delete_orphan_attachments(&self, before: Timestamp) -> StoreResult<u64>;
+    /// What `model` said the image with this SHA-256 shows, if it was asked before.
+    async fn image_description(&self, sha256: &str, model: &str) -> StoreResult<Option<String>>;
+    async fn put_image_description(
+        &self,
+        sha256: &str,
+        model: &str,
+        description: &str,
+    ) -> StoreResult<()>;
 
     // traces
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()>;

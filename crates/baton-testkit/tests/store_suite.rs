@@ -52,6 +52,7 @@ on_both!(
     ended_tasks_are_told_to_their_chat_once_with_the_snapshot,
     chat_settings_change_and_survive,
     instances_claiming_at_once_never_share_a_task,
+    attachments_are_kept_once_per_sha256_and_orphans_go,
 );
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
@@ -1705,4 +1706,110 @@ async fn chat_settings_change_and_survive(kind: Kind) {
         .await
         .unwrap()
         .is_none());
+}
+
+fn upload(bytes: &[u8], sha: &str) -> baton_core::NewAttachment {
+    baton_core::NewAttachment {
+        attachment: baton_core::Attachment {
+            id: baton_core::AttachmentId::new(),
+            mime: "image/png".into(),
+            size: bytes.len() as i64,
+            sha256: sha.into(),
+            width: 3,
+            height: 2,
+            created_at: time::now(),
+        },
+        bytes: bytes.to_vec(),
+        thumbnail: b"thumb".to_vec(),
+    }
+}
+
+async fn attachments_are_kept_once_per_sha256_and_orphans_go(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    // Every byte value survives the round trip (a blob, not text).
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let first = s.put_attachment(&upload(&bytes, "aa")).await.unwrap();
+    let again = s.put_attachment(&upload(&bytes, "aa")).await.unwrap();
+    assert_eq!(again, first, "the same bytes answer the same attachment");
+    assert_eq!(
+        s.get_attachment(first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        s.attachment_bytes(first.id, false)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&bytes[..])
+    );
+    assert_eq!(
+        s.attachment_bytes(first.id, true).await.unwrap().as_deref(),
+        Some(&b"thumb"[..])
+    );
+    let ghost = baton_core::AttachmentId::new();
+    assert_eq!(s.get_attachment(ghost).await.unwrap(), None);
+    assert_eq!(s.attachment_bytes(ghost, false).await.unwrap(), None);
+
+    // One named by a question (through a snapshot), one by a plain message, one by none.
+    let named = s.put_attachment(&upload(b"named", "bb")).await.unwrap();
+    let orphan = s.put_attachment(&upload(b"orphan", "cc")).await.unwrap();
+    let chat = s
+        .create_chat(NewChat {
+            title: "pics".into(),
+            workspace: None,
+            capabilities: Default::default(),
+            auto_continue: true,
+        })
+        .await
+        .unwrap();
+    let sess = session(chat.id);
+    s.create_session(&sess).await.unwrap();
+    let question = Message {
+        id: MessageId::new(),
+        chat_id: chat.id,
+        role: Role::User,
+        content: "what is this?".into(),
+        attachments: vec![named.id],
+        turn_number: 1,
+        created_at: time::now(),
+        task_id: None,
+    };
+    s.save_session(&sess, std::slice::from_ref(&question))
+        .await
+        .unwrap();
+    s.insert_message(NewMessage {
+        chat_id: chat.id,
+        role: Role::User,
+        content: "and this".into(),
+        attachments: vec![first.id],
+        turn_number: 2,
+    })
+    .await
+    .unwrap();
+    // Not yet old enough: nothing goes.
+    let an_hour_ago = time::now() - std::time::Duration::from_secs(3600);
+    assert_eq!(s.delete_orphan_attachments(an_hour_ago).await.unwrap(), 0);
+    let later = time::now() + std::time::Duration::from_secs(1);
+    assert_eq!(s.delete_orphan_attachments(later).await.unwrap(), 1);
+    assert_eq!(s.get_attachment(orphan.id).await.unwrap(), None);
+    assert!(s.get_attachment(named.id).await.unwrap().is_some());
+    assert!(s.get_attachment(first.id).await.unwrap().is_some());
+    assert_eq!(
+        s.list_messages(chat.id).await.unwrap()[0].attachments,
+        vec![named.id]
+    );
+
+    assert_eq!(s.image_description("bb", "eyes").await.unwrap(), None);
+    s.put_image_description("bb", "eyes", "a red square")
+        .await
+        .unwrap();
+    s.put_image_description("bb", "eyes", "a red square, again")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.image_description("bb", "eyes").await.unwrap().as_deref(),
+        Some("a red square, again")
+    );
+    assert_eq!(s.image_description("bb", "other").await.unwrap(), None);
 }
