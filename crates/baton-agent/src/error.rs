@@ -8,6 +8,12 @@ pub enum AgentError {
     Conflict(String),
     #[error("{0}")]
     BadInput(String),
+    /// An upload over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// An upload that is not an image Baton accepts.
+    #[error(transparent)]
+    Media(#[from] baton_media::MediaError),
     #[error(transparent)]
     Workspace(#[from] crate::workspace::WorkspaceError),
     #[error(transparent)]

@@ -2,6 +2,8 @@
 //! call and snapshot themselves at every turn boundary.
 #![forbid(unsafe_code)]
 
+mod attachments;
+mod cache_shape;
 mod error;
 pub mod lifecycle;
 pub mod models;
@@ -16,6 +18,7 @@ pub mod tools;
 mod tracing_calls;
 pub mod workspace;
 
+pub use attachments::AttachmentLimits;
 pub use error::AgentError;
 pub use models::{ModelEntry, ModelRegistry};
 pub use runner::STRUCTURED_OUTPUT;

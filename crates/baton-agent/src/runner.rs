@@ -8,7 +8,7 @@ use baton_core::{
     time, Message, MessageId, Role, Session, SessionStatus, Topic, TraceFinish, TraceKind,
     TraceOutcome,
 };
-use baton_llm::{ChatMessage, ChatRequest, ContentPart, Delta, LlmError, ToolCall, ToolSpec};
+use baton_llm::{ChatMessage, ChatRequest, Delta, LlmError, ToolCall, ToolSpec};
 use baton_store::Queued;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -370,34 +370,6 @@ fn tool_specs(state: &SessionState, limits: &crate::tasks::TaskLimits) -> Vec<To
     specs
 }
 
-fn has_images(history: &[ChatMessage]) -> bool {
-    history.iter().any(|m| match m {
-        ChatMessage::User { content } => content
-            .iter()
-            .any(|p| matches!(p, ContentPart::Image { .. })),
-        _ => false,
-    })
-}
-
-/// Rough token counts of the prompt's parts, for the cache-shape view.
-fn segments(req: &ChatRequest) -> Value {
-    let est = |s: usize| s.div_ceil(4);
-    json!({
-        "system": est(req.system.len()),
-        "tools": est(serde_json::to_string(&req.tools).map(|s| s.len()).unwrap_or(0)),
-        "history": est(serde_json::to_string(&req.messages).map(|s| s.len()).unwrap_or(0)),
-    })
-}
-
-/// The messages added since the previous model call: what this call newly sends.
-fn new_messages(history: &[ChatMessage]) -> &[ChatMessage] {
-    let from = history
-        .iter()
-        .rposition(|m| matches!(m, ChatMessage::Assistant { .. }))
-        .map_or(0, |i| i + 1);
-    &history[from..]
-}
-
 async fn model_turn(
     ctx: &Ctx<'_>,
     session: &mut Session,
@@ -411,15 +383,12 @@ async fn model_turn(
             .unwrap_or_else(|| format!("model '{}' is not configured", session.model));
         return Err(End::Failed(why));
     };
-    if has_images(&state.history) && !(model.vision && model.client.accepts_images()) {
-        return Err(End::Failed(format!(
-            "model '{}' does not accept images",
-            model.name
-        )));
+    if crate::attachments::has_images(&state.history) {
+        crate::attachments::check_vision(inner, &model).map_err(End::Failed)?;
     }
     session.turn_number += 1;
     let turn = session.turn_number;
-    let req = ChatRequest {
+    let mut req = ChatRequest {
         model: model.name.clone(),
         system: state.system.clone(),
         tools: tool_specs(state, &ctx.inner.config.task_limits),
@@ -427,17 +396,25 @@ async fn model_turn(
         max_tokens: MAX_OUTPUT_TOKENS,
         effort: state.effort,
     };
-    let mut trace = new_trace(
-        TraceKind::Llm,
-        &model.name,
-        turn,
-        json!({ "model": model.name, "provider": model.provider, "history_len": req.messages.len(),
-                "new_messages": new_messages(&req.messages) }),
-    );
+    let shape = crate::cache_shape::measure(&req);
+    let changed = crate::cache_shape::changed(state.prefix.as_ref(), &shape.key);
+    state.prefix = Some(shape.key.clone());
+    let sent = &state.history[crate::cache_shape::new_from(&state.history)..];
+    let input = json!({ "model": model.name, "provider": model.provider,
+                        "history_len": req.messages.len(), "new_messages": sent });
+    // Images go in before the call's trace starts, so a description made for them is
+    // its own call, ahead of the one that uses it.
+    let spent =
+        crate::attachments::load_images(inner, &ctx.tracer, session, &model, &mut req, &ctx.cancel)
+            .await
+            .map_err(|why| ctx.stopped().unwrap_or(End::Failed(why)))?;
+    state.usage.add(&spent.usage);
+    state.cost_usd += spent.cost_usd;
+    let mut trace = new_trace(TraceKind::Llm, &model.name, turn, input);
     trace.session_id = Some(session.id);
     trace.chat_id = session.chat_id;
     trace.run_id = session.run_id;
-    trace.meta = json!({ "segments": segments(&req) });
+    trace.meta = json!({ "cache": crate::cache_shape::estimated(&shape, &changed) });
     if let Some(e) = req.effort {
         trace.meta["effort"] = match model.client.effort_control() {
             Some(param) => json!({ "requested": e, "sent_as": param }),
@@ -446,7 +423,6 @@ async fn model_turn(
         };
     }
     let trace = ctx.tracer.start(trace).await;
-
     let deltas = DeltaForwarder::start(ctx.tracer.clone(), session.id, turn);
     let sender = deltas.sender();
     let result = model
@@ -482,7 +458,8 @@ async fn model_turn(
                         reasoning_tokens: Some(u.reasoning_tokens as i64),
                         cost_usd: Some(cost),
                         outcome: Some(TraceOutcome::Ok),
-                        meta: Some(json!({ "attempts": resp.attempts })),
+                        meta: Some(json!({ "attempts": resp.attempts,
+                            "cache": crate::cache_shape::settled(&shape, &changed, &u) })),
                         ..Default::default()
                     },
                 )

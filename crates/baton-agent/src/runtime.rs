@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_core::{
-    time, ChatId, Message, MessageId, Role, Session, SessionId, SessionStatus, Topic, TurnSummary,
+    time, AttachmentId, ChatId, Message, MessageId, Role, Session, SessionId, SessionStatus, Topic,
+    TurnSummary,
 };
 use baton_events::EventHub;
-use baton_llm::ChatMessage;
+use baton_llm::{ChatMessage, ContentPart};
 use baton_store::{Queued, Store};
 use serde::Serialize;
 use serde_json::json;
@@ -107,6 +108,7 @@ impl AgentRuntime {
                 task_permits: Arc::new(tokio::sync::Semaphore::new(slots)),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
+                orphans_swept: Mutex::new(None),
             }),
         }
     }
@@ -138,10 +140,13 @@ impl AgentRuntime {
 
     /// Stores the user's message and starts (or continues) the chat's session in the
     /// background.
+    /// `attachments` are images from `upload_attachment`, shown to the model in that
+    /// order before the text, on this turn and every later one.
     pub async fn post_message(
         &self,
         chat_id: ChatId,
         content: String,
+        attachments: Vec<AttachmentId>,
         model: Option<String>,
     ) -> Result<PostedMessage, AgentError> {
         let inner = &self.inner;
@@ -156,8 +161,13 @@ impl AgentRuntime {
         };
         // Another writer may take the idle session between this claim and its save (a
         // finished task's notice being told): then read it again and go on from there.
+        let question = Question {
+            content: &content,
+            attachments: &attachments,
+            images: crate::attachments::lookup(inner, &attachments).await?,
+        };
         for _ in 0..3 {
-            if let Some(posted) = self.try_post(&chat, &content, model.as_deref()).await? {
+            if let Some(posted) = self.try_post(&chat, &question, model.as_deref()).await? {
                 return Ok(posted);
             }
         }
@@ -169,7 +179,7 @@ impl AgentRuntime {
     async fn try_post(
         &self,
         chat: &baton_core::Chat,
-        content: &str,
+        question: &Question<'_>,
         model: Option<&str>,
     ) -> Result<Option<PostedMessage>, AgentError> {
         let inner = &self.inner;
@@ -226,19 +236,33 @@ impl AgentRuntime {
                 .unwrap_or_default();
             session.model = m.to_string();
         }
+        if !question.images.is_empty() {
+            if let Some(entry) = inner.models.get(&session.model) {
+                crate::attachments::check_vision(inner, &entry).map_err(AgentError::BadInput)?;
+            }
+        }
         // Tasks that ended while the agent was idle are told first, the question last.
         let mut messages = crate::notices::take(inner, &session, &mut state).await?;
         let message = Message {
             id: MessageId::new(),
             chat_id: chat.id,
             role: Role::User,
-            content: content.to_string(),
-            attachments: vec![],
+            content: question.content.to_string(),
+            attachments: question.attachments.to_vec(),
             turn_number: session.turn_number + 1,
             created_at: time::now(),
             task_id: None,
         };
-        state.history.push(ChatMessage::user_text(content));
+        let mut parts: Vec<ContentPart> = question
+            .images
+            .iter()
+            .cloned()
+            .map(ContentPart::ImageRef)
+            .collect();
+        parts.push(ContentPart::Text {
+            text: question.content.to_string(),
+        });
+        state.history.push(ChatMessage::User { content: parts });
         state.begin_answer();
         session.status = SessionStatus::Running;
         session.error = None;
@@ -606,4 +630,11 @@ impl AgentRuntime {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A person's message as `post_message` stores it.
+struct Question<'a> {
+    content: &'a str,
+    attachments: &'a [AttachmentId],
+    images: Vec<baton_llm::ImageRef>,
 }

@@ -33,6 +33,9 @@ pub struct AgentConfig {
     /// How long a claim on a session lasts unless renewed.
     pub lease_ttl: Duration,
     pub task_limits: crate::tasks::TaskLimits,
+    pub attachments: crate::attachments::AttachmentLimits,
+    /// A model that describes images for models that cannot see them.
+    pub vision_model: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -47,6 +50,8 @@ impl Default for AgentConfig {
             instance: "local".into(),
             lease_ttl: Duration::from_secs(15),
             task_limits: Default::default(),
+            attachments: Default::default(),
+            vision_model: None,
         }
     }
 }
@@ -67,6 +72,8 @@ pub(crate) struct Inner {
     /// Cancelled at server shutdown: loops stop without changing their session's status,
     /// so they resume at the next start.
     pub shutdown: CancellationToken,
+    /// When orphan attachments were last looked for here.
+    pub orphans_swept: Mutex<Option<std::time::Instant>>,
 }
 
 impl Inner {

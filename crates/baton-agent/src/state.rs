@@ -41,6 +41,9 @@ pub struct SessionState {
     /// The final answer: text, or the validated object with a schema.
     #[serde(default)]
     pub result: Option<Value>,
+    /// The cacheable prefix of the last model call, to name what the next one changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<crate::cache_shape::PrefixKey>,
 }
 
 impl SessionState {

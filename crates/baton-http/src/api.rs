@@ -87,6 +87,51 @@ impl Api {
         self.add("patch", path, op, patch(handler))
     }
 
+    /// A POST taking one file as `multipart/form-data` (the field `file`), with no JSON
+    /// body limit: the handler enforces its own.
+    pub fn upload<H, T>(self, path: &'static str, op: Op, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let route = post(handler).layer(axum::extract::DefaultBodyLimit::disable());
+        let mut api = self.add("post", path, op, route);
+        api.paths[&format!("{DOC_PREFIX}{path}")]["post"]["requestBody"] = json!({
+            "required": true,
+            "content": { "multipart/form-data": { "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": { "file": { "type": "string", "contentMediaType": "application/octet-stream" } }
+            } } }
+        });
+        api
+    }
+
+    /// A GET answering the bytes of one of `media` types (304 when `If-None-Match` names
+    /// them).
+    pub fn get_bytes<H, T>(self, path: &'static str, op: Op, media: &[&str], handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let status = op.ok_status.to_string();
+        let mut api = self.add("get", path, op, get(handler));
+        let responses = &mut api.paths[&format!("{DOC_PREFIX}{path}")]["get"]["responses"];
+        let content: Map<String, Value> = media
+            .iter()
+            .map(|m| {
+                (
+                    m.to_string(),
+                    json!({ "schema": { "type": "string", "contentMediaType": m } }),
+                )
+            })
+            .collect();
+        responses[&status] = json!({ "description": "the bytes", "content": content });
+        responses["304"] =
+            json!({ "description": "not modified (If-None-Match named these bytes)" });
+        api
+    }
+
     fn add(
         mut self,
         method: &str,

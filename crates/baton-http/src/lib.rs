@@ -33,7 +33,7 @@ pub use state::{Access, AppState, HttpConfig};
 
 /// The API routes and their OpenAPI document, from one declaration.
 pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) {
-    use routes::{chats, health, sessions, tasks, traces, workflows, PageQuery};
+    use routes::{attachments, chats, health, sessions, tasks, traces, workflows, PageQuery};
     Api::with_token(token)
         .get(
             "/health",
@@ -125,6 +125,47 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
                 errors: &[400, 404, 409, 413],
             },
             sessions::post_message,
+        )
+        .upload(
+            "/attachments",
+            Op {
+                summary: "Upload an image (PNG, JPEG, GIF or WebP, read from its bytes) as the multipart field 'file'; the same bytes answer the same attachment",
+                tag: "attachments",
+                body: None,
+                query: None,
+                ok_status: 201,
+                ok: schema::<baton_core::Attachment>,
+                errors: &[400, 408, 413],
+            },
+            attachments::upload,
+        )
+        .get_bytes(
+            "/attachments/{id}",
+            Op {
+                summary: "An attachment's bytes, with its type; cacheable for ever",
+                tag: "attachments",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<String>,
+                errors: &[400, 404],
+            },
+            &["image/png", "image/jpeg", "image/gif", "image/webp"],
+            attachments::content,
+        )
+        .get_bytes(
+            "/attachments/{id}/thumbnail",
+            Op {
+                summary: "A PNG of the image at most 256 pixels on a side, made at upload",
+                tag: "attachments",
+                body: None,
+                query: None,
+                ok_status: 200,
+                ok: schema::<String>,
+                errors: &[400, 404],
+            },
+            &["image/png"],
+            attachments::thumbnail,
         )
         .get(
             "/chats/{id}/sessions",

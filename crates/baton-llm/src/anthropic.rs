@@ -62,6 +62,9 @@ pub(crate) fn body(req: &ChatRequest) -> Value {
                         ContentPart::Text { text } => json!({ "type": "text", "text": text }),
                         ContentPart::Image { mime, data } => json!({ "type": "image",
                             "source": { "type": "base64", "media_type": mime, "data": data } }),
+                        ContentPart::ImageRef(r) => {
+                            json!({ "type": "text", "text": r.placeholder() })
+                        }
                     })
                     .collect(),
             ),

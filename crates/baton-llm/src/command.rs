@@ -48,6 +48,10 @@ pub(crate) fn render(req: &ChatRequest) -> String {
                         ContentPart::Image { mime, .. } => {
                             out.push_str(&format!("[image: {mime}]\n"))
                         }
+                        ContentPart::ImageRef(r) => {
+                            out.push_str(&r.placeholder());
+                            out.push('\n');
+                        }
                     }
                 }
             }

@@ -20,8 +20,8 @@ pub use error::LlmError;
 pub use openai::OpenAiProvider;
 pub use pricing::Pricing;
 pub use types::{
-    ChatMessage, ChatRequest, ChatResponse, ContentPart, Delta, Effort, StopReason, ToolCall,
-    ToolSpec, Usage,
+    ChatMessage, ChatRequest, ChatResponse, ContentPart, Delta, Effort, ImageRef, StopReason,
+    ToolCall, ToolSpec, Usage,
 };
 
 use async_trait::async_trait;

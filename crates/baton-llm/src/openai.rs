@@ -57,6 +57,9 @@ pub(crate) fn body(req: &ChatRequest) -> Value {
                                 "type": "image_url",
                                 "image_url": { "url": format!("data:{mime};base64,{data}") }
                             }),
+                            ContentPart::ImageRef(r) => {
+                                json!({ "type": "text", "text": r.placeholder() })
+                            }
                         })
                         .collect();
                     json!({ "role": "user", "content": parts })

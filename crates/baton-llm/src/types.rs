@@ -20,6 +20,26 @@ pub enum ContentPart {
         mime: String,
         data: String,
     },
+    /// An image kept by Baton (an attachment), as a session's history holds it: the agent
+    /// puts in its bytes (an `Image`) or a description before a request is sent. A
+    /// provider that meets one anyway sends `ImageRef::placeholder`.
+    ImageRef(ImageRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// The attachment's id.
+    pub attachment: String,
+    pub mime: String,
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl ImageRef {
+    pub fn placeholder(&self) -> String {
+        format!("[image {} was not loaded]", self.attachment)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -124,6 +124,8 @@ impl MockModel {
             .route("/openai/v1/chat/completions", post(protocol::openai))
             .route("/deepseek/v1/chat/completions", post(protocol::deepseek))
             .route("/anthropic/v1/messages", post(protocol::anthropic))
+            // Requests carry images as base64: far beyond axum's 2 MB default.
+            .layer(axum::extract::DefaultBodyLimit::max(256 << 20))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;

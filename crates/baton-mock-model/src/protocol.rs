@@ -62,7 +62,8 @@ fn strip_cache_control(v: &Value) -> Value {
 
 fn prompt_text(flavor: Flavor, body: &Value) -> Vec<u8> {
     let prompt = match flavor {
-        Flavor::Anthropic => json!([body["system"], body["tools"], body["messages"]]),
+        // Anthropic's cache reads tools, then system, then messages.
+        Flavor::Anthropic => json!([body["tools"], body["system"], body["messages"]]),
         _ => json!([body["tools"], body["messages"]]),
     };
     strip_cache_control(&prompt).to_string().into_bytes()
@@ -85,7 +86,7 @@ fn prompt_tokens(flavor: Flavor, body: &Value) -> u64 {
     let written = match flavor {
         Flavor::Anthropic => serde_json::to_writer(
             &mut n,
-            &(&body["system"], &body["tools"], &body["messages"]),
+            &(&body["tools"], &body["system"], &body["messages"]),
         ),
         _ => serde_json::to_writer(&mut n, &(&body["tools"], &body["messages"])),
     };

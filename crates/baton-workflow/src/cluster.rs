@@ -233,4 +233,5 @@ async fn claim(inner: &Arc<Inner>) {
     }
     inner.agents.claim_and_start_tasks().await;
     inner.agents.tell_untold_chats().await;
+    inner.agents.sweep_orphan_attachments().await;
 }

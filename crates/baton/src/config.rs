@@ -46,6 +46,30 @@ pub struct Config {
     pub limits: Limits,
     pub events: Events,
     pub cluster: Cluster,
+    pub attachments: Attachments,
+}
+
+/// Images people attach to chats (`POST /api/attachments`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Attachments {
+    /// Largest upload in bytes (413 beyond).
+    pub max_bytes: u64,
+    /// Largest image in pixels, width × height: larger ones are refused unread.
+    pub max_pixels: u64,
+    /// An attachment no message names is removed this long after its last upload.
+    pub orphan_ttl_s: u64,
+}
+
+impl Default for Attachments {
+    fn default() -> Self {
+        let d = baton_agent::AttachmentLimits::default();
+        Self {
+            max_bytes: d.max_bytes,
+            max_pixels: d.max_pixels,
+            orphan_ttl_s: d.orphan_ttl.as_secs(),
+        }
+    }
 }
 
 /// Leases on work when several instances share a store (SPEC 4.6).
@@ -159,6 +183,9 @@ pub struct Agents {
     /// Directories under which chats, runs and tasks may be granted `write` or `exec`
     /// (`~` is the user's home; relative paths are from the working directory).
     pub workspace_roots: Vec<String>,
+    /// A configured model with `vision = true` that describes images for models without
+    /// it ("": none, and a text-only model refuses images).
+    pub vision_model: String,
 }
 
 impl Default for Agents {
@@ -168,6 +195,7 @@ impl Default for Agents {
             workspace: ".".into(),
             max_tool_calls: 50,
             workspace_roots: vec![".".into(), "~".into()],
+            vision_model: String::new(),
         }
     }
 }
@@ -510,6 +538,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ("limits.tasks_per_instance", c.limits.tasks_per_instance),
         ("limits.tasks_per_session", c.limits.tasks_per_session),
         ("limits.task_timeout_s", c.limits.task_timeout_s),
+        ("attachments.max_bytes", c.attachments.max_bytes),
+        ("attachments.max_pixels", c.attachments.max_pixels),
+        ("attachments.orphan_ttl_s", c.attachments.orphan_ttl_s),
     ] {
         if v == 0 {
             return Err(invalid(name, "must be greater than 0"));
@@ -584,6 +615,26 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
                 &format!("model_aliases.{alias}"),
                 format!("names no configured model '{target}' (a [models.\"{target}\"] table)"),
             ));
+        }
+    }
+    let vm = &c.agents.vision_model;
+    if !vm.is_empty() {
+        match c.models.get(vm) {
+            None => {
+                return Err(invalid(
+                    "agents.vision_model",
+                    format!("names no configured model '{vm}' (a [models.\"{vm}\"] table)"),
+                ))
+            }
+            Some(m) if !m.vision => {
+                return Err(invalid(
+                    "agents.vision_model",
+                    format!(
+                    "model '{vm}' cannot see images: set vision = true on it, or name one that can"
+                ),
+                ))
+            }
+            Some(_) => {}
         }
     }
     Ok(())
@@ -746,6 +797,24 @@ mod tests {
             &[]
         ))
         .starts_with("model_aliases.haiku"));
+        assert!(msg(load_with(
+            &[("a.toml", "[agents]\nvision_model = \"ghost\"")],
+            &[],
+            &[]
+        ))
+        .starts_with("agents.vision_model"));
+        assert!(msg(load_with(
+            &[("a.toml", "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[models.blind]\nprovider = \"p\"\n[agents]\nvision_model = \"blind\"")],
+            &[],
+            &[]
+        ))
+        .contains("vision = true"));
+        assert!(msg(load_with(
+            &[],
+            &[("BATON_ATTACHMENTS__MAX_BYTES", "0")],
+            &[]
+        ))
+        .starts_with("attachments.max_bytes"));
     }
 
     #[test]

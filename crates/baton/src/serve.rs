@@ -207,6 +207,13 @@ impl Server {
                     budget_tokens: Some(config.limits.task_budget_tokens).filter(|b| *b > 0),
                     ..Default::default()
                 },
+                attachments: baton_agent::AttachmentLimits {
+                    max_bytes: config.attachments.max_bytes,
+                    max_pixels: config.attachments.max_pixels,
+                    orphan_ttl: std::time::Duration::from_secs(config.attachments.orphan_ttl_s),
+                    ..Default::default()
+                },
+                vision_model: Some(config.agents.vision_model.clone()).filter(|m| !m.is_empty()),
                 ..AgentConfig::default()
             },
         );

@@ -162,7 +162,18 @@ async fn a_question_that_needs_files_runs_tools_traced_live(kind: Kind) {
         "the third call re-sends a cached prefix: {llm}"
     );
     assert!(llm["cost_usd"].as_f64().unwrap() > 0.0);
-    assert!(llm["meta"]["segments"]["system"].as_i64().unwrap() > 0);
+    // The cache shape: segments in cache order, adding up to the reported input, the
+    // cached prefix filling tools and system before any history.
+    let shape = &llm["meta"]["cache"];
+    assert_eq!(shape["calibrated"], true, "{shape}");
+    let segs = shape["segments"].as_array().unwrap();
+    let names: Vec<&str> = segs.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tools", "system", "history", "new"]);
+    let sum = |f: &str| segs.iter().map(|s| s[f].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(sum("tokens"), llm["input_tokens"].as_i64().unwrap());
+    assert_eq!(sum("cached"), llm["cache_tokens"].as_i64().unwrap());
+    assert_eq!(segs[1]["cached"], segs[1]["tokens"], "{shape}");
+    assert!(segs[1]["tokens"].as_i64().unwrap() > 0);
     assert!(llm["latency_ms"].as_i64().is_some());
     // A finish frame is computed by the agent, not read back from the store: it must
     // show exactly the row the store holds.

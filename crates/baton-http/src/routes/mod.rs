@@ -1,3 +1,4 @@
+pub mod attachments;
 pub mod chats;
 pub mod health;
 pub mod sessions;

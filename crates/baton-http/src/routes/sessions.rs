@@ -25,6 +25,8 @@ impl From<AgentError> for ApiError {
             }
             AgentError::Workspace(e) => ApiError::bad("invalid_workspace", e.to_string()),
             AgentError::Store(e) => e.into(),
+            AgentError::TooLarge(m) => ApiError::TooLarge(m),
+            AgentError::Media(e) => e.into(),
         }
     }
 }
@@ -38,8 +40,10 @@ pub struct PostMessage {
         regex(pattern = r"^[^\u0000]*\S[^\u0000]*$")
     )]
     pub content: String,
-    /// Ids from `POST /api/attachments`.
+    /// Ids from `POST /api/attachments`, shown to the model in this order before the
+    /// text (at most 20); the model must accept images, or `[agents] vision_model` be set.
     #[serde(default)]
+    #[schemars(length(max = 20))]
     pub attachments: Vec<AttachmentId>,
     /// A configured model; the session's (or the default) model when absent.
     pub model: Option<String>,
@@ -69,15 +73,9 @@ pub async fn post_message(
             "content contains a NUL character",
         ));
     }
-    if let Some(id) = req.attachments.first() {
-        return Err(ApiError::bad(
-            "invalid_attachment",
-            format!("attachment {id} not found"),
-        ));
-    }
     let posted = state
         .agents
-        .post_message(chat, content.to_string(), req.model)
+        .post_message(chat, content.to_string(), req.attachments, req.model)
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(posted)))
 }
