@@ -162,7 +162,7 @@ pub(crate) async fn lookup(
 ) -> Result<Vec<ImageRef>, AgentError> {
     let most = inner.config.attachments.per_message;
     if ids.len() > most {
-        return Err(AgentError::BadInput(format!(
+        return Err(AgentError::Attachment(format!(
             "a message may carry at most {most} attachments; this one has {}",
             ids.len()
         )));
@@ -173,7 +173,7 @@ pub(crate) async fn lookup(
             .store
             .get_attachment(*id)
             .await?
-            .ok_or_else(|| AgentError::BadInput(format!("attachment {id} not found")))?;
+            .ok_or_else(|| AgentError::Attachment(format!("attachment {id} not found")))?;
         refs.push(ImageRef {
             attachment: a.id.to_string(),
             mime: a.mime,

@@ -8,6 +8,12 @@ pub enum AgentError {
     Conflict(String),
     #[error("{0}")]
     BadInput(String),
+    /// A message names an attachment that is not stored, or too many.
+    #[error("{0}")]
+    Attachment(String),
+    /// Images for a model that cannot see them, with no `vision_model` to describe them.
+    #[error("{0}")]
+    TextOnlyModel(String),
     /// An upload over the size limit.
     #[error("{0}")]
     TooLarge(String),

@@ -238,7 +238,8 @@ impl AgentRuntime {
         }
         if !question.images.is_empty() {
             if let Some(entry) = inner.models.get(&session.model) {
-                crate::attachments::check_vision(inner, &entry).map_err(AgentError::BadInput)?;
+                crate::attachments::check_vision(inner, &entry)
+                    .map_err(AgentError::TextOnlyModel)?;
             }
         }
         // Tasks that ended while the agent was idle are told first, the question last.

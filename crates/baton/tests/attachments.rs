@@ -350,7 +350,7 @@ async fn images_reach_the_model_in_order_on_every_later_turn(kind: Kind) {
                 &json!({ "content": "this?", "attachments": [ghost] }),
             )
             .await;
-        assert_error(status, &e, 400, "invalid_request");
+        assert_error(status, &e, 400, "invalid_attachment");
         assert!(e["error"]["message"].as_str().unwrap().contains(&ghost));
         let (_, page) = s.get(&format!("/api/chats/{chat}/messages")).await;
         assert_eq!(page["items"].as_array().unwrap().len(), 4);
@@ -371,7 +371,7 @@ async fn a_text_only_model_refuses_images_unless_a_vision_model_describes_them(k
             &json!({ "content": "what is this?", "attachments": [shot["id"]] }),
         )
         .await;
-    assert_error(status, &e, 400, "invalid_request");
+    assert_error(status, &e, 400, "text_only_model");
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(
         msg.contains("'mock-1'") && msg.contains("vision = true") && msg.contains("vision_model"),

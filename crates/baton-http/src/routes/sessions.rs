@@ -26,6 +26,8 @@ impl From<AgentError> for ApiError {
             AgentError::Workspace(e) => ApiError::bad("invalid_workspace", e.to_string()),
             AgentError::Store(e) => e.into(),
             AgentError::TooLarge(m) => ApiError::TooLarge(m),
+            AgentError::Attachment(m) => ApiError::bad("invalid_attachment", m),
+            AgentError::TextOnlyModel(m) => ApiError::bad("text_only_model", m),
             AgentError::Media(e) => e.into(),
         }
     }
