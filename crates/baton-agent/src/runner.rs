@@ -423,6 +423,14 @@ async fn model_turn(
         };
     }
     let trace = ctx.tracer.start(trace).await;
+    // Whoever waits to read this prompt from the provider's cache goes once it streams.
+    let started = inner
+        .running
+        .lock()
+        .expect("running lock")
+        .get(&session.id)
+        .and_then(|r| r.response_started.clone())
+        .filter(|t| !t.is_cancelled());
     let deltas = DeltaForwarder::start(ctx.tracer.clone(), session.id, turn);
     let sender = deltas.sender();
     let result = model
@@ -430,11 +438,17 @@ async fn model_turn(
         .complete(
             &req,
             &mut |d| {
+                if let Some(t) = &started {
+                    t.cancel();
+                }
                 let _ = sender.send(d);
             },
             &ctx.cancel,
         )
         .await;
+    if let Some(t) = &started {
+        t.cancel();
+    }
     drop(sender);
     deltas.finish().await;
 

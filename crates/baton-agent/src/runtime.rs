@@ -50,6 +50,9 @@ pub struct AgentSpec {
     /// Put before Baton's own instructions: an agent type's system prompt.
     pub system: Option<String>,
     pub effort: Option<baton_llm::Effort>,
+    /// Cancelled once the agent's first model response has started (or its first call
+    /// ended, or the agent did): when its prompt is in the provider's cache.
+    pub response_started: Option<CancellationToken>,
 }
 
 #[derive(Debug, Clone)]
@@ -588,7 +591,8 @@ impl AgentRuntime {
             link.cancelled().await;
             child.cancel();
         });
-        let running = Running::new(token.clone(), 0);
+        let mut running = Running::new(token.clone(), 0);
+        running.response_started = spec.response_started.clone();
         let lost = running.lost.clone();
         inner
             .running
@@ -598,6 +602,9 @@ impl AgentRuntime {
         let limit = spec.timeout.unwrap_or(inner.config.agent_timeout);
         let (session, state) = runner::drive(inner, session, state, token, lost, limit).await;
         relay.abort();
+        if let Some(started) = &spec.response_started {
+            started.cancel();
+        }
         inner.running.lock().expect("running lock").remove(&id);
         Ok(AgentOutcome {
             session_id: id,

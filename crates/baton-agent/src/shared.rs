@@ -97,6 +97,8 @@ pub(crate) struct Running {
     /// The lease epoch a chat's session runs under; 0 for a workflow's agent, which its
     /// run's lease covers.
     pub epoch: i64,
+    /// `AgentSpec::response_started`.
+    pub response_started: Option<CancellationToken>,
 }
 
 impl Running {
@@ -105,6 +107,7 @@ impl Running {
             cancel,
             lost: Arc::new(AtomicBool::new(false)),
             epoch,
+            response_started: None,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|workflow|all|takeover|slowclients|tasks]`
+//! `cargo run --release -p baton-bench -- [traces|fanout|replay|agent|media|workflow|all|takeover|slowclients|tasks]`
 //! (and `seed --database URL --traces N`, which writes a large chat for the web app's tests)
 //!
 //! Every figure is printed beside a baseline measured in the same run on the same
@@ -7,6 +7,7 @@
 
 mod agent;
 mod fanout;
+mod media;
 mod null_store;
 mod replay;
 mod seed;
@@ -82,6 +83,9 @@ enum Which {
     /// Background tasks: tasks/s and claim latency on SQLite, Postgres, and two
     /// instances on one Postgres (not part of `all`).
     Tasks,
+    /// The cached share of a 16-agent fan-out's input with and without the hold for the
+    /// first one's cache; uploading a 10 MB JPEG.
+    Media,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -125,6 +129,9 @@ fn main() -> anyhow::Result<()> {
         }
         if matches!(args.which, Which::Agent | Which::All) {
             agent::run().await?;
+        }
+        if matches!(args.which, Which::Media | Which::All) {
+            media::run().await?;
         }
         if matches!(args.which, Which::Workflow | Which::All) {
             workflow::run(args.journal, args.agents).await?;

@@ -32,12 +32,24 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn engine_on(
+pub(crate) async fn engine_on(
     store: Arc<dyn Store>,
     mock: &MockModel,
     ws: &std::path::Path,
     concurrent_runs: usize,
     agents_per_run: u32,
+) -> anyhow::Result<WorkflowEngine> {
+    engine_with(store, mock, ws, concurrent_runs, agents_per_run, |_| {}).await
+}
+
+/// `engine_on`, with the engine's configuration changed by `tweak`.
+pub(crate) async fn engine_with(
+    store: Arc<dyn Store>,
+    mock: &MockModel,
+    ws: &std::path::Path,
+    concurrent_runs: usize,
+    agents_per_run: u32,
+    tweak: impl FnOnce(&mut EngineConfig),
 ) -> anyhow::Result<WorkflowEngine> {
     let hub = Arc::new(EventHub::new(store.clone(), HubConfig::default()));
     let mut models = ModelRegistry::default();
@@ -66,19 +78,16 @@ async fn engine_on(
             ..AgentConfig::default()
         },
     );
-    let engine = WorkflowEngine::new(
-        store,
-        hub,
-        agents,
-        EngineConfig {
-            run_concurrency: IN_FLIGHT,
-            concurrent_runs,
-            agents_per_run,
-            items_per_call: (agents_per_run as usize).max(EngineConfig::default().items_per_call),
-            default_workspace: ws.to_path_buf(),
-            ..EngineConfig::default()
-        },
-    );
+    let mut config = EngineConfig {
+        run_concurrency: IN_FLIGHT,
+        concurrent_runs,
+        agents_per_run,
+        items_per_call: (agents_per_run as usize).max(EngineConfig::default().items_per_call),
+        default_workspace: ws.to_path_buf(),
+        ..EngineConfig::default()
+    };
+    tweak(&mut config);
+    let engine = WorkflowEngine::new(store, hub, agents, config);
     engine.start().await?;
     Ok(engine)
 }

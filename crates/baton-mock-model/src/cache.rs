@@ -34,25 +34,37 @@ impl PrefixCache {
     /// Looks the prompt up, then remembers it: the cached part is the longest prefix, in
     /// whole blocks, that some earlier prompt shared.
     pub fn lookup(&mut self, prompt: &[u8]) -> CacheHit {
-        let mut chain = 0u64;
-        let mut hit_blocks = 0usize;
-        let mut missed = false;
-        for block in prompt.chunks_exact(BYTES_PER_TOKEN * BLOCK_TOKENS) {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            chain.hash(&mut h);
-            block.hash(&mut h);
-            chain = h.finish();
-            if !missed && self.seen.contains(&chain) {
-                hit_blocks += 1;
-            } else {
-                missed = true;
-                self.seen.insert(chain);
-            }
-        }
+        let hit = self.peek(prompt);
+        self.remember(prompt);
+        hit
+    }
+
+    fn chain(prompt: &[u8]) -> impl Iterator<Item = u64> + '_ {
+        prompt
+            .chunks_exact(BYTES_PER_TOKEN * BLOCK_TOKENS)
+            .scan(0u64, |chain, block| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                chain.hash(&mut h);
+                block.hash(&mut h);
+                *chain = h.finish();
+                Some(*chain)
+            })
+    }
+
+    /// What a prompt would read from the cache now, without adding it.
+    pub fn peek(&self, prompt: &[u8]) -> CacheHit {
+        let hit_blocks = Self::chain(prompt)
+            .take_while(|c| self.seen.contains(c))
+            .count();
         CacheHit {
             prompt_tokens: Self::tokens(prompt),
             cached_tokens: (hit_blocks * BLOCK_TOKENS) as u64,
         }
+    }
+
+    /// Adds the prompt's prefixes: what a provider does once it has processed a prompt.
+    pub fn remember(&mut self, prompt: &[u8]) {
+        self.seen.extend(Self::chain(prompt));
     }
 }
 

@@ -95,6 +95,9 @@ pub(crate) struct State {
     pub(crate) cache: PrefixCache,
     pub(crate) no_cache: bool,
     pub(crate) no_record: bool,
+    /// How long processing a prompt takes before the reply starts; only then can a later
+    /// request read the prompt from the cache.
+    pub(crate) prefill: Duration,
     pub(crate) schema_answers: bool,
     /// Requests being answered now (until the last chunk is sent), and the most at once.
     pub(crate) in_flight: usize,
@@ -171,6 +174,14 @@ impl MockModel {
     /// plain text gets a call of that tool with a value made up from its schema.
     pub fn schema_answers(&self) -> &Self {
         self.state.lock().unwrap().schema_answers = true;
+        self
+    }
+
+    /// Each request's prompt takes `d` to process before its reply starts streaming, and
+    /// enters the prefix cache only then (as a provider's does): requests arriving in the
+    /// meantime with the same prefix miss it.
+    pub fn set_prefill(&self, d: Duration) -> &Self {
+        self.state.lock().unwrap().prefill = d;
         self
     }
 

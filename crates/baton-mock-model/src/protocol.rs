@@ -147,7 +147,7 @@ impl Drop for Answering {
 
 async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
     let answering = Answering::start(&shared);
-    let (reply, hit) = {
+    let (reply, hit, pending) = {
         let mut state = shared.lock().unwrap();
         let recorded = if state.no_record {
             Value::Null
@@ -170,15 +170,27 @@ async fn respond(shared: Shared, flavor: Flavor, body: Value) -> Response {
                 reply.text.clear();
             }
         }
-        let hit = if state.no_cache {
-            CacheHit {
+        let (hit, pending) = if state.no_cache {
+            let hit = CacheHit {
                 prompt_tokens: prompt_tokens(flavor, &body),
                 cached_tokens: 0,
-            }
+            };
+            (hit, None)
+        } else if state.prefill.is_zero() {
+            (state.cache.lookup(&prompt_text(flavor, &body)), None)
         } else {
-            state.cache.lookup(&prompt_text(flavor, &body))
+            let prompt = prompt_text(flavor, &body);
+            (state.cache.peek(&prompt), Some((prompt, state.prefill)))
         };
-        (reply, hit)
+        (reply, hit, pending)
+    };
+    let (reply, hit) = match pending {
+        None => (reply, hit),
+        Some((prompt, prefill)) => {
+            tokio::time::sleep(prefill).await;
+            shared.lock().unwrap().cache.remember(&prompt);
+            (reply, hit)
+        }
     };
     if let Some(Fault::Status { code, retry_after }) = &reply.fault {
         let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

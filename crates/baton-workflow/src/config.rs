@@ -53,6 +53,9 @@ pub struct EngineConfig {
     pub agent_timeout: Duration,
     pub approval_agents: u64,
     pub approval_tokens: u64,
+    /// Longest a sibling agent waits for the first one with the same request prefix to
+    /// start answering, so it reads that prompt from the provider's cache (0: never).
+    pub prefix_stagger: Duration,
     pub default_workspace: PathBuf,
     /// For `~/.baton/workflows`.
     pub home: Option<PathBuf>,
@@ -71,6 +74,7 @@ impl Default for EngineConfig {
             agent_timeout: Duration::from_secs(600),
             approval_agents: 25,
             approval_tokens: 100_000,
+            prefix_stagger: Duration::from_millis(5_000),
             default_workspace: PathBuf::from("."),
             home: std::env::var_os("HOME").map(PathBuf::from),
             cluster: ClusterConfig::default(),

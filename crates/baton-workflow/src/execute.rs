@@ -79,6 +79,7 @@ pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
                 .collect(),
         ),
         noted: Default::default(),
+        prefixes: Default::default(),
         approval_at: (!options.approved).then_some((
             u32::try_from(inner.config.approval_agents).unwrap_or(u32::MAX),
             inner.config.approval_tokens,

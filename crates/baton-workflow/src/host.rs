@@ -49,6 +49,8 @@ pub(crate) struct RunHost {
     pub approval_at: Option<(u32, u64)>,
     /// Agents admitted whose journal entry is not yet written, and a wake when one is.
     pub in_flight: Arc<InFlight>,
+    /// Siblings with one request prefix wait for the first one's cache.
+    pub prefixes: Arc<crate::prefix_gate::PrefixGate>,
 }
 
 /// Counts the agents at work, so a run held for approval stops only once they are done.
@@ -282,6 +284,7 @@ impl RunHost {
             workspace: self.workspace.clone(),
             run_id: Some(self.run_id),
             parent_id: None,
+            response_started: None,
         };
         let isolated = self.caps.write
             && call.opts.get("isolation").and_then(Value::as_str) == Some("worktree");
@@ -291,6 +294,7 @@ impl RunHost {
         Ok(Admission::Running(Box::pin(async move {
             let _at_work = at_work;
             let mut spec = spec;
+            spec.response_started = this.hold_for_cache(&spec, &key, &label).await;
             let worktree = if isolated {
                 let root = spec
                     .workspace
@@ -391,6 +395,51 @@ impl RunHost {
     }
 }
 
+impl RunHost {
+    /// Waits, if a sibling with the same request prefix is starting, until its response
+    /// has started (`[limits] prefix_stagger_ms` at most), telling the run view; answers
+    /// the token to cancel when this agent's own response starts, if it goes first.
+    async fn hold_for_cache(
+        &self,
+        spec: &AgentSpec,
+        key: &str,
+        label: &Option<String>,
+    ) -> Option<CancellationToken> {
+        use crate::prefix_gate::{prefix_key, Turn};
+        let most = self.inner.config.prefix_stagger;
+        if most.is_zero() {
+            return None;
+        }
+        let model = self
+            .inner
+            .agents
+            .model_for(spec.model.as_deref())
+            .unwrap_or_else(|_| spec.model.clone().unwrap_or_default());
+        let started = match self.prefixes.enter(prefix_key(&model, spec)) {
+            Turn::Lead(token) => return Some(token),
+            Turn::Go => return None,
+            Turn::Follow(started) => started,
+        };
+        self.publish(
+            "agent_hold",
+            json!({ "key": key, "label": label, "max_ms": most.as_millis() as u64 }),
+        )
+        .await;
+        let since = std::time::Instant::now();
+        tokio::select! {
+            _ = started.cancelled() => {}
+            _ = tokio::time::sleep(most) => {}
+            _ = self.cancel.cancelled() => {}
+        }
+        self.publish(
+            "agent_hold",
+            json!({ "key": key, "label": label, "held_ms": since.elapsed().as_millis() as u64 }),
+        )
+        .await;
+        None
+    }
+}
+
 #[async_trait]
 impl Host for RunHost {
     async fn agent(&self, call: AgentCall) -> Admission {
@@ -461,6 +510,7 @@ impl Host for RunHost {
             noted: self.noted.clone(),
             approval_at: self.approval_at,
             in_flight: self.in_flight.clone(),
+            prefixes: self.prefixes.clone(),
         };
         let args = (!args.is_null()).then_some(args);
         let limits = self.inner.script_limits();

@@ -13,6 +13,7 @@ mod host;
 mod key;
 pub mod lifecycle;
 mod live;
+mod prefix_gate;
 mod shared;
 mod snapshots;
 mod view;

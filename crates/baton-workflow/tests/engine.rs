@@ -774,3 +774,88 @@ async fn a_run_past_the_output_token_threshold_waits_for_approval() {
     assert_eq!(done.result, Some(json!(5)));
     assert_eq!(f.mock.count(), 5);
 }
+
+/// Input tokens of a run's agents, and how many of them were read from the cache.
+async fn cached_share(f: &Fixture, run: baton_core::RunId) -> (i64, i64) {
+    let store = f._db.store();
+    let (mut input, mut cached) = (0, 0);
+    for e in f.engine.journal(run).await.unwrap() {
+        let traces = store
+            .list_traces(
+                baton_store::TraceScope::Session(e.session_id.unwrap()),
+                100,
+                None,
+            )
+            .await
+            .unwrap();
+        for t in traces {
+            input += t.input_tokens.unwrap_or(0);
+            cached += t.cache_tokens.unwrap_or(0);
+        }
+    }
+    (input, cached)
+}
+
+const SIXTEEN: &str =
+    "return (await parallel(Array.from({ length: 16 }, (_, i) => () => agent(`item ${i}`)))).length";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn siblings_wait_for_the_first_ones_cache_and_read_it() {
+    let wide = StartRequest {
+        concurrency: Some(16),
+        ..auto()
+    };
+    // The scripted provider caches a prompt once it has processed it, 150 ms after it
+    // arrived: siblings sent at once all miss.
+    let held = fixture(Kind::Sqlite).await;
+    held.mock.set_prefill(Duration::from_millis(150));
+    let run = held
+        .engine
+        .start_inline(SIXTEEN, wide.clone())
+        .await
+        .unwrap();
+    assert_eq!(finished(&held, run.id).await.result, Some(json!(16)));
+    let (input, cached) = cached_share(&held, run.id).await;
+    let with_hold = cached as f64 / input as f64;
+
+    let unheld = fixture_with(Kind::Sqlite, |c| c.prefix_stagger = Duration::ZERO).await;
+    unheld.mock.set_prefill(Duration::from_millis(150));
+    let run = unheld
+        .engine
+        .start_inline(SIXTEEN, wide.clone())
+        .await
+        .unwrap();
+    assert_eq!(finished(&unheld, run.id).await.result, Some(json!(16)));
+    let (input, cached) = cached_share(&unheld, run.id).await;
+    let without = cached as f64 / input as f64;
+    assert!(
+        with_hold >= 0.8 && without < 0.2,
+        "cached share of input: {with_hold:.2} with the hold, {without:.2} without"
+    );
+
+    // A lone agent, and siblings whose prefixes differ, are never held.
+    let f = fixture(Kind::Sqlite).await;
+    f.mock.set_prefill(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let run = f
+        .engine
+        .start_inline(
+            "return await parallel([() => agent('plain'), () => agent('shaped', { schema: { type: 'object' } })])",
+            wide,
+        )
+        .await
+        .unwrap();
+    finished(&f, run.id).await;
+    assert_eq!(f.mock.peak_in_flight(), 2, "both asked at once");
+    let run = f
+        .engine
+        .start_inline("return await agent('alone')", auto())
+        .await
+        .unwrap();
+    finished(&f, run.id).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -251,6 +251,9 @@ pub struct Limits {
     pub stall_timeout_s: u64,
     pub approval_agents: u64,
     pub approval_tokens: u64,
+    /// Longest a sibling agent waits for the first one with the same request prefix to
+    /// start answering, so it reads that prompt from the cache (0: never waits).
+    pub prefix_stagger_ms: u64,
     /// How deep background tasks nest: 1 lets chats and workflow agents start tasks,
     /// and tasks start none.
     pub task_depth: u64,
@@ -277,6 +280,7 @@ impl Default for Limits {
             stall_timeout_s: 120,
             approval_agents: 25,
             approval_tokens: 100_000,
+            prefix_stagger_ms: 5_000,
             task_depth: 1,
             tasks_per_instance: 4,
             tasks_per_session: 16,

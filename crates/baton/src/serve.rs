@@ -232,6 +232,7 @@ impl Server {
                 agent_timeout: std::time::Duration::from_secs(l.agent_timeout_s),
                 approval_agents: l.approval_agents,
                 approval_tokens: l.approval_tokens,
+                prefix_stagger: std::time::Duration::from_millis(l.prefix_stagger_ms),
                 default_workspace: config.agents.workspace.clone().into(),
                 cluster,
                 ..EngineConfig::default()
