@@ -81,6 +81,7 @@ url = "${url}"
 [agents]
 default_model = "mock-1"
 workspace = "${ws}"
+vision_model = "eyes"
 [providers.mock]
 kind = "openai"
 base_url = "http://${mockAddr}/openai/v1"
@@ -89,6 +90,9 @@ provider = "mock"
 input_usd_per_mtok = 1.0
 cached_input_usd_per_mtok = 0.1
 output_usd_per_mtok = 2.0
+[models."eyes"]
+provider = "mock"
+vision = true
 [limits]
 stall_timeout_s = 10
 ${token ? `[auth]\ntoken = "${token}"\n` : ""}`,

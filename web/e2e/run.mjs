@@ -375,6 +375,101 @@ async function runBackend(browser, backend) {
       await context.close();
     });
 
+    await scenario("images: drop, paste and pick; thumbnails, lightbox, cache bars and chart", backend, async () => {
+      const { page, context } = await newPage(browser);
+      const chat = await http(srv.base, "POST", "/api/chats", { title: "Pictures", workspace: srv.ws });
+      await page.goto(`${srv.base}/chats/${chat.id}`);
+      await page.getByLabel("Message").waitFor();
+      // Images made in the page: a gradient square of a given size, as PNG bytes.
+      const makePng = (w, h, shade) =>
+        page.evaluate(
+          async ([w, h, shade]) => {
+            const c = document.createElement("canvas");
+            c.width = w;
+            c.height = h;
+            const g = c.getContext("2d");
+            const grad = g.createLinearGradient(0, 0, w, h);
+            grad.addColorStop(0, `rgb(${shade},20,60)`);
+            grad.addColorStop(1, "rgb(240,240,250)");
+            g.fillStyle = grad;
+            g.fillRect(0, 0, w, h);
+            const blob = await new Promise((r) => c.toBlob(r, "image/png"));
+            return Array.from(new Uint8Array(await blob.arrayBuffer()));
+          },
+          [w, h, shade],
+        );
+      const send = (kind, bytes, name, type, target) =>
+        page.evaluate(
+          ([kind, bytes, name, type, target]) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([new Uint8Array(bytes)], name, { type }));
+            const el = document.querySelector(target);
+            if (kind === "paste") el.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+            else {
+              el.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+              el.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+            }
+          },
+          [kind, bytes, name, type, target],
+        );
+      await send("paste", await makePng(320, 200, 10), "", "image/png", "textarea[aria-label=Message]");
+      await send("drop", await makePng(200, 300, 90), "drawing.png", "image/png", ".chat-pane");
+      await page.locator("input[aria-label='Choose images']").setInputFiles({
+        name: "third.png",
+        mimeType: "image/png",
+        buffer: Buffer.from(await makePng(64, 64, 200)),
+      });
+      await page.locator(".draft-image.ready").nth(2).waitFor({ timeout: T });
+      await page.locator(".draft-image.ready img").first().waitFor();
+      // Remove the third; a text file is refused at the composer, the draft kept.
+      await page.getByLabel("Remove third.png").click();
+      page.allow.push(/status of 400/);
+      await page.locator("input[aria-label='Choose images']").setInputFiles({
+        name: "notes.png",
+        mimeType: "image/png",
+        buffer: Buffer.from("just some notes, not an image\n"),
+      });
+      await page.locator(".attach-error:has-text('not an image')").waitFor({ timeout: T });
+      assert.equal(await page.locator(".draft-image.ready").count(), 2);
+      await page.getByLabel("Message").fill("[image] what is in these?");
+      await page.keyboard.press("Enter");
+      await page.locator(".msg.assistant:has-text('fading from dark to light')").waitFor({ timeout: T });
+      assert.equal(await page.locator(".draft-image").count(), 0, "the composer is cleared once sent");
+      const thumbs = page.locator(".msg.user .thumb");
+      assert.equal(await thumbs.count(), 2);
+      await thumbs.first().locator("img").waitFor();
+      assert.ok(await thumbs.first().locator("img").evaluate((i) => i.complete && i.naturalWidth > 0));
+      // The lightbox: full size, ← / → between the message's images, Esc closes.
+      await thumbs.first().click();
+      const box = page.locator(".lightbox");
+      await box.waitFor();
+      await box.locator("img").waitFor();
+      assert.equal(await box.getAttribute("aria-label"), "Image 1 of 2");
+      assert.ok(await box.locator("img").evaluate((i) => i.complete && i.naturalWidth === 320));
+      await shot(page, backend, "image-lightbox");
+      await page.keyboard.press("ArrowRight");
+      assert.equal(await box.getAttribute("aria-label"), "Image 2 of 2");
+      await page.keyboard.press("ArrowLeft");
+      assert.equal(await box.getAttribute("aria-label"), "Image 1 of 2");
+      await page.keyboard.press("Escape");
+      await box.waitFor({ state: "detached" });
+      // The traces: the description by the vision model, then the question, with a cache bar.
+      await page.locator(".tree .row:has-text('eyes')").first().waitFor({ timeout: T });
+      await page.locator(".tree .shape").first().waitFor();
+      // A second question reads the first from the cache; the timeline charts it.
+      await page.getByLabel("Message").fill("[fast] and again?");
+      await page.keyboard.press("Enter");
+      await page.locator(".msg.assistant:has-text('Done at once')").waitFor({ timeout: T });
+      await page.getByRole("tab", { name: "Timeline" }).click();
+      await page.locator(".cache-chart svg rect").nth(1).waitFor({ timeout: T });
+      await page.locator(".cache-chart figcaption:has-text('uncached')").waitFor();
+      await shot(page, backend, "image-cache-chart");
+      await page.reload();
+      await page.locator(".msg.user .thumb img").nth(1).waitFor({ timeout: T });
+      clean(page);
+      await context.close();
+    });
+
     await scenario("background: tasks live, badge, toast, cancel, refresh", backend, async () => {
       const { page, context } = await newPage(browser);
       await page.goto(`${srv.base}/tasks`);

@@ -1,5 +1,5 @@
 // REST calls. Errors arrive as {"error":{"code","message"}}; they become ApiError.
-import type { Chat, Definition, Message, Page, Run, RunView, SessionView, Task, Trace } from "./types";
+import type { Attachment, Chat, Definition, Message, Page, Run, RunView, SessionView, Task, Trace } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -27,13 +27,15 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   const headers: Record<string, string> = {};
   const t = token();
   if (t) headers.authorization = `Bearer ${t}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
+  const form = body instanceof FormData;
+  // A form sets its own multipart type, with the boundary.
+  if (body !== undefined && !form) headers["content-type"] = "application/json";
   let res: Response;
   try {
     res = await fetch(`/api${path}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : form ? body : JSON.stringify(body),
     });
   } catch (e) {
     throw new ApiError(0, "offline", `the server cannot be reached (${String(e)})`);
@@ -69,8 +71,16 @@ export const api = {
   updateChat: (chat: string, change: { title?: string; auto_continue?: boolean }) =>
     call<Chat>("PATCH", `/chats/${id(chat)}`, change),
   messages: (chat: string) => call<Page<Message>>("GET", `/chats/${id(chat)}/messages`),
-  post: (chat: string, content: string) =>
-    call<{ message_id: string; session_id: string }>("POST", `/chats/${id(chat)}/messages`, { content }),
+  post: (chat: string, content: string, attachments: string[] = []) =>
+    call<{ message_id: string; session_id: string }>("POST", `/chats/${id(chat)}/messages`, {
+      content,
+      attachments: attachments.length ? attachments : undefined,
+    }),
+  upload: (file: Blob, name: string) => {
+    const form = new FormData();
+    form.append("file", file, name);
+    return call<Attachment>("POST", "/attachments", form);
+  },
   chatTraces: (chat: string, cursor: string | null, limit = 500) =>
     call<Page<Trace>>("GET", `/chats/${id(chat)}/traces${q({ limit, cursor })}`),
   sessionTraces: (session: string, cursor: string | null, limit = 500) =>
@@ -89,3 +99,7 @@ export const api = {
   control: (run: string, action: "approve" | "cancel" | "pause" | "resume") =>
     call<Run>("POST", `/runs/${id(run)}/${action}`, action === "resume" ? {} : undefined),
 };
+
+/** Where an attachment's bytes (or thumbnail) are served. */
+export const attachmentPath = (attachment: string, thumbnail = false) =>
+  `/api/attachments/${id(attachment)}${thumbnail ? "/thumbnail" : ""}`;

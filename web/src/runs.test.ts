@@ -79,3 +79,16 @@ describe("run events", () => {
     expect(phasesOf(s.run, 0).map((p) => p.title)).toEqual(["Plan", "Work", "Extra"]);
   });
 });
+
+describe("cache holds", () => {
+  it("shows a sibling waiting for the first one's cache, then how long it waited", () => {
+    const state = run();
+    const at = "2026-01-01T00:00:00Z";
+    expect(applyEvent(state, { event: "agent_start", key: "k-hold" }, at)).toBe(true);
+    expect(applyEvent(state, { event: "agent_hold", key: "k-hold", max_ms: 5000 }, at)).toBe(true);
+    const agent = () => state.run.agents.find((a) => a.key === "k-hold");
+    expect(agent()?.holding).toBe(true);
+    expect(applyEvent(state, { event: "agent_hold", key: "k-hold", held_ms: 140 }, at)).toBe(true);
+    expect(agent()).toMatchObject({ holding: false, held_ms: 140 });
+  });
+});

@@ -3,7 +3,7 @@
 import type { AgentStatus, AgentView, PhaseView, RunStatus, RunView } from "./types";
 
 export interface RunEvent {
-  event: "phase" | "agent_start" | "agent_finish" | "log" | "status" | "budget";
+  event: "phase" | "agent_start" | "agent_finish" | "agent_hold" | "log" | "status" | "budget";
   [field: string]: unknown;
 }
 
@@ -52,6 +52,16 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
         agent.cost_usd = Number(e.cost_usd ?? 0);
         agent.finished_at = at;
       }
+      return true;
+    }
+    case "agent_hold": {
+      // A sibling waiting for the first one with its request prefix, to read its cache.
+      const agent = run.agents.find((a) => a.key === String(e.key));
+      if (!agent) return true;
+      if (typeof e.held_ms === "number") {
+        agent.holding = false;
+        agent.held_ms = e.held_ms;
+      } else agent.holding = true;
       return true;
     }
     case "log":

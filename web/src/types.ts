@@ -21,6 +21,17 @@ export interface Chat {
   updated_at: string;
 }
 
+/** An image attached to a chat (`POST /api/attachments`). */
+export interface Attachment {
+  id: string;
+  mime: string;
+  size: number;
+  sha256: string;
+  width: number;
+  height: number;
+  created_at: string;
+}
+
 export interface Message {
   id: string;
   chat_id: string;
@@ -117,6 +128,10 @@ export interface AgentView {
   started_at: string;
   finished_at: string | null;
   error: string | null;
+  /** Live only: waiting for a sibling's response to start, to read its cache. */
+  holding?: boolean;
+  /** Live only: how long it waited. */
+  held_ms?: number;
 }
 
 export interface PhaseView {

@@ -473,7 +473,10 @@ async fn model_turn(
                         cost_usd: Some(cost),
                         outcome: Some(TraceOutcome::Ok),
                         meta: Some(json!({ "attempts": resp.attempts,
-                            "cache": crate::cache_shape::settled(&shape, &changed, &u) })),
+                            "cache": crate::cache_shape::settled(&shape, &changed, &u),
+                            // What this call would have cost with nothing cached.
+                            "uncached_cost_usd": model.pricing.cost(&baton_llm::Usage {
+                                cache_read_tokens: 0, cache_write_tokens: 0, ..u }) })),
                         ..Default::default()
                     },
                 )

@@ -47,6 +47,17 @@ async fn main() {
         Reply::text("The background agent has finished; its result is in the notice above."),
     );
     mock.rule("[fast]", Reply::text("Done at once."));
+    // A vision model asked to describe an attached image, and a question about one.
+    mock.rule(
+        "Describe this image",
+        Reply::text("A small square that fades from dark to light, with no text in it."),
+    );
+    mock.rule(
+        "[image]",
+        Reply::text(
+            "The image is a small square fading from dark to light; there is no text in it.",
+        ),
+    );
     mock.rule(
         "[markdown]",
         Reply::text(

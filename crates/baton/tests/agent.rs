@@ -174,6 +174,11 @@ async fn a_question_that_needs_files_runs_tools_traced_live(kind: Kind) {
     assert_eq!(sum("cached"), llm["cache_tokens"].as_i64().unwrap());
     assert_eq!(segs[1]["cached"], segs[1]["tokens"], "{shape}");
     assert!(segs[1]["tokens"].as_i64().unwrap() > 0);
+    // What the call would have cost uncached: more, since part of it was cached.
+    assert!(
+        llm["meta"]["uncached_cost_usd"].as_f64().unwrap() > llm["cost_usd"].as_f64().unwrap(),
+        "{llm}"
+    );
     assert!(llm["latency_ms"].as_i64().is_some());
     // A finish frame is computed by the agent, not read back from the store: it must
     // show exactly the row the store holds.

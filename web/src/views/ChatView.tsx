@@ -9,6 +9,10 @@ import { Markdown } from "./Markdown";
 import { ChatModel } from "./chatModel";
 import { HitBar, TraceTree } from "./TraceTree";
 import { CapabilityBadges } from "./Capabilities";
+import { AttachmentImage, MessageImages } from "./Images";
+import { CacheChart } from "./CacheShape";
+import { turnSeries } from "../cacheShape";
+import { ACCEPTED, uploading } from "../attachments";
 
 export function ChatView({ id }: { id: string }) {
   const model = useMemo(() => new ChatModel(id), [id]);
@@ -17,6 +21,7 @@ export function ChatView({ id }: { id: string }) {
     return () => model.stop();
   }, [model]);
   const pane = search.value.get("pane") === "timeline" ? "timeline" : "traces";
+  const [dropping, setDropping] = useState(false);
 
   if (model.notFound.value) {
     return (
@@ -30,7 +35,25 @@ export function ChatView({ id }: { id: string }) {
   }
   return (
     <div class="chat-layout">
-      <section class="pane chat-pane" aria-label="Chat">
+      <section
+        class={`pane chat-pane${dropping ? " dropping" : ""}`}
+        aria-label="Chat"
+        onDragOver={(e) => {
+          if (!e.dataTransfer?.types.includes("Files")) return;
+          e.preventDefault();
+          setDropping(true);
+        }}
+        onDragLeave={(e) => {
+          if (e.currentTarget === e.target) setDropping(false);
+        }}
+        onDrop={(e) => {
+          setDropping(false);
+          const files = e.dataTransfer?.files;
+          if (!files || files.length === 0) return;
+          e.preventDefault();
+          void model.attach(files);
+        }}
+      >
         <ChatPane model={model} />
       </section>
       <section class="pane side-pane" aria-label={pane === "traces" ? "Traces" : "Timeline"}>
@@ -135,6 +158,7 @@ function ChatPane({ model }: { model: ChatModel }) {
                 <Notice m={m} key={m.id} />
               ) : (
                 <div class="msg user" key={m.id}>
+                  <MessageImages ids={m.attachments} />
                   <div class="msg-body">{m.content}</div>
                   <div class="msg-meta">{clock(m.created_at)}</div>
                 </div>
@@ -265,9 +289,12 @@ function Composer({ model, busy }: { model: ChatModel; busy: boolean }) {
   const key = `baton.draft.${model.id}`;
   const [text, setText] = useState(() => sessionStorage.getItem(key) ?? "");
   const [sending, setSending] = useState(false);
+  const picker = useRef<HTMLInputElement>(null);
+  const drafts = model.drafts.value;
+  const waiting = uploading(drafts);
   const submit = async () => {
     const content = text.trim();
-    if (!content || sending) return;
+    if (!content || sending || waiting) return;
     setSending(true);
     const ok = await model.send(content);
     setSending(false);
@@ -284,36 +311,82 @@ function Composer({ model, busy }: { model: ChatModel; busy: boolean }) {
         void submit();
       }}
     >
-      <textarea
-        aria-label="Message"
-        placeholder={busy ? "The agent is working…" : "Ask about the workspace (Enter sends, Shift+Enter for a new line)"}
-        value={text}
-        rows={3}
-        onInput={(e) => {
-          const v = (e.currentTarget as HTMLTextAreaElement).value;
-          setText(v);
-          sessionStorage.setItem(key, v);
-        }}
-        onKeyDown={(e) => {
-          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-            e.preventDefault();
-            void submit();
-          }
-        }}
-      />
-      <button type="submit" disabled={!text.trim() || sending || busy}>
-        Send
-      </button>
+      {drafts.length ? (
+        <ul class="draft-images" aria-label="Attached images">
+          {drafts.map((d) => (
+            <li key={d.key} class={`draft-image ${d.state}`}>
+              {d.id ? <AttachmentImage id={d.id} thumbnail alt={d.name} /> : <span class="img-wait" aria-label={`uploading ${d.name}`} />}
+              <button type="button" class="remove" aria-label={`Remove ${d.name}`} onClick={() => model.detach(d.key)}>
+                ✕
+              </button>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {model.attachError.value ? (
+        <div class="attach-error" role="alert">
+          {model.attachError.value}
+        </div>
+      ) : null}
+      <div class="composer-row">
+        <button type="button" class="attach" aria-label="Attach images" title="Attach images (or drop or paste them)" onClick={() => picker.current?.click()}>
+          +
+        </button>
+        <input
+          ref={picker}
+          type="file"
+          accept={ACCEPTED.join(",")}
+          multiple
+          hidden
+          aria-label="Choose images"
+          onChange={(e) => {
+            const input = e.currentTarget as HTMLInputElement;
+            if (input.files) void model.attach(input.files);
+            input.value = "";
+          }}
+        />
+        <textarea
+          aria-label="Message"
+          placeholder={busy ? "The agent is working…" : "Ask about the workspace (Enter sends, Shift+Enter for a new line; drop or paste images)"}
+          value={text}
+          rows={3}
+          onInput={(e) => {
+            const v = (e.currentTarget as HTMLTextAreaElement).value;
+            setText(v);
+            sessionStorage.setItem(key, v);
+          }}
+          onPaste={(e) => {
+            const files = e.clipboardData?.files;
+            if (files && files.length) {
+              e.preventDefault();
+              void model.attach(files);
+            }
+          }}
+          onKeyDown={(e) => {
+            if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+              e.preventDefault();
+              void submit();
+            }
+          }}
+        />
+        <button type="submit" disabled={!text.trim() || sending || busy || waiting}>
+          Send
+        </button>
+      </div>
     </form>
   );
 }
 
 function Timeline({ model }: { model: ChatModel }) {
   const sessions = model.sessions.value;
+  const version = model.traces.version.value;
+  const points = useMemo(() => turnSeries(model.traces.set.all()), [version, model]);
+  const dropAt = useMemo(() => new Map(points.filter((p) => p.drop).map((p) => [p.turn, p.drop as string])), [points]);
   const turns = sessions.flatMap((s) => s.turns.map((t) => ({ ...t, session: s.id })));
   if (turns.length === 0) return <p class="muted empty">No turns yet.</p>;
   return (
     <div class="timeline">
+      <CacheChart points={points} />
       {turns.map((t) => {
         const end = t.finished_at ? Date.parse(t.finished_at) : null;
         return (
@@ -331,6 +404,11 @@ function Timeline({ model }: { model: ChatModel }) {
             </span>
             <HitBar rate={t.cache_hit_rate} label={percent(t.cache_hit_rate)} />
             <span class="muted">{usd(t.cost_usd)}</span>
+            {dropAt.has(t.turn_number) ? (
+              <span class="drop-mark" title={dropAt.get(t.turn_number)}>
+                ▼ {dropAt.get(t.turn_number)}
+              </span>
+            ) : null}
           </button>
         );
       })}

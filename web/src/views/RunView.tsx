@@ -336,6 +336,15 @@ function AgentList(props: { agents: AgentView[]; start: number; end: number; sel
               <span class="name">{a.label ?? a.key.slice(0, 12)}</span>
               <span class="muted phase-name">{a.phase}</span>
               {a.cached ? <span class="badge cached">cached</span> : null}
+              {a.holding ? (
+                <span class="badge hold" title="Waiting for a sibling with the same prompt start to begin answering, to read its cache">
+                  waiting for cache
+                </span>
+              ) : a.held_ms ? (
+                <span class="muted small hold" title="Waited for a sibling's response to start, so it read that prompt from the cache">
+                  held {duration(a.held_ms)}
+                </span>
+              ) : null}
               <span class="track">
                 <span class={`bar bar-${a.status === "completed" ? "ok" : a.status === "running" ? "running" : "error"}`} style={{ left: `${b.left}%`, width: `${b.width}%` }} />
               </span>

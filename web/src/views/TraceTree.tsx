@@ -1,6 +1,8 @@
 // The trace tree: turns, model calls and the tool calls they asked for, with timing bars
 // relative to the turn. Rows are virtualised (fixed heights per kind), so ten thousand
 // traces scroll like ten; pages are fetched as the end comes into view.
+import { shapeOf } from "../cacheShape";
+import { ShapeBar, ShapeTable } from "./CacheShape";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { mark } from "../app";
 import { duration, percent, tokens, usd } from "../format";
@@ -207,6 +209,7 @@ function RowView({ row, onCaret }: { row: Row; onCaret: (key: string) => void })
   const end = t.finished_at ? Date.parse(t.finished_at) : row.turn.end;
   const b = bar(row.turn.start, row.turn.end, start, end);
   const rate = hitRate(t.input_tokens ?? 0, t.cache_tokens ?? 0);
+  const shape = t.kind === "llm" && t.outcome !== "running" ? shapeOf(t) : null;
   return (
     <>
       <span style={{ width: `${row.depth * 16}px`, flex: "none" }} />
@@ -228,7 +231,13 @@ function RowView({ row, onCaret }: { row: Row; onCaret: (key: string) => void })
         <span class={`bar bar-${t.outcome}`} style={{ left: `${b.left}%`, width: `${b.width}%` }} />
       </span>
       <span class="lat">{t.outcome === "running" ? "…" : duration(t.latency_ms)}</span>
-      {t.kind === "llm" ? <HitBar rate={rate} label={percent(rate)} /> : <span class="hit-empty" />}
+      {t.kind !== "llm" ? (
+        <span class="hit-empty" />
+      ) : shape ? (
+        <ShapeBar shape={shape} />
+      ) : (
+        <HitBar rate={rate} label={percent(rate)} />
+      )}
     </>
   );
 }
@@ -246,6 +255,7 @@ export function HitBar({ rate, label }: { rate: number; label: string }) {
 
 function Detail({ node, depth }: { node: TraceNode; depth: number }) {
   const t = node.trace;
+  const shape = t.kind === "llm" && t.outcome !== "running" ? shapeOf(t) : null;
   const facts = [
     ["started", t.started_at],
     ["latency", duration(t.latency_ms)],
@@ -263,6 +273,7 @@ function Detail({ node, depth }: { node: TraceNode; depth: number }) {
         {t.meta && (t.meta as { truncated?: boolean }).truncated ? <span class="badge">truncated</span> : null}
       </div>
       {t.error ? <div class="error-text">{t.error}</div> : null}
+      {shape ? <ShapeTable shape={shape} /> : null}
       <div class="io">
         <Folded title="input" text={pretty(t.input)} />
         <Folded title="output" text={t.outcome === "running" ? "(running)" : pretty(t.output)} />

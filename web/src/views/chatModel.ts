@@ -1,10 +1,11 @@
 // One chat as the page shows it: messages, the answer streaming in, the session, its
 // timeline and its traces, loaded over REST and kept current by `chat:<id>` frames.
-import { signal } from "@preact/signals";
+import { signal, type Signal } from "@preact/signals";
 import { api, ApiError } from "../api";
 import { debounce, live } from "../app";
 import type { Chat, Frame, Message, SessionSummary, SessionView, Trace } from "../types";
 import { TraceModel } from "./traceModel";
+import { added, pick, readyIds, removed, uploaded, uploadError, type Draft } from "../attachments";
 
 export interface Streaming {
   session: string;
@@ -20,12 +21,64 @@ export class ChatModel {
   streaming = signal<Streaming | null>(null);
   error = signal<string | null>(null);
   notFound = signal(false);
+  /** Images attached to the next message, and why the last one could not be. */
+  drafts: Signal<Draft[]>;
+  attachError = signal<string | null>(null);
   traces: TraceModel;
   private off: (() => void) | null = null;
   private refreshTimeline = debounce(() => void this.loadSessions(), 300, 1500);
 
   constructor(readonly id: string) {
     this.traces = new TraceModel((cursor) => api.chatTraces(id, cursor));
+    this.drafts = signal(this.savedDrafts());
+  }
+
+  private get draftKey() {
+    return `baton.draft.${this.id}.images`;
+  }
+
+  /** Uploaded images survive a reload with the draft's text. */
+  private savedDrafts(): Draft[] {
+    try {
+      const v = JSON.parse(sessionStorage.getItem(this.draftKey) ?? "[]") as Draft[];
+      return Array.isArray(v) ? v.filter((d) => d.state === "ready" && typeof d.id === "string") : [];
+    } catch {
+      return [];
+    }
+  }
+
+  private setDrafts(list: Draft[]) {
+    this.drafts.value = list;
+    const ready = list.filter((d) => d.state === "ready");
+    if (ready.length) sessionStorage.setItem(this.draftKey, JSON.stringify(ready));
+    else sessionStorage.removeItem(this.draftKey);
+  }
+
+  private uploads = 0;
+
+  /** Uploads dropped, pasted or picked files; what is refused is said at the composer. */
+  async attach(files: ArrayLike<File>) {
+    const { images, rejected } = pick(files);
+    this.attachError.value = rejected.length ? `${rejected.join(", ")}: not an image; attach PNG, JPEG, GIF or WebP` : null;
+    await Promise.all(
+      images.map(async (f) => {
+        const key = `upload-${++this.uploads}`;
+        const name = f.name || "pasted image";
+        this.setDrafts(added(this.drafts.value, key, name));
+        try {
+          const a = await api.upload(f, name);
+          this.setDrafts(uploaded(this.drafts.value, key, a.id));
+        } catch (e) {
+          this.setDrafts(removed(this.drafts.value, key));
+          this.attachError.value =
+            e instanceof ApiError ? uploadError(name, e.code, e.message) : `${name}: ${String(e)}`;
+        }
+      }),
+    );
+  }
+
+  detach(key: string) {
+    this.setDrafts(removed(this.drafts.value, key));
   }
 
   private snapshots = 0;
@@ -130,12 +183,19 @@ export class ChatModel {
     }
   }
 
+  /** Sends the question with the images attached to it; on a refusal both stay. */
   async send(content: string): Promise<boolean> {
     this.error.value = null;
+    this.attachError.value = null;
     try {
-      await api.post(this.id, content);
+      await api.post(this.id, content, readyIds(this.drafts.value));
+      this.setDrafts([]);
       return true;
     } catch (e) {
+      if (e instanceof ApiError && (e.code === "text_only_model" || e.code === "invalid_attachment")) {
+        this.attachError.value = e.message;
+        return false;
+      }
       this.error.value =
         e instanceof ApiError && e.status === 409
           ? "The agent is still answering; wait for it or stop it first."
