@@ -1,44 +1,14 @@
 //! Child agents with a schema answer through StructuredOutput, validated and re-asked.
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use baton_agent::{AgentConfig, AgentRuntime, AgentSpec, ModelEntry, ModelRegistry};
+use baton_agent::AgentSpec;
 use baton_core::SessionStatus;
-use baton_events::{EventHub, HubConfig};
-use baton_llm::{Client, OpenAiProvider, Pricing, RetryPolicy};
 use baton_mock_model::{MockModel, Reply};
-use baton_testkit::{Kind, TestDb};
+use common::runtime;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-async fn runtime(mock: &MockModel) -> (TestDb, AgentRuntime, tempfile::TempDir) {
-    let db = TestDb::new(Kind::Sqlite).await;
-    let hub = Arc::new(EventHub::new(db.store(), HubConfig::default()));
-    let mut models = ModelRegistry::default();
-    models.insert(ModelEntry {
-        name: "mock-1".into(),
-        provider: "mock".into(),
-        client: Client::new(
-            Arc::new(OpenAiProvider::new(&mock.base_url("openai"), None, false)),
-            RetryPolicy::default(),
-        ),
-        pricing: Pricing {
-            input: 1.0,
-            cached_input: 0.1,
-            cache_write: None,
-            output: 2.0,
-        },
-        vision: false,
-    });
-    let ws = tempfile::tempdir().unwrap();
-    let config = AgentConfig {
-        default_model: "mock-1".into(),
-        default_workspace: ws.path().to_path_buf(),
-        ..AgentConfig::default()
-    };
-    let rt = AgentRuntime::new(db.store(), hub, models, config);
-    (db, rt, ws)
-}
 
 fn schema() -> serde_json::Value {
     json!({ "type": "object", "required": ["answer"], "additionalProperties": false,

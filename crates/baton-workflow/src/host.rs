@@ -436,6 +436,9 @@ impl RunHost {
             json!({ "key": key, "label": label, "held_ms": since.elapsed().as_millis() as u64 }),
         )
         .await;
+        // A pause that landed during the hold holds this agent too: it has not asked the
+        // model yet. (Cancelled, it goes on to end at once on its cancelled token.)
+        let _ = self.wait_while_paused().await;
         None
     }
 }
