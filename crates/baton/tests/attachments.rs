@@ -16,6 +16,7 @@ on_both!(
     the_same_bytes_are_kept_once_and_served_with_a_thumbnail,
     images_reach_the_model_in_order_on_every_later_turn,
     a_text_only_model_refuses_images_unless_a_vision_model_describes_them,
+    attachments_no_message_names_are_removed_after_their_time,
 );
 
 fn encoded(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
@@ -451,4 +452,50 @@ async fn a_text_only_model_refuses_images_unless_a_vision_model_describes_them(k
     assert!(reqs[2].body["messages"]
         .to_string()
         .contains("labelled BATON"));
+}
+
+async fn attachments_no_message_names_are_removed_after_their_time(kind: Kind) {
+    let mock = MockModel::start().await;
+    let mut settings = mock_settings(&mock, "openai");
+    settings.extend([
+        ("models.mock-1.vision".to_string(), "true".to_string()),
+        ("attachments.orphan_ttl_s".to_string(), "1".to_string()),
+        ("cluster.sweep_s".to_string(), "0.2".to_string()),
+    ]);
+    let s = TestServer::start_owned(kind, settings).await;
+    let kept = upload(&s, &png(12, 12)).await;
+    let orphan = upload(&s, &png(13, 13)).await;
+    let chat = s.create_chat("keeps one").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ask(
+        &s,
+        &chat,
+        json!({ "content": "look", "attachments": [kept["id"]] }),
+    )
+    .await;
+    let gone = format!("/api/attachments/{}", orphan["id"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = s.get(&gone).await;
+        if status == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan is still served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = s
+        .http
+        .get(s.url(&format!(
+            "/api/attachments/{}",
+            kept["id"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the one a message names stays");
 }
