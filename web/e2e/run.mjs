@@ -272,6 +272,20 @@ async function runBackend(browser, backend) {
       assert.ok(drawn < 120, `only the rows in view are drawn (${drawn})`);
       await page.locator('.row-turn:has-text("Turn 1000")').waitFor();
       await shot(page, backend, "10k-traces-end");
+      // The timeline of its 1,000 turns: read a page at a time, only rows in view drawn.
+      const tl = Date.now();
+      await page.getByRole("tab", { name: "Timeline" }).click();
+      await page.locator(".timeline-turn").first().waitFor({ timeout: T });
+      figures[`${backend}.timeline_first_rows_ms`] = Date.now() - tl;
+      const shown = await page.locator(".timeline-turn").count();
+      assert.ok(shown < 80, `only the turns in view are drawn (${shown})`);
+      for (let i = 0; i < 100; i++) {
+        if ((await page.locator('.timeline-turn:has-text("Turn 1000")').count()) > 0) break;
+        await page.locator(".timeline").evaluate((el) => (el.scrollTop = el.scrollHeight));
+        await page.waitForTimeout(100);
+      }
+      await page.locator('.timeline-turn:has-text("Turn 1000")').waitFor({ timeout: T });
+      assert.ok((await page.locator(".timeline-turn").count()) < 80);
       clean(page);
       await context.close();
     });
@@ -463,6 +477,9 @@ async function runBackend(browser, backend) {
       await page.getByRole("tab", { name: "Timeline" }).click();
       await page.locator(".cache-chart svg rect").nth(1).waitFor({ timeout: T });
       await page.locator(".cache-chart figcaption:has-text('uncached')").waitFor();
+      await page.locator(".timeline-turn").nth(1).waitFor({ timeout: T });
+      await page.locator(".session-foot:has-text('input tokens')").waitFor();
+      assert.doesNotMatch(await page.locator(".session-foot").innerText(), /^cache hit \S+\s+0 input tokens/);
       await shot(page, backend, "image-cache-chart");
       await page.reload();
       await page.locator(".msg.user .thumb img").nth(1).waitFor({ timeout: T });

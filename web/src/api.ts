@@ -1,5 +1,5 @@
 // REST calls. Errors arrive as {"error":{"code","message"}}; they become ApiError.
-import type { Attachment, Chat, Definition, Message, Page, Run, RunView, SessionView, Task, Trace } from "./types";
+import type { Attachment, Chat, Definition, Message, Page, Run, RunView, SessionView, Task, Trace, TurnSummary } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -86,6 +86,8 @@ export const api = {
   sessionTraces: (session: string, cursor: string | null, limit = 500) =>
     call<Page<Trace>>("GET", `/sessions/${id(session)}/traces${q({ limit, cursor })}`),
   sessions: (chat: string) => call<Page<SessionView>>("GET", `/chats/${id(chat)}/sessions`),
+  turns: (session: string, cursor: string | null, limit = 200) =>
+    call<Page<TurnSummary>>("GET", `/sessions/${id(session)}/turns${q({ limit, cursor })}`),
   cancelSession: (session: string) => call<unknown>("POST", `/sessions/${id(session)}/cancel`),
   workflows: () => call<Page<Definition>>("GET", "/workflows"),
   workflow: (name: string) => call<Definition>("GET", `/workflows/${id(name)}`),

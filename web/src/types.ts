@@ -98,10 +98,25 @@ export interface SessionSummary {
   error: string | null;
   cost_usd?: number;
   updated_at?: string;
+  /** The session's totals so far (in `session_state` frames and the REST view). */
+  usage?: SessionUsage;
 }
 
+/** Tokens a session used so far, all its turns together. */
+export interface SessionUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  reasoning_tokens: number;
+}
+
+/** A session without its history; its turns are paged (`GET /api/sessions/:id/turns`). */
 export interface SessionView extends SessionSummary {
-  turns: TurnSummary[];
+  usage: SessionUsage;
+  cost_usd: number;
+  tool_calls_used: number;
+  workspace: string;
 }
 
 export type RunStatus =

@@ -73,12 +73,81 @@ pub struct PostedMessage {
     pub session_id: SessionId,
 }
 
-/// A session as the API shows it: the snapshot and its per-turn timeline.
+/// A session as the API shows it: everything but its history (which grows with every
+/// turn; the chat's messages and the session's traces and turns are paged instead), with
+/// the totals its snapshot keeps as it goes.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SessionView {
-    #[serde(flatten)]
-    pub session: Session,
-    pub turns: Vec<TurnSummary>,
+    pub id: SessionId,
+    pub chat_id: Option<ChatId>,
+    pub run_id: Option<baton_core::RunId>,
+    pub parent_id: Option<SessionId>,
+    pub provider: String,
+    pub model: String,
+    pub status: SessionStatus,
+    /// The last turn started; `GET /api/sessions/:id/turns` lists them.
+    pub turn_number: i64,
+    pub error: Option<String>,
+    pub created_at: baton_core::Timestamp,
+    pub updated_at: baton_core::Timestamp,
+    pub lease: baton_core::Lease,
+    pub usage: SessionUsage,
+    pub cost_usd: f64,
+    pub tool_calls_used: u32,
+    pub workspace: String,
+}
+
+/// Tokens a session used so far, all its turns together.
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
+pub struct SessionUsage {
+    /// All input tokens, cached ones included.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+impl SessionView {
+    pub fn of(s: Session) -> Self {
+        // Only the totals: the history, however long, is skipped, not parsed.
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Totals {
+            usage: baton_llm::Usage,
+            cost_usd: f64,
+            tool_calls_used: u32,
+            workspace: String,
+        }
+        let state = <Totals as serde::Deserialize>::deserialize(&s.state).unwrap_or_default();
+        let u = state.usage;
+        Self {
+            id: s.id,
+            chat_id: s.chat_id,
+            run_id: s.run_id,
+            parent_id: s.parent_id,
+            provider: s.provider,
+            model: s.model,
+            status: s.status,
+            turn_number: s.turn_number,
+            error: s.error,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            lease: s.lease,
+            usage: SessionUsage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                cache_read_tokens: u.cache_read_tokens,
+                cache_write_tokens: u.cache_write_tokens,
+                reasoning_tokens: u.reasoning_tokens,
+            },
+            cost_usd: state.cost_usd,
+            tool_calls_used: state.tool_calls_used,
+            workspace: state.workspace,
+        }
+    }
 }
 
 pub(crate) const SYSTEM_PROMPT: &str = "You are Baton's agent. You work inside one workspace directory and can use the tools \
@@ -449,8 +518,25 @@ impl AgentRuntime {
             .get_session(id)
             .await?
             .ok_or(AgentError::NotFound("session"))?;
-        let turns = self.inner.store.turn_summaries(id).await?;
-        Ok(SessionView { session, turns })
+        Ok(SessionView::of(session))
+    }
+
+    /// Up to `limit` of the session's turns numbered above `after`, and the session's last
+    /// turn number.
+    pub async fn turns(
+        &self,
+        id: SessionId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(i64, Vec<TurnSummary>), AgentError> {
+        let session = self
+            .inner
+            .store
+            .get_session(id)
+            .await?
+            .ok_or(AgentError::NotFound("session"))?;
+        let turns = self.inner.store.turn_summaries(id, after, limit).await?;
+        Ok((session.turn_number, turns))
     }
 
     pub async fn chat_sessions(&self, chat: ChatId) -> Result<Vec<SessionView>, AgentError> {
@@ -461,8 +547,7 @@ impl AgentRuntime {
             .ok_or(AgentError::NotFound("chat"))?;
         let mut out = Vec::new();
         for session in self.inner.store.list_sessions(chat).await? {
-            let turns = self.inner.store.turn_summaries(session.id).await?;
-            out.push(SessionView { session, turns });
+            out.push(SessionView::of(session));
         }
         Ok(out)
     }

@@ -161,7 +161,12 @@ impl Store for NullStore {
     async fn close_running_traces(&self, _: SessionId, _: &str) -> StoreResult<Vec<Trace>> {
         Ok(vec![])
     }
-    async fn turn_summaries(&self, _: SessionId) -> StoreResult<Vec<TurnSummary>> {
+    async fn turn_summaries(
+        &self,
+        _: SessionId,
+        _: Option<i64>,
+        _: u32,
+    ) -> StoreResult<Vec<TurnSummary>> {
         Ok(vec![])
     }
     async fn create_run(&self, run: &Run) -> StoreResult<()> {

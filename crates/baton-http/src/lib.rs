@@ -170,7 +170,7 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
         .get(
             "/chats/{id}/sessions",
             Op {
-                summary: "A chat's agent sessions with their per-turn timelines",
+                summary: "A chat's agent sessions, oldest first, with their totals (turns: GET /api/sessions/{id}/turns)",
                 tag: "sessions",
                 body: None,
                 query: None,
@@ -183,7 +183,7 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
         .get(
             "/sessions/{id}",
             Op {
-                summary: "A session snapshot and its per-turn timeline (start, tool count, tokens, cache hit rate, cost)",
+                summary: "A session: status, model, lease and its totals so far (tokens, cost, tool calls), without its history",
                 tag: "sessions",
                 body: None,
                 query: None,
@@ -192,6 +192,19 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
                 errors: &[400, 404],
             },
             sessions::get,
+        )
+        .get(
+            "/sessions/{id}/turns",
+            Op {
+                summary: "A session's timeline, oldest turn first: start, tool count, tokens, cache hit rate, cost per turn; paged with limit and cursor",
+                tag: "sessions",
+                body: None,
+                query: Some(schema::<PageQuery>),
+                ok_status: 200,
+                ok: schema::<Page<baton_core::TurnSummary>>,
+                errors: &[400, 404],
+            },
+            sessions::turns,
         )
         .post(
             "/sessions/{id}/cancel",

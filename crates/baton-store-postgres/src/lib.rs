@@ -262,8 +262,13 @@ impl Store for PgStore {
         sessions::close_running(&self.pool, session, reason).await
     }
 
-    async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>> {
-        sessions::turn_summaries(&self.pool, session).await
+    async fn turn_summaries(
+        &self,
+        session: SessionId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<TurnSummary>> {
+        sessions::turn_summaries(&self.pool, session, after, limit).await
     }
 
     async fn create_run(&self, run: &Run) -> StoreResult<()> {

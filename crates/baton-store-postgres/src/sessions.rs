@@ -188,6 +188,8 @@ pub(crate) async fn close_running(
 pub(crate) async fn turn_summaries(
     pool: &PgPool,
     session: SessionId,
+    after: Option<i64>,
+    limit: u32,
 ) -> StoreResult<Vec<TurnSummary>> {
     let rows = sqlx::query(
         "SELECT turn_number, MIN(started_at) AS started_at,
@@ -197,9 +199,12 @@ pub(crate) async fn turn_summaries(
                 COALESCE(SUM(output_tokens), 0)::bigint AS output_tokens,
                 COALESCE(SUM(cache_tokens), 0)::bigint AS cache_tokens,
                 COALESCE(SUM(cost_usd), 0)::float8 AS cost_usd
-         FROM tool_traces WHERE session_id = $1 GROUP BY turn_number ORDER BY turn_number",
+         FROM tool_traces WHERE session_id = $1 AND turn_number > $2
+         GROUP BY turn_number ORDER BY turn_number LIMIT $3",
     )
     .bind(session.0)
+    .bind(after.unwrap_or(i64::MIN))
+    .bind(i64::from(limit))
     .fetch_all(pool)
     .await
     .map_err(db)?;

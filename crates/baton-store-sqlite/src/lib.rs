@@ -274,8 +274,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>> {
-        sessions::turn_summaries(&self.reader, session).await
+    async fn turn_summaries(
+        &self,
+        session: SessionId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<TurnSummary>> {
+        sessions::turn_summaries(&self.reader, session, after, limit).await
     }
 
     async fn create_run(&self, run: &Run) -> StoreResult<()> {

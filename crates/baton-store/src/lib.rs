@@ -211,8 +211,15 @@ pub trait Store: Send + Sync + 'static {
         session: SessionId,
         reason: &str,
     ) -> StoreResult<Vec<Trace>>;
-    /// Per-turn figures derived from the session's traces, in turn order.
-    async fn turn_summaries(&self, session: SessionId) -> StoreResult<Vec<TurnSummary>>;
+    /// Per-turn figures derived from the session's traces, in turn order: up to `limit`
+    /// turns numbered above `after` (keyset on the turn number, over the session's trace
+    /// index).
+    async fn turn_summaries(
+        &self,
+        session: SessionId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<TurnSummary>>;
 
     // workflow runs and their journal
     async fn create_run(&self, run: &Run) -> StoreResult<()>;

@@ -809,8 +809,14 @@ async fn interrupted_traces_are_closed_and_turns_summarized(kind: Kind) {
     s.insert_traces(&[llm, tool, running.clone()])
         .await
         .unwrap();
-    let turns = s.turn_summaries(sess).await.unwrap();
+    let turns = s.turn_summaries(sess, None, 100).await.unwrap();
     assert_eq!(turns.len(), 2);
+    // Paged by turn number.
+    let first = s.turn_summaries(sess, None, 1).await.unwrap();
+    assert_eq!(first.iter().map(|t| t.turn_number).collect::<Vec<_>>(), [1]);
+    let next = s.turn_summaries(sess, Some(1), 1).await.unwrap();
+    assert_eq!(next.iter().map(|t| t.turn_number).collect::<Vec<_>>(), [2]);
+    assert!(s.turn_summaries(sess, Some(2), 1).await.unwrap().is_empty());
     assert_eq!(
         (
             turns[0].tool_count,
@@ -841,7 +847,7 @@ async fn interrupted_traces_are_closed_and_turns_summarized(kind: Kind) {
         .await
         .unwrap()
         .is_empty());
-    assert!(s.turn_summaries(sess).await.unwrap()[1]
+    assert!(s.turn_summaries(sess, None, 100).await.unwrap()[1]
         .finished_at
         .is_some());
 }

@@ -196,10 +196,50 @@ async fn a_question_that_needs_files_runs_tools_traced_live(kind: Kind) {
     let view = session_done(&s, &session).await;
     assert_eq!(view["status"], "idle");
     assert_eq!(view["turn_number"], 3);
-    let timeline = view["turns"].as_array().unwrap();
+    assert!(
+        view.get("state").is_none(),
+        "the history is not sent: {view}"
+    );
+    assert!(
+        view["usage"]["input_tokens"].as_u64().unwrap() > 0,
+        "{view}"
+    );
+    assert!(
+        view["usage"]["cache_read_tokens"].as_u64().unwrap() > 0,
+        "{view}"
+    );
+    let (_, page) = s.get(&format!("/api/sessions/{session}/turns")).await;
+    let timeline = page["items"].as_array().unwrap();
     assert_eq!(timeline.len(), 3);
     assert_eq!(timeline[0]["tool_count"], 1);
     assert!(timeline[2]["cache_hit_rate"].as_f64().unwrap() > 0.0);
+    // The same turns, a page of two and then the rest.
+    let (_, first) = s
+        .get(&format!("/api/sessions/{session}/turns?limit=2"))
+        .await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, rest) = s
+        .get(&format!(
+            "/api/sessions/{session}/turns?limit=2&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(rest["items"][0]["turn_number"], 3);
+    assert!(rest["next_cursor"].is_null());
+    // Forged, stale and extreme cursors are refused; nothing changes.
+    for bad in ["abc", "-1", "99", "99999999999999999999", "1.5"] {
+        let (status, e) = s
+            .get(&format!("/api/sessions/{session}/turns?cursor={bad}"))
+            .await;
+        common::assert_error(status, &e, 400, "invalid_cursor");
+    }
+    let (status, e) = s
+        .get(&format!(
+            "/api/sessions/{}/turns",
+            baton_core::SessionId::new()
+        ))
+        .await;
+    common::assert_error(status, &e, 404, "not_found");
 
     // The tools got the workspace-relative paths the model asked for.
     assert_eq!(mock.count(), 3);
@@ -485,7 +525,13 @@ async fn a_long_session_pages_through_its_traces(kind: Kind) {
         view["error"].as_str().unwrap().contains("60 tool calls"),
         "{view}"
     );
-    assert_eq!(view["turns"].as_array().unwrap().len(), 60);
+    let (_, turns) = s
+        .get(&format!(
+            "/api/sessions/{}/turns?limit=500",
+            posted["session_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(turns["items"].as_array().unwrap().len(), 60);
     let mut seen: Vec<(i64, String)> = Vec::new();
     let mut path = format!("/api/chats/{chat}/traces?limit=7");
     loop {

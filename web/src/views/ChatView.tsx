@@ -3,7 +3,7 @@ import { duration, percent, tokens, usd, clock } from "../format";
 import { search, setParam } from "../router";
 import { hitClass, hitRate } from "../traces";
 import { exchangeOf, exchangesOf, spawnedTask } from "../chat";
-import type { Message, Trace } from "../types";
+import type { Message, SessionSummary, Trace } from "../types";
 import { tasks } from "./tasksModel";
 import { Markdown } from "./Markdown";
 import { ChatModel } from "./chatModel";
@@ -102,18 +102,21 @@ function ChatPane({ model }: { model: ChatModel }) {
     if (el && stick.current) el.scrollTop = el.scrollHeight;
   }, [messages.length, streaming?.text, version]);
 
+  // The sessions' own running totals, the current one's from its latest frame: no turn
+  // is summed here.
   const totals = useMemo(() => {
     let input = 0;
     let cached = 0;
     let cost = 0;
-    for (const s of model.sessions.value)
-      for (const t of s.turns) {
-        input += t.input_tokens;
-        cached += t.cache_tokens;
-        cost += t.cost_usd;
-      }
+    const all: SessionSummary[] = model.sessions.value.filter((s) => s.id !== session?.id);
+    if (session) all.push(session.usage ? session : (model.sessions.value.find((s) => s.id === session.id) ?? session));
+    for (const s of all) {
+      input += s.usage?.input_tokens ?? 0;
+      cached += s.usage?.cache_read_tokens ?? 0;
+      cost += s.cost_usd ?? 0;
+    }
     return { input, cached, cost, rate: hitRate(input, cached) };
-  }, [model.sessions.value]);
+  }, [model.sessions.value, session]);
 
   return (
     <>
@@ -377,41 +380,66 @@ function Composer({ model, busy }: { model: ChatModel; busy: boolean }) {
   );
 }
 
+const TURN_ROW = 34;
+
 function Timeline({ model }: { model: ChatModel }) {
-  const sessions = model.sessions.value;
   const version = model.traces.version.value;
   const points = useMemo(() => turnSeries(model.traces.set.all()), [version, model]);
   const dropAt = useMemo(() => new Map(points.filter((p) => p.drop).map((p) => [p.turn, p.drop as string])), [points]);
-  const turns = sessions.flatMap((s) => s.turns.map((t) => ({ ...t, session: s.id })));
-  if (turns.length === 0) return <p class="muted empty">No turns yet.</p>;
+  const rows = model.timeline.rows.value;
+  const complete = model.timeline.complete.value;
+  const box = useRef<HTMLDivElement>(null);
+  const [scrollTop, setScrollTop] = useState(0);
+  const [height, setHeight] = useState(600);
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const ro = new ResizeObserver(() => setHeight(el.clientHeight));
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  // Rows sit at fixed heights below the chart; only those in view are drawn.
+  const chartHeight = points.length ? 200 : 0;
+  const first = Math.max(0, Math.floor((scrollTop - chartHeight) / TURN_ROW) - 8);
+  const last = Math.min(rows.length, Math.ceil((scrollTop + height - chartHeight) / TURN_ROW) + 8);
+  useEffect(() => {
+    if (!complete && last >= rows.length - 20) void model.timeline.more().catch(() => {});
+  }, [last, rows.length, complete, model]);
+  if (rows.length === 0 && complete) return <p class="muted empty">No turns yet.</p>;
   return (
-    <div class="timeline">
-      <CacheChart points={points} />
-      {turns.map((t) => {
-        const end = t.finished_at ? Date.parse(t.finished_at) : null;
-        return (
-          <button
-            class="timeline-turn"
-            key={`${t.session}:${t.turn_number}`}
-            onClick={() => scrollToTurn(model, t.turn_number)}
-          >
-            <span class="turn-title">Turn {t.turn_number}</span>
-            <span class="muted">{clock(t.started_at)}</span>
-            <span class="muted">{end ? duration(end - Date.parse(t.started_at)) : "running"}</span>
-            <span>{t.tool_count} tools</span>
-            <span>
-              {tokens(t.input_tokens)} in · {tokens(t.output_tokens)} out
-            </span>
-            <HitBar rate={t.cache_hit_rate} label={percent(t.cache_hit_rate)} />
-            <span class="muted">{usd(t.cost_usd)}</span>
-            {dropAt.has(t.turn_number) ? (
-              <span class="drop-mark" title={dropAt.get(t.turn_number)}>
-                ▼ {dropAt.get(t.turn_number)}
+    <div class="timeline" ref={box} onScroll={(e) => setScrollTop((e.currentTarget as HTMLDivElement).scrollTop)}>
+      <div style={{ height: `${chartHeight}px`, overflow: "hidden" }}>
+        <CacheChart points={points} />
+      </div>
+      <div class="timeline-rows" style={{ height: `${rows.length * TURN_ROW}px` }}>
+        {rows.slice(first, last).map((t, k) => {
+          const end = t.finished_at ? Date.parse(t.finished_at) : null;
+          const drop = dropAt.get(t.turn_number);
+          return (
+            <button
+              class={`timeline-turn${drop ? " dropped" : ""}`}
+              key={`${t.session}:${t.turn_number}`}
+              style={{ top: `${(first + k) * TURN_ROW}px`, height: `${TURN_ROW - 4}px` }}
+              title={drop ? `cache dropped: ${drop}` : undefined}
+              onClick={() => scrollToTurn(model, t.turn_number)}
+            >
+              <span class="turn-title">
+                Turn {t.turn_number}
+                {drop ? <span class="drop-mark"> ▼</span> : null}
               </span>
-            ) : null}
-          </button>
-        );
-      })}
+              <span class="muted">{clock(t.started_at)}</span>
+              <span class="muted">{end ? duration(end - Date.parse(t.started_at)) : "running"}</span>
+              <span>{t.tool_count} tools</span>
+              <span>
+                {tokens(t.input_tokens)} in · {tokens(t.output_tokens)} out
+              </span>
+              <HitBar rate={t.cache_hit_rate} label={percent(t.cache_hit_rate)} />
+              <span class="muted">{usd(t.cost_usd)}</span>
+            </button>
+          );
+        })}
+      </div>
+      {!complete ? <div class="muted small">loading turns…</div> : null}
     </div>
   );
 }

@@ -5,6 +5,7 @@ import { api, ApiError } from "../api";
 import { debounce, live } from "../app";
 import type { Chat, Frame, Message, SessionSummary, SessionView, Trace } from "../types";
 import { TraceModel } from "./traceModel";
+import { TimelineModel } from "./timelineModel";
 import { added, pick, readyIds, removed, uploaded, uploadError, type Draft } from "../attachments";
 
 export interface Streaming {
@@ -25,6 +26,7 @@ export class ChatModel {
   drafts: Signal<Draft[]>;
   attachError = signal<string | null>(null);
   traces: TraceModel;
+  timeline = new TimelineModel();
   private off: (() => void) | null = null;
   private refreshTimeline = debounce(() => void this.loadSessions(), 300, 1500);
 
@@ -117,6 +119,8 @@ export class ChatModel {
     try {
       const page = await api.sessions(this.id);
       this.sessions.value = page.items;
+      this.timeline.setSessions(page.items.map((s) => s.id));
+      void this.timeline.refresh().catch(() => {});
       const latest = page.items[page.items.length - 1];
       const cur = this.session.value;
       // A REST answer may be older than the last `session_state` frame: never step back.

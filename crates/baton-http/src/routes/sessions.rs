@@ -1,12 +1,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use baton_agent::{AgentError, PostedMessage, SessionView};
-use baton_core::{AttachmentId, ChatId, Page, SessionId};
+use baton_core::{AttachmentId, ChatId, Page, SessionId, TurnSummary};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Id, Json};
+use crate::extract::{Id, Json, Query};
+use crate::routes::{page_of, PageQuery};
 use crate::state::AppState;
 
 const MAX_CONTENT_CHARS: usize = 200_000;
@@ -98,6 +99,26 @@ pub async fn get(
     Id(id): Id<SessionId>,
 ) -> ApiResult<axum::Json<SessionView>> {
     Ok(axum::Json(state.agents.view(id).await?))
+}
+
+pub async fn turns(
+    State(state): State<AppState>,
+    Id(id): Id<SessionId>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<TurnSummary>>> {
+    let limit = q.limit()?;
+    let after: Option<u32> = q.after()?;
+    let after = after.map(i64::from);
+    let (last, items) = state.agents.turns(id, after, limit + 1).await?;
+    if after.is_some_and(|a| a > last) {
+        return Err(ApiError::bad(
+            "invalid_cursor",
+            "invalid cursor: past the session's last turn",
+        ));
+    }
+    Ok(axum::Json(page_of(items, limit, |t| {
+        t.turn_number.to_string()
+    })))
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
