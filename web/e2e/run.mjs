@@ -286,6 +286,41 @@ async function runBackend(browser, backend) {
       }
       await page.locator('.timeline-turn:has-text("Turn 1000")').waitFor({ timeout: T });
       assert.ok((await page.locator(".timeline-turn").count()) < 80);
+      // Its 200 messages: the newest page opens at the bottom, older ones come in above
+      // as the top is reached, with what was in view kept in view.
+      const tm = Date.now();
+      await page.goto(`${srv.base}/chats/${srv.seededChat}`);
+      await page.locator(".msg.user .msg-body:text-is('Question 100')").waitFor({ timeout: T });
+      figures[`${backend}.newest_messages_ms`] = Date.now() - tm;
+      const before = await page.locator(".msg").count();
+      assert.ok(before <= 100, `one page of messages first (${before})`);
+      const top = page.locator(".msg").first();
+      const topText = await top.innerText();
+      await page.locator(".messages").evaluate((el) => (el.scrollTop = 0));
+      await page.waitForFunction((n) => document.querySelectorAll(".msg").length > n, before, { timeout: T });
+      const kept = page.locator(".msg", { hasText: topText.split("\n")[0] }).first();
+      const inView = await kept.evaluate((el) => {
+        const box = el.getBoundingClientRect();
+        const pane = document.querySelector(".messages").getBoundingClientRect();
+        return box.bottom > pane.top && box.top < pane.bottom;
+      });
+      assert.ok(inView, "the message at the top before stays in view");
+      // From the timeline's first turn to its question, loading what lies between.
+      await page.getByRole("tab", { name: "Timeline" }).click();
+      await page.locator(".timeline-turn").first().click();
+      await page.waitForFunction(
+        () => {
+          const q = [...document.querySelectorAll(".msg.user .msg-body")].find((e) => e.textContent === "Question 1");
+          if (!q) return false;
+          const box = q.getBoundingClientRect();
+          const pane = document.querySelector(".messages").getBoundingClientRect();
+          return box.top >= pane.top - 1 && box.bottom <= pane.bottom + 1;
+        },
+        null,
+        { timeout: T },
+      );
+      assert.match(await page.locator(".session-foot").innerText(), /1\.20M input tokens/);
+      await shot(page, backend, "10k-oldest-question");
       clean(page);
       await context.close();
     });

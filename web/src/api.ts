@@ -71,6 +71,10 @@ export const api = {
   updateChat: (chat: string, change: { title?: string; auto_continue?: boolean }) =>
     call<Chat>("PATCH", `/chats/${id(chat)}`, change),
   messages: (chat: string) => call<Page<Message>>("GET", `/chats/${id(chat)}/messages`),
+  /** The newest `limit` messages, or those before message `before`; `next_cursor` is the
+   * `before` of the page older still. */
+  messagesPage: (chat: string, limit: number, before?: string | null) =>
+    call<Page<Message>>("GET", `/chats/${id(chat)}/messages${q({ limit, before })}`),
   post: (chat: string, content: string, attachments: string[] = []) =>
     call<{ message_id: string; session_id: string }>("POST", `/chats/${id(chat)}/messages`, {
       content,

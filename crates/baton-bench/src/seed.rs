@@ -90,7 +90,14 @@ pub async fn run(url: &str, traces: usize) -> anyhow::Result<()> {
         model: "mock-1".into(),
         status: SessionStatus::Completed,
         turn_number: turn,
-        state: json!({}),
+        // The totals a real session's snapshot keeps as it goes (what each call below adds).
+        state: json!({
+            "usage": {
+                "input_tokens": 1200 * turn, "output_tokens": 100 * turn,
+                "cache_read_tokens": 960 * turn, "cache_write_tokens": 0, "reasoning_tokens": 0,
+            },
+            "cost_usd": 0.0004 * turn as f64,
+        }),
         error: None,
         created_at: start,
         updated_at: at,

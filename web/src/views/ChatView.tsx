@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { duration, percent, tokens, usd, clock } from "../format";
 import { search, setParam } from "../router";
 import { hitClass, hitRate } from "../traces";
@@ -97,10 +97,18 @@ function ChatPane({ model }: { model: ChatModel }) {
   }, [version, model, exchanges]);
   const streamingAt = streaming ? exchangeOf(exchanges, streaming.turn) : null;
 
-  useEffect(() => {
+  // Opens at the newest message and follows new ones while at the bottom; when older
+  // messages are put in above, what was in view stays in view.
+  const anchor = useRef<{ first: string | null; height: number }>({ first: null, height: 0 });
+  useLayoutEffect(() => {
     const el = list.current;
-    if (el && stick.current) el.scrollTop = el.scrollHeight;
-  }, [messages.length, streaming?.text, version]);
+    if (!el) return;
+    const first = messages[0]?.id ?? null;
+    if (stick.current) el.scrollTop = el.scrollHeight;
+    else if (anchor.current.first && first !== anchor.current.first)
+      el.scrollTop += el.scrollHeight - anchor.current.height;
+    anchor.current = { first, height: el.scrollHeight };
+  }, [messages, streaming?.text, version]);
 
   // The sessions' own running totals, the current one's from its latest frame: no turn
   // is summed here.
@@ -151,8 +159,15 @@ function ChatPane({ model }: { model: ChatModel }) {
         onScroll={(e) => {
           const el = e.currentTarget as HTMLDivElement;
           stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+          anchor.current.height = el.scrollHeight;
+          if (el.scrollTop < 400 && model.older.value) void model.loadOlder();
         }}
       >
+        {model.older.value ? (
+          <button class="link small older" onClick={() => void model.loadOlder()}>
+            earlier messages…
+          </button>
+        ) : null}
         {exchanges.length === 0 ? <p class="muted empty">Ask something about the workspace.</p> : null}
         {exchanges.map((x) => (
           <div class="turn" id={`exchange-${x.turn}`} key={x.turn}>
@@ -421,7 +436,7 @@ function Timeline({ model }: { model: ChatModel }) {
               key={`${t.session}:${t.turn_number}`}
               style={{ top: `${(first + k) * TURN_ROW}px`, height: `${TURN_ROW - 4}px` }}
               title={drop ? `cache dropped: ${drop}` : undefined}
-              onClick={() => scrollToTurn(model, t.turn_number)}
+              onClick={() => void scrollToTurn(model, t.turn_number)}
             >
               <span class="turn-title">
                 Turn {t.turn_number}
@@ -444,7 +459,11 @@ function Timeline({ model }: { model: ChatModel }) {
   );
 }
 
-function scrollToTurn(model: ChatModel, turn: number) {
+/** Scrolls the chat to the question of `turn`, reading older pages until it is here. */
+async function scrollToTurn(model: ChatModel, turn: number) {
+  const loaded = () => model.messages.value.some((m) => m.role === "user" && m.turn_number <= turn);
+  while (!loaded() && model.older.value) await model.loadOlder(500);
+  await new Promise((r) => requestAnimationFrame(r));
   const at = exchangeOf(exchangesOf(model.messages.value), turn);
   const el = document.getElementById(`exchange-${at}`);
   if (!el) return;

@@ -8,6 +8,9 @@ import { TraceModel } from "./traceModel";
 import { TimelineModel } from "./timelineModel";
 import { added, pick, readyIds, removed, uploaded, uploadError, type Draft } from "../attachments";
 
+/** Messages read at a time: the newest when a chat opens, older ones as it scrolls up. */
+const MESSAGE_PAGE = 100;
+
 export interface Streaming {
   session: string;
   turn: number;
@@ -105,9 +108,12 @@ export class ChatModel {
    * far and starts over (after a snapshot that follows an earlier read). */
   async load(again: boolean) {
     try {
-      const [chat, messages] = await Promise.all([api.chat(this.id), api.messages(this.id)]);
+      const [chat, messages] = await Promise.all([api.chat(this.id), api.messagesPage(this.id, MESSAGE_PAGE)]);
       this.chat.value = chat;
       this.mergeMessages(messages.items);
+      // Older pages come as the list is scrolled up; a later read of the newest page
+      // keeps what was paged in and where paging stands.
+      if (!this.pagedOlder) this.older.value = messages.next_cursor;
       await Promise.all([this.loadSessions(), again ? this.traces.reset() : this.traces.more()]);
     } catch (e) {
       if (e instanceof ApiError && (e.status === 404 || e.status === 400)) this.notFound.value = true;
@@ -129,6 +135,31 @@ export class ChatModel {
     } catch {
       /* the timeline retries on the next frame */
     }
+  }
+
+  /** The `before` cursor of the next older page of messages; null when all are here. */
+  older = signal<string | null>(null);
+  private pagedOlder = false;
+  private olderBusy: Promise<void> | null = null;
+
+  /** Reads the page of messages before the oldest one here. */
+  loadOlder(limit = MESSAGE_PAGE): Promise<void> {
+    const before = this.older.value;
+    if (!before) return Promise.resolve();
+    if (this.olderBusy) return this.olderBusy;
+    this.olderBusy = (async () => {
+      try {
+        const page = await api.messagesPage(this.id, limit, before);
+        this.pagedOlder = true;
+        this.mergeMessages(page.items);
+        this.older.value = page.next_cursor;
+      } catch (e) {
+        this.error.value = e instanceof Error ? e.message : String(e);
+      } finally {
+        this.olderBusy = null;
+      }
+    })();
+    return this.olderBusy;
   }
 
   private mergeMessages(items: Message[]) {
