@@ -199,3 +199,59 @@ export function pretty(v: unknown): string {
   }
   return JSON.stringify(v, null, 2);
 }
+
+/** What the Traces pane's finder asks the server for (`GET …/traces?kind=&tool=&status=&min_ms=&q=`). */
+export interface TraceQuery {
+  kind?: "llm" | "tool";
+  tool?: string;
+  status?: "failed" | "running";
+  min_ms?: number;
+  q?: string;
+}
+
+export const isEmptyQuery = (f: TraceQuery) =>
+  !f.kind && !f.tool && !f.status && f.min_ms === undefined && !(f.q && queryWords(f.q).length);
+
+/** A search's words as the server splits them: runs of letters and digits, lower-cased. */
+export function queryWords(q: string): string[] {
+  return q
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean)
+    .map((w) => w.slice(0, 64).toLowerCase())
+    .slice(0, 8);
+}
+
+/** Whether a trace arriving live belongs in a search's results (the server decides for
+ * what it sends; this keeps the results current). */
+export function matchesQuery(f: TraceQuery, t: Trace): boolean {
+  if (f.kind && t.kind !== f.kind) return false;
+  if (f.tool && t.tool_name !== f.tool) return false;
+  if (f.status === "failed" && t.outcome !== "error" && t.outcome !== "timeout") return false;
+  if (f.status === "running" && t.outcome !== "running") return false;
+  if (f.min_ms !== undefined && (t.latency_ms ?? -1) < f.min_ms) return false;
+  const words = f.q ? queryWords(f.q) : [];
+  if (words.length) {
+    // The text the server indexes, its JSON line and tab escapes read as spaces as it does.
+    const text = `${t.tool_name} ${JSON.stringify(t.input)} ${JSON.stringify(t.output ?? "")} ${t.error ?? ""}`.replace(
+      /\\[nrt]/g,
+      " ",
+    );
+    const have = text.split(/[^\p{L}\p{N}]+/u).map((w) => w.toLowerCase());
+    if (!words.every((w) => have.some((x) => x.startsWith(w)))) return false;
+  }
+  return true;
+}
+
+/** The finder's query from the page's address, so a refresh keeps it. */
+export function queryFromParams(p: URLSearchParams): TraceQuery {
+  const kind = p.get("kind");
+  const status = p.get("status");
+  const ms = Number(p.get("slow") ?? "");
+  return {
+    kind: kind === "llm" || kind === "tool" ? kind : undefined,
+    tool: p.get("tool") || undefined,
+    status: status === "failed" || status === "running" ? status : undefined,
+    min_ms: p.get("slow") && Number.isFinite(ms) && ms >= 0 ? Math.floor(ms) : undefined,
+    q: p.get("q") || undefined,
+  };
+}

@@ -143,6 +143,15 @@ impl Store for NullStore {
     ) -> StoreResult<Vec<Trace>> {
         Ok(vec![])
     }
+    async fn search_traces(
+        &self,
+        _: baton_store::TraceScope,
+        _: &baton_store::TraceFilter,
+        _: u32,
+        _: Option<TraceCursor>,
+    ) -> StoreResult<Vec<Trace>> {
+        Ok(vec![])
+    }
     async fn create_session(&self, _: &Session) -> StoreResult<()> {
         Ok(())
     }

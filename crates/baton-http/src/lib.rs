@@ -223,10 +223,10 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
             "/chats/{id}/traces",
             Op {
                 summary:
-                    "A chat's traces ordered by (turn_number, started_at, id), keyset-paginated",
+                    "A chat's traces ordered by (turn_number, started_at, id), keyset-paginated; kind, tool, status, min_ms and q (words) narrow it, served by indexes",
                 tag: "traces",
                 body: None,
-                query: Some(schema::<PageQuery>),
+                query: Some(schema::<traces::TraceQuery>),
                 ok_status: 200,
                 ok: schema::<Page<Trace>>,
                 errors: &[400, 404],
@@ -239,7 +239,7 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
                 summary: "One agent session's traces (for example an agent of a workflow run), keyset-paginated like a chat's",
                 tag: "traces",
                 body: None,
-                query: Some(schema::<PageQuery>),
+                query: Some(schema::<traces::TraceQuery>),
                 ok_status: 200,
                 ok: schema::<Page<Trace>>,
                 errors: &[400, 404],

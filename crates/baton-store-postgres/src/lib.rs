@@ -234,6 +234,16 @@ impl Store for PgStore {
         traces::list(&self.pool, scope, limit, after).await
     }
 
+    async fn search_traces(
+        &self,
+        scope: TraceScope,
+        filter: &baton_store::TraceFilter,
+        limit: u32,
+        after: Option<TraceCursor>,
+    ) -> StoreResult<Vec<Trace>> {
+        traces::search(&self.pool, scope, filter, limit, after).await
+    }
+
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
         sessions::create(&self.pool, session).await
     }

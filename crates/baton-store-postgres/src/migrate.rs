@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0007_attachment_bytes",
         sql: include_str!("../../../migrations/postgres/0007_attachment_bytes.sql"),
     },
+    Migration {
+        version: "0008_trace_search",
+        sql: include_str!("../../../migrations/postgres/0008_trace_search.sql"),
+    },
 ];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once

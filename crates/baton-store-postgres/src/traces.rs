@@ -317,3 +317,84 @@ pub(crate) async fn list(
     .map_err(db)?;
     rows.iter().map(trace_from).collect()
 }
+
+/// `list`, keeping what `filter` matches.
+pub(crate) async fn search(
+    pool: &PgPool,
+    scope: TraceScope,
+    filter: &baton_store::TraceFilter,
+    limit: u32,
+    after: Option<TraceCursor>,
+) -> StoreResult<Vec<Trace>> {
+    use baton_store::StatusFilter;
+    use sqlx::Arguments;
+    let (column, owner) = match scope {
+        TraceScope::Chat(c) => ("chat_id", c.0),
+        TraceScope::Session(s) => ("session_id", s.0),
+    };
+    // Encoding these plain values cannot fail, so `add`'s result is not looked at.
+    let mut args = sqlx::postgres::PgArguments::default();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    let mut sql = format!(
+        "SELECT {COLUMNS} FROM tool_traces WHERE {column} = {}",
+        next()
+    );
+    let _ = args.add(owner);
+    if let Some(c) = &after {
+        sql.push_str(&format!(
+            " AND (turn_number, started_at, id) > ({}, {}, {})",
+            next(),
+            next(),
+            next()
+        ));
+        let _ = args.add(c.turn_number);
+        let _ = args.add(c.started_at);
+        let _ = args.add(c.id.0);
+    }
+    if let Some(k) = filter.kind {
+        sql.push_str(&format!(" AND kind = {}", next()));
+        let _ = args.add(k.as_str());
+    }
+    if let Some(t) = &filter.tool {
+        sql.push_str(&format!(" AND tool_name = {}", next()));
+        let _ = args.add(t.clone());
+    }
+    match filter.status {
+        // The same predicate as the partial index, so it is used.
+        Some(StatusFilter::Failed) => sql.push_str(" AND outcome IN ('error', 'timeout')"),
+        Some(StatusFilter::Running) => sql.push_str(" AND outcome = 'running'"),
+        None => {}
+    }
+    if let Some(ms) = filter.min_latency_ms {
+        sql.push_str(&format!(" AND latency_ms >= {}", next()));
+        let _ = args.add(ms);
+    }
+    if !filter.words.is_empty() {
+        let query = filter
+            .words
+            .iter()
+            .map(|w| format!("{w}:*"))
+            .collect::<Vec<_>>()
+            .join(" & ");
+        // The expression of the GIN index, word for word, so the index answers it.
+        sql.push_str(&format!(
+            " AND to_tsvector('simple', regexp_replace(tool_name || ' ' || input::text || ' ' || coalesce(output::text, '') || ' ' || coalesce(error, ''), '\\\\[nrt]|[^[:alnum:]]+', ' ', 'g')) @@ to_tsquery('simple', {})",
+            next()
+        ));
+        let _ = args.add(query);
+    }
+    sql.push_str(&format!(
+        " ORDER BY turn_number, started_at, id LIMIT {}",
+        next()
+    ));
+    let _ = args.add(i64::from(limit));
+    let rows = sqlx::query_with(&sql, args)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    rows.iter().map(trace_from).collect()
+}

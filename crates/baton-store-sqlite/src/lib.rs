@@ -244,6 +244,16 @@ impl Store for SqliteStore {
         traces::list(&self.reader, scope, limit, after).await
     }
 
+    async fn search_traces(
+        &self,
+        scope: TraceScope,
+        filter: &baton_store::TraceFilter,
+        limit: u32,
+        after: Option<TraceCursor>,
+    ) -> StoreResult<Vec<Trace>> {
+        traces::search(&self.reader, scope, filter, limit, after).await
+    }
+
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
         self.write.write(sessions::create(session)).await
     }

@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0007_attachment_bytes",
         sql: include_str!("../../../migrations/sqlite/0007_attachment_bytes.sql"),
     },
+    Migration {
+        version: "0008_trace_search",
+        sql: include_str!("../../../migrations/sqlite/0008_trace_search.sql"),
+    },
 ];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a

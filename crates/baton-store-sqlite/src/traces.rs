@@ -233,3 +233,67 @@ pub(crate) async fn list(
     .map_err(db)?;
     rows.iter().map(trace_from).collect()
 }
+
+/// `list`, keeping what `filter` matches.
+pub(crate) async fn search(
+    pool: &SqlitePool,
+    scope: TraceScope,
+    filter: &baton_store::TraceFilter,
+    limit: u32,
+    after: Option<TraceCursor>,
+) -> StoreResult<Vec<Trace>> {
+    use baton_store::StatusFilter;
+    let (column, owner) = match scope {
+        TraceScope::Chat(c) => ("chat_id", c.0),
+        TraceScope::Session(s) => ("session_id", s.0),
+    };
+    let mut sql = format!("SELECT {COLUMNS} FROM tool_traces WHERE {column} = ?");
+    let mut args: Vec<crate::plan::Arg> = vec![id_text(owner).into()];
+    if let Some(c) = &after {
+        sql.push_str(" AND (turn_number, started_at, id) > (?, ?, ?)");
+        args.extend([
+            c.turn_number.into(),
+            ts(&c.started_at).into(),
+            id_text(c.id.0).into(),
+        ]);
+    }
+    if let Some(k) = filter.kind {
+        sql.push_str(" AND kind = ?");
+        args.push(k.as_str().into());
+    }
+    if let Some(t) = &filter.tool {
+        sql.push_str(" AND tool_name = ?");
+        args.push(t.into());
+    }
+    match filter.status {
+        // The same predicate as the partial index, so it is used.
+        Some(StatusFilter::Failed) => sql.push_str(" AND outcome IN ('error', 'timeout')"),
+        Some(StatusFilter::Running) => sql.push_str(" AND outcome = 'running'"),
+        None => {}
+    }
+    if let Some(ms) = filter.min_latency_ms {
+        sql.push_str(" AND latency_ms >= ?");
+        args.push(ms.into());
+    }
+    if !filter.words.is_empty() {
+        let query = filter
+            .words
+            .iter()
+            .map(|w| format!("\"{w}\"*"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        sql.push_str(" AND rowid IN (SELECT rowid FROM trace_text WHERE trace_text MATCH ?)");
+        args.push(query.into());
+    }
+    sql.push_str(" ORDER BY turn_number, started_at, id LIMIT ?");
+    args.push(i64::from(limit).into());
+    let mut sql_args = sqlx::sqlite::SqliteArguments::default();
+    for a in args {
+        a.add_to(&mut sql_args);
+    }
+    let rows = sqlx::query_with(&sql, sql_args)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    rows.iter().map(trace_from).collect()
+}

@@ -113,6 +113,47 @@ pub enum TraceScope {
     Session(SessionId),
 }
 
+/// Which traces a search keeps: each field that is set narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceFilter {
+    pub kind: Option<baton_core::TraceKind>,
+    /// Exactly this tool (or model) name.
+    pub tool: Option<String>,
+    pub status: Option<StatusFilter>,
+    /// Calls that took at least this long (finished ones only).
+    pub min_latency_ms: Option<i64>,
+    /// Words every kept trace has in its tool name, input, output or error, each as a
+    /// whole word or the start of one (`search_words` makes them from a person's query).
+    pub words: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Ended in an error or a timeout.
+    Failed,
+    Running,
+}
+
+impl TraceFilter {
+    pub fn is_empty(&self) -> bool {
+        self == &TraceFilter::default()
+    }
+}
+
+/// Most words a search takes.
+pub const MAX_SEARCH_WORDS: usize = 8;
+
+/// The words of a search query, as both backends' indexes split text: runs of letters
+/// and digits, lower-cased, at most `MAX_SEARCH_WORDS`, each at most 64 characters.
+pub fn search_words(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.chars().take(64).collect::<String>().to_lowercase())
+        .take(MAX_SEARCH_WORDS)
+        .collect()
+}
+
 /// Where a page of messages is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageAnchor {
@@ -189,6 +230,17 @@ pub trait Store: Send + Sync + 'static {
     async fn list_traces(
         &self,
         scope: TraceScope,
+        limit: u32,
+        after: Option<TraceCursor>,
+    ) -> StoreResult<Vec<Trace>>;
+
+    /// `list_traces` keeping only what `filter` matches, in the same order and with the
+    /// same cursor (indexed on both backends: words through a full-text index, failures
+    /// through a partial one).
+    async fn search_traces(
+        &self,
+        scope: TraceScope,
+        filter: &TraceFilter,
         limit: u32,
         after: Option<TraceCursor>,
     ) -> StoreResult<Vec<Trace>>;

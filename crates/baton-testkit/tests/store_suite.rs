@@ -53,6 +53,7 @@ on_both!(
     chat_settings_change_and_survive,
     instances_claiming_at_once_never_share_a_task,
     attachments_are_kept_once_per_sha256_and_orphans_go,
+    traces_are_found_by_kind_tool_status_duration_and_words,
 );
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
@@ -1818,4 +1819,165 @@ async fn attachments_are_kept_once_per_sha256_and_orphans_go(kind: Kind) {
         Some("a red square, again")
     );
     assert_eq!(s.image_description("bb", "other").await.unwrap(), None);
+}
+
+async fn traces_are_found_by_kind_tool_status_duration_and_words(kind: Kind) {
+    use baton_store::{search_words, StatusFilter, TraceFilter};
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = s
+        .create_chat(NewChat {
+            title: "find".into(),
+            workspace: None,
+            capabilities: Default::default(),
+            auto_continue: true,
+        })
+        .await
+        .unwrap();
+    let chat = chat.id;
+    let t0 = time::now();
+    let at = |i: i64| t0 + std::time::Duration::from_millis(i as u64);
+    let mut traces = vec![];
+    for i in 0..40i64 {
+        let mut t = fixtures::trace(chat, i / 4 + 1, at(i));
+        t.tool_name = ["read_file", "grep", "list_dir", "bash"][i as usize % 4].into();
+        t.input = json!({ "path": format!("src/module_{i}.rs"), "note": if i == 17 { "Kubernetes deployment" } else { "plain" } });
+        t.latency_ms = Some(i * 10);
+        if i % 10 == 3 {
+            t.outcome = TraceOutcome::Error;
+            t.error = Some("permission denied".into());
+        }
+        if i == 21 {
+            t.outcome = TraceOutcome::Timeout;
+        }
+        traces.push(t);
+    }
+    let mut model = fixtures::running_llm_trace(chat, 11);
+    model.tool_name = "mock-1".into();
+    traces.push(model.clone());
+    s.insert_traces(&traces).await.unwrap();
+    // Another chat's traces never show.
+    let other = s
+        .create_chat(NewChat {
+            title: "other".into(),
+            workspace: None,
+            capabilities: Default::default(),
+            auto_continue: true,
+        })
+        .await
+        .unwrap();
+    let mut theirs = fixtures::trace(other.id, 1, at(0));
+    theirs.input = json!({ "note": "Kubernetes" });
+    s.insert_trace(&theirs).await.unwrap();
+
+    let find = |f: TraceFilter| {
+        let s = s.clone();
+        async move {
+            s.search_traces(TraceScope::Chat(chat), &f, 500, None)
+                .await
+                .unwrap()
+        }
+    };
+    let ids = |v: &[baton_core::Trace]| v.iter().map(|t| t.id).collect::<Vec<_>>();
+    let failed = find(TraceFilter {
+        status: Some(StatusFilter::Failed),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        failed
+            .iter()
+            .map(|t| t.latency_ms.unwrap())
+            .collect::<Vec<_>>(),
+        [30, 130, 210, 230, 330],
+        "errors and timeouts, in order"
+    );
+    let running = find(TraceFilter {
+        status: Some(StatusFilter::Running),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&running), [model.id]);
+    let models = find(TraceFilter {
+        kind: Some(baton_core::TraceKind::Llm),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&models), [model.id]);
+    let greps = find(TraceFilter {
+        tool: Some("grep".into()),
+        min_latency_ms: Some(200),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        greps
+            .iter()
+            .map(|t| t.latency_ms.unwrap())
+            .collect::<Vec<_>>(),
+        [210, 250, 290, 330, 370]
+    );
+    // Words: whole or the start of one, in input, output or error; all of them must match.
+    let words = |q: &str| TraceFilter {
+        words: search_words(q),
+        ..Default::default()
+    };
+    assert_eq!(find(words("kubernetes")).await.len(), 1);
+    assert_eq!(
+        find(words("KUBER")).await.len(),
+        1,
+        "a word's start, any case"
+    );
+    assert_eq!(find(words("kubernetes deploy")).await.len(), 1);
+    assert!(find(words("kubernetes nowhere")).await.is_empty());
+    assert_eq!(
+        find(words("permission")).await.len(),
+        4,
+        "the error text counts"
+    );
+    assert_eq!(find(words("module_17")).await.len(), 1);
+    assert_eq!(
+        search_words("a'); DROP TABLE x; --"),
+        ["a", "drop", "table", "x"]
+    );
+    assert!(
+        find(words("\"*")).await.len() == 41,
+        "no words: no narrowing"
+    );
+    // A finished call's output is searchable.
+    s.finish_trace(
+        model.id,
+        &TraceFinish {
+            output: Some(json!({ "text": "the answer mentions zanzibar" })),
+            outcome: Some(TraceOutcome::Ok),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids(&find(words("zanzibar")).await), [model.id]);
+    // A word after a line break in the JSON text is a word of its own.
+    let mut lines = fixtures::trace(chat, 30, at(100));
+    lines.output = Some(json!("first line\nsecondline\tthird"));
+    s.insert_trace(&lines).await.unwrap();
+    assert_eq!(ids(&find(words("secondline third")).await), [lines.id]);
+    // Keyset pages of a filtered list: the same traces, once each, in order.
+    let all = find(words("plain")).await;
+    assert_eq!(all.len(), 39);
+    let mut paged = vec![];
+    let mut after = None;
+    loop {
+        let page = s
+            .search_traces(TraceScope::Chat(chat), &words("plain"), 7, after)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(TraceCursor {
+            turn_number: last.turn_number,
+            started_at: last.started_at,
+            id: last.id,
+        });
+        paged.extend(page);
+    }
+    assert_eq!(ids(&paged), ids(&all));
 }

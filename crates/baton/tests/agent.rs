@@ -19,6 +19,7 @@ on_both!(
     bad_message_input_is_rejected,
     a_long_session_pages_through_its_traces,
     capabilities_are_granted_per_chat,
+    traces_are_found_by_filters_and_words,
 );
 
 fn workspace() -> tempfile::TempDir {
@@ -599,4 +600,89 @@ async fn capabilities_are_granted_per_chat(kind: Kind) {
         .post_json("/api/chats", &json!({ "capabilities": { "root": true } }))
         .await;
     common::assert_error(status, &err, 400, "invalid_body");
+}
+
+async fn traces_are_found_by_filters_and_words(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.push(Reply::tool("read_file", json!({ "path": "src/lib.rs" })));
+    mock.push(Reply::tool(
+        "read_file",
+        json!({ "path": "no/such/file.rs" }),
+    ));
+    mock.push(Reply::tool("list_dir", json!({ "path": "src" })));
+    mock.push(Reply::text("Done looking."));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let ws = workspace();
+    let chat = chat_on(&s, &ws).await;
+    let (status, posted) = s
+        .post_json(
+            &format!("/api/chats/{chat}/messages"),
+            &json!({ "content": "look around" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{posted}");
+    session_done(&s, posted["session_id"].as_str().unwrap()).await;
+    let names = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}:{}",
+                    t["kind"].as_str().unwrap(),
+                    t["tool_name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let path = |q: &str| format!("/api/chats/{chat}/traces?{q}");
+    // Wait for the last call's finish to be stored.
+    s.wait_for(&path("kind=llm"), |v| {
+        v["items"]
+            .as_array()
+            .is_some_and(|a| a.len() == 4 && a.iter().all(|t| t["outcome"] != "running"))
+    })
+    .await;
+    let (_, all) = s.get(&path("limit=100")).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 7);
+    let (_, tools) = s.get(&path("kind=tool")).await;
+    assert_eq!(
+        names(&tools),
+        ["tool:read_file", "tool:read_file", "tool:list_dir"]
+    );
+    let (_, failed) = s.get(&path("status=failed")).await;
+    assert_eq!(names(&failed), ["tool:read_file"], "{failed}");
+    // The file's text is in the tool's output, and in the next model call's input.
+    let (_, found) = s.get(&path("q=answer%2042")).await;
+    assert_eq!(names(&found), ["tool:read_file", "llm:mock-1"], "{found}");
+    let (_, found) = s.get(&path("q=answer%2042&kind=tool")).await;
+    assert_eq!(names(&found), ["tool:read_file"]);
+    let (_, found) = s.get(&path("q=SUCH&tool=read_file")).await;
+    assert_eq!(names(&found), ["tool:read_file"]);
+    let (_, none) = s.get(&path("q=zanzibar")).await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+    assert!(none["next_cursor"].is_null());
+    // Pages of a search follow each other.
+    let (_, first) = s.get(&path("kind=tool&limit=2")).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, rest) = s
+        .get(&path(&format!("kind=tool&limit=2&cursor={cursor}")))
+        .await;
+    assert_eq!(names(&rest), ["tool:list_dir"]);
+    // Bad filters are refused in the JSON shape.
+    for bad in [
+        "kind=robot",
+        "status=broken",
+        "min_ms=-1",
+        "min_ms=86400001",
+        "q=%2A%2A%2A",
+        "tool=",
+        "cursor=forged",
+        "colour=red",
+    ] {
+        let (status, e) = s.get(&path(bad)).await;
+        assert_eq!(status, 400, "{bad}: {e}");
+        assert!(e["error"]["code"].is_string(), "{bad}: {e}");
+    }
 }
