@@ -272,6 +272,27 @@ async function runBackend(browser, backend) {
       assert.ok(drawn < 120, `only the rows in view are drawn (${drawn})`);
       await page.locator('.row-turn:has-text("Turn 1000")').waitFor();
       await shot(page, backend, "10k-traces-end");
+      // Finding calls among the 10,000: the server searches, the address keeps it.
+      const ts = Date.now();
+      await page.getByLabel("Search calls").fill("mock");
+      await page.locator(".found-count:has-text('1000 found')").waitFor({ timeout: T });
+      figures[`${backend}.search_10k_traces_ms`] = Date.now() - ts;
+      assert.ok((await page.locator(".tree .row-trace .name:text-is('read_file')").count()) === 0, "only model calls match");
+      await page.getByLabel("Status").selectOption("failed");
+      await page.locator(".found-count:has-text('0 found')").waitFor({ timeout: T });
+      await page.reload();
+      await page.locator(".found-count:has-text('0 found')").waitFor({ timeout: T });
+      assert.equal(await page.getByLabel("Search calls").inputValue(), "mock");
+      await page.getByLabel("Status").selectOption("");
+      await page.getByLabel("Kind").selectOption("tool");
+      await page.getByLabel("Search calls").fill("");
+      await page.waitForFunction(
+        () => parseInt(document.querySelector(".found-count")?.textContent ?? "0", 10) >= 500,
+        null,
+        { timeout: T },
+      );
+      await page.getByLabel("Kind").selectOption("");
+      await page.locator(".found-count").waitFor({ state: "detached", timeout: T });
       // The timeline of its 1,000 turns: read a page at a time, only rows in view drawn.
       const tl = Date.now();
       await page.getByRole("tab", { name: "Timeline" }).click();

@@ -1,3 +1,4 @@
+import type { TraceQuery } from "./traces";
 // REST calls. Errors arrive as {"error":{"code","message"}}; they become ApiError.
 import type { Attachment, Chat, Definition, Message, Page, Run, RunView, SessionView, Task, Trace, TurnSummary } from "./types";
 
@@ -85,8 +86,8 @@ export const api = {
     form.append("file", file, name);
     return call<Attachment>("POST", "/attachments", form);
   },
-  chatTraces: (chat: string, cursor: string | null, limit = 500) =>
-    call<Page<Trace>>("GET", `/chats/${id(chat)}/traces${q({ limit, cursor })}`),
+  chatTraces: (chat: string, cursor: string | null, limit = 500, find: TraceQuery = {}) =>
+    call<Page<Trace>>("GET", `/chats/${id(chat)}/traces${q({ limit, cursor, ...find })}`),
   sessionTraces: (session: string, cursor: string | null, limit = 500) =>
     call<Page<Trace>>("GET", `/sessions/${id(session)}/traces${q({ limit, cursor })}`),
   sessions: (chat: string) => call<Page<SessionView>>("GET", `/chats/${id(chat)}/sessions`),

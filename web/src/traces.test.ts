@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bar, buildTurns, flatten, fold, hitClass, offsets, pretty, TraceSet, windowOf } from "./traces";
+import { bar, buildTurns, flatten, fold, hitClass, isEmptyQuery, matchesQuery, offsets, pretty, queryFromParams, queryWords, TraceSet, windowOf } from "./traces";
 import type { Trace } from "./types";
 
 let n = 0;
@@ -138,5 +138,46 @@ describe("text", () => {
     expect(hitClass(0.9)).toBe("good");
     expect(hitClass(0.5)).toBe("fair");
     expect(hitClass(0.1)).toBe("poor");
+  });
+});
+
+describe("finding calls", () => {
+  const call = (over: Partial<Trace>): Trace =>
+    ({
+      id: "x",
+      session_id: "s",
+      chat_id: "c",
+      run_id: null,
+      parent_id: null,
+      turn_number: 1,
+      kind: "tool",
+      tool_name: "read_file",
+      input: { path: "src/module_17.rs" },
+      output: "first line\nsecondline",
+      started_at: "2026-01-01T00:00:00Z",
+      finished_at: "2026-01-01T00:00:01Z",
+      latency_ms: 250,
+      outcome: "ok",
+      error: null,
+      meta: {},
+      ...over,
+    }) as Trace;
+
+  it("splits words as the server does and matches their starts", () => {
+    expect(queryWords("a'); DROP table_x --")).toEqual(["a", "drop", "table", "x"]);
+    expect(matchesQuery({ q: "MODULE 17" }, call({}))).toBe(true);
+    expect(matchesQuery({ q: "secondl" }, call({})), "a line break in the JSON text separates words").toBe(true);
+    expect(matchesQuery({ q: "nsecondline" }, call({}))).toBe(false);
+    expect(matchesQuery({ q: "module nowhere" }, call({}))).toBe(false);
+  });
+
+  it("applies kind, tool, status and duration, and reads them from the address", () => {
+    const q = queryFromParams(new URLSearchParams("kind=tool&status=failed&slow=200&tool=read_file&q=x"));
+    expect(q).toEqual({ kind: "tool", status: "failed", min_ms: 200, tool: "read_file", q: "x" });
+    expect(matchesQuery({ status: "failed" }, call({ outcome: "timeout" }))).toBe(true);
+    expect(matchesQuery({ status: "failed" }, call({}))).toBe(false);
+    expect(matchesQuery({ min_ms: 300 }, call({}))).toBe(false);
+    expect(matchesQuery({ kind: "llm" }, call({}))).toBe(false);
+    expect(isEmptyQuery(queryFromParams(new URLSearchParams("kind=robot&q=%2A%2A")))).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { duration, percent, tokens, usd, clock } from "../format";
 import { search, setParam } from "../router";
-import { hitClass, hitRate } from "../traces";
+import { hitClass, hitRate, queryFromParams } from "../traces";
 import { exchangeOf, exchangesOf, spawnedTask } from "../chat";
 import type { Message, SessionSummary, Trace } from "../types";
 import { tasks } from "./tasksModel";
@@ -65,8 +65,86 @@ export function ChatView({ id }: { id: string }) {
             Timeline
           </button>
         </div>
-        {pane === "traces" ? <TraceTree model={model.traces} scope={`chat:${id}`} /> : <Timeline model={model} />}
+        {pane === "traces" ? (
+          <>
+            <TraceFinder model={model} />
+            {model.found.value ? (
+              <TraceTree key={JSON.stringify(model.finding.value)} model={model.found.value} scope={`chat:${id}:found`} />
+            ) : (
+              <TraceTree model={model.traces} scope={`chat:${id}`} />
+            )}
+          </>
+        ) : (
+          <Timeline model={model} />
+        )}
       </section>
+    </div>
+  );
+}
+
+/** Search and filters over the chat's calls, answered by the server; kept in the address. */
+function TraceFinder({ model }: { model: ChatModel }) {
+  const params = search.value;
+  const query = useMemo(() => queryFromParams(params), [params]);
+  const [text, setText] = useState(query.q ?? "");
+  // Applied when the address changes (typing is debounced into it).
+  useEffect(() => model.find(query), [JSON.stringify(query), model]);
+  useEffect(() => {
+    if ((query.q ?? "") === text) return;
+    const t = setTimeout(() => setParam("q", text.trim() || null), 300);
+    return () => clearTimeout(t);
+  }, [text]);
+  const found = model.found.value;
+  const count = found ? (found.version.value, found.set.all().length) : 0;
+  const version = model.traces.version.value;
+  const toolNames = useMemo(() => [...new Set(model.traces.set.all().map((t) => t.tool_name))].sort(), [version, model]);
+  return (
+    <div class="finder" role="search">
+      <input
+        type="search"
+        aria-label="Search calls"
+        placeholder="search inputs and outputs"
+        value={text}
+        onInput={(e) => setText((e.currentTarget as HTMLInputElement).value)}
+      />
+      <select aria-label="Kind" value={query.kind ?? ""} onChange={(e) => setParam("kind", (e.currentTarget as HTMLSelectElement).value || null)}>
+        <option value="">all calls</option>
+        <option value="llm">model calls</option>
+        <option value="tool">tool calls</option>
+      </select>
+      <select aria-label="Status" value={query.status ?? ""} onChange={(e) => setParam("status", (e.currentTarget as HTMLSelectElement).value || null)}>
+        <option value="">any status</option>
+        <option value="failed">failed</option>
+        <option value="running">running</option>
+      </select>
+      <input
+        type="number"
+        min={0}
+        step={100}
+        aria-label="Slower than (ms)"
+        placeholder="slower than ms"
+        value={query.min_ms ?? ""}
+        onChange={(e) => setParam("slow", (e.currentTarget as HTMLInputElement).value || null)}
+      />
+      <input
+        list={`tools-${model.id}`}
+        aria-label="Tool"
+        placeholder="tool or model"
+        value={query.tool ?? ""}
+        onChange={(e) => setParam("tool", (e.currentTarget as HTMLInputElement).value.trim() || null)}
+      />
+      <datalist id={`tools-${model.id}`}>
+        {toolNames.map((n) => (
+          <option key={n} value={n} />
+        ))}
+      </datalist>
+      {found ? (
+        <span class="muted small found-count" aria-live="polite">
+          {count}
+          {found.done.value ? "" : "+"} found
+          {found.error.value ? ` · ${found.error.value}` : ""}
+        </span>
+      ) : null}
     </div>
   );
 }

@@ -6,6 +6,7 @@ import { debounce, live } from "../app";
 import type { Chat, Frame, Message, SessionSummary, SessionView, Trace } from "../types";
 import { TraceModel } from "./traceModel";
 import { TimelineModel } from "./timelineModel";
+import { isEmptyQuery, matchesQuery, type TraceQuery } from "../traces";
 import { added, pick, readyIds, removed, uploaded, uploadError, type Draft } from "../attachments";
 
 /** Messages read at a time: the newest when a chat opens, older ones as it scrolls up. */
@@ -30,6 +31,9 @@ export class ChatModel {
   attachError = signal<string | null>(null);
   traces: TraceModel;
   timeline = new TimelineModel();
+  /** The Traces pane's search, and its results (null when nothing is asked). */
+  finding = signal<TraceQuery>({});
+  found = signal<TraceModel | null>(null);
   private off: (() => void) | null = null;
   private refreshTimeline = debounce(() => void this.loadSessions(), 300, 1500);
 
@@ -80,6 +84,18 @@ export class ChatModel {
         }
       }),
     );
+  }
+
+  /** Asks the server for the traces `query` matches; an empty query shows them all. */
+  find(query: TraceQuery) {
+    this.finding.value = query;
+    if (isEmptyQuery(query)) {
+      this.found.value = null;
+      return;
+    }
+    const model = new TraceModel((cursor) => api.chatTraces(this.id, cursor, 500, query));
+    this.found.value = model;
+    void model.more();
   }
 
   detach(key: string) {
@@ -209,6 +225,10 @@ export class ChatModel {
       }
       case "tool_trace": {
         this.traces.apply(f.trace as Trace);
+        // A search's results follow the calls it shows, and take in new ones that match.
+        const found = this.found.value;
+        const t = f.trace as Trace;
+        if (found && (found.set.get(t.id) || matchesQuery(this.finding.value, t))) found.apply(t);
         if (f.phase === "finish") this.refreshTimeline();
         break;
       }
