@@ -116,7 +116,7 @@ describe("reading after the snapshot", () => {
     g.localStorage = { getItem: () => null, setItem: () => {} };
     g.fetch = async (url: string) => {
       calls.push(url);
-      const body = url.endsWith("/messages")
+      const body = url.includes("/messages")
         ? { items: [...stored], next_cursor: null }
         : url.includes("/traces") || url.endsWith("/sessions")
           ? { items: [], next_cursor: null }
