@@ -502,6 +502,10 @@ async fn openapi_lists_every_route(kind: Kind) {
         ("/api/chats/{id}/messages", "get"),
         ("/api/chats/{id}/traces", "get"),
         ("/api/sessions/{id}/traces", "get"),
+        ("/api/sessions/{id}/turns", "get"),
+        ("/api/attachments", "post"),
+        ("/api/attachments/{id}", "get"),
+        ("/api/attachments/{id}/thumbnail", "get"),
         ("/api/openapi.json", "get"),
         ("/ws", "get"),
     ] {
@@ -517,7 +521,10 @@ async fn openapi_lists_every_route(kind: Kind) {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(params, ["id", "cursor", "limit"]);
+    assert_eq!(
+        params,
+        ["id", "cursor", "kind", "limit", "min_ms", "q", "status", "tool"]
+    );
     // Every $ref resolves inside the document.
     let text = doc.to_string();
     for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
