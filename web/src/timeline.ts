@@ -6,19 +6,13 @@ export interface TurnRow extends TurnSummary {
   session: string;
 }
 
-/** `rows` with the turns of `session` numbered above `after` replaced by `fetched`. */
+/** `rows` with the turns of `session` numbered above `after` replaced by `fetched`; sessions
+ * stay in the order they were first read, each one's turns in order. */
 export function mergeTurns(rows: TurnRow[], session: string, after: number | null, fetched: TurnSummary[]): TurnRow[] {
-  const kept = rows.filter((r) => r.session !== session || (after !== null && r.turn_number <= after));
-  const added = fetched.map((t) => ({ ...t, session }));
-  // Sessions stay in the order they were read; within one, turns in order.
-  const at = kept.findIndex((r, i) => r.session === session && kept[i + 1]?.session !== session);
-  if (at === -1) {
-    const firstOther = rows.findIndex((r) => r.session === session);
-    if (firstOther === -1) return [...kept, ...added];
-    const before = rows.slice(0, firstOther).filter((r) => r.session !== session);
-    return [...before, ...added, ...kept.slice(before.length)];
-  }
-  return [...kept.slice(0, at + 1), ...added, ...kept.slice(at + 1)];
+  const sessions = [...new Set([...rows.map((r) => r.session), session])];
+  const kept = (s: string) =>
+    rows.filter((r) => r.session === s && (s !== session || (after !== null && r.turn_number <= after)));
+  return sessions.flatMap((s) => (s === session ? [...kept(s), ...fetched.map((t) => ({ ...t, session }))] : kept(s)));
 }
 
 /** Where a re-read of the tail starts: after the last turn known finished before the
