@@ -315,11 +315,10 @@ async function runBackend(browser, backend) {
       figures[`${backend}.newest_messages_ms`] = Date.now() - tm;
       const before = await page.locator(".msg").count();
       assert.ok(before <= 100, `one page of messages first (${before})`);
-      const top = page.locator(".msg").first();
-      const topText = await top.innerText();
+      const topQuestion = await page.locator(".msg.user .msg-body").first().innerText();
       await page.locator(".messages").evaluate((el) => (el.scrollTop = 0));
       await page.waitForFunction((n) => document.querySelectorAll(".msg").length > n, before, { timeout: T });
-      const kept = page.locator(".msg", { hasText: topText.split("\n")[0] }).first();
+      const kept = page.locator(`.msg.user .msg-body:text-is('${topQuestion}')`);
       const inView = await kept.evaluate((el) => {
         const box = el.getBoundingClientRect();
         const pane = document.querySelector(".messages").getBoundingClientRect();

@@ -19,11 +19,12 @@ mod tracing_calls;
 pub mod workspace;
 
 pub use attachments::AttachmentLimits;
+pub use baton_core::SessionView;
 pub use error::AgentError;
 pub use models::{ModelEntry, ModelRegistry};
 pub use runner::STRUCTURED_OUTPUT;
-pub use runtime::{AgentOutcome, AgentRuntime, AgentSpec, PostedMessage, SessionView};
-pub use shared::{session_summary, AgentConfig};
+pub use runtime::{AgentOutcome, AgentRuntime, AgentSpec, PostedMessage};
+pub use shared::{session_view, AgentConfig};
 pub use snapshots::AgentSnapshots;
 pub use tasks::{SpawnRequest, TaskLimits};
 pub use workspace::{WorkspaceError, WorkspacePolicy};

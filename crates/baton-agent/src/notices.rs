@@ -5,9 +5,10 @@
 //! on with it. Storing the notice marks its task told in the same transaction
 //! (`Store::save_session`), so a crash leaves it either told with the history that holds
 //! it, or untold.
-use baton_core::{time, ChatId, Message, MessageId, Role, Session, SessionStatus, Task, Topic};
+use baton_core::{
+    time, ChatId, FrameBody, Message, MessageId, Role, Session, SessionStatus, Task, Topic,
+};
 use baton_llm::ChatMessage;
-use serde_json::json;
 
 use crate::error::AgentError;
 use crate::runtime::AgentRuntime;
@@ -82,8 +83,7 @@ pub(crate) async fn publish_messages(inner: &Inner, messages: &[Message]) {
         publish(
             &inner.hub,
             Topic::Chat(m.chat_id),
-            "message",
-            json!({ "message": m }),
+            FrameBody::Message { message: m.clone() },
         )
         .await;
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::{
-    time, Message, MessageId, Role, Session, SessionStatus, Topic, TraceFinish, TraceKind,
-    TraceOutcome,
+    time, FrameBody, Message, MessageId, Role, Session, SessionStatus, StreamRestart, Topic,
+    TraceFinish, TraceKind, TraceOutcome, TracePhase,
 };
 use baton_llm::{ChatMessage, ChatRequest, Delta, LlmError, ToolCall, ToolSpec};
 use baton_store::Queued;
@@ -203,7 +203,7 @@ pub(crate) async fn drive(
         let reason = session.error.clone().unwrap_or_default();
         if let Ok(closed) = inner.store.close_running_traces(session.id, &reason).await {
             for t in &closed {
-                ctx.tracer.frame("finish", t).await;
+                ctx.tracer.frame(TracePhase::Finish, t).await;
             }
         }
     }
@@ -216,7 +216,7 @@ pub(crate) async fn drive(
         ctx.checkpoint(&mut session, &state).await;
     }
     for m in &messages {
-        publish(&inner.hub, topic, "message", json!({ "message": m })).await;
+        publish(&inner.hub, topic, FrameBody::Message { message: m.clone() }).await;
     }
     if let Some(err) = &session.error {
         let code = if session.status == SessionStatus::Cancelled {
@@ -227,8 +227,11 @@ pub(crate) async fn drive(
         publish(
             &inner.hub,
             topic,
-            "error",
-            json!({ "code": code, "message": err, "session_id": session.id }),
+            FrameBody::Error {
+                code: code.into(),
+                message: err.clone(),
+                session_id: Some(session.id),
+            },
         )
         .await;
     }
@@ -659,7 +662,7 @@ impl DeltaForwarder {
                         Some(Delta::Text(t)) => text.push_str(&t),
                         Some(Delta::Restart { attempt, reason }) => {
                             text.clear();
-                            restart = Some(json!({ "attempt": attempt, "reason": reason }));
+                            restart = Some(StreamRestart { attempt, reason });
                         }
                         None => {}
                     }
@@ -671,11 +674,13 @@ impl DeltaForwarder {
                         },
                     }
                 }
-                let mut body = json!({ "session_id": session, "turn_number": turn, "text": text });
-                if let Some(r) = restart {
-                    body["restart"] = r;
-                }
-                publish(&tracer.hub, tracer.topic, "message_delta", body).await;
+                let body = FrameBody::MessageDelta {
+                    session_id: session,
+                    turn_number: turn,
+                    text,
+                    restart,
+                };
+                publish(&tracer.hub, tracer.topic, body).await;
             }
         });
         Self { tx, task }

@@ -6,14 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_core::{
-    time, AttachmentId, ChatId, Message, MessageId, Role, Session, SessionId, SessionStatus, Topic,
-    TurnSummary,
+    time, AttachmentId, ChatId, FrameBody, Message, MessageId, Role, Session, SessionId,
+    SessionStatus, SessionView, Topic, TracePhase, TurnSummary,
 };
 use baton_events::EventHub;
 use baton_llm::{ChatMessage, ContentPart};
 use baton_store::{Queued, Store};
 use serde::Serialize;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -21,7 +20,7 @@ use crate::lifecycle;
 use crate::models::ModelRegistry;
 use crate::runner;
 pub use crate::shared::AgentConfig;
-use crate::shared::{new_session, publish, publish_state, Inner, Links, Running};
+use crate::shared::{new_session, publish, publish_state, session_view, Inner, Links, Running};
 use crate::state::SessionState;
 use crate::tools::{Capabilities, Workspace};
 use crate::AgentError;
@@ -71,83 +70,6 @@ pub struct AgentOutcome {
 pub struct PostedMessage {
     pub message_id: MessageId,
     pub session_id: SessionId,
-}
-
-/// A session as the API shows it: everything but its history (which grows with every
-/// turn; the chat's messages and the session's traces and turns are paged instead), with
-/// the totals its snapshot keeps as it goes.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct SessionView {
-    pub id: SessionId,
-    pub chat_id: Option<ChatId>,
-    pub run_id: Option<baton_core::RunId>,
-    pub parent_id: Option<SessionId>,
-    pub provider: String,
-    pub model: String,
-    pub status: SessionStatus,
-    /// The last turn started; `GET /api/sessions/:id/turns` lists them.
-    pub turn_number: i64,
-    pub error: Option<String>,
-    pub created_at: baton_core::Timestamp,
-    pub updated_at: baton_core::Timestamp,
-    pub lease: baton_core::Lease,
-    pub usage: SessionUsage,
-    pub cost_usd: f64,
-    pub tool_calls_used: u32,
-    pub workspace: String,
-}
-
-/// Tokens a session used so far, all its turns together.
-#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
-pub struct SessionUsage {
-    /// All input tokens, cached ones included.
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// Input tokens read from the prompt cache.
-    pub cache_read_tokens: u64,
-    /// Input tokens written to the prompt cache.
-    pub cache_write_tokens: u64,
-    pub reasoning_tokens: u64,
-}
-
-impl SessionView {
-    pub fn of(s: Session) -> Self {
-        // Only the totals: the history, however long, is skipped, not parsed.
-        #[derive(serde::Deserialize, Default)]
-        #[serde(default)]
-        struct Totals {
-            usage: baton_llm::Usage,
-            cost_usd: f64,
-            tool_calls_used: u32,
-            workspace: String,
-        }
-        let state = <Totals as serde::Deserialize>::deserialize(&s.state).unwrap_or_default();
-        let u = state.usage;
-        Self {
-            id: s.id,
-            chat_id: s.chat_id,
-            run_id: s.run_id,
-            parent_id: s.parent_id,
-            provider: s.provider,
-            model: s.model,
-            status: s.status,
-            turn_number: s.turn_number,
-            error: s.error,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-            lease: s.lease,
-            usage: SessionUsage {
-                input_tokens: u.input_tokens,
-                output_tokens: u.output_tokens,
-                cache_read_tokens: u.cache_read_tokens,
-                cache_write_tokens: u.cache_write_tokens,
-                reasoning_tokens: u.reasoning_tokens,
-            },
-            cost_usd: state.cost_usd,
-            tool_calls_used: state.tool_calls_used,
-            workspace: state.workspace,
-        }
-    }
 }
 
 pub(crate) const SYSTEM_PROMPT: &str = "You are Baton's agent. You work inside one workspace directory and can use the tools \
@@ -466,8 +388,10 @@ impl AgentRuntime {
                     publish(
                         &inner.hub,
                         topic,
-                        "tool_trace",
-                        json!({ "phase": "finish", "trace": t }),
+                        FrameBody::ToolTrace {
+                            phase: TracePhase::Finish,
+                            trace: t.clone(),
+                        },
                     )
                     .await;
                 }
@@ -518,7 +442,7 @@ impl AgentRuntime {
             .get_session(id)
             .await?
             .ok_or(AgentError::NotFound("session"))?;
-        Ok(SessionView::of(session))
+        Ok(session_view(&session))
     }
 
     /// Up to `limit` of the session's turns numbered above `after`, and the session's last
@@ -547,7 +471,7 @@ impl AgentRuntime {
             .ok_or(AgentError::NotFound("chat"))?;
         let mut out = Vec::new();
         for session in self.inner.store.list_sessions(chat).await? {
-            out.push(SessionView::of(session));
+            out.push(session_view(&session));
         }
         Ok(out)
     }
@@ -572,8 +496,10 @@ impl AgentRuntime {
             publish(
                 &self.inner.hub,
                 topic,
-                "tool_trace",
-                json!({ "phase": "finish", "trace": t }),
+                FrameBody::ToolTrace {
+                    phase: TracePhase::Finish,
+                    trace: t.clone(),
+                },
             )
             .await;
         }

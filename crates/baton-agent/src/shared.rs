@@ -6,10 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_core::{NewFrame, Session, SessionId, Topic};
+use baton_core::{FrameBody, NewFrame, Session, SessionId, SessionUsage, SessionView, Topic};
 use baton_events::EventHub;
 use baton_store::Store;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -113,28 +112,56 @@ impl Running {
 }
 
 /// Frames go out in order without the agent waiting for each commit.
-pub(crate) async fn publish(hub: &EventHub, topic: Topic, kind: &str, body: serde_json::Value) {
-    hub.enqueue(topic, NewFrame::new(kind, body)).await;
+pub(crate) async fn publish(hub: &EventHub, topic: Topic, body: FrameBody) {
+    hub.enqueue(topic, NewFrame::from(body)).await;
 }
 
-/// The session as frames and snapshots show it: everything but the history.
-pub fn session_summary(s: &Session) -> serde_json::Value {
-    let state = SessionState::from_value(&s.state).unwrap_or_default();
-    json!({
-        "id": s.id, "chat_id": s.chat_id, "run_id": s.run_id, "parent_id": s.parent_id,
-        "provider": s.provider, "model": s.model, "status": s.status, "turn_number": s.turn_number,
-        "error": s.error, "created_at": s.created_at, "updated_at": s.updated_at,
-        "usage": state.usage, "cost_usd": state.cost_usd, "tool_calls_used": state.tool_calls_used,
-        "workspace": state.workspace,
-    })
+/// The session as the API, its frames and snapshots show it: everything but the history,
+/// which however long is skipped, not parsed.
+pub fn session_view(s: &Session) -> SessionView {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Totals {
+        usage: baton_llm::Usage,
+        cost_usd: f64,
+        tool_calls_used: u32,
+        workspace: String,
+    }
+    let state = <Totals as serde::Deserialize>::deserialize(&s.state).unwrap_or_default();
+    let u = state.usage;
+    SessionView {
+        id: s.id,
+        chat_id: s.chat_id,
+        run_id: s.run_id,
+        parent_id: s.parent_id,
+        provider: s.provider.clone(),
+        model: s.model.clone(),
+        status: s.status,
+        turn_number: s.turn_number,
+        error: s.error.clone(),
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+        lease: s.lease.clone(),
+        usage: SessionUsage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+        },
+        cost_usd: state.cost_usd,
+        tool_calls_used: state.tool_calls_used,
+        workspace: state.workspace,
+    }
 }
 
 pub(crate) async fn publish_state(hub: &EventHub, topic: Topic, s: &Session) {
     publish(
         hub,
         topic,
-        "session_state",
-        json!({ "session": session_summary(s) }),
+        FrameBody::SessionState {
+            session: session_view(s),
+        },
     )
     .await;
 }

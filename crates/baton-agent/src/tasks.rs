@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use baton_core::{
-    time, Capabilities, ChatId, Session, SessionId, SessionStatus, Task, TaskId, TaskProgress,
-    TaskStatus, Topic,
+    time, Capabilities, ChatId, FrameBody, NotificationKind, Session, SessionId, SessionStatus,
+    Task, TaskId, TaskPhase, TaskProgress, TaskStatus, Topic,
 };
 use baton_llm::{ChatMessage, ToolCall, ToolSpec};
 use serde_json::{json, Value};
@@ -139,17 +139,19 @@ pub(crate) async fn spawn(inner: &Inner, req: SpawnRequest) -> Result<Task, Agen
         lease: Default::default(),
     };
     inner.store.create_task(&task).await?;
-    event(inner, "created", &task).await;
+    event(inner, TaskPhase::Created, &task).await;
     inner.work.notify_one();
     Ok(task)
 }
 
-pub(crate) async fn event(inner: &Inner, phase: &str, task: &Task) {
+pub(crate) async fn event(inner: &Inner, phase: TaskPhase, task: &Task) {
     publish(
         &inner.hub,
         Topic::Tasks,
-        "task_event",
-        json!({ "phase": phase, "task": task }),
+        FrameBody::TaskEvent {
+            phase,
+            task: task.clone(),
+        },
     )
     .await;
 }
@@ -202,7 +204,7 @@ async fn report_progress(rt: AgentRuntime, mut task: Task) {
         let now = progress_of(&s);
         if now != task.progress {
             task.progress = now;
-            event(&rt.inner, "progress", &task).await;
+            event(&rt.inner, TaskPhase::Progress, &task).await;
         }
     }
 }
@@ -417,7 +419,7 @@ impl AgentRuntime {
             .cancel_queued_task(id, time::now(), "cancelled")
             .await?
         {
-            event(inner, "finished", &t).await;
+            event(inner, TaskPhase::Finished, &t).await;
             return Ok(t);
         }
         if !self.cancel_task_here(id) {
@@ -520,7 +522,7 @@ impl AgentRuntime {
         failed.error = Some(format!("the task could not start: {e}"));
         failed.finished_at = Some(time::now());
         if self.inner.store.update_task(&failed).await.is_ok() {
-            event(&self.inner, "finished", &failed).await;
+            event(&self.inner, TaskPhase::Finished, &failed).await;
         }
         Err(e)
     }
@@ -594,7 +596,7 @@ impl AgentRuntime {
         task.session_id = Some(session.id);
         task.started_at = task.started_at.or(Some(time::now()));
         inner.store.update_task(&task).await?;
-        event(inner, "started", &task).await;
+        event(inner, TaskPhase::Started, &task).await;
         inner
             .running_tasks
             .lock()
@@ -673,15 +675,17 @@ impl AgentRuntime {
                 return;
             }
         }
-        event(inner, "finished", &task).await;
+        event(inner, TaskPhase::Finished, &task).await;
         if let Some(chat) = task.chat_id {
             // Sent once: a task ends once (`update_task`). The notice itself goes into
             // the conversation now if its agent is idle, else at its next turn boundary.
             publish(
                 &inner.hub,
                 Topic::Chat(chat),
-                "notification",
-                json!({ "kind": "task_finished", "task": task }),
+                FrameBody::Notification {
+                    kind: NotificationKind::TaskFinished,
+                    task: task.clone(),
+                },
             )
             .await;
             if let Err(e) = self.tell_chat(chat).await {

@@ -2,7 +2,9 @@
 //! a `tool_trace` frame, so calls in progress are visible everywhere.
 use std::sync::Arc;
 
-use baton_core::{time, NewFrame, Topic, Trace, TraceFinish, TraceId, TraceKind, TraceOutcome};
+use baton_core::{
+    time, FrameBody, Topic, Trace, TraceFinish, TraceId, TraceKind, TraceOutcome, TracePhase,
+};
 use baton_events::EventHub;
 use baton_store::{Queued, Store};
 use serde_json::{json, Value};
@@ -39,7 +41,7 @@ impl Tracer {
         // Queued, not awaited: the call starts at once, and the finish, an awaited
         // write behind it on the same store, cannot overtake it.
         self.store.queue(Queued::Trace(trace.clone())).await;
-        self.frame("start", &trace).await;
+        self.frame(TracePhase::Start, &trace).await;
         trace
     }
 
@@ -60,13 +62,16 @@ impl Tracer {
         finish.finished_at = done.finished_at;
         finish.latency_ms = done.latency_ms;
         self.store.queue(Queued::Finish(started.id, finish)).await;
-        self.frame("finish", &done).await;
+        self.frame(TracePhase::Finish, &done).await;
         done
     }
 
-    pub async fn frame(&self, phase: &str, trace: &Trace) {
-        let frame = NewFrame::new("tool_trace", json!({ "phase": phase, "trace": trace }));
-        self.hub.enqueue(self.topic, frame).await;
+    pub async fn frame(&self, phase: TracePhase, trace: &Trace) {
+        let frame = FrameBody::ToolTrace {
+            phase,
+            trace: trace.clone(),
+        };
+        self.hub.enqueue(self.topic, frame.into()).await;
     }
 }
 

@@ -19,13 +19,18 @@ pub mod trace;
 pub use attachment::{Attachment, NewAttachment};
 pub use chat::{Capabilities, Chat, ChatPatch, NewChat};
 pub use cursor::{CursorError, TraceCursor};
-pub use frame::{Frame, NewFrame};
+pub use frame::{
+    Frame, FrameBody, NewFrame, NotificationKind, RunEvent, SnapshotState, StreamRestart,
+    TaskPhase, TracePhase, WireFrame,
+};
 pub use ids::{AttachmentId, ChatId, IdError, MessageId, RunId, SessionId, TaskId, TraceId};
 pub use lease::{Instance, Lease, RunControl};
 pub use message::{Message, NewMessage, Role};
 pub use page::Page;
-pub use run::{AgentStatus, JournalEntry, Run, RunStatus};
-pub use session::{Session, SessionStatus, TurnSummary};
+pub use run::{
+    AgentStatus, AgentView, JournalEntry, PhaseView, Run, RunOptions, RunStatus, RunTotals, RunView,
+};
+pub use session::{Session, SessionStatus, SessionUsage, SessionView, TurnSummary};
 pub use task::{Task, TaskProgress, TaskStatus};
 pub use time::Timestamp;
 pub use topic::{Topic, TopicError};

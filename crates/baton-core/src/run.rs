@@ -2,7 +2,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Lease, RunId, SessionId, Timestamp};
+use std::collections::BTreeMap;
+
+use crate::{Capabilities, Lease, RunId, SessionId, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -61,11 +63,11 @@ pub struct Run {
     pub script: String,
     pub args: Option<Value>,
     /// What the run was started with: budget, concurrency, workspace, capabilities.
-    pub options: Value,
+    pub options: RunOptions,
     pub result: Option<Value>,
     pub error: Option<String>,
-    /// Token and cost totals.
-    pub totals: Value,
+    /// Token and cost totals, set when the run stops.
+    pub totals: RunTotals,
     /// Narrator lines from `log()`, oldest first.
     pub log: Vec<String>,
     pub created_at: Timestamp,
@@ -77,7 +79,40 @@ pub struct Run {
     pub lease: Lease,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// What a run was started with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct RunOptions {
+    /// Output tokens the run may spend; none when absent.
+    pub budget_tokens: Option<u64>,
+    /// Agents asking the model at once.
+    pub concurrency: usize,
+    /// The canonical workspace; the server's default when absent.
+    pub workspace: Option<String>,
+    pub capabilities: Capabilities,
+    /// Agents and output tokens projected from the script before it ran.
+    pub projected_agents: u64,
+    pub projected_tokens: u64,
+    /// Approved (by `auto_approve`, or by a person): the run may start more than
+    /// `approval_agents` agents.
+    pub approved: bool,
+    /// `meta.phases` titles, read once when the script is parsed.
+    pub phases: Vec<String>,
+}
+
+/// A run's token and cost totals over its journal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct RunTotals {
+    pub agents: u64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
     Running,
@@ -133,4 +168,61 @@ pub struct JournalEntry {
     /// store, a write under an epoch the run has moved past is refused.
     #[serde(default)]
     pub epoch: i64,
+}
+
+/// One agent of a run as the run view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentView {
+    pub key: String,
+    pub label: Option<String>,
+    pub phase: Option<String>,
+    pub status: AgentStatus,
+    pub session_id: Option<SessionId>,
+    pub cached: bool,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub error: Option<String>,
+}
+
+impl From<JournalEntry> for AgentView {
+    fn from(e: JournalEntry) -> Self {
+        Self {
+            key: e.key,
+            label: e.label,
+            phase: e.phase,
+            status: e.status,
+            session_id: e.session_id,
+            cached: e.cached,
+            input_tokens: e.input_tokens,
+            output_tokens: e.output_tokens,
+            cost_usd: e.cost_usd,
+            started_at: e.started_at,
+            finished_at: e.finished_at,
+            error: e.error,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PhaseView {
+    pub title: String,
+    /// Agents by status: running, completed, failed, cancelled.
+    pub agents: BTreeMap<AgentStatus, u64>,
+    pub tokens: i64,
+    pub cost_usd: f64,
+    /// From the first agent's start to the last one's finish (or now).
+    pub elapsed_ms: i64,
+}
+
+/// `GET /api/runs/:id`: the run with per-phase agent counts, tokens, cost and elapsed
+/// time, and each agent with its session for drill-down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunView {
+    #[serde(flatten)]
+    pub run: Run,
+    pub phases: Vec<PhaseView>,
+    pub agents: Vec<AgentView>,
 }

@@ -91,3 +91,40 @@ impl TurnSummary {
         }
     }
 }
+
+/// A session as the API and its frames show it: everything but its history (which grows
+/// with every turn; the chat's messages and the session's traces and turns are paged
+/// instead), with the totals its snapshot keeps as it goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionView {
+    pub id: SessionId,
+    pub chat_id: Option<ChatId>,
+    pub run_id: Option<RunId>,
+    pub parent_id: Option<SessionId>,
+    pub provider: String,
+    pub model: String,
+    pub status: SessionStatus,
+    /// The last turn started; `GET /api/sessions/:id/turns` lists them.
+    pub turn_number: i64,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub lease: Lease,
+    pub usage: SessionUsage,
+    pub cost_usd: f64,
+    pub tool_calls_used: u32,
+    pub workspace: String,
+}
+
+/// Tokens a session used so far, all its turns together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionUsage {
+    /// All input tokens, cached ones included.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
+}

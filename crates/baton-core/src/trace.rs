@@ -92,6 +92,7 @@ pub struct Trace {
     pub error: Option<String>,
     pub outcome: TraceOutcome,
     /// Extra facts that have no column of their own (prompt segment sizes, truncation).
+    #[schemars(with = "serde_json::Map<String, Value>")]
     pub meta: Value,
 }
 

@@ -36,7 +36,10 @@ pub struct Api {
     /// Whether the server has a bearer token: then every operation needs it.
     token: bool,
     router: Router<AppState>,
+    /// What the server sends: a field it always writes is required, even when null.
     generator: SchemaGenerator,
+    /// What the server reads: a field with a default may be left out.
+    inputs: SchemaGenerator,
     paths: Map<String, Value>,
 }
 
@@ -55,10 +58,12 @@ impl Api {
         let settings = SchemaSettings::draft2020_12().with(|s| {
             s.definitions_path = "/components/schemas".into();
         });
+        let inputs = settings.clone().for_deserialize().into_generator();
         Self {
             token,
             router: Router::new(),
-            generator: settings.into_generator(),
+            generator: settings.for_serialize().into_generator(),
+            inputs,
             paths: Map::new(),
         }
     }
@@ -165,7 +170,7 @@ impl Api {
             .collect();
         if let Some(query) = op.query {
             // A query struct's properties become one parameter each.
-            let s = query(&mut self.generator).to_value();
+            let s = query(&mut self.inputs).to_value();
             let s = self.resolve(&s);
             let required: Vec<&str> = s["required"]
                 .as_array()
@@ -213,7 +218,7 @@ impl Api {
             "responses": responses,
         });
         if let Some(body) = op.body {
-            let s = body(&mut self.generator).to_value();
+            let s = body(&mut self.inputs).to_value();
             operation["requestBody"] = json!({
                 "required": true,
                 "content": { "application/json": { "schema": s } }
@@ -227,7 +232,7 @@ impl Api {
         match s.get("$ref").and_then(Value::as_str) {
             Some(r) => {
                 let name = r.rsplit('/').next().unwrap_or_default();
-                self.generator
+                self.inputs
                     .definitions()
                     .get(name)
                     .cloned()
@@ -239,12 +244,56 @@ impl Api {
 
     /// The router and the document, which also lists `extra` paths served outside this
     /// table (the WebSocket).
-    pub fn finish(mut self, version: &str, extra: Value) -> (Router<AppState>, Value) {
+    /// `types` are schemas no route names (the WebSocket's frames and messages): the
+    /// document lists them too, for clients to be generated from.
+    pub fn finish(
+        mut self,
+        version: &str,
+        extra: Value,
+        types: &[SchemaFn],
+    ) -> (Router<AppState>, Value) {
         for (path, item) in extra.as_object().cloned().unwrap_or_default() {
             self.paths.insert(path, item);
         }
+        for t in types {
+            t(&mut self.generator);
+        }
         let mut schemas: Map<String, Value> =
             self.generator.take_definitions(true).into_iter().collect();
+        // A type both read and sent whose two forms differ (a defaulted field is
+        // optional in, always present out) is listed twice; the read form as `…Input`.
+        let inputs: Map<String, Value> = self.inputs.take_definitions(true).into_iter().collect();
+        let renamed: Vec<String> = inputs
+            .iter()
+            .filter(|(name, s)| schemas.get(*name).is_some_and(|out| out != *s))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for (name, mut s) in inputs {
+            rename_refs(&mut s, &renamed);
+            let name = if renamed.contains(&name) {
+                format!("{name}Input")
+            } else {
+                name
+            };
+            schemas.insert(name, s);
+        }
+        for item in self.paths.values_mut() {
+            for op in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|o| o.values_mut())
+            {
+                if let Some(body) = op.get_mut("requestBody") {
+                    rename_refs(body, &renamed);
+                }
+                if let Some(params) = op.get_mut("parameters") {
+                    rename_refs(params, &renamed);
+                }
+            }
+        }
+        for s in schemas.values_mut() {
+            split_ref_siblings(s);
+        }
         schemas.insert(
             "Error".into(),
             json!({
@@ -282,6 +331,52 @@ impl Api {
             doc["security"] = json!([{ "bearer": [] }]);
         }
         (self.router, doc)
+    }
+}
+
+/// `{$ref, properties…}` as `{allOf: [{$ref}, {properties…}]}`: the same schema in JSON
+/// Schema 2020-12, in the form OpenAPI tools read (most ignore a `$ref`'s siblings, and
+/// would drop the `type` that tags a frame whose fields come from another schema).
+fn split_ref_siblings(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            let shapes = ["properties", "required", "type", "additionalProperties"];
+            if map.contains_key("$ref") && shapes.iter().any(|k| map.contains_key(*k)) {
+                let mut rest = Map::new();
+                for k in shapes {
+                    if let Some(x) = map.remove(k) {
+                        rest.insert(k.to_string(), x);
+                    }
+                }
+                let r = map.remove("$ref").expect("checked above");
+                map.insert("allOf".into(), json!([{ "$ref": r }, Value::Object(rest)]));
+            }
+            map.values_mut().for_each(split_ref_siblings);
+        }
+        Value::Array(items) => items.iter_mut().for_each(split_ref_siblings),
+        _ => {}
+    }
+}
+
+/// Points `$ref`s to the `…Input` form of the `renamed` schemas.
+fn rename_refs(v: &mut Value, renamed: &[String]) {
+    match v {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match child {
+                    Value::String(r) if key == "$ref" => {
+                        if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                            if renamed.iter().any(|n| n == name) {
+                                *r = format!("{r}Input");
+                            }
+                        }
+                    }
+                    _ => rename_refs(child, renamed),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| rename_refs(i, renamed)),
+        _ => {}
     }
 }
 

@@ -441,7 +441,14 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
             },
             tasks::cancel,
         )
-        .finish(version, extra_doc())
+        .finish(
+            version,
+            extra_doc(),
+            &[
+                schema::<baton_core::WireFrame>,
+                schema::<ws::protocol::ClientMessage>,
+            ],
+        )
 }
 
 /// Paths served outside the route table: the document itself and the WebSocket.
@@ -455,7 +462,7 @@ fn extra_doc() -> serde_json::Value {
         "/ws": { "get": {
             "summary": "WebSocket: subscribe to chat:<id>, run:<id> or tasks; snapshot or replay with since, then live frames",
             "tags": ["live"],
-            "description": "Client messages: {\"type\":\"subscribe\",\"topic\":T,\"since\":N|null}, {\"type\":\"unsubscribe\",\"topic\":T}, {\"type\":\"ping\"}. Every server frame is {type, topic, seq, at, ...}. With a token configured, pass Authorization: Bearer or ?token=.",
+            "description": "Client messages are #/components/schemas/ClientMessage: {\"type\":\"subscribe\",\"topic\":T,\"since\":N|null}, {\"type\":\"unsubscribe\",\"topic\":T}, {\"type\":\"ping\"}. Every server frame is #/components/schemas/WireFrame: {type, topic, seq, at, ...}. With a token configured, pass Authorization: Bearer or ?token=.",
             "responses": {
                 "101": { "description": "switching protocols" },
                 "400": { "description": "not a WebSocket upgrade request",

@@ -15,7 +15,11 @@ pub(crate) fn run_from(row: &PgRow) -> StoreResult<Run> {
     let args: Option<Json<Value>> = row.try_get("args").map_err(db)?;
     let result: Option<Json<Value>> = row.try_get("result").map_err(db)?;
     let Json(options): Json<Value> = row.try_get("options").map_err(db)?;
+    let options = serde_json::from_value(options)
+        .map_err(|_| StoreError::corrupt("workflow_runs", "options"))?;
     let Json(totals): Json<Value> = row.try_get("totals").map_err(db)?;
+    let totals = serde_json::from_value(totals)
+        .map_err(|_| StoreError::corrupt("workflow_runs", "totals"))?;
     let Json(log): Json<Vec<String>> = row
         .try_get("log")
         .map_err(|_| StoreError::corrupt("workflow_runs", "log"))?;
@@ -68,6 +72,10 @@ fn entry_from(row: &PgRow) -> StoreResult<JournalEntry> {
     })
 }
 
+fn to_json(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).expect("run fields serialize")
+}
+
 fn j(v: &Value) -> String {
     serde_json::to_string(&pg_json(v)).expect("JSON serializes")
 }
@@ -92,10 +100,10 @@ pub(crate) async fn create(pool: &PgPool, r: &Run) -> StoreResult<()> {
     .bind(&r.source)
     .bind(no_nul(&r.script))
     .bind(oj(&r.args))
-    .bind(j(&r.options))
+    .bind(j(&to_json(&r.options)))
     .bind(oj(&r.result))
     .bind(r.error.as_deref().map(no_nul))
-    .bind(j(&r.totals))
+    .bind(j(&to_json(&r.totals)))
     .bind(log_json(&r.log))
     .bind(r.created_at)
     .bind(r.started_at)
@@ -119,10 +127,10 @@ pub(crate) async fn update(pool: &PgPool, r: &Run) -> StoreResult<()> {
     .bind(r.id.0)
     .bind(r.status.as_str())
     .bind(oj(&r.args))
-    .bind(j(&r.options))
+    .bind(j(&to_json(&r.options)))
     .bind(oj(&r.result))
     .bind(r.error.as_deref().map(no_nul))
-    .bind(j(&r.totals))
+    .bind(j(&to_json(&r.totals)))
     .bind(log_json(&r.log))
     .bind(r.started_at)
     .bind(r.finished_at)

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_agent::AgentRuntime;
-use baton_core::{time, Capabilities, Run, RunControl, RunId, RunStatus};
+use baton_core::{time, Capabilities, Run, RunControl, RunEvent, RunId, RunOptions, RunStatus};
 use baton_events::EventHub;
 use baton_store::Store;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::EngineConfig;
 use crate::discovery::{self, Definition, Source};
 use crate::lifecycle::{self, Command, Holder, Step};
-use crate::shared::{Inner, Options};
+use crate::shared::Inner;
 use crate::WorkflowError;
 
 /// What a run is started with.
@@ -232,7 +232,7 @@ impl WorkflowEngine {
         } else {
             RunStatus::Queued
         };
-        let options = Options {
+        let options = RunOptions {
             budget_tokens: req.budget_tokens,
             concurrency,
             workspace: req.workspace.as_ref().map(|w| w.display().to_string()),
@@ -250,10 +250,10 @@ impl WorkflowEngine {
             source: def.source.as_str().to_string(),
             script: def.script.clone(),
             args: req.args,
-            options: serde_json::to_value(&options).expect("options serialize"),
+            options,
             result: None,
             error: None,
-            totals: json!({}),
+            totals: Default::default(),
             log: vec![],
             created_at: now,
             started_at: None,
@@ -369,11 +369,8 @@ impl WorkflowEngine {
                         let parsed = baton_script::parse(script)
                             .await
                             .map_err(WorkflowError::Script)?;
-                        let mut options: Options =
-                            serde_json::from_value(claimed.options.clone()).unwrap_or_default();
-                        options.phases = parsed.meta.phases.into_iter().map(|p| p.title).collect();
-                        claimed.options =
-                            serde_json::to_value(&options).expect("options serialize");
+                        claimed.options.phases =
+                            parsed.meta.phases.into_iter().map(|p| p.title).collect();
                         claimed.script = script.clone();
                     }
                     if status == RunStatus::Cancelled {
@@ -388,11 +385,7 @@ impl WorkflowEngine {
                             .await?;
                     }
                     if command == Command::Approve {
-                        let mut options: Options =
-                            serde_json::from_value(claimed.options.clone()).unwrap_or_default();
-                        options.approved = true;
-                        claimed.options =
-                            serde_json::to_value(&options).expect("options serialize");
+                        claimed.options.approved = true;
                     }
                     lifecycle::enter_now(&mut claimed, status);
                     claimed.lease.owner = None;
@@ -400,7 +393,12 @@ impl WorkflowEngine {
                     self.inner
                         .publish_run(
                             id,
-                            json!({ "event": "status", "status": claimed.status, "owner": null }),
+                            RunEvent::Status {
+                                status: claimed.status,
+                                error: claimed.error.clone(),
+                                totals: claimed.totals.clone(),
+                                owner: None,
+                            },
                         )
                         .await;
                     if status == RunStatus::Queued {
@@ -491,11 +489,9 @@ impl WorkflowEngine {
     /// The run with its phases and agents.
     pub async fn view(&self, id: RunId) -> Result<crate::RunView, WorkflowError> {
         let run = self.get(id).await?;
-        let declared = serde_json::from_value::<Options>(run.options.clone())
-            .map(|o| o.phases)
-            .unwrap_or_default();
+        let declared = run.options.phases.clone();
         let journal = self.inner.store.list_journal(id).await?;
-        Ok(crate::RunView::build(run, &declared, journal))
+        Ok(crate::view::build(run, &declared, journal))
     }
 
     pub async fn journal(&self, id: RunId) -> Result<Vec<baton_core::JournalEntry>, WorkflowError> {

@@ -4,21 +4,20 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use baton_core::{time, AgentStatus, RunStatus};
+use baton_core::{time, AgentStatus, RunStatus, RunTotals};
 use baton_script::ScriptError;
 use baton_store::StoreError;
-use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::host::RunHost;
 use crate::lifecycle;
 use crate::live::Live;
-use crate::shared::{Inner, Options};
+use crate::shared::Inner;
 
 /// Runs a claimed run's script to its end here (or until it is lost or shut down).
 pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
     let run = live.snapshot().await;
-    let options: Options = serde_json::from_value(run.options.clone()).unwrap_or_default();
+    let options = run.options.clone();
     let me = &inner.config.cluster.instance;
     if run.lease.epoch > 1 {
         // An earlier holder may have stopped with agents in flight (its instance died, or
@@ -126,12 +125,12 @@ pub(crate) async fn execute(inner: Arc<Inner>, live: Arc<Live>) {
         Err(e) => tracing::error!(error = %e, "marking the run's stopped agents failed"),
     }
     let journal = inner.store.list_journal(run.id).await.unwrap_or_default();
-    let totals = json!({
-        "agents": journal.len(),
-        "input_tokens": journal.iter().map(|e| e.input_tokens).sum::<i64>(),
-        "output_tokens": journal.iter().map(|e| e.output_tokens).sum::<i64>(),
-        "cost_usd": journal.iter().map(|e| e.cost_usd).sum::<f64>(),
-    });
+    let totals = RunTotals {
+        agents: journal.len() as u64,
+        input_tokens: journal.iter().map(|e| e.input_tokens).sum(),
+        output_tokens: journal.iter().map(|e| e.output_tokens).sum(),
+        cost_usd: journal.iter().map(|e| e.cost_usd).sum(),
+    };
     let held = live.held.load(Ordering::SeqCst) && !live.cancelled_by_request();
     live.apply(true, |r| {
         r.totals = totals;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use baton_agent::AgentSpec;
-use baton_core::{time, AgentStatus, Capabilities, JournalEntry, RunId, SessionStatus};
+use baton_core::{time, AgentStatus, Capabilities, JournalEntry, RunEvent, RunId, SessionStatus};
 use baton_script::{Admission, AgentCall, Host};
 use baton_store::Queued;
 use serde_json::{json, Value};
@@ -90,9 +90,8 @@ impl InFlight {
 }
 
 impl RunHost {
-    async fn publish(&self, event: &str, mut body: Value) {
-        body["event"] = json!(event);
-        self.live.publish(body).await;
+    async fn publish(&self, event: RunEvent) {
+        self.live.publish(event).await;
     }
 
     async fn wait_while_paused(&self) -> Result<(), String> {
@@ -209,11 +208,18 @@ impl RunHost {
                     return Err("cancelled".into());
                 }
             }
-            self.publish(
-                "agent_finish",
-                json!({ "key": key, "label": done.label, "phase": done.phase,
-                "status": "completed", "cached": true, "session_id": done.session_id }),
-            )
+            self.publish(RunEvent::AgentFinish {
+                key: key.clone(),
+                label: done.label.clone(),
+                phase: done.phase.clone(),
+                status: AgentStatus::Completed,
+                cached: true,
+                session_id: done.session_id,
+                error: None,
+                input_tokens: done.input_tokens,
+                output_tokens: done.output_tokens,
+                cost_usd: done.cost_usd,
+            })
             .await;
             return Ok(Admission::Answered(Ok(done.result.unwrap_or(Value::Null))));
         }
@@ -250,10 +256,12 @@ impl RunHost {
         };
         // Queued: the `completed` entry, awaited below, commits after it.
         store.queue(Queued::Journal(entry.clone())).await;
-        self.publish(
-            "agent_start",
-            json!({ "key": key, "label": label, "phase": call.phase, "seq": entry.seq }),
-        )
+        self.publish(RunEvent::AgentStart {
+            key: key.clone(),
+            label: label.clone(),
+            phase: call.phase.clone(),
+            order: entry.seq,
+        })
         .await;
         let spec = AgentSpec {
             prompt: call.prompt.clone(),
@@ -382,13 +390,22 @@ impl RunHost {
                 }
                 Err(e) => return Err(e.to_string()),
             }
-            this.publish("agent_finish", json!({ "key": key, "label": label, "phase": call.phase, "status": status,
-                "cached": false, "session_id": entry.session_id, "error": error,
-                "input_tokens": entry.input_tokens, "output_tokens": entry.output_tokens, "cost_usd": entry.cost_usd })).await;
+            this.publish(RunEvent::AgentFinish {
+                key: key.clone(),
+                label: label.clone(),
+                phase: call.phase.clone(),
+                status,
+                cached: false,
+                session_id: entry.session_id,
+                error,
+                input_tokens: entry.input_tokens,
+                output_tokens: entry.output_tokens,
+                cost_usd: entry.cost_usd,
+            })
+            .await;
             if let Some(total) = this.budget_total {
                 let spent = this.spent.load(Ordering::SeqCst);
-                this.publish("budget", json!({ "total": total, "spent": spent }))
-                    .await;
+                this.publish(RunEvent::Budget { total, spent }).await;
             }
             Ok(value)
         })))
@@ -420,10 +437,12 @@ impl RunHost {
             Turn::Go => return None,
             Turn::Follow(started) => started,
         };
-        self.publish(
-            "agent_hold",
-            json!({ "key": key, "label": label, "max_ms": most.as_millis() as u64 }),
-        )
+        self.publish(RunEvent::AgentHold {
+            key: key.to_string(),
+            label: label.clone(),
+            max_ms: Some(most.as_millis() as u64),
+            held_ms: None,
+        })
         .await;
         let since = std::time::Instant::now();
         tokio::select! {
@@ -431,10 +450,12 @@ impl RunHost {
             _ = tokio::time::sleep(most) => {}
             _ = self.cancel.cancelled() => {}
         }
-        self.publish(
-            "agent_hold",
-            json!({ "key": key, "label": label, "held_ms": since.elapsed().as_millis() as u64 }),
-        )
+        self.publish(RunEvent::AgentHold {
+            key: key.to_string(),
+            label: label.clone(),
+            max_ms: None,
+            held_ms: Some(since.elapsed().as_millis() as u64),
+        })
         .await;
         // A pause that landed during the hold holds this agent too: it has not asked the
         // model yet. (Cancelled, it goes on to end at once on its cancelled token.)
@@ -463,8 +484,9 @@ impl Host for RunHost {
     }
 
     fn phase(&self, title: &str) -> Result<(), String> {
-        self.live
-            .publish_now(json!({ "event": "phase", "title": title }));
+        self.live.publish_now(RunEvent::Phase {
+            title: title.to_string(),
+        });
         Ok(())
     }
 

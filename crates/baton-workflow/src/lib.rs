@@ -20,11 +20,11 @@ mod view;
 mod worktree;
 
 pub use agent_types::AgentType;
+pub use baton_core::{AgentView, PhaseView, RunView};
 pub use config::{instance_id, ClusterConfig, EngineConfig};
 pub use discovery::{Definition, DefinitionError, Source};
 pub use engine::{StartRequest, WorkflowEngine};
 pub use snapshots::WorkflowSnapshots;
-pub use view::{AgentView, PhaseView, RunView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {

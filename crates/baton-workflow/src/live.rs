@@ -3,10 +3,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use baton_core::{time, NewFrame, Run, RunControl, RunId, RunStatus, Topic};
+use baton_core::{time, FrameBody, NewFrame, Run, RunControl, RunEvent, RunId, RunStatus, Topic};
 use baton_events::EventHub;
 use baton_store::{Store, StoreError};
-use serde_json::{json, Value};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -145,24 +144,28 @@ impl Live {
             Err(e) => tracing::error!(error = %e, "saving the run failed"),
         }
         if publish {
-            let body = json!({ "event": "status", "status": run.status, "error": run.error,
-                "totals": run.totals, "owner": run.lease.owner });
-            self.publish(body).await;
+            let event = RunEvent::Status {
+                status: run.status,
+                error: run.error.clone(),
+                totals: run.totals.clone(),
+                owner: run.lease.owner.clone(),
+            };
+            self.publish(event).await;
         }
         true
     }
 
     /// A `run_event` frame, queued in order; nothing waits for the commit.
-    pub async fn publish(&self, body: Value) {
+    pub async fn publish(&self, event: RunEvent) {
         self.hub
-            .enqueue(Topic::Run(self.id), NewFrame::new("run_event", body))
+            .enqueue(Topic::Run(self.id), FrameBody::RunEvent(event).into())
             .await;
     }
 
     /// For host calls that are synchronous in the script: queued at once, so `phase` and
     /// `log` events keep the script's order (a spawned send only if the queue is full).
-    pub fn publish_now(&self, body: Value) {
-        let frame = NewFrame::new("run_event", body);
+    pub fn publish_now(&self, event: RunEvent) {
+        let frame = NewFrame::from(FrameBody::RunEvent(event));
         let topic = Topic::Run(self.id);
         if let Err(frame) = self.hub.try_enqueue(topic, frame) {
             let hub = self.hub.clone();
@@ -173,7 +176,7 @@ impl Live {
     /// A narrator line: shown live now, written with the run's next write.
     pub fn log(&self, line: String) {
         self.log.lock().expect("log lock").push(line.clone());
-        self.publish_now(json!({ "event": "log", "message": line }));
+        self.publish_now(RunEvent::Log { message: line });
     }
 
     pub fn cancelled_by_request(&self) -> bool {

@@ -5,12 +5,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use baton_agent::AgentRuntime;
-use baton_core::{Capabilities, NewFrame, RunId, Topic};
+use baton_core::{FrameBody, RunEvent, RunId, Topic};
 use baton_events::EventHub;
 use baton_script::Limits;
 use baton_store::Store;
-use serde::Deserialize;
-use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,25 +17,6 @@ use crate::config::EngineConfig;
 use crate::discovery::{self, canonical_name, Definition};
 use crate::live::Live;
 use crate::WorkflowError;
-
-/// Stored in `Run.options`.
-#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
-pub(crate) struct Options {
-    pub budget_tokens: Option<u64>,
-    pub concurrency: usize,
-    pub workspace: Option<String>,
-    #[serde(default)]
-    pub capabilities: Capabilities,
-    pub projected_agents: u64,
-    pub projected_tokens: u64,
-    /// Approved (by `auto_approve`, or by a person): the run may start more than
-    /// `approval_agents` agents.
-    #[serde(default)]
-    pub approved: bool,
-    /// `meta.phases` titles, read once when the script is parsed.
-    #[serde(default)]
-    pub phases: Vec<String>,
-}
 
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
@@ -61,9 +40,9 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// Queued in order; nothing waits for the commit.
-    pub(crate) async fn publish_run(&self, run: RunId, body: Value) {
+    pub(crate) async fn publish_run(&self, run: RunId, event: RunEvent) {
         self.hub
-            .enqueue(Topic::Run(run), NewFrame::new("run_event", body))
+            .enqueue(Topic::Run(run), FrameBody::RunEvent(event).into())
             .await;
     }
 

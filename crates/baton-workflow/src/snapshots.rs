@@ -1,9 +1,8 @@
 use async_trait::async_trait;
 use baton_agent::AgentSnapshots;
-use baton_core::Topic;
+use baton_core::{SnapshotState, Topic};
 use baton_events::Snapshots;
 use baton_store::StoreResult;
-use serde_json::{json, Value};
 
 use crate::{WorkflowEngine, WorkflowError};
 
@@ -16,10 +15,12 @@ pub struct WorkflowSnapshots {
 
 #[async_trait]
 impl Snapshots for WorkflowSnapshots {
-    async fn snapshot(&self, topic: Topic) -> StoreResult<Option<Value>> {
+    async fn snapshot(&self, topic: Topic) -> StoreResult<Option<SnapshotState>> {
         match topic {
             Topic::Run(id) => match self.engine.view(id).await {
-                Ok(view) => Ok(Some(json!({ "run": view }))),
+                Ok(view) => Ok(Some(SnapshotState::Run {
+                    run: Some(Box::new(view)),
+                })),
                 Err(WorkflowError::NotFound(_)) => Ok(None),
                 Err(WorkflowError::Store(e)) => Err(e),
                 Err(e) => Err(baton_store::StoreError::database(std::io::Error::other(

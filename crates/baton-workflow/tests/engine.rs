@@ -120,7 +120,7 @@ async fn a_run_journals_its_agents_and_resume_skips_completed_ones() {
                 .count(),
             2
         );
-        assert_eq!(done.totals["agents"], 2);
+        assert_eq!(done.totals.agents, 2);
 
         // An edited script resumed: finished agents come from the journal.
         let v2 = v1.replace(

@@ -60,6 +60,8 @@ enum Command {
     Approve(RunIdArgs),
     /// Print a fresh random token for auth.token (BATON_AUTH__TOKEN).
     Token,
+    /// Print the OpenAPI document of the HTTP API and the WebSocket's frames.
+    Openapi,
     /// List a server's background tasks, newest first.
     Tasks {
         /// Only tasks with this status (queued, running, completed, failed, cancelled).
@@ -291,6 +293,10 @@ fn client_command(command: Command) -> ExitCode {
             }
             Command::Token => {
                 println!("{}", baton::cli::fresh_token()?);
+                Ok(0)
+            }
+            Command::Openapi => {
+                print!("{}", baton::openapi_document());
                 Ok(0)
             }
             _ => unreachable!("server commands are handled in main"),

@@ -613,3 +613,17 @@ async fn bearer_token_guards_api_and_ws(kind: Kind) {
             .is_err()
     );
 }
+
+/// The web app's types are generated from `web/src/generated/openapi.json`
+/// (`scripts/gen-types`): a change to a type the API or a frame carries must come with
+/// the regenerated document, or the web app would be checked against an old contract.
+#[test]
+fn the_web_apps_contract_is_the_servers_document() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../web/src/generated/openapi.json");
+    let checked_in = std::fs::read_to_string(&path).expect("web/src/generated/openapi.json");
+    assert!(
+        checked_in == baton::openapi_document(),
+        "web/src/generated/openapi.json differs from the server's document: run scripts/gen-types and commit the result"
+    );
+}

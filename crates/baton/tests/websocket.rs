@@ -3,7 +3,7 @@ mod common;
 
 use std::time::Duration;
 
-use baton_core::{ChatId, NewFrame, Topic};
+use baton_core::{ChatId, FrameBody, NewFrame, RunEvent, Topic};
 use baton_testkit::Kind;
 use common::{TestServer, Ws};
 use futures_util::StreamExt;
@@ -28,11 +28,16 @@ async fn chat_topic(s: &TestServer) -> (ChatId, String) {
     (id, format!("chat:{id}"))
 }
 
+/// A frame the test publishes: a narrator line, as a run's `log()` makes.
+fn line(message: String) -> NewFrame {
+    FrameBody::RunEvent(RunEvent::Log { message }).into()
+}
+
 async fn publish(s: &TestServer, id: ChatId, n: usize) {
     for i in 0..n {
         s.state
             .hub
-            .publish(Topic::Chat(id), NewFrame::new("message", json!({ "i": i })))
+            .publish(Topic::Chat(id), line(i.to_string()))
             .await
             .unwrap();
     }
@@ -54,10 +59,10 @@ async fn subscribe_sends_a_snapshot_then_live_frames(kind: Kind) {
     publish(&s, id, 3).await;
     for want in 1..=3 {
         let f = ws.next().await;
-        assert_eq!(f["type"], "message");
+        assert_eq!(f["type"], "run_event");
         assert_eq!(f["topic"], topic.as_str());
         assert_eq!(f["seq"], want);
-        assert_eq!(f["i"], want - 1);
+        assert_eq!(f["message"], (want - 1).to_string());
     }
     // A second subscriber that arrives later starts from the current seq.
     let mut late = s.ws().await;
@@ -65,7 +70,7 @@ async fn subscribe_sends_a_snapshot_then_live_frames(kind: Kind) {
     assert_eq!(late.next().await["seq"], 3);
     s.state
         .hub
-        .publish(Topic::Chat(id), NewFrame::new("message", json!({})))
+        .publish(Topic::Chat(id), line(String::new()))
         .await
         .unwrap();
     assert_eq!(late.next().await["seq"], 4);
@@ -82,7 +87,7 @@ async fn since_replays_what_was_missed_then_continues_live(kind: Kind) {
         let f = ws.next().await;
         assert_eq!(
             (f["type"].as_str(), f["seq"].as_i64()),
-            (Some("message"), Some(want))
+            (Some("run_event"), Some(want))
         );
     }
     publish(&s, id, 1).await;
@@ -104,7 +109,7 @@ async fn replay_races_publishing_without_gap_or_duplicate(kind: Kind) {
     // Publishing goes on while the client replays and switches to live frames.
     let publisher = tokio::spawn(async move {
         for i in 300..total {
-            hub.publish(Topic::Chat(id), NewFrame::new("message", json!({ "i": i })))
+            hub.publish(Topic::Chat(id), line(i.to_string()))
                 .await
                 .unwrap();
             if i % 50 == 0 {
@@ -117,7 +122,7 @@ async fn replay_races_publishing_without_gap_or_duplicate(kind: Kind) {
     let mut seqs = Vec::with_capacity(total);
     while seqs.len() < total {
         let f = ws.next().await;
-        assert_eq!(f["type"], "message", "{f}");
+        assert_eq!(f["type"], "run_event", "{f}");
         seqs.push(f["seq"].as_i64().unwrap());
     }
     publisher.await.unwrap();
@@ -128,7 +133,7 @@ async fn replay_races_publishing_without_gap_or_duplicate(kind: Kind) {
 async fn since_older_than_what_is_kept_gets_a_reset_snapshot(kind: Kind) {
     let s = TestServer::start_with(kind, &[("events.retain_per_topic", "100")]).await;
     let (id, topic) = chat_topic(&s).await;
-    let frames = vec![NewFrame::new("message", json!({})); 1024];
+    let frames = vec![line(String::new()); 1024];
     s.state
         .hub
         .publish_many(Topic::Chat(id), frames)
@@ -281,12 +286,9 @@ async fn a_slow_client_is_cut_off_without_slowing_others(kind: Kind) {
     let hub = s.state.hub.clone();
     let publisher = tokio::spawn(async move {
         for i in 0..n {
-            hub.publish(
-                Topic::Chat(id),
-                NewFrame::new("message", json!({ "i": i, "pad": pad })),
-            )
-            .await
-            .unwrap();
+            hub.publish(Topic::Chat(id), line(format!("{i} {pad}")))
+                .await
+                .unwrap();
         }
     });
     let mut got = 0usize;
@@ -405,34 +407,26 @@ async fn instances_sharing_postgres_see_each_others_frames() {
     let (ha, hb) = (a.state.hub.clone(), b_state.hub.clone());
     let pa = tokio::spawn(async move {
         for i in 0..50 {
-            ha.publish(t, NewFrame::new("message", json!({ "from": "a", "i": i })))
-                .await
-                .unwrap();
+            ha.publish(t, line(format!("a{i}"))).await.unwrap();
         }
     });
     let pb = tokio::spawn(async move {
         for i in 0..50 {
-            hb.publish(t, NewFrame::new("message", json!({ "from": "b", "i": i })))
-                .await
-                .unwrap();
+            hb.publish(t, line(format!("b{i}"))).await.unwrap();
         }
     });
     pa.await.unwrap();
     pb.await.unwrap();
     // With A silent, these reach A's client only through LISTEN/NOTIFY.
     for i in 50..55 {
-        b_state
-            .hub
-            .publish(t, NewFrame::new("message", json!({ "from": "b", "i": i })))
-            .await
-            .unwrap();
+        b_state.hub.publish(t, line(format!("b{i}"))).await.unwrap();
     }
     let mut seqs = Vec::new();
     let mut from_b = 0;
     while seqs.len() < 105 {
         let f = ws.next().await;
         seqs.push(f["seq"].as_i64().unwrap());
-        if f["from"] == "b" {
+        if f["message"].as_str().unwrap().starts_with('b') {
             from_b += 1;
         }
     }
@@ -456,11 +450,7 @@ async fn frames_published_while_the_listener_was_down_still_arrive() {
         mut ws,
         t,
     } = two_instances_watching_a_chat().await;
-    b_state
-        .hub
-        .publish(t, NewFrame::new("message", json!({ "i": 0 })))
-        .await
-        .unwrap();
+    b_state.hub.publish(t, line("0".into())).await.unwrap();
     assert_eq!(ws.next().await["seq"], 1);
 
     // Cut every listening connection to this database, then publish at once from B,
@@ -476,11 +466,7 @@ async fn frames_published_while_the_listener_was_down_still_arrive() {
     .unwrap();
     assert!(cut >= 1, "the listeners were found");
     for i in 1..20 {
-        b_state
-            .hub
-            .publish(t, NewFrame::new("message", json!({ "i": i })))
-            .await
-            .unwrap();
+        b_state.hub.publish(t, line(i.to_string())).await.unwrap();
     }
     let mut seqs = Vec::new();
     while seqs.len() < 19 {

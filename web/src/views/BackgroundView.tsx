@@ -3,11 +3,11 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { api } from "../api";
 import { duration, tokens } from "../format";
 import { search, setParam } from "../router";
-import { finishedStatus, taskSeconds } from "../tasks";
+import { finishedStatus, taskSeconds } from "../models/tasks";
 import type { Task, TaskStatus } from "../types";
 import { CapabilityBadges } from "./Capabilities";
-import { tasks } from "./tasksModel";
-import { TraceModel } from "./traceModel";
+import { tasks } from "../models/tasksModel";
+import { TraceModel } from "../models/traceModel";
 import { TraceTree } from "./TraceTree";
 
 const FILTERS: (TaskStatus | "all")[] = ["all", "running", "queued", "completed", "failed", "cancelled"];

@@ -3,10 +3,10 @@ import { duration, percent, tokens, usd, clock } from "../format";
 import { search, setParam } from "../router";
 import { hitClass, hitRate, queryFromParams } from "../traces";
 import { exchangeOf, exchangesOf, spawnedTask } from "../chat";
-import type { Message, SessionSummary, Trace } from "../types";
-import { tasks } from "./tasksModel";
+import type { Message, SessionView, Trace } from "../types";
+import { tasks } from "../models/tasksModel";
 import { Markdown } from "./Markdown";
-import { ChatModel } from "./chatModel";
+import { ChatModel } from "../models/chatModel";
 import { HitBar, TraceTree } from "./TraceTree";
 import { CapabilityBadges } from "./Capabilities";
 import { AttachmentImage, MessageImages } from "./Images";
@@ -194,7 +194,7 @@ function ChatPane({ model }: { model: ChatModel }) {
     let input = 0;
     let cached = 0;
     let cost = 0;
-    const all: SessionSummary[] = model.sessions.value.filter((s) => s.id !== session?.id);
+    const all: SessionView[] = model.sessions.value.filter((s) => s.id !== session?.id);
     if (session) all.push(session.usage ? session : (model.sessions.value.find((s) => s.id === session.id) ?? session));
     for (const s of all) {
       input += s.usage?.input_tokens ?? 0;

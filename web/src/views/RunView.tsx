@@ -1,104 +1,15 @@
 // The orchestrator's run view: approval card, phases, agents, log, controls, and an agent's
 // traces on demand.
-import { signal } from "@preact/signals";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, ApiError } from "../api";
-import { debounce, live, perFrame } from "../app";
 import { clock, duration, tokens, usd } from "../format";
 import { search, setParam } from "../router";
-import { applyEvent, finished, phasesOf, type LiveRun, type RunEvent } from "../runs";
+import { finished, phasesOf } from "../models/runs";
+import { RunModel } from "../models/runModel";
 import { bar, pretty, ROW_HEIGHT } from "../traces";
-import type { AgentView, Frame, Trace } from "../types";
-import { TraceModel } from "./traceModel";
+import type { AgentView } from "../types";
 import { TraceTree } from "./TraceTree";
 import { CapabilityBadges } from "./Capabilities";
 
-class RunModel {
-  state = signal<LiveRun | null>(null);
-  version = signal(0);
-  error = signal<string | null>(null);
-  notFound = signal(false);
-  /** The agent whose traces are open, and their model (live frames feed it). */
-  agentTraces: { session: string; model: TraceModel } | null = null;
-  private off: (() => void) | null = null;
-  private bump = perFrame(() => (this.version.value += 1));
-  private reread = debounce(() => void this.load(), 200, 1000);
-  private pending: Frame[] = [];
-
-  constructor(readonly id: string) {}
-
-  start() {
-    this.off = live.subscribe(`run:${this.id}`, (f) => this.onFrame(f));
-    void this.load();
-  }
-
-  stop() {
-    this.off?.();
-  }
-
-  /** Reads the run over REST. The `snapshot` frame is the source of truth while the socket
-   * is up (it is ordered with the frames after it, a REST answer is not), so a read only
-   * fills in before the first snapshot, or once the run has finished and no frame can follow
-   * (the result and totals come with no event of their own). */
-  async load() {
-    try {
-      const view = await api.run(this.id);
-      const current = this.state.value;
-      if (current && !finished(view.status)) return;
-      this.state.value = { run: view, budget: current?.budget ?? null };
-      const pending = this.pending;
-      this.pending = [];
-      for (const f of pending) this.onFrame(f);
-      this.bump();
-    } catch (e) {
-      if (e instanceof ApiError && (e.status === 404 || e.status === 400)) this.notFound.value = true;
-      else this.error.value = e instanceof Error ? e.message : String(e);
-    }
-  }
-
-  onFrame(f: Frame) {
-    if (f.type === "snapshot") {
-      const view = (f.state as { run?: LiveRun["run"] } | undefined)?.run;
-      if (view) {
-        this.state.value = { run: view, budget: this.state.value?.budget ?? null };
-        this.bump();
-      }
-      return;
-    }
-    if (f.type === "tool_trace") {
-      const t = f.trace as Trace;
-      if (this.agentTraces && t.session_id === this.agentTraces.session) this.agentTraces.model.apply(t);
-      return;
-    }
-    if (f.type !== "run_event") return;
-    const state = this.state.value;
-    if (!state) {
-      this.pending.push(f);
-      return;
-    }
-    if (!applyEvent(state, f as unknown as RunEvent, f.at)) this.reread();
-    this.bump();
-  }
-
-  async control(action: "approve" | "cancel" | "pause" | "resume") {
-    this.error.value = null;
-    try {
-      await api.control(this.id, action);
-      this.reread();
-    } catch (e) {
-      this.error.value = e instanceof Error ? e.message : String(e);
-    }
-  }
-
-  tracesOf(session: string): TraceModel {
-    if (this.agentTraces?.session !== session) {
-      const model = new TraceModel((cursor) => api.sessionTraces(session, cursor));
-      this.agentTraces = { session, model };
-      void model.more();
-    }
-    return this.agentTraces.model;
-  }
-}
 
 export function RunPage({ id }: { id: string }) {
   const model = useMemo(() => new RunModel(id), [id]);

@@ -4,9 +4,9 @@ import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
 import { link, live } from "../app";
 import { navigate, route } from "../router";
-import { activeCount } from "../tasks";
+import { activeCount } from "../models/tasks";
 import type { Chat } from "../types";
-import { dismiss, tasks, toasts, watchTasks } from "./tasksModel";
+import { dismiss, tasks, toasts, watchTasks } from "../models/tasksModel";
 
 export const chats = signal<Chat[]>([]);
 

@@ -20,7 +20,7 @@ import {
   type Row,
   type TraceNode,
 } from "../traces";
-import type { TraceModel } from "./traceModel";
+import type { TraceModel } from "../models/traceModel";
 
 const load = (key: string): Set<string> => {
   try {

@@ -171,7 +171,7 @@ impl Connection {
             Ok(ClientMessage::Ping) => {
                 send(
                     sink,
-                    protocol::local_frame("pong", None, serde_json::json!({})),
+                    protocol::local_frame(None, baton_core::FrameBody::Pong),
                 )
                 .await
             }

@@ -1,7 +1,7 @@
 //! `GET /ws`: subscribe to topics, catch up (snapshot or replay from `since`), then
 //! receive live frames. Protocol in SPEC section 3.
 mod connection;
-mod protocol;
+pub(crate) mod protocol;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;

@@ -1,12 +1,16 @@
 //! Client messages and the frames the connection itself produces (not from the log).
-use baton_core::time;
+use baton_core::{time, FrameBody, SnapshotState, WireFrame};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-#[derive(Debug, Deserialize)]
+/// What a client may send over the WebSocket.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
+    /// Frames of `topic` from now on: first a snapshot, or with `since` the frames after
+    /// that seq (a reset snapshot when they are no longer kept).
     Subscribe {
+        /// `chat:<id>`, `run:<id>` or `tasks`.
         topic: String,
         #[serde(default)]
         since: Option<i64>,
@@ -14,6 +18,7 @@ pub enum ClientMessage {
     Unsubscribe {
         topic: String,
     },
+    /// Answered with a `pong` frame.
     Ping,
 }
 
@@ -47,25 +52,32 @@ fn trunc(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
-fn now() -> String {
-    time::format(&time::now())
-}
-
 /// A frame about the connection rather than a topic's log: `seq` is null.
-pub fn local_frame(kind: &str, topic: Option<&str>, fields: Value) -> String {
-    let mut frame = json!({ "type": kind, "topic": topic, "seq": null, "at": now() });
-    if let (Some(obj), Value::Object(extra)) = (frame.as_object_mut(), fields) {
-        obj.extend(extra);
-    }
-    frame.to_string()
+pub fn local_frame(topic: Option<&str>, body: FrameBody) -> String {
+    wire(topic, None, body)
 }
 
 pub fn error_frame(topic: Option<&str>, code: &str, message: &str) -> String {
-    local_frame("error", topic, json!({ "code": code, "message": message }))
+    local_frame(
+        topic,
+        FrameBody::Error {
+            code: code.into(),
+            message: message.into(),
+            session_id: None,
+        },
+    )
 }
 
-pub fn snapshot_frame(topic: &str, seq: i64, reset: bool, state: Value) -> String {
-    json!({ "type": "snapshot", "topic": topic, "seq": seq, "at": now(),
-            "reset": reset, "state": state })
-    .to_string()
+pub fn snapshot_frame(topic: &str, seq: i64, reset: bool, state: SnapshotState) -> String {
+    wire(Some(topic), Some(seq), FrameBody::Snapshot { reset, state })
+}
+
+fn wire(topic: Option<&str>, seq: Option<i64>, body: FrameBody) -> String {
+    let frame = WireFrame {
+        topic: topic.map(str::to_string),
+        seq,
+        at: time::now(),
+        body,
+    };
+    serde_json::to_string(&frame).expect("a frame serializes")
 }

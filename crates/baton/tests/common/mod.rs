@@ -169,6 +169,16 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
     );
 }
 
+/// A frame from the server as JSON, after checking it is one the contract describes:
+/// every frame must read back as `baton_core::WireFrame`, the type the web app's types
+/// are generated from.
+pub fn typed_frame(text: &str) -> Value {
+    if let Err(e) = serde_json::from_str::<baton_core::WireFrame>(text) {
+        panic!("the server sent a frame outside the contract ({e}): {text}");
+    }
+    serde_json::from_str(text).unwrap()
+}
+
 pub struct Ws {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
@@ -212,7 +222,7 @@ impl Ws {
                 .await
                 .expect("a frame within 10 s")
             {
-                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+                Some(Ok(Message::Text(t))) => return typed_frame(&t),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
             }
@@ -223,7 +233,7 @@ impl Ws {
     pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
         loop {
             match tokio::time::timeout(wait, self.stream.next()).await {
-                Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
+                Ok(Some(Ok(Message::Text(t)))) => return Some(typed_frame(&t)),
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
                 _ => return None,
             }

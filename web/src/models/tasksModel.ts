@@ -2,7 +2,7 @@
 // the toasts, all from one subscription to the `tasks` topic.
 import { signal } from "@preact/signals";
 import { live } from "../app";
-import { applyTaskFrame } from "../tasks";
+import { applyTaskFrame } from "./tasks";
 import type { Task } from "../types";
 
 export const tasks = signal<Task[]>([]);

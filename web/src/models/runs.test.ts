@@ -1,6 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { applyEvent, phasesOf, type LiveRun } from "./runs";
-import type { RunView } from "./types";
+import type { RunEvent, RunOptions, RunView } from "../types";
+
+const options = (phases: string[]): RunOptions => ({
+  approved: true, budget_tokens: null, capabilities: { write: false, exec: false }, concurrency: 4,
+  phases, projected_agents: 0, projected_tokens: 0, workspace: null,
+});
+const totals = { agents: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 };
+const start = (key: string, label: string | null = null, phase: string | null = null): RunEvent =>
+  ({ event: "agent_start", key, label, phase, order: 1 });
+const finish = (key: string, phase: string, fields: Partial<Extract<RunEvent, { event: "agent_finish" }>>): RunEvent => ({
+  event: "agent_finish", key, label: null, phase, status: "completed", cached: false, session_id: null, error: null,
+  input_tokens: 0, output_tokens: 0, cost_usd: 0, ...fields,
+});
+const status = (s: RunView["status"], owner: string | null = null): RunEvent =>
+  ({ event: "status", status: s, error: null, totals, owner });
 
 function run(): LiveRun {
   const view: RunView = {
@@ -10,10 +24,10 @@ function run(): LiveRun {
     source: "builtin",
     script: "",
     args: null,
-    options: { phases: ["Plan", "Work"] },
+    options: options(["Plan", "Work"]),
     result: null,
     error: null,
-    totals: {},
+    totals,
     log: [],
     created_at: "2026-11-22T10:00:00Z",
     started_at: "2026-11-22T10:00:00Z",
@@ -29,9 +43,9 @@ function run(): LiveRun {
 describe("run events", () => {
   it("counts agents per phase by status as they start and finish", () => {
     const s = run();
-    applyEvent(s, { event: "agent_start", key: "a", label: "one", phase: "Work" }, "2026-11-22T10:00:01Z");
-    applyEvent(s, { event: "agent_start", key: "b", label: "two", phase: "Work" }, "2026-11-22T10:00:02Z");
-    applyEvent(s, { event: "agent_finish", key: "a", phase: "Work", status: "completed", cached: false, input_tokens: 100, output_tokens: 20, cost_usd: 0.5, session_id: "s" }, "2026-11-22T10:00:04Z");
+    applyEvent(s, start("a", "one", "Work"), "2026-11-22T10:00:01Z");
+    applyEvent(s, start("b", "two", "Work"), "2026-11-22T10:00:02Z");
+    applyEvent(s, finish("a", "Work", { input_tokens: 100, output_tokens: 20, cost_usd: 0.5, session_id: "s" }), "2026-11-22T10:00:04Z");
     const phases = phasesOf(s.run, Date.parse("2026-11-22T10:00:05Z"));
     expect(phases.map((p) => p.title)).toEqual(["Plan", "Work"]);
     expect(phases[0].agents).toEqual({});
@@ -44,7 +58,7 @@ describe("run events", () => {
 
   it("shows a journaled (cached) agent as completed without a start", () => {
     const s = run();
-    applyEvent(s, { event: "agent_finish", key: "c", label: "x", phase: "Plan", status: "completed", cached: true, session_id: "old" }, "2026-11-22T10:00:01Z");
+    applyEvent(s, finish("c", "Plan", { label: "x", cached: true, session_id: "old" }), "2026-11-22T10:00:01Z");
     expect(s.run.agents).toHaveLength(1);
     expect(s.run.agents[0]).toMatchObject({ cached: true, status: "completed", session_id: "old" });
   });
@@ -52,12 +66,12 @@ describe("run events", () => {
   it("follows the run to the instance that took it over", () => {
     const s = run();
     applyEvent(s, { event: "log", message: "taken over by instance host-2-bbbbbb (lease epoch 2)" }, "");
-    applyEvent(s, { event: "status", status: "running", owner: "host-2-bbbbbb" }, "");
+    applyEvent(s, status("running", "host-2-bbbbbb"), "");
     expect(s.run.lease.owner).toBe("host-2-bbbbbb");
     expect(s.run.lease.epoch).toBe(1); // the epoch is the store's business; the view shows the owner
-    applyEvent(s, { event: "status", status: "paused" }, "");
-    expect(s.run.lease.owner).toBe("host-2-bbbbbb"); // a frame without an owner changes nothing
-    applyEvent(s, { event: "status", status: "cancelled", owner: null }, "");
+    applyEvent(s, status("paused", "host-2-bbbbbb"), "");
+    expect(s.run.lease.owner).toBe("host-2-bbbbbb");
+    applyEvent(s, status("cancelled"), "");
     expect(s.run.lease.owner).toBeNull();
   });
 
@@ -65,8 +79,8 @@ describe("run events", () => {
     const s = run();
     expect(applyEvent(s, { event: "log", message: "hello" }, "")).toBe(true);
     expect(applyEvent(s, { event: "budget", total: 10, spent: 4 }, "")).toBe(true);
-    expect(applyEvent(s, { event: "status", status: "paused" }, "")).toBe(true);
-    expect(applyEvent(s, { event: "status", status: "completed" }, "")).toBe(false);
+    expect(applyEvent(s, status("paused"), "")).toBe(true);
+    expect(applyEvent(s, status("completed"), "")).toBe(false);
     expect(s.run.log).toEqual(["hello"]);
     expect(s.budget).toEqual({ total: 10, spent: 4 });
     expect(s.run.status).toBe("completed");
@@ -84,11 +98,11 @@ describe("cache holds", () => {
   it("shows a sibling waiting for the first one's cache, then how long it waited", () => {
     const state = run();
     const at = "2026-01-01T00:00:00Z";
-    expect(applyEvent(state, { event: "agent_start", key: "k-hold" }, at)).toBe(true);
-    expect(applyEvent(state, { event: "agent_hold", key: "k-hold", max_ms: 5000 }, at)).toBe(true);
+    expect(applyEvent(state, start("k-hold"), at)).toBe(true);
+    expect(applyEvent(state, { event: "agent_hold", key: "k-hold", label: null, max_ms: 5000 }, at)).toBe(true);
     const agent = () => state.run.agents.find((a) => a.key === "k-hold");
     expect(agent()?.holding).toBe(true);
-    expect(applyEvent(state, { event: "agent_hold", key: "k-hold", held_ms: 140 }, at)).toBe(true);
+    expect(applyEvent(state, { event: "agent_hold", key: "k-hold", label: null, held_ms: 140 }, at)).toBe(true);
     expect(agent()).toMatchObject({ holding: false, held_ms: 140 });
   });
 });

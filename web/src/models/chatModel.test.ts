@@ -1,14 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { Frame, Message, Trace } from "./types";
-import { ChatModel } from "./views/chatModel";
+import type { Frame, Message, Trace } from "../types";
+import { ChatModel } from "./chatModel";
 
-const frame = (type: string, fields: Record<string, unknown>, seq = 1): Frame => ({
-  type,
-  topic: "chat:c",
-  seq,
-  at: "2026-11-22T10:00:00Z",
-  ...fields,
-});
+const frame = (type: Frame["type"], fields: Record<string, unknown>, seq = 1): Frame =>
+  ({ type, topic: "chat:c", seq, at: "2026-11-22T10:00:00Z", ...fields }) as Frame;
 
 const message = (id: string, role: Message["role"], turn: number, content: string): Message => ({
   id,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { activeCount, applyTaskFrame, taskSeconds } from "./tasks";
-import type { Frame, Task } from "./types";
+import type { Frame, Task } from "../types";
 
 function task(id: string, status: Task["status"], extra: Partial<Task> = {}): Task {
   return {
@@ -13,7 +13,8 @@ function task(id: string, status: Task["status"], extra: Partial<Task> = {}): Ta
   };
 }
 
-const frame = (type: string, body: Record<string, unknown>): Frame => ({ type, topic: "tasks", seq: 1, at: "", ...body });
+const frame = (type: Frame["type"], body: Record<string, unknown>): Frame =>
+  ({ type, topic: "tasks", seq: 1, at: "", ...body }) as Frame;
 
 describe("background tasks", () => {
   it("starts from the snapshot, newest first, and counts the active ones", () => {
@@ -43,7 +44,7 @@ describe("background tasks", () => {
   it("ignores what is not about tasks", () => {
     const list = [task("01a", "running")];
     expect(applyTaskFrame(list, frame("tool_trace", {})).list).toBe(list);
-    expect(applyTaskFrame(list, frame("task_event", { phase: "created" })).list).toBe(list);
+    expect(applyTaskFrame(list, frame("snapshot", { reset: false, state: { run: null } })).list).toBe(list);
   });
 
   it("measures a task from its start", () => {

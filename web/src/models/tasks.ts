@@ -1,6 +1,6 @@
 // Background tasks as the page keeps them: the `tasks` topic's snapshot (the newest tasks),
 // then its `task_event` frames, each the whole task as it now is.
-import type { Frame, Task, TaskStatus } from "./types";
+import type { Frame, Task, TaskStatus } from "../types";
 
 export function finishedStatus(s: TaskStatus): boolean {
   return s === "completed" || s === "failed" || s === "cancelled";
@@ -10,12 +10,11 @@ export function finishedStatus(s: TaskStatus): boolean {
  * ended, if the frame says one did. Frames for other topics or types change nothing. */
 export function applyTaskFrame(list: Task[], frame: Frame): { list: Task[]; ended: Task | null } {
   if (frame.type === "snapshot") {
-    const state = frame.state as { tasks?: Task[] } | undefined;
-    return { list: sortNewest(state?.tasks ?? []), ended: null };
+    const state = frame.state;
+    return { list: "tasks" in state ? sortNewest(state.tasks) : list, ended: null };
   }
   if (frame.type !== "task_event") return { list, ended: null };
-  const task = frame.task as Task | undefined;
-  if (!task?.id) return { list, ended: null };
+  const task = frame.task;
   const before = list.find((t) => t.id === task.id);
   // A late frame never takes a finished task back.
   if (before && finishedStatus(before.status) && !finishedStatus(task.status)) return { list, ended: null };

@@ -1,11 +1,8 @@
 // A run's view kept current from `run_event` frames, without refetching it on every event:
 // a 1,000-agent run sends thousands of frames, and each is applied in place.
-import type { AgentStatus, AgentView, PhaseView, RunStatus, RunView } from "./types";
+import type { AgentStatus, AgentView, PhaseView, RunEvent, RunStatus, RunView } from "../types";
 
-export interface RunEvent {
-  event: "phase" | "agent_start" | "agent_finish" | "agent_hold" | "log" | "status" | "budget";
-  [field: string]: unknown;
-}
+export type { RunEvent };
 
 export interface LiveRun {
   run: RunView;
@@ -20,13 +17,11 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
   const run = state.run;
   switch (e.event) {
     case "phase": {
-      const title = String(e.title ?? "");
-      if (!run.phases.some((p) => p.title === title)) run.phases.push(emptyPhase(title));
+      if (!run.phases.some((p) => p.title === e.title)) run.phases.push(emptyPhase(e.title));
       return true;
     }
     case "agent_start": {
-      const key = String(e.key);
-      const existing = run.agents.find((a) => a.key === key);
+      const existing = run.agents.find((a) => a.key === e.key);
       const agent = existing ?? newAgent(e, at);
       agent.status = "running";
       agent.started_at = existing ? existing.started_at : at;
@@ -34,29 +29,26 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
       return true;
     }
     case "agent_finish": {
-      const key = String(e.key);
-      let agent = run.agents.find((a) => a.key === key);
+      let agent = run.agents.find((a) => a.key === e.key);
       if (!agent) {
         // A cached agent finishes without starting.
         agent = newAgent(e, at);
         agent.finished_at = at;
         run.agents.push(agent);
       }
-      agent.status = (e.status as AgentStatus) ?? "completed";
-      agent.cached = Boolean(e.cached);
-      agent.session_id = (e.session_id as string | null) ?? agent.session_id;
-      agent.error = (e.error as string | null) ?? null;
-      if (!e.cached) {
-        agent.input_tokens = Number(e.input_tokens ?? 0);
-        agent.output_tokens = Number(e.output_tokens ?? 0);
-        agent.cost_usd = Number(e.cost_usd ?? 0);
-        agent.finished_at = at;
-      }
+      agent.status = e.status;
+      agent.cached = e.cached;
+      agent.session_id = e.session_id ?? agent.session_id;
+      agent.error = e.error;
+      agent.input_tokens = e.input_tokens;
+      agent.output_tokens = e.output_tokens;
+      agent.cost_usd = e.cost_usd;
+      if (!e.cached) agent.finished_at = at;
       return true;
     }
     case "agent_hold": {
       // A sibling waiting for the first one with its request prefix, to read its cache.
-      const agent = run.agents.find((a) => a.key === String(e.key));
+      const agent = run.agents.find((a) => a.key === e.key);
       if (!agent) return true;
       if (typeof e.held_ms === "number") {
         agent.holding = false;
@@ -65,16 +57,17 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
       return true;
     }
     case "log":
-      run.log.push(String(e.message ?? ""));
+      run.log.push(e.message);
       return true;
     case "budget":
-      state.budget = { total: Number(e.total), spent: Number(e.spent) };
+      state.budget = { total: e.total, spent: e.spent };
       return true;
     case "status": {
-      run.status = e.status as RunStatus;
-      if (e.error !== undefined) run.error = (e.error as string | null) ?? null;
+      run.status = e.status;
+      run.error = e.error;
+      run.totals = e.totals;
       // Another instance took the run over, or it was given up.
-      if (e.owner !== undefined) run.lease = { ...run.lease, owner: (e.owner as string | null) ?? null };
+      run.lease = { ...run.lease, owner: e.owner };
       return !["completed", "failed", "cancelled"].includes(run.status);
     }
     default:
@@ -82,11 +75,11 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
   }
 }
 
-function newAgent(e: RunEvent, at: string): AgentView {
+function newAgent(e: { key: string; label: string | null; phase: string | null }, at: string): AgentView {
   return {
-    key: String(e.key),
-    label: (e.label as string | null) ?? null,
-    phase: (e.phase as string | null) ?? null,
+    key: e.key,
+    label: e.label,
+    phase: e.phase,
     status: "running",
     session_id: null,
     cached: false,

@@ -3,7 +3,7 @@
 import { signal, type Signal } from "@preact/signals";
 import { api, ApiError } from "../api";
 import { debounce, live } from "../app";
-import type { Chat, Frame, Message, SessionSummary, SessionView, Trace } from "../types";
+import type { Chat, Frame, Message, SessionView } from "../types";
 import { TraceModel } from "./traceModel";
 import { TimelineModel } from "./timelineModel";
 import { isEmptyQuery, matchesQuery, type TraceQuery } from "../traces";
@@ -21,7 +21,7 @@ export interface Streaming {
 export class ChatModel {
   chat = signal<Chat | null>(null);
   messages = signal<Message[]>([]);
-  session = signal<SessionSummary | null>(null);
+  session = signal<SessionView | null>(null);
   sessions = signal<SessionView[]>([]);
   streaming = signal<Streaming | null>(null);
   error = signal<string | null>(null);
@@ -189,9 +189,11 @@ export class ChatModel {
   onFrame(f: Frame) {
     switch (f.type) {
       case "snapshot": {
-        const state = f.state as { chat?: Chat; session?: SessionSummary | null } | undefined;
-        if (state?.chat) this.chat.value = state.chat;
-        if (state?.session) this.session.value = state.session;
+        const state = f.state;
+        if ("chat" in state) {
+          this.chat.value = state.chat;
+          if (state.session) this.session.value = state.session;
+        }
         // A reset means frames were missed and are gone: forget what was shown.
         if (f.reset) this.messages.value = [];
         const loaded = this.traces.pagesRead() > 0;
@@ -200,13 +202,13 @@ export class ChatModel {
         break;
       }
       case "message": {
-        const m = f.message as Message;
+        const m = f.message;
         this.mergeMessages([m]);
         if (m.role === "assistant") this.streaming.value = null;
         break;
       }
       case "message_delta": {
-        const d = f as unknown as { session_id: string; turn_number: number; text: string; restart?: unknown };
+        const d = f;
         const cur = this.streaming.value;
         const same = cur && cur.session === d.session_id && cur.turn === d.turn_number && !d.restart;
         this.streaming.value = {
@@ -217,17 +219,17 @@ export class ChatModel {
         break;
       }
       case "session_state": {
-        const s = f.session as SessionSummary;
+        const s = f.session;
         this.session.value = s;
         if (s.status !== "running") this.streaming.value = null;
         this.refreshTimeline();
         break;
       }
       case "tool_trace": {
-        this.traces.apply(f.trace as Trace);
+        this.traces.apply(f.trace);
         // A search's results follow the calls it shows, and take in new ones that match.
         const found = this.found.value;
-        const t = f.trace as Trace;
+        const t = f.trace;
         if (found && (found.set.get(t.id) || matchesQuery(this.finding.value, t))) found.apply(t);
         if (f.phase === "finish") this.refreshTimeline();
         break;
