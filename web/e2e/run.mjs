@@ -370,6 +370,19 @@ async function runBackend(browser, backend) {
       await page.locator('.phases tr[data-phase="Ask"] .count-completed:has-text("999 completed")').waitFor({ timeout: T });
       await page.locator(".run-pane h2 .status-completed").waitFor({ timeout: T });
       figures[`${backend}.run_view_lag_after_1000_agents_ms`] = Date.now() - finishedAt;
+      // The view carries the first 200 agents; the rest page in as the list scrolls down.
+      await page.locator(".run-pane h3:has-text('Agents') .muted:text-is('1000')").waitFor({ timeout: T });
+      let drawnFor = 0;
+      for (let i = 0; i < 100 && drawnFor < 1000; i++) {
+        drawnFor = await page.locator(".agents").evaluate((el) => {
+          el.scrollTop = el.scrollHeight;
+          const row = el.querySelector(".row.agent");
+          return Math.round(el.scrollHeight / (row ? row.getBoundingClientRect().height : 1));
+        });
+        await page.waitForTimeout(100);
+      }
+      assert.equal(drawnFor, 1000, "every agent can be scrolled to");
+      assert.ok((await page.locator(".agents .row.agent").count()) < 80, "only the rows in view are drawn");
       await shot(page, backend, "run-1000-agents");
       clean(page);
       await context.close();

@@ -1,6 +1,6 @@
 import type { TraceQuery } from "./traces";
 // REST calls. Errors arrive as {"error":{"code","message"}}; they become ApiError.
-import type { Attachment, Chat, Definition, Message, Page, Run, RunView, SessionView, Task, Trace, TurnSummary } from "./types";
+import type { AgentView, Attachment, Chat, Definition, Message, Page, Run, RunView, SessionView, Task, Trace, TurnSummary } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -100,6 +100,9 @@ export const api = {
     call<{ run_id: string; status: string }>("POST", `/workflows/${id(name)}/runs`, body),
   runs: (cursor?: string | null) => call<Page<Run>>("GET", `/runs${q({ limit: 50, cursor })}`),
   run: (run: string) => call<RunView>("GET", `/runs/${id(run)}`),
+  /** A run's agents after `cursor` (its `agents_next`, then each page's), in start order. */
+  runAgents: (run: string, cursor: string, limit = 500) =>
+    call<Page<AgentView>>("GET", `/runs/${id(run)}/agents?limit=${limit}&cursor=${encodeURIComponent(cursor)}`),
   tasks: (status: string | null, cursor?: string | null) => call<Page<Task>>("GET", `/tasks${q({ status, limit: 100, cursor })}`),
   task: (task: string) => call<Task>("GET", `/tasks/${id(task)}`),
   cancelTask: (task: string) => call<Task>("POST", `/tasks/${id(task)}/cancel`),

@@ -12,7 +12,7 @@ use baton_core::{
     TraceKind, TraceOutcome, TurnSummary,
 };
 use baton_core::{Instance, RunControl, Task, TaskId, TaskStatus};
-use baton_store::{Backend, Held, Store, StoreError, StoreResult, TopicBounds};
+use baton_store::{Backend, Held, PhaseTotals, Store, StoreError, StoreResult, TopicBounds};
 use std::time::Duration;
 
 fn claim(run: &mut Run, owner: &str, ttl: Duration) {
@@ -342,6 +342,17 @@ impl Store for NullStore {
         Ok(0)
     }
     async fn list_journal(&self, _: RunId) -> StoreResult<Vec<JournalEntry>> {
+        Ok(vec![])
+    }
+    async fn journal_page(
+        &self,
+        _: RunId,
+        _: Option<i64>,
+        _: u32,
+    ) -> StoreResult<Vec<JournalEntry>> {
+        Ok(vec![])
+    }
+    async fn journal_totals(&self, _: RunId) -> StoreResult<Vec<PhaseTotals>> {
         Ok(vec![])
     }
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {

@@ -100,6 +100,8 @@ pub enum RunEvent {
     /// An agent ended; `cached` when its result came from the journal (it did not run).
     AgentFinish {
         key: String,
+        /// Its start order within the run.
+        order: i64,
         label: Option<String>,
         phase: Option<String>,
         status: AgentStatus,

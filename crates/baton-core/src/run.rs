@@ -174,6 +174,8 @@ pub struct JournalEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AgentView {
     pub key: String,
+    /// Its start order within the run.
+    pub order: i64,
     pub label: Option<String>,
     pub phase: Option<String>,
     pub status: AgentStatus,
@@ -191,6 +193,7 @@ impl From<JournalEntry> for AgentView {
     fn from(e: JournalEntry) -> Self {
         Self {
             key: e.key,
+            order: e.seq,
             label: e.label,
             phase: e.phase,
             status: e.status,
@@ -218,11 +221,18 @@ pub struct PhaseView {
 }
 
 /// `GET /api/runs/:id`: the run with per-phase agent counts, tokens, cost and elapsed
-/// time, and each agent with its session for drill-down.
+/// time over all its agents, and its first agents (each with its session for
+/// drill-down); the rest are paged (`GET /api/runs/:id/agents`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunView {
     #[serde(flatten)]
     pub run: Run,
     pub phases: Vec<PhaseView>,
+    /// The first agents in start order.
     pub agents: Vec<AgentView>,
+    /// How many agents the run has started in all.
+    pub agents_total: u64,
+    /// The `cursor` of `GET /api/runs/:id/agents` for the agents after these; null when
+    /// these are all.
+    pub agents_next: Option<String>,
 }

@@ -327,7 +327,7 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
         .get(
             "/runs/{id}",
             Op {
-                summary: "A run: status, phases with agent counts, tokens, cost and elapsed time, agents, log, result, totals",
+                summary: "A run: status, phases with agent counts, tokens, cost and elapsed time over all its agents, its first 200 agents (agents_next pages the rest), log, result, totals",
                 tag: "runs",
                 body: None,
                 query: None,
@@ -336,6 +336,19 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
                 errors: &[400, 404],
             },
             workflows::run,
+        )
+        .get(
+            "/runs/{id}/agents",
+            Op {
+                summary: "A run's agents in start order, keyset-paged (the cursor is a start order: agents_next of the run, then next_cursor)",
+                tag: "runs",
+                body: None,
+                query: Some(schema::<PageQuery>),
+                ok_status: 200,
+                ok: schema::<Page<baton_core::AgentView>>,
+                errors: &[400, 404],
+            },
+            workflows::agents,
         )
         .post(
             "/runs/{id}/approve",

@@ -24,8 +24,8 @@ use baton_core::{
     TraceId, TurnSummary,
 };
 use baton_store::{
-    Backend, Held, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds,
-    TraceScope, WorkNotifications,
+    Backend, Held, MigrationReport, PhaseTotals, Queued, Store, StoreError, StoreResult,
+    TopicBounds, TraceScope, WorkNotifications,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
@@ -464,6 +464,19 @@ impl Store for PgStore {
 
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>> {
         runs::list_journal(&self.pool, run).await
+    }
+
+    async fn journal_page(
+        &self,
+        run: RunId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<JournalEntry>> {
+        runs::journal_page(&self.pool, run, after, limit).await
+    }
+
+    async fn journal_totals(&self, run: RunId) -> StoreResult<Vec<PhaseTotals>> {
+        runs::journal_totals(&self.pool, run).await
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {

@@ -1,6 +1,6 @@
 use baton_core::time::Timestamp;
 use baton_core::{AgentStatus, JournalEntry, Run, RunId, RunStatus, SessionId};
-use baton_store::{StoreError, StoreResult};
+use baton_store::{PhaseTotals, StoreError, StoreResult};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -279,6 +279,58 @@ pub(crate) async fn get_journal(
         .as_ref()
         .map(entry_from)
         .transpose()
+}
+
+pub(crate) async fn journal_page(
+    pool: &PgPool,
+    run: RunId,
+    after: Option<i64>,
+    limit: u32,
+) -> StoreResult<Vec<JournalEntry>> {
+    let rows = sqlx::query(
+        "SELECT * FROM workflow_agents WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(run.0)
+    .bind(after.unwrap_or(i64::MIN))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(entry_from).collect()
+}
+
+pub(crate) async fn journal_totals(pool: &PgPool, run: RunId) -> StoreResult<Vec<PhaseTotals>> {
+    let rows = sqlx::query(
+        "SELECT phase, status, COUNT(*)::bigint AS agents,
+            SUM(input_tokens + output_tokens)::bigint AS tokens,
+            SUM(COALESCE(cost_usd, 0))::float8 AS cost_usd, MIN(started_at) AS first_started,
+            MAX(finished_at) AS last_finished,
+            COUNT(*) FILTER (WHERE finished_at IS NULL)::bigint AS unfinished,
+            MIN(seq)::bigint AS first_seq, MAX(seq)::bigint AS last_seq
+         FROM workflow_agents WHERE run_id = $1 GROUP BY phase, status ORDER BY first_seq",
+    )
+    .bind(run.0)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            let status: String = row.try_get("status").map_err(db)?;
+            Ok(PhaseTotals {
+                phase: row.try_get("phase").map_err(db)?,
+                status: AgentStatus::parse(&status)
+                    .ok_or_else(|| StoreError::corrupt("workflow_agents", "status"))?,
+                agents: row.try_get("agents").map_err(db)?,
+                tokens: row.try_get("tokens").map_err(db)?,
+                cost_usd: row.try_get("cost_usd").map_err(db)?,
+                first_started: row.try_get("first_started").map_err(db)?,
+                last_finished: row.try_get("last_finished").map_err(db)?,
+                unfinished: row.try_get("unfinished").map_err(db)?,
+                first_seq: row.try_get("first_seq").map_err(db)?,
+                last_seq: row.try_get("last_seq").map_err(db)?,
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn list_journal(pool: &PgPool, run: RunId) -> StoreResult<Vec<JournalEntry>> {

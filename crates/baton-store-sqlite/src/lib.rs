@@ -29,7 +29,8 @@ use baton_core::{
     TraceId, TurnSummary,
 };
 use baton_store::{
-    Backend, Held, MigrationReport, Queued, Store, StoreError, StoreResult, TopicBounds, TraceScope,
+    Backend, Held, MigrationReport, PhaseTotals, Queued, Store, StoreError, StoreResult,
+    TopicBounds, TraceScope,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
@@ -470,6 +471,19 @@ impl Store for SqliteStore {
 
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>> {
         runs::list_journal(&self.reader, run).await
+    }
+
+    async fn journal_page(
+        &self,
+        run: RunId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<JournalEntry>> {
+        runs::journal_page(&self.reader, run, after, limit).await
+    }
+
+    async fn journal_totals(&self, run: RunId) -> StoreResult<Vec<PhaseTotals>> {
+        runs::journal_totals(&self.reader, run).await
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {

@@ -1,6 +1,6 @@
 use baton_core::time::Timestamp;
 use baton_core::{AgentStatus, JournalEntry, Run, RunId, RunStatus, SessionId};
-use baton_store::{StoreError, StoreResult};
+use baton_store::{PhaseTotals, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
 
@@ -246,6 +246,55 @@ pub(crate) async fn get_journal(
         .as_ref()
         .map(entry_from)
         .transpose()
+}
+
+pub(crate) async fn journal_page(
+    pool: &SqlitePool,
+    run: RunId,
+    after: Option<i64>,
+    limit: u32,
+) -> StoreResult<Vec<JournalEntry>> {
+    let rows = sqlx::query(
+        "SELECT * FROM workflow_agents WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )
+    .bind(id_text(run.0))
+    .bind(after.unwrap_or(i64::MIN))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(entry_from).collect()
+}
+
+pub(crate) async fn journal_totals(pool: &SqlitePool, run: RunId) -> StoreResult<Vec<PhaseTotals>> {
+    let rows = sqlx::query(
+        "SELECT phase, status, COUNT(*) AS agents, SUM(input_tokens + output_tokens) AS tokens,
+            SUM(COALESCE(cost_usd, 0)) AS cost_usd, MIN(started_at) AS first_started,
+            MAX(finished_at) AS last_finished, SUM(finished_at IS NULL) AS unfinished,
+            MIN(seq) AS first_seq, MAX(seq) AS last_seq
+         FROM workflow_agents WHERE run_id = ?1 GROUP BY phase, status ORDER BY first_seq",
+    )
+    .bind(id_text(run.0))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            let c = Cols::new(row, "workflow_agents");
+            Ok(PhaseTotals {
+                phase: c.opt_text("phase")?,
+                status: c.parsed("status", AgentStatus::parse)?,
+                agents: c.int("agents")?,
+                tokens: c.int("tokens")?,
+                cost_usd: c.opt_real("cost_usd")?.unwrap_or(0.0),
+                first_started: c.time("first_started")?,
+                last_finished: c.opt_time("last_finished")?,
+                unfinished: c.int("unfinished")?,
+                first_seq: c.int("first_seq")?,
+                last_seq: c.int("last_seq")?,
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn list_journal(pool: &SqlitePool, run: RunId) -> StoreResult<Vec<JournalEntry>> {

@@ -105,6 +105,25 @@ pub struct TopicBounds {
     pub first_kept: i64,
 }
 
+/// A run's agents of one phase and status, together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseTotals {
+    pub phase: Option<String>,
+    pub status: baton_core::AgentStatus,
+    pub agents: i64,
+    /// Input and output tokens.
+    pub tokens: i64,
+    pub cost_usd: f64,
+    pub first_started: Timestamp,
+    pub last_finished: Option<Timestamp>,
+    /// Agents without a finish time.
+    pub unfinished: i64,
+    /// The start order of the first of them: phases are listed in the order they began.
+    pub first_seq: i64,
+    /// The highest start order: past it, a cursor names no agent.
+    pub last_seq: i64,
+}
+
 /// Whose traces a listing reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceScope {
@@ -320,6 +339,16 @@ pub trait Store: Send + Sync + 'static {
     async fn stop_running_agents(&self, run: RunId, epoch: i64, at: Timestamp) -> StoreResult<u64>;
     /// A run's journal in start order.
     async fn list_journal(&self, run: RunId) -> StoreResult<Vec<JournalEntry>>;
+    /// At most `limit` of a run's agents in start order, after the one whose `seq` is
+    /// `after`.
+    async fn journal_page(
+        &self,
+        run: RunId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<JournalEntry>>;
+    /// A run's agents counted per phase and status, however many there are.
+    async fn journal_totals(&self, run: RunId) -> StoreResult<Vec<PhaseTotals>>;
 
     // leases: which instance runs which work (SPEC 4.6)
     /// Claims up to `limit` runs that are `queued` or `running` and that nobody holds (no

@@ -994,6 +994,48 @@ async fn runs_and_their_journal_round_trip(kind: Kind) {
         "another run's agents are left alone"
     );
     assert_eq!(s.stop_running_agents(r.id, 0, at).await.unwrap(), 0);
+
+    // Pages in start order, and totals per phase and status without reading the rows.
+    let keys = |j: Vec<JournalEntry>| j.into_iter().map(|e| e.key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(s.journal_page(r.id, None, 3).await.unwrap()),
+        ["k1", "k0", "k2"]
+    );
+    assert_eq!(
+        keys(s.journal_page(r.id, Some(2), 3).await.unwrap()),
+        ["k2", "k3"]
+    );
+    assert!(s.journal_page(r.id, Some(4), 3).await.unwrap().is_empty());
+    assert!(s
+        .journal_page(r.id, Some(i64::MAX), 3)
+        .await
+        .unwrap()
+        .is_empty());
+    let totals = s.journal_totals(r.id).await.unwrap();
+    let got: Vec<_> = totals
+        .iter()
+        .map(|t| {
+            (
+                t.phase.as_deref(),
+                t.status,
+                t.agents,
+                t.tokens,
+                t.unfinished,
+                t.first_seq,
+                t.last_seq,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some("Find"), AgentStatus::Completed, 2, 20, 2, 1, 2),
+            (Some("Find"), AgentStatus::Cancelled, 2, 20, 0, 3, 4),
+        ]
+    );
+    assert_eq!(totals[1].last_finished, Some(at));
+    assert_eq!(totals[0].first_started, now);
+    assert!(s.journal_totals(RunId::new()).await.unwrap().is_empty());
 }
 
 fn queued_run(name: &str, status: baton_core::RunStatus) -> baton_core::Run {

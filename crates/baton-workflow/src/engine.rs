@@ -486,12 +486,37 @@ impl WorkflowEngine {
         Ok(self.inner.store.list_runs(status, limit, before).await?)
     }
 
-    /// The run with its phases and agents.
+    /// The run with its phases and its first agents.
     pub async fn view(&self, id: RunId) -> Result<crate::RunView, WorkflowError> {
         let run = self.get(id).await?;
         let declared = run.options.phases.clone();
-        let journal = self.inner.store.list_journal(id).await?;
-        Ok(crate::view::build(run, &declared, journal))
+        let store = &self.inner.store;
+        let totals = store.journal_totals(id).await?;
+        let first = store
+            .journal_page(id, None, crate::view::AGENTS_IN_VIEW + 1)
+            .await?;
+        Ok(crate::view::build(run, &declared, totals, first))
+    }
+
+    /// At most `limit` of the run's agents in start order after the one started
+    /// `after`-th, and the start order of its latest agent (0 before any).
+    pub async fn agents(
+        &self,
+        id: RunId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(i64, Vec<baton_core::AgentView>), WorkflowError> {
+        self.get(id).await?;
+        let store = &self.inner.store;
+        let last = store
+            .journal_totals(id)
+            .await?
+            .iter()
+            .map(|t| t.last_seq)
+            .max()
+            .unwrap_or(0);
+        let page = store.journal_page(id, after, limit).await?;
+        Ok((last, page.into_iter().map(Into::into).collect()))
     }
 
     pub async fn journal(&self, id: RunId) -> Result<Vec<baton_core::JournalEntry>, WorkflowError> {

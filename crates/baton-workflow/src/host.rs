@@ -210,6 +210,7 @@ impl RunHost {
             }
             self.publish(RunEvent::AgentFinish {
                 key: key.clone(),
+                order: done.seq,
                 label: done.label.clone(),
                 phase: done.phase.clone(),
                 status: AgentStatus::Completed,
@@ -392,6 +393,7 @@ impl RunHost {
             }
             this.publish(RunEvent::AgentFinish {
                 key: key.clone(),
+                order: entry.seq,
                 label: label.clone(),
                 phase: call.phase.clone(),
                 status,

@@ -1,37 +1,57 @@
-//! Builds `GET /api/runs/:id`'s view from the run and its journal.
+//! Builds `GET /api/runs/:id`'s view from the run, its journal's totals per phase and
+//! its first agents: however many agents a run has, the view reads a bounded amount.
 use std::collections::BTreeMap;
 
 use baton_core::{AgentView, JournalEntry, PhaseView, Run, RunView};
+use baton_store::PhaseTotals;
 
-/// Phases in declared order, then in the order the journal first names them; each with
-/// its agents counted by status, tokens, cost and elapsed time.
-pub fn build(run: Run, declared_phases: &[String], journal: Vec<JournalEntry>) -> RunView {
+/// Agents the view carries; the rest are paged.
+pub const AGENTS_IN_VIEW: u32 = 200;
+
+/// Phases in declared order, then in the order their first agent started; each with its
+/// agents counted by status, tokens, cost and elapsed time. `first` holds up to
+/// `AGENTS_IN_VIEW + 1` agents: one more says there are more.
+pub fn build(
+    run: Run,
+    declared_phases: &[String],
+    totals: Vec<PhaseTotals>,
+    mut first: Vec<JournalEntry>,
+) -> RunView {
     let mut titles: Vec<String> = declared_phases.to_vec();
-    for e in &journal {
-        let t = e.phase.clone().unwrap_or_default();
-        if !titles.contains(&t) {
-            titles.push(t);
+    for t in &totals {
+        let title = t.phase.clone().unwrap_or_default();
+        if !titles.contains(&title) {
+            titles.push(title);
         }
     }
     let now = baton_core::time::now();
     let phases = titles
         .into_iter()
         .map(|title| {
-            let of: Vec<&JournalEntry> = journal
+            let of: Vec<&PhaseTotals> = totals
                 .iter()
-                .filter(|e| e.phase.clone().unwrap_or_default() == title)
+                .filter(|t| t.phase.as_deref().unwrap_or_default() == title)
                 .collect();
             let mut agents = BTreeMap::new();
-            for e in &of {
-                *agents.entry(e.status).or_insert(0) += 1;
+            for t in &of {
+                *agents.entry(t.status).or_insert(0) += t.agents as u64;
             }
-            let start = of.iter().map(|e| e.started_at).min();
-            let end = of.iter().map(|e| e.finished_at.unwrap_or(now)).max();
+            let start = of.iter().map(|t| t.first_started).min();
+            let end = of
+                .iter()
+                .filter_map(|t| {
+                    if t.unfinished > 0 {
+                        Some(now)
+                    } else {
+                        t.last_finished
+                    }
+                })
+                .max();
             PhaseView {
                 title,
                 agents,
-                tokens: of.iter().map(|e| e.input_tokens + e.output_tokens).sum(),
-                cost_usd: of.iter().map(|e| e.cost_usd).sum(),
+                tokens: of.iter().map(|t| t.tokens).sum(),
+                cost_usd: of.iter().map(|t| t.cost_usd).sum(),
                 elapsed_ms: match (start, end) {
                     (Some(s), Some(e)) => (e - s).num_milliseconds().max(0),
                     _ => 0,
@@ -39,9 +59,16 @@ pub fn build(run: Run, declared_phases: &[String], journal: Vec<JournalEntry>) -
             }
         })
         .collect();
+    let more = first.len() > AGENTS_IN_VIEW as usize;
+    first.truncate(AGENTS_IN_VIEW as usize);
+    let agents_next = more
+        .then(|| first.last().map(|e| e.seq.to_string()))
+        .flatten();
     RunView {
         run,
         phases,
-        agents: journal.into_iter().map(AgentView::from).collect(),
+        agents: first.into_iter().map(AgentView::from).collect(),
+        agents_total: totals.iter().map(|t| t.agents as u64).sum(),
+        agents_next,
     }
 }

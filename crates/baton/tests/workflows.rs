@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 on_both!(
     workflows_and_runs_over_the_api,
-    a_builtin_workflow_runs_after_approval
+    a_builtin_workflow_runs_after_approval,
+    a_large_runs_agents_are_paged
 );
 
 async fn run_done(s: &TestServer, id: &str) -> Value {
@@ -22,6 +23,62 @@ async fn run_done(s: &TestServer, id: &str) -> Value {
         )
     })
     .await
+}
+
+/// A run's view counts every agent but carries only its first 200; the rest are paged in
+/// start order, and a cursor the server did not issue is refused.
+async fn a_large_runs_agents_are_paged(kind: Kind) {
+    let mock = MockModel::start().await;
+    mock.set_default(Reply::text("done"));
+    let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
+    let script = "export const meta = { name: 'wide', phases: [{ title: 'Work' }] }\nphase('Work')\nreturn (await parallel(Array.from({ length: 230 }, (_, i) => () => agent('task ' + i)))).length";
+    let (status, started) = s
+        .post_json(
+            "/api/workflows/runs",
+            &json!({ "script": script, "auto_approve": true, "concurrency": 64 }),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["run_id"].as_str().unwrap().to_string();
+    let view = run_done(&s, &id).await;
+    assert_eq!(view["result"], 230, "{}", view["error"]);
+    let typed: baton_core::RunView = serde_json::from_value(view.clone()).unwrap();
+    assert_eq!((typed.agents.len(), typed.agents_total), (200, 230));
+    assert_eq!(typed.phases[0].agents.values().sum::<u64>(), 230);
+    let orders: Vec<i64> = typed.agents.iter().map(|a| a.order).collect();
+    assert_eq!(orders, (1..=200).collect::<Vec<_>>());
+    let next = typed.agents_next.expect("more agents follow");
+
+    let mut keys: Vec<String> = typed.agents.iter().map(|a| a.key.clone()).collect();
+    let mut cursor = Some(next);
+    while let Some(c) = cursor {
+        let (status, page) = s
+            .get(&format!("/api/runs/{id}/agents?limit=20&cursor={c}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let page: baton_core::Page<baton_core::AgentView> = serde_json::from_value(page).unwrap();
+        keys.extend(page.items.iter().map(|a| a.key.clone()));
+        cursor = page.next_cursor;
+    }
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 230, "every agent once");
+    let (status, first) = s.get(&format!("/api/runs/{id}/agents?limit=5")).await;
+    assert_eq!((status, first["next_cursor"].as_str()), (200, Some("5")));
+
+    for bad in ["abc", "-1", "99999999999", "231", "1.5"] {
+        let (status, err) = s.get(&format!("/api/runs/{id}/agents?cursor={bad}")).await;
+        assert_error(status, &err, 400, "invalid_cursor");
+    }
+    let (status, err) = s.get(&format!("/api/runs/{id}/agents?limit=0")).await;
+    assert_error(status, &err, 400, "invalid_limit");
+    let (status, err) = s
+        .get(&format!("/api/runs/{}/agents", baton_core::RunId::new()))
+        .await;
+    assert_error(status, &err, 404, "not_found");
+    // Nothing a bad request touched changed: the run reads back the same.
+    let (_, again) = s.get(&format!("/api/runs/{id}")).await;
+    assert_eq!(again["agents_total"], 230);
 }
 
 async fn workflows_and_runs_over_the_api(kind: Kind) {

@@ -1124,7 +1124,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A run: status, phases with agent counts, tokens, cost and elapsed time, agents, log, result, totals */
+        /** A run: status, phases with agent counts, tokens, cost and elapsed time over all its agents, its first 200 agents (agents_next pages the rest), log, result, totals */
         get: {
             parameters: {
                 query?: never;
@@ -1143,6 +1143,85 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["RunView"];
+                    };
+                };
+                /** @description bad input */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description refused: a Host name this server does not answer to, another web page's origin, or a capability not allowed for the workspace */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description internal error (details are logged, never returned) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{id}/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A run's agents in start order, keyset-paged (the cursor is a start order: agents_next of the run, then next_cursor) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description `next_cursor` of the previous page; absent for the first page. */
+                    cursor?: string | null;
+                    /** @description Items per page, 1 to 500; 100 when absent. */
+                    limit?: number | null;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PageOfAgentView"];
                     };
                 };
                 /** @description bad input */
@@ -2623,6 +2702,11 @@ export interface components {
             input_tokens: number;
             key: string;
             label: string | null;
+            /**
+             * Format: int64
+             * @description Its start order within the run.
+             */
+            order: number;
             /** Format: int64 */
             output_tokens: number;
             phase: string | null;
@@ -2848,6 +2932,11 @@ export interface components {
             next_cursor: string | null;
         };
         /** @description One page of a keyset-paginated listing. `next_cursor` is `null` on the last page. */
+        PageOfAgentView: {
+            items: components["schemas"]["AgentView"][];
+            next_cursor: string | null;
+        };
+        /** @description One page of a keyset-paginated listing. `next_cursor` is `null` on the last page. */
         PageOfChat: {
             items: components["schemas"]["Chat"][];
             next_cursor: string | null;
@@ -3011,6 +3100,11 @@ export interface components {
             input_tokens: number;
             key: string;
             label: string | null;
+            /**
+             * Format: int64
+             * @description Its start order within the run.
+             */
+            order: number;
             /** Format: int64 */
             output_tokens: number;
             phase: string | null;
@@ -3116,10 +3210,22 @@ export interface components {
         };
         /**
          * @description `GET /api/runs/:id`: the run with per-phase agent counts, tokens, cost and elapsed
-         *     time, and each agent with its session for drill-down.
+         *     time over all its agents, and its first agents (each with its session for
+         *     drill-down); the rest are paged (`GET /api/runs/:id/agents`).
          */
         RunView: {
+            /** @description The first agents in start order. */
             agents: components["schemas"]["AgentView"][];
+            /**
+             * @description The `cursor` of `GET /api/runs/:id/agents` for the agents after these; null when
+             *     these are all.
+             */
+            agents_next: string | null;
+            /**
+             * Format: uint64
+             * @description How many agents the run has started in all.
+             */
+            agents_total: number;
             args: unknown;
             /** Format: date-time */
             created_at: string;

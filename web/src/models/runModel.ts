@@ -3,7 +3,7 @@
 import { signal } from "@preact/signals";
 import { api, ApiError } from "../api";
 import { debounce, live, perFrame } from "../app";
-import { applyEvent, finished, type LiveRun } from "./runs";
+import { adoptView, applyEvent, finished, mergeAgents, type LiveRun } from "./runs";
 import type { Frame } from "../types";
 import { TraceModel } from "./traceModel";
 
@@ -39,7 +39,7 @@ export class RunModel {
       const view = await api.run(this.id);
       const current = this.state.value;
       if (current && !finished(view.status)) return;
-      this.state.value = { run: view, budget: current?.budget ?? null };
+      this.state.value = { run: adoptView(current?.run ?? null, view), budget: current?.budget ?? null };
       const pending = this.pending;
       this.pending = [];
       for (const f of pending) this.onFrame(f);
@@ -54,7 +54,8 @@ export class RunModel {
     if (f.type === "snapshot") {
       const view = "run" in f.state ? f.state.run : null;
       if (view) {
-        this.state.value = { run: view, budget: this.state.value?.budget ?? null };
+        const current = this.state.value;
+        this.state.value = { run: adoptView(current?.run ?? null, view), budget: current?.budget ?? null };
         this.bump();
       }
       return;
@@ -72,6 +73,28 @@ export class RunModel {
     }
     if (!applyEvent(state, f, f.at)) this.reread();
     this.bump();
+  }
+
+  private agentsBusy = false;
+
+  /** Reads the next page of agents, when the list has scrolled near the end of those here. */
+  async moreAgents() {
+    const state = this.state.value;
+    const cursor = state?.run.agents_next;
+    if (!state || !cursor || this.agentsBusy) return;
+    this.agentsBusy = true;
+    try {
+      const page = await api.runAgents(this.id, cursor);
+      const run = this.state.value?.run;
+      if (!run) return;
+      run.agents = mergeAgents(run.agents, page.items);
+      run.agents_next = page.next_cursor;
+      this.bump();
+    } catch (e) {
+      this.error.value = e instanceof Error ? e.message : String(e);
+    } finally {
+      this.agentsBusy = false;
+    }
   }
 
   async control(action: "approve" | "cancel" | "pause" | "resume") {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyEvent, phasesOf, type LiveRun } from "./runs";
+import { adoptView, applyEvent, mergeAgents, phasesOf, type LiveRun } from "./runs";
 import type { RunEvent, RunOptions, RunView } from "../types";
 
 const options = (phases: string[]): RunOptions => ({
@@ -10,7 +10,7 @@ const totals = { agents: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 };
 const start = (key: string, label: string | null = null, phase: string | null = null): RunEvent =>
   ({ event: "agent_start", key, label, phase, order: 1 });
 const finish = (key: string, phase: string, fields: Partial<Extract<RunEvent, { event: "agent_finish" }>>): RunEvent => ({
-  event: "agent_finish", key, label: null, phase, status: "completed", cached: false, session_id: null, error: null,
+  event: "agent_finish", key, order: 1, label: null, phase, status: "completed", cached: false, session_id: null, error: null,
   input_tokens: 0, output_tokens: 0, cost_usd: 0, ...fields,
 });
 const status = (s: RunView["status"], owner: string | null = null): RunEvent =>
@@ -36,6 +36,8 @@ function run(): LiveRun {
     lease: { owner: "host-1-aaaaaa", epoch: 1, expires_at: "2026-11-22T10:00:15Z" },
     phases: [],
     agents: [],
+    agents_total: 0,
+    agents_next: null,
   };
   return { run: view, budget: null };
 }
@@ -104,5 +106,34 @@ describe("cache holds", () => {
     expect(agent()?.holding).toBe(true);
     expect(applyEvent(state, { event: "agent_hold", key: "k-hold", label: null, held_ms: 140 }, at)).toBe(true);
     expect(agent()).toMatchObject({ holding: false, held_ms: 140 });
+  });
+});
+
+describe("a run with more agents than are here", () => {
+  it("counts agents it has not read in the server's phases, and pages the rest in order", () => {
+    const s = run();
+    const agent = (key: string, order: number) => ({
+      key, order, label: null, phase: "Work", status: "completed" as const, session_id: null, cached: false,
+      input_tokens: 1, output_tokens: 1, cost_usd: 0.1, started_at: "2026-11-22T10:00:00Z",
+      finished_at: "2026-11-22T10:00:01Z", error: null,
+    });
+    s.run.agents = [agent("a1", 1), agent("a2", 2)];
+    s.run.agents_total = 300;
+    s.run.agents_next = "2";
+    s.run.phases = [{ title: "Work", agents: { completed: 250, running: 50 }, tokens: 500, cost_usd: 25, elapsed_ms: 9000 }];
+    applyEvent(s, finish("far-away", "Work", { order: 280, input_tokens: 10, output_tokens: 5, cost_usd: 1 }), "");
+    applyEvent(s, { event: "agent_start", key: "new-one", label: null, phase: "Work", order: 301 }, "");
+    const [work] = phasesOf(s.run, 0);
+    expect(work.agents).toEqual({ completed: 251, running: 50 });
+    expect(work.tokens).toBe(515);
+    expect(s.run.agents_total).toBe(301);
+    // A page read later slots in by start order, the live ones kept.
+    s.run.agents = mergeAgents(s.run.agents, [agent("a3", 3), agent("a2", 2)]);
+    expect(s.run.agents.map((a) => a.key).slice(0, 3)).toEqual(["a1", "a2", "a3"]);
+    // A fresh view (its first page only) keeps what was paged in, and where paging stands.
+    const fresh = { ...s.run, agents: [agent("a1", 1)], agents_next: "1" };
+    const kept = adoptView(s.run, fresh);
+    expect(kept.agents.length).toBe(s.run.agents.length);
+    expect(kept.agents_next).toBe("2");
   });
 });

@@ -15,6 +15,7 @@ const STATUSES: AgentStatus[] = ["running", "completed", "failed", "cancelled"];
  * event it cannot place, or a final status whose totals only the server has). */
 export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
   const run = state.run;
+  if (partial(run)) countInPhases(run, e);
   switch (e.event) {
     case "phase": {
       if (!run.phases.some((p) => p.title === e.title)) run.phases.push(emptyPhase(e.title));
@@ -22,7 +23,7 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
     }
     case "agent_start": {
       const existing = run.agents.find((a) => a.key === e.key);
-      const agent = existing ?? newAgent(e, at);
+      const agent = existing ?? newAgent(e, e.order, at);
       agent.status = "running";
       agent.started_at = existing ? existing.started_at : at;
       if (!existing) run.agents.push(agent);
@@ -32,7 +33,7 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
       let agent = run.agents.find((a) => a.key === e.key);
       if (!agent) {
         // A cached agent finishes without starting.
-        agent = newAgent(e, at);
+        agent = newAgent(e, e.order, at);
         agent.finished_at = at;
         run.agents.push(agent);
       }
@@ -75,9 +76,10 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
   }
 }
 
-function newAgent(e: { key: string; label: string | null; phase: string | null }, at: string): AgentView {
+function newAgent(e: { key: string; label: string | null; phase: string | null }, order: number, at: string): AgentView {
   return {
     key: e.key,
+    order,
     label: e.label,
     phase: e.phase,
     status: "running",
@@ -96,9 +98,52 @@ function emptyPhase(title: string): PhaseView {
   return { title, agents: {}, tokens: 0, cost_usd: 0, elapsed_ms: 0 };
 }
 
-/** Phases with agent counts by status, tokens, cost and elapsed time, from the agents. Declared
- * phases come first, in their order, even before any agent reaches them. */
+/** Whether only some of the run's agents are here (the view carries the first 200; the rest
+ * are paged in as the list scrolls): then its phases are the server's, kept by events. */
+export const partial = (run: RunView) => run.agents_next !== null;
+
+/** A large run's phase counts as agents start and finish, for agents that may not be here. */
+function countInPhases(run: RunView, e: RunEvent) {
+  if (e.event !== "agent_start" && e.event !== "agent_finish") return;
+  const title = e.phase ?? "";
+  let phase = run.phases.find((p) => p.title === title);
+  if (!phase) run.phases.push((phase = emptyPhase(title)));
+  const known = run.agents.find((a) => a.key === e.key);
+  const add = (s: AgentStatus, n: number) => (phase.agents[s] = Math.max(0, (phase.agents[s] ?? 0) + n));
+  if (e.event === "agent_start") {
+    if (!known || known.status !== "running") add("running", 1);
+    if (known && known.status !== "running") add(known.status, -1);
+    if (!known) run.agents_total += 1;
+    return;
+  }
+  // A cached agent finishes without starting; any other was counted running.
+  if (e.cached && !known) run.agents_total += 1;
+  else add(known?.status ?? "running", -1);
+  add(e.status, 1);
+  if (!e.cached) {
+    phase.tokens += e.input_tokens + e.output_tokens;
+    phase.cost_usd += e.cost_usd;
+  }
+}
+
+/** Agents by key, the later read winning, in start order. */
+export function mergeAgents(have: AgentView[], page: AgentView[]): AgentView[] {
+  const byKey = new Map(have.map((a) => [a.key, a]));
+  for (const a of page) byKey.set(a.key, { ...byKey.get(a.key), ...a });
+  return [...byKey.values()].sort((a, b) => a.order - b.order);
+}
+
+/** A fresh view of the run, keeping the agents already paged in beyond its first page. */
+export function adoptView(current: RunView | null, next: RunView): RunView {
+  if (!current || current.agents.length <= next.agents.length) return next;
+  return { ...next, agents: mergeAgents(current.agents, next.agents), agents_next: current.agents_next };
+}
+
+/** Phases with agent counts by status, tokens, cost and elapsed time, from the agents (the
+ * server's when only some agents are here). Declared phases come first, in their order, even
+ * before any agent reaches them. */
 export function phasesOf(run: RunView, now: number): PhaseView[] {
+  if (partial(run)) return run.phases;
   const titles: string[] = [...(run.options?.phases ?? [])];
   for (const p of run.phases) if (!titles.includes(p.title)) titles.push(p.title);
   for (const a of run.agents) {

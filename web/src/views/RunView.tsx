@@ -43,8 +43,8 @@ export function RunPage({ id }: { id: string }) {
   const phases = phasesOf(run, now);
   const start = run.started_at ? Date.parse(run.started_at) : Date.parse(run.created_at);
   const end = run.finished_at ? Date.parse(run.finished_at) : now;
-  const totalTokens = run.agents.reduce((n, a) => n + a.input_tokens + a.output_tokens, 0);
-  const totalCost = run.agents.reduce((n, a) => n + a.cost_usd, 0);
+  const totalTokens = phases.reduce((n, p) => n + p.tokens, 0);
+  const totalCost = phases.reduce((n, p) => n + p.cost_usd, 0);
 
   return (
     <div class={`run-layout${selected ? " with-agent" : ""}`}>
@@ -133,9 +133,16 @@ export function RunPage({ id }: { id: string }) {
             </tbody>
           </table>
           <h3>
-            Agents <span class="muted">{run.agents.length}</span>
+            Agents <span class="muted">{Math.max(run.agents_total, run.agents.length)}</span>
           </h3>
-          <AgentList agents={run.agents} start={start} end={end} selected={selectedKey} now={now} />
+          <AgentList
+            agents={run.agents}
+            start={start}
+            end={end}
+            selected={selectedKey}
+            now={now}
+            more={run.agents_next ? () => void model.moreAgents() : null}
+          />
           <h3>Log</h3>
           <LogView lines={run.log} />
           {run.error ? <div class="error-text">{run.error}</div> : null}
@@ -221,12 +228,24 @@ function Approval({ model }: { model: RunModel }) {
 }
 
 /** Agents as a virtualised list: a 1,000-agent run draws only what is in view. */
-function AgentList(props: { agents: AgentView[]; start: number; end: number; selected: string | null; now: number }) {
+function AgentList(props: {
+  agents: AgentView[];
+  start: number;
+  end: number;
+  selected: string | null;
+  now: number;
+  /** Reads more agents; null when all are here. */
+  more: (() => void) | null;
+}) {
   const box = useRef<HTMLDivElement>(null);
   const [top, setTop] = useState(0);
   const height = Math.min(props.agents.length * ROW_HEIGHT, 420);
   const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - 6);
   const last = Math.min(props.agents.length, Math.ceil((top + height) / ROW_HEIGHT) + 6);
+  // The next page is read while a screenful of rows is still ahead.
+  useEffect(() => {
+    if (props.more && last + 40 >= props.agents.length) props.more();
+  }, [last, props.agents.length, props.more !== null]);
   if (props.agents.length === 0) return <p class="muted">No agent has started yet.</p>;
   return (
     <div class="agents" ref={box} style={{ height: `${height}px` }} onScroll={(e) => setTop((e.currentTarget as HTMLDivElement).scrollTop)}>

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use baton_core::{Capabilities, Page, Run, RunId, RunStatus};
+use baton_core::{AgentView, Capabilities, Page, Run, RunId, RunStatus};
 use baton_workflow::{Definition, RunView, StartRequest, WorkflowError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -226,6 +226,24 @@ pub async fn run(
     Id(id): Id<RunId>,
 ) -> ApiResult<axum::Json<RunView>> {
     Ok(axum::Json(state.workflows.view(id).await?))
+}
+
+pub async fn agents(
+    State(state): State<AppState>,
+    Id(id): Id<RunId>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<AgentView>>> {
+    let limit = q.limit()?;
+    let after: Option<u32> = q.after()?;
+    let after = after.map(i64::from);
+    let (last, items) = state.workflows.agents(id, after, limit + 1).await?;
+    if after.is_some_and(|a| a > last) {
+        return Err(ApiError::bad(
+            "invalid_cursor",
+            "invalid cursor: past the run's last agent",
+        ));
+    }
+    Ok(axum::Json(page_of(items, limit, |a| a.order.to_string())))
 }
 
 pub async fn approve(
