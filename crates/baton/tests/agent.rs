@@ -678,6 +678,8 @@ async fn traces_are_found_by_filters_and_words(kind: Kind) {
         "min_ms=86400001",
         "q=%2A%2A%2A",
         "tool=",
+        "tool=%00%C3%8C",
+        "tool=read%0Afile",
         "cursor=forged",
         "colour=red",
     ] {
@@ -685,4 +687,7 @@ async fn traces_are_found_by_filters_and_words(kind: Kind) {
         assert_eq!(status, 400, "{bad}: {e}");
         assert!(e["error"]["code"].is_string(), "{bad}: {e}");
     }
+    // And nothing they touched changed: the search reads back as before.
+    let (_, again) = s.get(&path("q=SUCH&tool=read_file")).await;
+    assert_eq!(again, found);
 }

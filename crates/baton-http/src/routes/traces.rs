@@ -57,6 +57,13 @@ impl TraceQuery {
                     "tool must be 1 to 200 characters",
                 ));
             }
+            // No tool or model name has one; Postgres cannot even compare text with NUL.
+            if t.chars().any(char::is_control) {
+                return Err(ApiError::bad(
+                    "invalid_query",
+                    "tool must not contain control characters",
+                ));
+            }
         }
         if self.min_ms.is_some_and(|ms| ms > 86_400_000) {
             return Err(ApiError::bad(
