@@ -100,6 +100,9 @@ export const api = {
     call<{ run_id: string; status: string }>("POST", `/workflows/${id(name)}/runs`, body),
   runs: (cursor?: string | null) => call<Page<Run>>("GET", `/runs${q({ limit: 50, cursor })}`),
   run: (run: string) => call<RunView>("GET", `/runs/${id(run)}`),
+  /** A run's log lines before line `cursor` (its `log_next`, then each page's). */
+  runLog: (run: string, cursor: string, limit = 500) =>
+    call<Page<string>>("GET", `/runs/${id(run)}/log?limit=${limit}&cursor=${encodeURIComponent(cursor)}`),
   /** A run's agents after `cursor` (its `agents_next`, then each page's), in start order. */
   runAgents: (run: string, cursor: string, limit = 500) =>
     call<Page<AgentView>>("GET", `/runs/${id(run)}/agents?limit=${limit}&cursor=${encodeURIComponent(cursor)}`),

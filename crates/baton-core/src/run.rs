@@ -235,4 +235,9 @@ pub struct RunView {
     /// The `cursor` of `GET /api/runs/:id/agents` for the agents after these; null when
     /// these are all.
     pub agents_next: Option<String>,
+    /// How many lines the run's log has; `log` holds the newest of them (200 at most).
+    pub log_total: u64,
+    /// The `cursor` of `GET /api/runs/:id/log` for the lines before those in `log`; null
+    /// when `log` holds them all.
+    pub log_next: Option<String>,
 }

@@ -350,6 +350,19 @@ pub fn api(version: &str, token: bool) -> (Router<AppState>, serde_json::Value) 
             },
             workflows::agents,
         )
+        .get(
+            "/runs/{id}/log",
+            Op {
+                summary: "A run's log lines, oldest first within a page, pages going back in time (the view holds the newest 200; its log_next is the first cursor)",
+                tag: "runs",
+                body: None,
+                query: Some(schema::<PageQuery>),
+                ok_status: 200,
+                ok: schema::<Page<String>>,
+                errors: &[400, 404],
+            },
+            workflows::log,
+        )
         .post(
             "/runs/{id}/approve",
             Op {

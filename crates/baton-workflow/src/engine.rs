@@ -498,6 +498,22 @@ impl WorkflowEngine {
         Ok(crate::view::build(run, &declared, totals, first))
     }
 
+    /// Up to `limit` lines of the run's log just before line `before` (0-based; the end of
+    /// the log when absent or past it), oldest first, with the number of lines in all.
+    pub async fn log_lines(
+        &self,
+        id: RunId,
+        before: Option<usize>,
+        limit: usize,
+    ) -> Result<(usize, Vec<String>), WorkflowError> {
+        let mut run = self.get(id).await?;
+        let total = run.log.len();
+        let end = before.unwrap_or(total).min(total);
+        let start = end.saturating_sub(limit);
+        run.log.truncate(end);
+        Ok((total, run.log.split_off(start)))
+    }
+
     /// At most `limit` of the run's agents in start order after the one started
     /// `after`-th, and the start order of its latest agent (0 before any).
     pub async fn agents(

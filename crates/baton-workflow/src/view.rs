@@ -7,12 +7,14 @@ use baton_store::PhaseTotals;
 
 /// Agents the view carries; the rest are paged.
 pub const AGENTS_IN_VIEW: u32 = 200;
+/// Log lines the view carries, the newest; earlier ones are paged.
+pub const LOG_IN_VIEW: usize = 200;
 
 /// Phases in declared order, then in the order their first agent started; each with its
 /// agents counted by status, tokens, cost and elapsed time. `first` holds up to
 /// `AGENTS_IN_VIEW + 1` agents: one more says there are more.
 pub fn build(
-    run: Run,
+    mut run: Run,
     declared_phases: &[String],
     totals: Vec<PhaseTotals>,
     mut first: Vec<JournalEntry>,
@@ -64,8 +66,13 @@ pub fn build(
     let agents_next = more
         .then(|| first.last().map(|e| e.seq.to_string()))
         .flatten();
+    let log_total = run.log.len() as u64;
+    let older = run.log.len().saturating_sub(LOG_IN_VIEW);
+    run.log.drain(..older);
     RunView {
         run,
+        log_total,
+        log_next: (older > 0).then(|| older.to_string()),
         phases,
         agents: first.into_iter().map(AgentView::from).collect(),
         agents_total: totals.iter().map(|t| t.agents as u64).sum(),

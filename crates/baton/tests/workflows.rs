@@ -25,13 +25,14 @@ async fn run_done(s: &TestServer, id: &str) -> Value {
     .await
 }
 
-/// A run's view counts every agent but carries only its first 200; the rest are paged in
-/// start order, and a cursor the server did not issue is refused.
+/// A run's view counts every agent but carries only its first 200, and only the newest
+/// 200 lines of its log; the rest of each is paged, and a cursor the server did not issue
+/// is refused.
 async fn a_large_runs_agents_are_paged(kind: Kind) {
     let mock = MockModel::start().await;
     mock.set_default(Reply::text("done"));
     let s = TestServer::start_owned(kind, mock_settings(&mock, "openai")).await;
-    let script = "export const meta = { name: 'wide', phases: [{ title: 'Work' }] }\nphase('Work')\nreturn (await parallel(Array.from({ length: 230 }, (_, i) => () => agent('task ' + i)))).length";
+    let script = "export const meta = { name: 'wide', phases: [{ title: 'Work' }] }\nphase('Work')\nfor (let i = 0; i < 450; i++) log('line ' + i)\nreturn (await parallel(Array.from({ length: 230 }, (_, i) => () => agent('task ' + i)))).length";
     let (status, started) = s
         .post_json(
             "/api/workflows/runs",
@@ -76,6 +77,34 @@ async fn a_large_runs_agents_are_paged(kind: Kind) {
         .get(&format!("/api/runs/{}/agents", baton_core::RunId::new()))
         .await;
     assert_error(status, &err, 404, "not_found");
+    let lines = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    let want = |r: std::ops::Range<usize>| r.map(|i| format!("line {i}")).collect::<Vec<_>>();
+    assert_eq!(
+        (view["log_total"].as_u64(), view["log_next"].as_str()),
+        (Some(450), Some("250"))
+    );
+    assert_eq!(lines(&view["log"]), want(250..450));
+    let (status, page) = s
+        .get(&format!("/api/runs/{id}/log?cursor=250&limit=100"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(lines(&page["items"]), want(150..250));
+    assert_eq!(page["next_cursor"], "150");
+    let (_, page) = s
+        .get(&format!("/api/runs/{id}/log?cursor=150&limit=500"))
+        .await;
+    assert_eq!(lines(&page["items"]), want(0..150));
+    assert!(page["next_cursor"].is_null());
+    for bad in ["451", "x", "-3", "99999999999"] {
+        let (status, err) = s.get(&format!("/api/runs/{id}/log?cursor={bad}")).await;
+        assert_error(status, &err, 400, "invalid_cursor");
+    }
     // Nothing a bad request touched changed: the run reads back the same.
     let (_, again) = s.get(&format!("/api/runs/{id}")).await;
     assert_eq!(again["agents_total"], 230);

@@ -1436,6 +1436,85 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{id}/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A run's log lines, oldest first within a page, pages going back in time (the view holds the newest 200; its log_next is the first cursor) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description `next_cursor` of the previous page; absent for the first page. */
+                    cursor?: string | null;
+                    /** @description Items per page, 1 to 500; 100 when absent. */
+                    limit?: number | null;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description success */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PageOfstring"];
+                    };
+                };
+                /** @description bad input */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description refused: a Host name this server does not answer to, another web page's origin, or a capability not allowed for the workspace */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description internal error (details are logged, never returned) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{id}/pause": {
         parameters: {
             query?: never;
@@ -2976,6 +3055,11 @@ export interface components {
             items: components["schemas"]["TurnSummary"][];
             next_cursor: string | null;
         };
+        /** @description One page of a keyset-paginated listing. `next_cursor` is `null` on the last page. */
+        PageOfstring: {
+            items: string[];
+            next_cursor: string | null;
+        };
         /** @description `?limit=&cursor=` of every listing. */
         PageQuery: {
             /** @description `next_cursor` of the previous page; absent for the first page. */
@@ -3244,6 +3328,16 @@ export interface components {
             lease: components["schemas"]["Lease"];
             /** @description Narrator lines from `log()`, oldest first. */
             log: string[];
+            /**
+             * @description The `cursor` of `GET /api/runs/:id/log` for the lines before those in `log`; null
+             *     when `log` holds them all.
+             */
+            log_next: string | null;
+            /**
+             * Format: uint64
+             * @description How many lines the run's log has; `log` holds the newest of them (200 at most).
+             */
+            log_total: number;
             name: string;
             /** @description What the run was started with: budget, concurrency, workspace, capabilities. */
             options: components["schemas"]["RunOptions"];

@@ -3,7 +3,7 @@
 import { signal } from "@preact/signals";
 import { api, ApiError } from "../api";
 import { debounce, live, perFrame } from "../app";
-import { adoptView, applyEvent, finished, mergeAgents, type LiveRun } from "./runs";
+import { adoptView, applyEvent, finished, mergeAgents, withEarlierLog, type LiveRun } from "./runs";
 import type { Frame } from "../types";
 import { TraceModel } from "./traceModel";
 
@@ -94,6 +94,22 @@ export class RunModel {
       this.error.value = e instanceof Error ? e.message : String(e);
     } finally {
       this.agentsBusy = false;
+    }
+  }
+
+  /** Reads the page of log lines before those here. */
+  async earlierLog() {
+    const state = this.state.value;
+    const cursor = state?.run.log_next;
+    if (!state || !cursor) return;
+    try {
+      const page = await api.runLog(this.id, cursor);
+      const current = this.state.value;
+      if (!current || current.run.log_next !== cursor) return;
+      this.state.value = { ...current, run: withEarlierLog(current.run, page.items, page.next_cursor) };
+      this.bump();
+    } catch (e) {
+      this.error.value = e instanceof Error ? e.message : String(e);
     }
   }
 

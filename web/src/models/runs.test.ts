@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { adoptView, applyEvent, mergeAgents, phasesOf, type LiveRun } from "./runs";
+import { adoptView, applyEvent, mergeAgents, phasesOf, withEarlierLog, type LiveRun } from "./runs";
 import type { RunEvent, RunOptions, RunView } from "../types";
 
 const options = (phases: string[]): RunOptions => ({
@@ -38,6 +38,8 @@ function run(): LiveRun {
     agents: [],
     agents_total: 0,
     agents_next: null,
+    log_total: 0,
+    log_next: null,
   };
   return { run: view, budget: null };
 }
@@ -135,5 +137,23 @@ describe("a run with more agents than are here", () => {
     const kept = adoptView(s.run, fresh);
     expect(kept.agents.length).toBe(s.run.agents.length);
     expect(kept.agents_next).toBe("2");
+  });
+});
+
+describe("a long log", () => {
+  it("numbers lines from the start: earlier pages go in front, a fresh view keeps them", () => {
+    const s = run();
+    s.run.log = ["l300", "l301"];
+    s.run.log_total = 302;
+    s.run.log_next = "300";
+    applyEvent(s, { event: "log", message: "l302" }, "");
+    expect(s.run.log_total).toBe(303);
+    const paged = withEarlierLog(s.run, ["l298", "l299"], "298");
+    expect(paged.log).toEqual(["l298", "l299", "l300", "l301", "l302"]);
+    // The server's next view holds the newest lines only; the earlier ones read stay.
+    const fresh = { ...paged, log: ["l301", "l302", "l303"], log_total: 304, log_next: "301" };
+    const kept = adoptView(paged, fresh);
+    expect(kept.log).toEqual(["l298", "l299", "l300", "l301", "l302", "l303"]);
+    expect(kept.log_next).toBe("298");
   });
 });

@@ -59,6 +59,7 @@ export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
     }
     case "log":
       run.log.push(e.message);
+      run.log_total += 1;
       return true;
     case "budget":
       state.budget = { total: e.total, spent: e.spent };
@@ -133,10 +134,23 @@ export function mergeAgents(have: AgentView[], page: AgentView[]): AgentView[] {
   return [...byKey.values()].sort((a, b) => a.order - b.order);
 }
 
-/** A fresh view of the run, keeping the agents already paged in beyond its first page. */
+/** A fresh view of the run, keeping the agents and the log lines already paged in beyond
+ * what it carries. */
 export function adoptView(current: RunView | null, next: RunView): RunView {
-  if (!current || current.agents.length <= next.agents.length) return next;
-  return { ...next, agents: mergeAgents(current.agents, next.agents), agents_next: current.agents_next };
+  if (!current) return next;
+  let view = next;
+  if (current.agents.length > next.agents.length)
+    view = { ...view, agents: mergeAgents(current.agents, next.agents), agents_next: current.agents_next };
+  // Lines are numbered from the log's start: keep those read before the view's first.
+  const had = current.log_total - current.log.length;
+  const from = next.log_total - next.log.length;
+  if (had < from) view = { ...view, log: [...current.log.slice(0, from - had), ...next.log], log_next: current.log_next };
+  return view;
+}
+
+/** The run with `lines`, the page of its log before those it has, put in front. */
+export function withEarlierLog(run: RunView, lines: string[], next: string | null): RunView {
+  return { ...run, log: [...lines, ...run.log], log_next: next };
 }
 
 /** Phases with agent counts by status, tokens, cost and elapsed time, from the agents (the

@@ -1,6 +1,6 @@
 // The orchestrator's run view: approval card, phases, agents, log, controls, and an agent's
 // traces on demand.
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { clock, duration, tokens, usd } from "../format";
 import { search, setParam } from "../router";
 import { finished, phasesOf } from "../models/runs";
@@ -144,7 +144,7 @@ export function RunPage({ id }: { id: string }) {
             more={run.agents_next ? () => void model.moreAgents() : null}
           />
           <h3>Log</h3>
-          <LogView lines={run.log} />
+          <LogView lines={run.log} total={run.log_total} earlier={run.log_next ? () => void model.earlierLog() : null} />
           {run.error ? <div class="error-text">{run.error}</div> : null}
           {run.status === "completed" ? (
             <>
@@ -288,16 +288,33 @@ function AgentList(props: {
   );
 }
 
-function LogView({ lines }: { lines: string[] }) {
+/** The run's log, following new lines; earlier ones (beyond the newest 200 the view
+ * carries) are read on request, above, without moving what is in view. */
+function LogView({ lines, total, earlier }: { lines: string[]; total: number; earlier: (() => void) | null }) {
   const box = useRef<HTMLPreElement>(null);
+  const height = useRef(0);
   useEffect(() => {
     const el = box.current;
     if (el) el.scrollTop = el.scrollHeight;
+  }, [total]);
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    // Lines put in above: keep the same lines in view.
+    if (height.current && el.scrollHeight > height.current && el.scrollTop < 40) el.scrollTop += el.scrollHeight - height.current;
+    height.current = el.scrollHeight;
   }, [lines.length]);
   if (lines.length === 0) return <p class="muted">Nothing logged yet.</p>;
   return (
-    <pre class="log" ref={box}>
-      {lines.slice(-500).join("\n")}
-    </pre>
+    <>
+      {earlier ? (
+        <button class="link small" onClick={earlier}>
+          earlier lines… <span class="muted">({total - lines.length} more)</span>
+        </button>
+      ) : null}
+      <pre class="log" ref={box}>
+        {lines.join("\n")}
+      </pre>
+    </>
   );
 }

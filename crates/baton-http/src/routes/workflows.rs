@@ -246,6 +246,31 @@ pub async fn agents(
     Ok(axum::Json(page_of(items, limit, |a| a.order.to_string())))
 }
 
+/// A run's log, newest page first: a page ends before line `cursor` (the view's
+/// `log_next`, then each page's `next_cursor`).
+pub async fn log(
+    State(state): State<AppState>,
+    Id(id): Id<RunId>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<String>>> {
+    let limit = q.limit()?;
+    let before: Option<u32> = q.after()?;
+    let before = before.map(|b| b as usize);
+    let (total, items) = state
+        .workflows
+        .log_lines(id, before, limit as usize)
+        .await?;
+    if before.is_some_and(|b| b > total) {
+        return Err(ApiError::bad(
+            "invalid_cursor",
+            "invalid cursor: past the end of the run's log",
+        ));
+    }
+    let start = before.unwrap_or(total).min(total) - items.len();
+    let next_cursor = (start > 0).then(|| start.to_string());
+    Ok(axum::Json(Page { items, next_cursor }))
+}
+
 pub async fn approve(
     State(state): State<AppState>,
     Id(id): Id<RunId>,
