@@ -44,7 +44,7 @@ const summary = await agent('Sum up ' + answers.length + ' answers', { label: 's
 return { answers: answers.length, summary }
 `;
 
-export async function start(backend, { token = null, seed = true } = {}) {
+export async function start(backend, { token = null, seed = true, traces = 10000 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), `baton-e2e-${backend}-`));
   const ws = join(dir, "project");
   mkdirSync(join(ws, "src"), { recursive: true });
@@ -66,9 +66,11 @@ export async function start(backend, { token = null, seed = true } = {}) {
     dropDb = () => execFileSync("psql", [PG, "-qc", `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
   }
 
-  // A chat with 10,000 traces, written before the server starts.
+  // A chat with 10,000 traces (or `traces`), written before the server starts.
   const seeded = seed
-    ? JSON.parse(execFileSync(BENCH, ["seed", "--database", url, "--traces", "10000"]).toString())
+    ? JSON.parse(
+        execFileSync(BENCH, ["seed", "--database", url, "--traces", String(traces)], { maxBuffer: 1 << 20 }).toString(),
+      )
     : { chat_id: null };
 
   const mock = spawn(MOCK, ["127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });

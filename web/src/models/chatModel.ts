@@ -153,6 +153,9 @@ export class ChatModel {
     }
   }
 
+  /** The exchange the message list is to scroll to (a Timeline click); the list clears it. */
+  jump = signal<number | null>(null);
+
   /** The `before` cursor of the next older page of messages; null when all are here. */
   older = signal<string | null>(null);
   private pagedOlder = false;

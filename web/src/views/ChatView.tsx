@@ -13,6 +13,12 @@ import { AttachmentImage, MessageImages } from "./Images";
 import { CacheChart } from "./CacheShape";
 import { turnSeries } from "../cacheShape";
 import { ACCEPTED, uploading } from "../attachments";
+import { itemAt, offsetsOf, spanOf } from "../windowing";
+
+/** An exchange's height before it has been drawn and measured, and how far beyond the view
+ * exchanges are drawn. */
+const ESTIMATE = 160;
+const OVERSCAN = 1200;
 
 export function ChatView({ id }: { id: string }) {
   const model = useMemo(() => new ChatModel(id), [id]);
@@ -175,18 +181,65 @@ function ChatPane({ model }: { model: ChatModel }) {
   }, [version, model, exchanges]);
   const streamingAt = streaming ? exchangeOf(exchanges, streaming.turn) : null;
 
-  // Opens at the newest message and follows new ones while at the bottom; when older
-  // messages are put in above, what was in view stays in view.
+  // Only the exchanges near the view are drawn; each is measured once drawn (an estimate
+  // until then). Opens at the newest message and follows new ones while at the bottom; when
+  // older messages come in above, or exchanges above the view turn out taller or shorter
+  // than estimated, what was in view stays in view.
+  const heights = useRef(new Map<number, number>());
+  const [view, setView] = useState({ top: 0, height: 800 });
+  const [, remeasured] = useState(0);
+  const keys = useMemo(() => exchanges.map((x) => x.turn), [exchanges]);
+  const offsets = offsetsOf(keys, heights.current, ESTIMATE);
+  const span = spanOf(offsets, view.top, view.height, OVERSCAN);
   const anchor = useRef<{ first: string | null; height: number }>({ first: null, height: 0 });
   useLayoutEffect(() => {
     const el = list.current;
     if (!el) return;
     const first = messages[0]?.id ?? null;
-    if (stick.current) el.scrollTop = el.scrollHeight;
-    else if (anchor.current.first && first !== anchor.current.first)
+    if (!stick.current && anchor.current.first && first !== anchor.current.first)
       el.scrollTop += el.scrollHeight - anchor.current.height;
     anchor.current = { first, height: el.scrollHeight };
-  }, [messages, streaming?.text, version]);
+  }, [messages]);
+  useLayoutEffect(() => {
+    const el = list.current;
+    if (!el) return;
+    const top = itemAt(offsets, el.scrollTop);
+    let shift = 0;
+    let changed = false;
+    for (const node of el.querySelectorAll<HTMLElement>(".turn[data-turn]")) {
+      const turn = Number(node.dataset.turn);
+      const h = node.offsetHeight;
+      const was = heights.current.get(turn);
+      if (was === h) continue;
+      changed = true;
+      if (keys.indexOf(turn) < top) shift += h - (was ?? ESTIMATE);
+      heights.current.set(turn, h);
+    }
+    if (stick.current) el.scrollTop = el.scrollHeight;
+    else if (shift) el.scrollTop += shift;
+    anchor.current.height = el.scrollHeight;
+    if (changed) remeasured((n) => n + 1);
+    else if (el.scrollTop !== view.top || el.clientHeight !== view.height) setView({ top: el.scrollTop, height: el.clientHeight });
+  });
+  // A jump to an exchange (from the Timeline): straight to where it is, then marked.
+  const jump = model.jump.value;
+  useLayoutEffect(() => {
+    const el = list.current;
+    if (jump === null || !el) return;
+    const i = keys.indexOf(jump);
+    if (i < 0) return;
+    stick.current = false;
+    el.scrollTop = offsets[i];
+    setView({ top: el.scrollTop, height: el.clientHeight });
+    model.jump.value = null;
+    requestAnimationFrame(() => {
+      const node = document.getElementById(`exchange-${jump}`);
+      if (!node) return;
+      node.scrollIntoView({ block: "start" });
+      node.classList.add("flash");
+      setTimeout(() => node.classList.remove("flash"), 1200);
+    });
+  }, [jump, keys]);
 
   // The sessions' own running totals, the current one's from its latest frame: no turn
   // is summed here.
@@ -238,6 +291,7 @@ function ChatPane({ model }: { model: ChatModel }) {
           const el = e.currentTarget as HTMLDivElement;
           stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
           anchor.current.height = el.scrollHeight;
+          setView({ top: el.scrollTop, height: el.clientHeight });
           if (el.scrollTop < 400 && model.older.value) void model.loadOlder();
         }}
       >
@@ -247,8 +301,9 @@ function ChatPane({ model }: { model: ChatModel }) {
           </button>
         ) : null}
         {exchanges.length === 0 ? <p class="muted empty">Ask something about the workspace.</p> : null}
-        {exchanges.map((x) => (
-          <div class="turn" id={`exchange-${x.turn}`} key={x.turn}>
+        <div style={{ height: `${span.before}px` }} />
+        {exchanges.slice(span.start, span.end).map((x) => (
+          <div class="turn" id={`exchange-${x.turn}`} data-turn={x.turn} key={x.turn}>
             {x.user.map((m) =>
               m.role === "notice" ? (
                 <Notice m={m} key={m.id} />
@@ -276,6 +331,7 @@ function ChatPane({ model }: { model: ChatModel }) {
             ) : null}
           </div>
         ))}
+        <div style={{ height: `${span.after}px` }} />
         {running && !streaming ? <div class="muted thinking">working…</div> : null}
       </div>
       {model.error.value ? (
@@ -541,11 +597,5 @@ function Timeline({ model }: { model: ChatModel }) {
 async function scrollToTurn(model: ChatModel, turn: number) {
   const loaded = () => model.messages.value.some((m) => m.role === "user" && m.turn_number <= turn);
   while (!loaded() && model.older.value) await model.loadOlder(500);
-  await new Promise((r) => requestAnimationFrame(r));
-  const at = exchangeOf(exchangesOf(model.messages.value), turn);
-  const el = document.getElementById(`exchange-${at}`);
-  if (!el) return;
-  el.scrollIntoView({ block: "start", behavior: "smooth" });
-  el.classList.add("flash");
-  setTimeout(() => el.classList.remove("flash"), 1200);
+  model.jump.value = exchangeOf(exchangesOf(model.messages.value), turn);
 }
