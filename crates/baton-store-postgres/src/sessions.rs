@@ -191,8 +191,19 @@ pub(crate) async fn turn_summaries(
     after: Option<i64>,
     limit: u32,
 ) -> StoreResult<Vec<TurnSummary>> {
+    // The page's turn numbers first, one index probe each (Postgres has no skip scan), so
+    // only their traces are read and summed, however long the session is.
     let rows = sqlx::query(
-        "SELECT turn_number, MIN(started_at) AS started_at,
+        "WITH RECURSIVE page(n, k) AS (
+            (SELECT turn_number, 1 FROM tool_traces
+             WHERE session_id = $1 AND turn_number > $2 ORDER BY turn_number LIMIT 1)
+            UNION ALL
+            SELECT (SELECT t.turn_number FROM tool_traces t
+                    WHERE t.session_id = $1 AND t.turn_number > page.n
+                    ORDER BY t.turn_number LIMIT 1), k + 1
+            FROM page WHERE page.n IS NOT NULL AND k < $3
+         )
+         SELECT turn_number, MIN(started_at) AS started_at,
                 CASE WHEN bool_or(outcome = 'running') THEN NULL ELSE MAX(finished_at) END AS finished_at,
                 COUNT(*) FILTER (WHERE kind = 'tool') AS tool_count,
                 COALESCE(SUM(input_tokens), 0)::bigint AS input_tokens,
@@ -200,6 +211,7 @@ pub(crate) async fn turn_summaries(
                 COALESCE(SUM(cache_tokens), 0)::bigint AS cache_tokens,
                 COALESCE(SUM(cost_usd), 0)::float8 AS cost_usd
          FROM tool_traces WHERE session_id = $1 AND turn_number > $2
+           AND turn_number <= COALESCE((SELECT max(n) FROM page), $2)
          GROUP BY turn_number ORDER BY turn_number LIMIT $3",
     )
     .bind(session.0)

@@ -851,6 +851,32 @@ async fn interrupted_traces_are_closed_and_turns_summarized(kind: Kind) {
     assert!(s.turn_summaries(sess, None, 100).await.unwrap()[1]
         .finished_at
         .is_some());
+
+    // Turn numbers with gaps (a turn that made no traced call): pages still hold `limit`
+    // turns each, with all of each turn's calls.
+    let gappy = SessionId::new();
+    let mut calls = Vec::new();
+    for turn in [3, 7, 7, 8, 20] {
+        let mut t = fixtures::trace(chat, turn, time::now());
+        t.session_id = Some(gappy);
+        calls.push(t);
+    }
+    s.insert_traces(&calls).await.unwrap();
+    let page = |after, limit| {
+        let s = s.clone();
+        async move {
+            s.turn_summaries(gappy, after, limit)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| (t.turn_number, t.tool_count))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(None, 2).await, [(3, 1), (7, 2)]);
+    assert_eq!(page(Some(7), 2).await, [(8, 1), (20, 1)]);
+    assert_eq!(page(Some(8), 5).await, [(20, 1)]);
+    assert!(page(Some(20), 5).await.is_empty());
 }
 
 async fn runs_and_their_journal_round_trip(kind: Kind) {
