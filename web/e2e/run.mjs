@@ -347,6 +347,27 @@ async function runBackend(browser, backend) {
       const drawnMessages = await page.locator(".msg").count();
       assert.ok(drawnMessages < 60, `of the 200 messages, those near the view are drawn (${drawnMessages})`);
       await shot(page, backend, "10k-oldest-question");
+      // Opened again, scrolled up by hand to the oldest question.
+      await page.goto(`${srv.base}/chats/${srv.seededChat}`);
+      await page.locator(".msg.user .msg-body:text-is('Question 100')").waitFor({ timeout: T });
+      for (let i = 0; i < 100; i++) {
+        if ((await page.locator(".msg.user .msg-body:text-is('Question 1')").count()) > 0) break;
+        await page.locator(".messages").evaluate((el) => (el.scrollTop = 0));
+        await page.waitForTimeout(100);
+      }
+      await page.locator(".msg.user .msg-body:text-is('Question 1')").waitFor({ timeout: T });
+      // From a call to its question: the exchange is brought into view and marked.
+      await page.getByRole("tab", { name: "Traces" }).click();
+      const call = page.locator(".tree .row-trace").last();
+      await call.click();
+      await page.locator(".tree .show-in-chat").first().click();
+      await page.locator(".messages .turn.flash").waitFor({ timeout: T });
+      const flashed = await page.locator(".messages .turn.flash").evaluate((el) => {
+        const box = el.getBoundingClientRect();
+        const pane = el.closest(".messages").getBoundingClientRect();
+        return box.top < pane.bottom && box.bottom > pane.top;
+      });
+      assert.ok(flashed, "the call's question is in view");
       clean(page);
       await context.close();
     });

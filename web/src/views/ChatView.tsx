@@ -75,9 +75,14 @@ export function ChatView({ id }: { id: string }) {
           <>
             <TraceFinder model={model} />
             {model.found.value ? (
-              <TraceTree key={JSON.stringify(model.finding.value)} model={model.found.value} scope={`chat:${id}:found`} />
+              <TraceTree
+                key={JSON.stringify(model.finding.value)}
+                model={model.found.value}
+                scope={`chat:${id}:found`}
+                onTurn={(turn) => void scrollToTurn(model, turn)}
+              />
             ) : (
-              <TraceTree model={model.traces} scope={`chat:${id}`} />
+              <TraceTree model={model.traces} scope={`chat:${id}`} onTurn={(turn) => void scrollToTurn(model, turn)} />
             )}
           </>
         ) : (

@@ -31,7 +31,9 @@ const load = (key: string): Set<string> => {
 };
 const save = (key: string, s: Set<string>) => sessionStorage.setItem(key, JSON.stringify([...s]));
 
-export function TraceTree({ model, scope }: { model: TraceModel; scope: string }) {
+/** `onTurn`, where the calls belong to a chat: a call's details offer to show its turn's
+ * question there. */
+export function TraceTree({ model, scope, onTurn }: { model: TraceModel; scope: string; onTurn?: (turn: number) => void }) {
   const version = model.version.value;
   const [closed, setClosed] = useState(() => load(`baton.closed.${scope}`));
   const [details, setDetails] = useState(() => load(`baton.details.${scope}`));
@@ -166,7 +168,7 @@ export function TraceTree({ model, scope }: { model: TraceModel; scope: string }
                 else toggle(details, r.key, "details", setDetails);
               }}
             >
-              <RowView row={r} onCaret={(key) => toggle(closed, key, "closed", setClosed)} />
+              <RowView row={r} onCaret={(key) => toggle(closed, key, "closed", setClosed)} onTurn={onTurn} />
             </div>
           ))}
         </div>
@@ -184,7 +186,7 @@ export function TraceTree({ model, scope }: { model: TraceModel; scope: string }
   );
 }
 
-function RowView({ row, onCaret }: { row: Row; onCaret: (key: string) => void }) {
+function RowView({ row, onCaret, onTurn }: { row: Row; onCaret: (key: string) => void; onTurn?: (turn: number) => void }) {
   if (row.type === "turn") {
     const t = row.turn;
     const rate = hitRate(t.input, t.cached);
@@ -203,7 +205,7 @@ function RowView({ row, onCaret }: { row: Row; onCaret: (key: string) => void })
       </>
     );
   }
-  if (row.type === "detail") return <Detail node={row.node} depth={row.depth} />;
+  if (row.type === "detail") return <Detail node={row.node} depth={row.depth} onTurn={onTurn} />;
   const t = row.node.trace;
   const start = Date.parse(t.started_at);
   const end = t.finished_at ? Date.parse(t.finished_at) : row.turn.end;
@@ -253,7 +255,7 @@ export function HitBar({ rate, label }: { rate: number; label: string }) {
   );
 }
 
-function Detail({ node, depth }: { node: TraceNode; depth: number }) {
+function Detail({ node, depth, onTurn }: { node: TraceNode; depth: number; onTurn?: (turn: number) => void }) {
   const t = node.trace;
   const shape = t.kind === "llm" && t.outcome !== "running" ? shapeOf(t) : null;
   const facts = [
@@ -271,6 +273,11 @@ function Detail({ node, depth }: { node: TraceNode; depth: number }) {
           </span>
         ))}
         {t.meta && (t.meta as { truncated?: boolean }).truncated ? <span class="badge">truncated</span> : null}
+        {onTurn ? (
+          <button class="link small show-in-chat" onClick={() => onTurn(t.turn_number)}>
+            show its question
+          </button>
+        ) : null}
       </div>
       {t.error ? <div class="error-text">{t.error}</div> : null}
       {shape ? <ShapeTable shape={shape} /> : null}
