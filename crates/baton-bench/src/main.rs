@@ -9,6 +9,7 @@ mod agent;
 mod fanout;
 mod media;
 mod null_store;
+mod peers;
 mod replay;
 mod seed;
 mod server;

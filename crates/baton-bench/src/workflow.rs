@@ -133,6 +133,165 @@ async fn agents_per_second(
     Ok((agents as f64 / secs, rss_kib() as i64 - before as i64))
 }
 
+/// Baton and its peers, each running the same fan-out of `n` and of `10 × n` agents
+/// against the same scripted model server over HTTP, 16 in flight, each agent one
+/// streamed model call and one durable result.
+async fn peer_comparison(mock: &MockModel, ws: &std::path::Path, n: usize) -> anyhow::Result<()> {
+    let sizes = [n, n * 10];
+    println!(
+        "\n### The same fan-out in each framework: {} and {} agents, 16 in flight, one streamed call each to the same model server over HTTP\n",
+        sizes[0], sizes[1]
+    );
+    struct Row {
+        name: String,
+        rates: Vec<Option<f64>>,
+        memory: String,
+        note: Option<String>,
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    for kind in [None, Some(Kind::Sqlite), Some(Kind::Postgres)] {
+        let mut rates = Vec::new();
+        let mut growth = 0;
+        for &size in &sizes {
+            let (rate, rss) = match kind {
+                None => agents_per_second(Arc::new(NullStore::default()), mock, ws, size).await?,
+                Some(k) => {
+                    let db = TestDb::new(k).await;
+                    agents_per_second(db.store(), mock, ws, size).await?
+                }
+            };
+            rates.push(Some(rate));
+            growth = growth.max(rss);
+        }
+        let name = match kind {
+            None => "Baton, nothing stored (baseline)",
+            Some(Kind::Sqlite) => "Baton, journal on SQLite",
+            Some(Kind::Postgres) => "Baton, journal on Postgres",
+        };
+        rows.push(Row {
+            name: name.into(),
+            rates,
+            memory: format!(
+                "+{:.0} MiB (growth of the bench process)",
+                growth as f64 / 1024.0
+            ),
+            note: None,
+        });
+    }
+    let base_url = mock.base_url("openai");
+    match crate::peers::python() {
+        Err(why) => println!("Peers skipped: {why}.\n"),
+        Ok(python) => {
+            let tmp =
+                std::env::temp_dir().join(format!("baton-bench-peers-{}", std::process::id()));
+            std::fs::create_dir_all(&tmp)?;
+            let peers: [(&str, &str, Option<Kind>); 3] = [
+                (
+                    "LangGraph 1.2, ChatOpenAI, SQLite checkpointer",
+                    "langgraph_http.py",
+                    None,
+                ),
+                (
+                    "DBOS 3.4, queue of 16, SQLite",
+                    "dbos_http.py",
+                    Some(Kind::Sqlite),
+                ),
+                (
+                    "DBOS 3.4, queue of 16, Postgres",
+                    "dbos_http.py",
+                    Some(Kind::Postgres),
+                ),
+            ];
+            for (name, script, db) in peers {
+                let mut rates = Vec::new();
+                let mut peak: f64 = 0.0;
+                let mut note = None;
+                for (k, &size) in sizes.iter().enumerate() {
+                    let mut args = vec![size.to_string(), base_url.clone()];
+                    // Kept until the peer is done with it (a Postgres database is dropped after).
+                    let mut _pg = None;
+                    match db {
+                        Some(Kind::Sqlite) => args.push(format!(
+                            "sqlite:///{}",
+                            tmp.join(format!("dbos-{k}.db")).display()
+                        )),
+                        Some(Kind::Postgres) => {
+                            let d = TestDb::new(Kind::Postgres).await;
+                            args.push(d.url.clone());
+                            _pg = Some(d);
+                        }
+                        None => {}
+                    }
+                    match crate::peers::run(&python, script, &args) {
+                        Ok((rate, rss)) => {
+                            rates.push(Some(rate));
+                            peak = peak.max(rss);
+                        }
+                        Err(why) => {
+                            rates.push(None);
+                            note = Some(why);
+                        }
+                    }
+                }
+                rows.push(Row {
+                    name: name.into(),
+                    rates,
+                    memory: format!("{peak:.0} MiB peak (whole process)"),
+                    note,
+                });
+            }
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    let fmt = |r: &Option<f64>| r.map(|r| format!("{r:.0}")).unwrap_or_else(|| "—".into());
+    println!(
+        "| | agents/s at {} | agents/s at {} | {} vs {} | memory |",
+        sizes[0], sizes[1], sizes[1], sizes[0]
+    );
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        let linear = match (r.rates[0], r.rates[1]) {
+            (Some(a), Some(b)) => format!("{:.2}", b / a),
+            _ => "—".into(),
+        };
+        println!(
+            "| {} | {} | {} | {linear} | {} |",
+            r.name,
+            fmt(&r.rates[0]),
+            fmt(&r.rates[1]),
+            r.memory
+        );
+    }
+    for r in rows.iter().filter(|r| r.note.is_some()) {
+        println!("\n{}: {}", r.name, r.note.as_deref().unwrap_or_default());
+    }
+    let base = &rows[0].rates;
+    println!();
+    for (i, &size) in sizes.iter().enumerate() {
+        let Some(b) = base[i] else { continue };
+        let of = |name: &str| {
+            rows.iter()
+                .find(|r| r.name.contains(name))
+                .and_then(|r| r.rates[i])
+        };
+        let mut parts = vec![];
+        for baton in ["SQLite", "Postgres"] {
+            let Some(mine) = of(&format!("journal on {baton}")) else {
+                continue;
+            };
+            let mut vs = vec![format!("{:.2} of nothing stored", mine / b)];
+            for peer in rows.iter().skip(3) {
+                if let Some(p) = peer.rates[i] {
+                    vs.push(format!("{:.1}× {}", mine / p, peer.name));
+                }
+            }
+            parts.push(format!("Baton on {baton}: {}", vs.join(", ")));
+        }
+        println!("At {size} agents — {}.", parts.join("; "));
+    }
+    Ok(())
+}
+
 /// Runs held in flight at once for the memory figure.
 const HELD_RUNS: usize = 100;
 
@@ -241,24 +400,7 @@ pub async fn run(only: Option<Journal>, agents: usize) -> anyhow::Result<()> {
             rate,
         ));
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/langgraph_fanout.py");
-    match std::process::Command::new("python3").arg(script).arg(agents.to_string()).output() {
-        Ok(out) if out.status.success() => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let mut parts = text.split_whitespace();
-            let rate: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
-            let peak: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
-            println!("| LangGraph 1.x, SQLite checkpointer, fake chat model (comparison) | {rate:.0} | {:.2} | peak RSS {peak:.0} MiB (whole process) |", rate / base);
-            if rate > 0.0 {
-                let ratios: Vec<String> = rates
-                    .iter()
-                    .map(|(name, r)| format!("{name} {:.1}×", r / rate))
-                    .collect();
-                println!("\nBaton vs LangGraph in this run: {}.", ratios.join(", "));
-            }
-        }
-        _ => println!("| LangGraph (comparison) | not measured: `pip install langgraph langgraph-checkpoint-sqlite aiosqlite` | | |"),
-    }
+    peer_comparison(&mock, &ws, agents).await?;
     println!();
     println!(
         "Memory per run in flight ({HELD_RUNS} runs at once, each with one agent mid-answer, SQLite, \

@@ -1,25 +1,25 @@
-"""The comparison for Baton's workflow benchmark: the same fan-out in LangGraph.
+"""A peer for Baton's workflow benchmark: the same fan-out in LangGraph, each agent one
+streamed call to the same scripted model server over HTTP (ChatOpenAI), 16 in flight
+(max_concurrency), durable with LangGraph's SQLite checkpointer.
 
-N agents (default 1,000) through a Send fan-out, 16 in flight (max_concurrency), each
-a call to a fake chat model, durable with LangGraph's SQLite checkpointer.
+Usage: langgraph_http.py N BASE_URL   (BASE_URL ends in /v1)
 Prints "<agents per second> <peak RSS MiB>".
-Needs: pip install langgraph langgraph-checkpoint-sqlite aiosqlite
 """
 import asyncio
 import operator
 import os
-import resource
 import sys
 import tempfile
 import time
 from typing import Annotated, TypedDict
 
-from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+N = int(sys.argv[1])
+BASE_URL = sys.argv[2]
 IN_FLIGHT = 16
 
 
@@ -32,7 +32,7 @@ class Item(TypedDict):
     item: str
 
 
-model = FakeListChatModel(responses=["done"])
+model = ChatOpenAI(model="mock-1", base_url=BASE_URL, api_key="bench", streaming=True, max_retries=0)
 
 
 async def agent(state: Item):
@@ -50,6 +50,15 @@ graph.add_conditional_edges(START, fan_out, ["agent"])
 graph.add_edge("agent", END)
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM: ru_maxrss would carry the parent's over exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 async def main():
     path = os.path.join(tempfile.mkdtemp(), "checkpoints.db")
     async with AsyncSqliteSaver.from_conn_string(path) as saver:
@@ -61,7 +70,8 @@ async def main():
         )
         secs = time.perf_counter() - started
     assert len(out["results"]) == N, len(out["results"])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert all(out["results"]), "every agent answered"
+    peak = peak_rss_mib()
     print(f"{N / secs:.1f} {peak:.1f}")
 
 
