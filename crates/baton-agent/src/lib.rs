@@ -24,7 +24,7 @@ pub use error::AgentError;
 pub use models::{ModelEntry, ModelRegistry};
 pub use runner::STRUCTURED_OUTPUT;
 pub use runtime::{AgentOutcome, AgentRuntime, AgentSpec, PostedMessage};
-pub use shared::{session_view, AgentConfig};
+pub use shared::AgentConfig;
 pub use snapshots::AgentSnapshots;
 pub use tasks::{SpawnRequest, TaskLimits};
 pub use workspace::{WorkspaceError, WorkspacePolicy};

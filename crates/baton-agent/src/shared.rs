@@ -118,7 +118,7 @@ pub(crate) async fn publish(hub: &EventHub, topic: Topic, body: FrameBody) {
 
 /// The session as the API, its frames and snapshots show it: everything but the history,
 /// which however long is skipped, not parsed.
-pub fn session_view(s: &Session) -> SessionView {
+pub(crate) fn session_view(s: &Session) -> SessionView {
     #[derive(serde::Deserialize, Default)]
     #[serde(default)]
     struct Totals {

@@ -194,6 +194,7 @@ function ChatPane({ model }: { model: ChatModel }) {
   const [view, setView] = useState({ top: 0, height: 800 });
   const [, remeasured] = useState(0);
   const keys = useMemo(() => exchanges.map((x) => x.turn), [exchanges]);
+  const indexOf = useMemo(() => new Map(keys.map((k, i) => [k, i])), [keys]);
   const offsets = offsetsOf(keys, heights.current, ESTIMATE);
   const span = spanOf(offsets, view.top, view.height, OVERSCAN);
   const anchor = useRef<{ first: string | null; height: number }>({ first: null, height: 0 });
@@ -217,7 +218,7 @@ function ChatPane({ model }: { model: ChatModel }) {
       const was = heights.current.get(turn);
       if (was === h) continue;
       changed = true;
-      if (keys.indexOf(turn) < top) shift += h - (was ?? ESTIMATE);
+      if ((indexOf.get(turn) ?? 0) < top) shift += h - (was ?? ESTIMATE);
       heights.current.set(turn, h);
     }
     if (stick.current) el.scrollTop = el.scrollHeight;
@@ -231,8 +232,8 @@ function ChatPane({ model }: { model: ChatModel }) {
   useLayoutEffect(() => {
     const el = list.current;
     if (jump === null || !el) return;
-    const i = keys.indexOf(jump);
-    if (i < 0) return;
+    const i = indexOf.get(jump);
+    if (i === undefined) return;
     stick.current = false;
     el.scrollTop = offsets[i];
     setView({ top: el.scrollTop, height: el.clientHeight });
@@ -244,7 +245,7 @@ function ChatPane({ model }: { model: ChatModel }) {
       node.classList.add("flash");
       setTimeout(() => node.classList.remove("flash"), 1200);
     });
-  }, [jump, keys]);
+  }, [jump, indexOf]);
 
   // The sessions' own running totals, the current one's from its latest frame: no turn
   // is summed here.
