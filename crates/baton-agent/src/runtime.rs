@@ -359,11 +359,7 @@ impl AgentRuntime {
             return Ok(());
         }
         let inner = &self.inner;
-        let s = inner
-            .store
-            .get_session(id)
-            .await?
-            .ok_or(AgentError::NotFound("session"))?;
+        let s = self.session(id).await?;
         let elsewhere = match (&s.lease.owner, s.lease.expires_at) {
             (Some(o), Some(until)) => *o != inner.config.instance && until > time::now(),
             _ => false,
@@ -435,14 +431,16 @@ impl AgentRuntime {
         }
     }
 
-    pub async fn view(&self, id: SessionId) -> Result<SessionView, AgentError> {
-        let session = self
-            .inner
+    async fn session(&self, id: SessionId) -> Result<Session, AgentError> {
+        self.inner
             .store
             .get_session(id)
             .await?
-            .ok_or(AgentError::NotFound("session"))?;
-        Ok(session_view(&session))
+            .ok_or(AgentError::NotFound("session"))
+    }
+
+    pub async fn view(&self, id: SessionId) -> Result<SessionView, AgentError> {
+        Ok(session_view(&self.session(id).await?))
     }
 
     /// Up to `limit` of the session's turns numbered above `after`, and the session's last
@@ -453,12 +451,7 @@ impl AgentRuntime {
         after: Option<i64>,
         limit: u32,
     ) -> Result<(i64, Vec<TurnSummary>), AgentError> {
-        let session = self
-            .inner
-            .store
-            .get_session(id)
-            .await?
-            .ok_or(AgentError::NotFound("session"))?;
+        let session = self.session(id).await?;
         let turns = self.inner.store.turn_summaries(id, after, limit).await?;
         Ok((session.turn_number, turns))
     }
