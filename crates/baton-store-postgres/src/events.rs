@@ -1,12 +1,12 @@
 use baton_core::{time, Frame, NewFrame, Topic};
 use baton_store::{FrameNotice, StoreError, StoreResult, TopicBounds};
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
 use crate::db;
+use crate::plan::{Frames, Plan, Stmt};
 use crate::traces::pg_json;
 
 fn frame_from(topic: Topic, row: &PgRow) -> StoreResult<Frame> {
@@ -27,75 +27,40 @@ fn frame_from(topic: Topic, row: &PgRow) -> StoreResult<Frame> {
 /// The channel on which appended frames are announced to every instance.
 pub(crate) const CHANNEL: &str = "baton_frames";
 
-pub(crate) async fn append(
-    pool: &PgPool,
-    instance: &str,
-    topic: Topic,
-    frames: &[NewFrame],
-) -> StoreResult<Vec<Frame>> {
-    if frames.is_empty() {
-        return Ok(Vec::new());
-    }
-    let topic_text = topic.to_string();
-    let n = frames.len() as i64;
+/// Frames appended to `topic`'s log, numbered after its last (see `writer` for how the
+/// appends of a group are numbered and announced).
+pub(crate) fn append(topic: Topic, frames: &[NewFrame]) -> Plan<Vec<Frame>> {
     let at = time::now();
-    let mut tx = pool.begin().await.map_err(db)?;
-    // The upsert row-locks the topic's counter until commit, so appenders in other
-    // instances queue here and seq values never interleave or repeat.
-    let last: i64 = sqlx::query_scalar(
-        "INSERT INTO event_topics (topic, last_seq, first_kept) VALUES ($1, $2, 1)
-         ON CONFLICT (topic) DO UPDATE SET last_seq = event_topics.last_seq + EXCLUDED.last_seq
-         RETURNING last_seq",
-    )
-    .bind(&topic_text)
-    .bind(n)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db)?;
-    let first = last - n + 1;
-    let stored: Vec<Frame> = frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| Frame {
-            topic,
-            seq: first + i as i64,
-            kind: f.kind.clone(),
-            at,
-            body: f.body.clone(),
-        })
-        .collect();
-    let seqs: Vec<i64> = stored.iter().map(|f| f.seq).collect();
-    let kinds: Vec<&str> = stored.iter().map(|f| f.kind.as_str()).collect();
-    let bodies: Vec<String> = stored
+    let stored: Vec<(String, String)> = frames
         .iter()
         .map(|f| {
             let v = Value::Object(f.body.clone());
-            serde_json::to_string(&pg_json(&v)).expect("maps serialize")
+            (
+                f.kind.clone(),
+                serde_json::to_string(&pg_json(&v)).expect("maps serialize"),
+            )
         })
         .collect();
-    let ats: Vec<DateTime<Utc>> = vec![at; stored.len()];
-    sqlx::query(
-        "INSERT INTO events (topic, seq, kind, at, body)
-         SELECT $1, seq, kind, at, body::jsonb
-         FROM UNNEST($2::int8[], $3::text[], $4::timestamptz[], $5::text[]) AS t(seq, kind, at, body)",
-    )
-    .bind(&topic_text)
-    .bind(&seqs)
-    .bind(&kinds)
-    .bind(&ats)
-    .bind(&bodies)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    // Delivered to listeners when (and only if) the transaction commits.
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(format!("{instance} {first} {last} {topic_text}"))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    Ok(stored)
+    let stmt = Stmt::Frames(Frames {
+        topic: topic.to_string(),
+        frames: stored,
+        at,
+    });
+    let frames = frames.to_vec();
+    Plan::new(vec![stmt], move |out| {
+        let first = out.first().map_or(0, |o| o.first_seq);
+        Ok(frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Frame {
+                topic,
+                seq: first + i as i64,
+                kind: f.kind.clone(),
+                at,
+                body: f.body.clone(),
+            })
+            .collect())
+    })
 }
 
 pub(crate) async fn since(

@@ -8,10 +8,12 @@ mod chats;
 mod events;
 mod leases;
 mod migrate;
+mod plan;
 mod runs;
 mod sessions;
 mod tasks;
 mod traces;
+mod writer;
 
 use std::time::Duration;
 
@@ -35,13 +37,11 @@ pub use migrate::MIGRATIONS;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// Connections whose commits do not wait for the log to reach the disk, for queued
-    /// writes. The server writes its log in order, so the next commit on `pool` that
-    /// does wait takes every earlier one to the disk with it: a later awaited write
-    /// vouches for the queued ones, as [`Store::queue`] promises. Only a crash of the
-    /// database server itself can lose the latest queued writes, as a crash of Baton
-    /// can lose SQLite's.
-    relaxed: PgPool,
+    /// The writes of running work (sessions, traces, journal entries, event-log
+    /// appends), grouped into few transactions. Every other write waits first for what
+    /// was sent to it ([`writer::Writer::settled`]), so writes through this store commit
+    /// in the order they were made, as [`Store::queue`] promises.
+    write: writer::Writer,
     /// Tells this instance's frame notifications from other instances'.
     instance: String,
 }
@@ -68,14 +68,11 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(db)?;
-        let relaxed = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+        let instance = uuid::Uuid::now_v7().simple().to_string();
         Ok(Self {
+            write: writer::Writer::start(pool.clone(), instance.clone()),
             pool,
-            relaxed,
-            instance: uuid::Uuid::now_v7().simple().to_string(),
+            instance,
         })
     }
 
@@ -88,7 +85,7 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
-        self.relaxed.close().await;
+        self.write.close().await;
         self.pool.close().await;
     }
 
@@ -144,6 +141,7 @@ impl Store for PgStore {
     }
 
     async fn create_chat(&self, chat: NewChat) -> StoreResult<Chat> {
+        self.write.settled().await;
         chats::create_chat(&self.pool, chat).await
     }
 
@@ -156,10 +154,12 @@ impl Store for PgStore {
     }
 
     async fn update_chat(&self, id: ChatId, patch: ChatPatch) -> StoreResult<Option<Chat>> {
+        self.write.settled().await;
         chats::update_chat(&self.pool, id, patch).await
     }
 
     async fn insert_message(&self, message: NewMessage) -> StoreResult<Message> {
+        self.write.settled().await;
         chats::insert_message(&self.pool, message).await
     }
 
@@ -177,6 +177,7 @@ impl Store for PgStore {
     }
 
     async fn put_attachment(&self, new: &NewAttachment) -> StoreResult<Attachment> {
+        self.write.settled().await;
         attachments::put(&self.pool, new).await
     }
 
@@ -193,6 +194,7 @@ impl Store for PgStore {
     }
 
     async fn delete_orphan_attachments(&self, before: Timestamp) -> StoreResult<u64> {
+        self.write.settled().await;
         attachments::delete_orphans(&self.pool, before).await
     }
 
@@ -206,19 +208,26 @@ impl Store for PgStore {
         model: &str,
         description: &str,
     ) -> StoreResult<()> {
+        self.write.settled().await;
         attachments::put_description(&self.pool, sha256, model, description).await
     }
 
     async fn insert_trace(&self, trace: &Trace) -> StoreResult<()> {
-        traces::insert(&self.pool, std::slice::from_ref(trace)).await
+        self.write
+            .write(traces::insert(std::slice::from_ref(trace)))
+            .await
     }
 
     async fn insert_traces(&self, traces: &[Trace]) -> StoreResult<()> {
-        traces::insert(&self.pool, traces).await
+        if traces.is_empty() {
+            return Ok(());
+        }
+        self.write.write(traces::insert(traces)).await
     }
 
     async fn finish_trace(&self, id: TraceId, finish: &TraceFinish) -> StoreResult<Trace> {
-        traces::finish(&self.pool, id, finish).await
+        let r = self.write.write(traces::finish(id, finish)).await;
+        traces::finished(&self.pool, id, r).await
     }
 
     async fn get_trace(&self, id: TraceId) -> StoreResult<Option<Trace>> {
@@ -245,11 +254,12 @@ impl Store for PgStore {
     }
 
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
-        sessions::create(&self.pool, session).await
+        self.write.write(sessions::create(session)).await
     }
 
     async fn save_session(&self, session: &Session, messages: &[Message]) -> StoreResult<()> {
-        sessions::save(&self.pool, session, messages).await
+        let r = self.write.write(sessions::save(session, messages)).await;
+        sessions::refused(&self.pool, session.id, r).await
     }
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
@@ -269,6 +279,7 @@ impl Store for PgStore {
         session: SessionId,
         reason: &str,
     ) -> StoreResult<Vec<Trace>> {
+        self.write.settled().await;
         sessions::close_running(&self.pool, session, reason).await
     }
 
@@ -282,10 +293,12 @@ impl Store for PgStore {
     }
 
     async fn create_run(&self, run: &Run) -> StoreResult<()> {
+        self.write.settled().await;
         runs::create(&self.pool, run).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        self.write.settled().await;
         runs::update(&self.pool, run).await
     }
 
@@ -303,26 +316,17 @@ impl Store for PgStore {
     }
 
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()> {
-        runs::put_journal(&self.pool, entry).await
+        let r = self.write.write(runs::put_journal(entry)).await;
+        runs::refused_journal(&self.pool, entry.run_id, r).await
     }
 
     async fn queue(&self, write: Queued) {
-        let pool = &self.relaxed;
-        let (what, result) = match write {
-            Queued::Session(s) => ("session", sessions::create(pool, &s).await),
-            Queued::Snapshot(s, m) => ("snapshot", sessions::save(pool, &s, &m).await),
-            Queued::Trace(t) => (
-                "trace",
-                traces::insert(pool, std::slice::from_ref(&t)).await,
-            ),
-            Queued::Finish(id, f) => (
-                "trace's finish",
-                traces::finish(pool, id, &f).await.map(drop),
-            ),
-            Queued::Journal(e) => ("journal entry", runs::put_journal(pool, &e).await),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "writing a queued {what} failed");
+        match write {
+            Queued::Session(s) => self.write.submit(sessions::create(&s)),
+            Queued::Snapshot(s, m) => self.write.submit(sessions::save(&s, &m)),
+            Queued::Trace(t) => self.write.submit(traces::insert(std::slice::from_ref(&t))),
+            Queued::Finish(id, f) => self.write.submit(traces::finish_unread(id, &f)),
+            Queued::Journal(e) => self.write.submit(runs::put_journal(&e)),
         }
     }
 
@@ -331,14 +335,17 @@ impl Store for PgStore {
     }
 
     async fn stop_running_agents(&self, run: RunId, epoch: i64, at: Timestamp) -> StoreResult<u64> {
+        self.write.settled().await;
         runs::stop_running(&self.pool, run, epoch, at).await
     }
 
     async fn claim_runs(&self, owner: &str, ttl: Duration, limit: u32) -> StoreResult<Vec<Run>> {
+        self.write.settled().await;
         leases::claim_runs(&self.pool, owner, ttl, limit).await
     }
 
     async fn claim_run(&self, id: RunId, owner: &str, ttl: Duration) -> StoreResult<Option<Run>> {
+        self.write.settled().await;
         leases::claim_run(&self.pool, id, owner, ttl).await
     }
 
@@ -348,6 +355,7 @@ impl Store for PgStore {
         ttl: Duration,
         limit: u32,
     ) -> StoreResult<Vec<Session>> {
+        self.write.settled().await;
         leases::claim_sessions(&self.pool, owner, ttl, limit).await
     }
 
@@ -357,6 +365,7 @@ impl Store for PgStore {
         owner: &str,
         ttl: Duration,
     ) -> StoreResult<Option<Session>> {
+        self.write.settled().await;
         leases::claim_session(&self.pool, id, owner, ttl).await
     }
 
@@ -365,26 +374,32 @@ impl Store for PgStore {
     }
 
     async fn release_leases(&self, owner: Option<&str>) -> StoreResult<u64> {
+        self.write.settled().await;
         leases::release(&self.pool, owner).await
     }
 
     async fn request_run_control(&self, id: RunId, control: RunControl) -> StoreResult<()> {
+        self.write.settled().await;
         leases::request_control(&self.pool, id, control).await
     }
 
     async fn take_run_controls(&self, owner: &str) -> StoreResult<Vec<(RunId, RunControl)>> {
+        self.write.settled().await;
         leases::take_controls(&self.pool, owner).await
     }
 
     async fn request_session_cancel(&self, id: SessionId) -> StoreResult<()> {
+        self.write.settled().await;
         leases::request_session_cancel(&self.pool, id).await
     }
 
     async fn take_session_cancels(&self, owner: &str) -> StoreResult<Vec<SessionId>> {
+        self.write.settled().await;
         leases::take_session_cancels(&self.pool, owner).await
     }
 
     async fn create_task(&self, task: &Task) -> StoreResult<()> {
+        self.write.settled().await;
         tasks::create(&self.pool, task).await
     }
 
@@ -406,6 +421,7 @@ impl Store for PgStore {
     }
 
     async fn update_task(&self, task: &Task) -> StoreResult<()> {
+        self.write.settled().await;
         tasks::update(&self.pool, task).await
     }
 
@@ -415,18 +431,22 @@ impl Store for PgStore {
         at: Timestamp,
         reason: &str,
     ) -> StoreResult<Option<Task>> {
+        self.write.settled().await;
         tasks::cancel_queued(&self.pool, id, at, reason).await
     }
 
     async fn claim_tasks(&self, owner: &str, ttl: Duration, limit: u32) -> StoreResult<Vec<Task>> {
+        self.write.settled().await;
         tasks::claim(&self.pool, owner, ttl, limit).await
     }
 
     async fn request_task_cancel(&self, id: TaskId) -> StoreResult<()> {
+        self.write.settled().await;
         tasks::request_cancel(&self.pool, id).await
     }
 
     async fn take_task_cancels(&self, owner: &str) -> StoreResult<Vec<TaskId>> {
+        self.write.settled().await;
         tasks::take_cancels(&self.pool, owner).await
     }
 
@@ -447,6 +467,7 @@ impl Store for PgStore {
     }
 
     async fn close_run_sessions(&self, run: RunId, reason: &str) -> StoreResult<Vec<Trace>> {
+        self.write.settled().await;
         leases::close_run_sessions(&self.pool, run, reason).await
     }
 
@@ -459,6 +480,7 @@ impl Store for PgStore {
     }
 
     async fn forget_instance(&self, id: &str) -> StoreResult<()> {
+        self.write.settled().await;
         leases::forget_instance(&self.pool, id).await
     }
 
@@ -480,7 +502,24 @@ impl Store for PgStore {
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {
-        events::append(&self.pool, &self.instance, topic, frames).await
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write.write(events::append(topic, frames)).await
+    }
+
+    async fn append_frames_to_topics(
+        &self,
+        batches: Vec<(Topic, Vec<NewFrame>)>,
+    ) -> Vec<StoreResult<Vec<Frame>>> {
+        // Sent to the writer in order as each is first polled, so appends to one topic
+        // keep their order; together they make one group.
+        futures_util::future::join_all(
+            batches
+                .iter()
+                .map(|(topic, frames)| self.append_frames(*topic, frames)),
+        )
+        .await
     }
 
     async fn frames_since(&self, topic: Topic, since: i64, limit: u32) -> StoreResult<Vec<Frame>> {
@@ -492,6 +531,7 @@ impl Store for PgStore {
     }
 
     async fn prune_frames(&self, topic: Topic, up_to: i64) -> StoreResult<u64> {
+        self.write.settled().await;
         events::prune(&self.pool, topic, up_to).await
     }
 

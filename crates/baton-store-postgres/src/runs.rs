@@ -8,6 +8,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::db;
+use crate::plan::{wrote, Plan, RowKind, Stmt};
 use crate::traces::{no_nul, pg_json};
 
 pub(crate) fn run_from(row: &PgRow) -> StoreResult<Run> {
@@ -148,6 +149,18 @@ pub(crate) async fn update(pool: &PgPool, r: &Run) -> StoreResult<()> {
     Ok(())
 }
 
+/// What a refused write of run `run` means: `Fenced` if it is there, `NotFound` if not.
+pub(crate) async fn refused_journal(
+    pool: &PgPool,
+    run: RunId,
+    r: StoreResult<()>,
+) -> StoreResult<()> {
+    match r {
+        Err(StoreError::Fenced(_)) => Err(refused(pool, run).await),
+        r => r,
+    }
+}
+
 /// Why a write conditional on a run's epoch changed nothing.
 async fn refused(pool: &PgPool, run: RunId) -> StoreError {
     match sqlx::query("SELECT 1 FROM workflow_runs WHERE id = $1")
@@ -191,47 +204,58 @@ pub(crate) async fn list(
     rows.iter().map(run_from).collect()
 }
 
-pub(crate) async fn put_journal(pool: &PgPool, e: &JournalEntry) -> StoreResult<()> {
-    // Refused when the run's epoch has moved on. A claim may commit while this statement
-    // runs (no lock is taken, so agents do not queue on the run's row); what then keeps
-    // a late holder from overwriting its successor is the upsert's own condition: an
-    // entry written under a higher epoch is never replaced.
-    let res = sqlx::query(
-        "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt, result, error,
+/// A journal entry, refused when the run's epoch has moved on. A claim may commit while
+/// this statement runs (no lock is taken, so agents do not queue on the run's row); what
+/// then keeps a late holder from overwriting its successor is the upsert's own
+/// condition: an entry written under a higher epoch is never replaced.
+static JOURNAL: RowKind = RowKind {
+    table: "workflow_agents",
+    sql: "INSERT INTO workflow_agents (run_id, key, seq, label, phase, status, session_id, prompt, result, error,
             input_tokens, output_tokens, cost_usd, cached, started_at, finished_at, epoch)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17
-         WHERE EXISTS (SELECT 1 FROM workflow_runs WHERE id = $1 AND epoch = $17)
+         SELECT u.run_id, u.key, u.seq, u.label, u.phase, u.status, u.session_id, u.prompt, u.result::jsonb,
+            u.error, u.input_tokens, u.output_tokens, u.cost_usd, u.cached, u.started_at, u.finished_at, u.epoch
+         FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::uuid[],
+            $8::text[], $9::text[], $10::text[], $11::int8[], $12::int8[], $13::float8[], $14::bool[],
+            $15::timestamptz[], $16::timestamptz[], $17::int8[])
+           AS u(run_id, key, seq, label, phase, status, session_id, prompt, result, error, input_tokens,
+            output_tokens, cost_usd, cached, started_at, finished_at, epoch)
+         WHERE EXISTS (SELECT 1 FROM workflow_runs r WHERE r.id = u.run_id AND r.epoch = u.epoch)
          ON CONFLICT (run_id, key) DO UPDATE SET seq = EXCLUDED.seq, label = EXCLUDED.label, phase = EXCLUDED.phase,
             status = EXCLUDED.status, session_id = EXCLUDED.session_id, prompt = EXCLUDED.prompt,
             result = EXCLUDED.result, error = EXCLUDED.error, input_tokens = EXCLUDED.input_tokens,
             output_tokens = EXCLUDED.output_tokens, cost_usd = EXCLUDED.cost_usd, cached = EXCLUDED.cached,
             started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, epoch = EXCLUDED.epoch
-         WHERE workflow_agents.epoch <= EXCLUDED.epoch"
-    )
-    .bind(e.run_id.0)
-    .bind(&e.key)
-    .bind(e.seq)
-    .bind(e.label.as_deref().map(no_nul))
-    .bind(e.phase.as_deref().map(no_nul))
-    .bind(e.status.as_str())
-    .bind(e.session_id.map(|s| s.0))
-    .bind(no_nul(&e.prompt))
-    .bind(oj(&e.result))
-    .bind(e.error.as_deref().map(no_nul))
-    .bind(e.input_tokens)
-    .bind(e.output_tokens)
-    .bind(e.cost_usd)
-    .bind(e.cached)
-    .bind(e.started_at)
-    .bind(e.finished_at)
-    .bind(e.epoch)
-    .execute(pool)
-    .await
-    .map_err(db)?;
-    if res.rows_affected() == 0 {
-        return Err(refused(pool, e.run_id).await);
-    }
-    Ok(())
+         WHERE workflow_agents.epoch <= EXCLUDED.epoch
+         RETURNING run_id::text || ' ' || key AS k",
+};
+
+/// Refused (`Fenced`) when the run's epoch has moved on or it is missing (`refused`
+/// tells the two apart).
+pub(crate) fn put_journal(e: &JournalEntry) -> Plan<()> {
+    let stmt = Stmt::row(
+        &JOURNAL,
+        format!("{} {}", e.run_id.0, e.key),
+        vec![
+            e.run_id.0.into(),
+            e.key.as_str().into(),
+            e.seq.into(),
+            e.label.as_deref().map(no_nul).into(),
+            e.phase.as_deref().map(no_nul).into(),
+            e.status.as_str().into(),
+            e.session_id.map(|s| s.0).into(),
+            no_nul(&e.prompt).into(),
+            oj(&e.result).into(),
+            e.error.as_deref().map(no_nul).into(),
+            e.input_tokens.into(),
+            e.output_tokens.into(),
+            e.cost_usd.into(),
+            e.cached.into(),
+            e.started_at.into(),
+            e.finished_at.into(),
+            e.epoch.into(),
+        ],
+    );
+    Plan::new(vec![stmt], |out| wrote(&out, 0, StoreError::Fenced("run")))
 }
 
 pub(crate) async fn stop_running(

@@ -9,6 +9,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::db;
+use crate::plan::{wrote, Plan, RowKind, Stmt, Val};
 use crate::traces::{no_nul, pg_json, trace_from, COLUMNS};
 
 pub(crate) fn session_from(row: &PgRow) -> StoreResult<Session> {
@@ -45,88 +46,127 @@ fn state_text(s: &Session) -> String {
     serde_json::to_string(&pg_json(&s.state)).expect("JSON serializes")
 }
 
-pub(crate) async fn create(pool: &PgPool, s: &Session) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO agent_sessions (id, chat_id, run_id, parent_id, provider, model, status, turn_number,
-            state, error, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)",
+static NEW: RowKind = RowKind {
+    table: "agent_sessions",
+    sql: "INSERT INTO agent_sessions (id, chat_id, run_id, parent_id, provider, model, status, turn_number,
+            state, error, created_at, updated_at)
+         SELECT id, chat_id, run_id, parent_id, provider, model, status, turn_number, state::jsonb,
+            error, created_at, updated_at
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+            $8::int8[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[])
+           AS u(id, chat_id, run_id, parent_id, provider, model, status, turn_number, state, error,
+            created_at, updated_at)
+         RETURNING id::text AS k",
+};
+
+pub(crate) fn create(s: &Session) -> Plan<()> {
+    Plan::new(
+        vec![Stmt::row(
+            &NEW,
+            s.id.0.to_string(),
+            vec![
+                s.id.0.into(),
+                s.chat_id.map(|c| c.0).into(),
+                s.run_id.map(|c| c.0).into(),
+                s.parent_id.map(|c| c.0).into(),
+                s.provider.as_str().into(),
+                s.model.as_str().into(),
+                s.status.as_str().into(),
+                s.turn_number.into(),
+                state_text(s).into(),
+                s.error.as_deref().map(no_nul).into(),
+                s.created_at.into(),
+                s.updated_at.into(),
+            ],
+        )],
+        |_| Ok(()),
     )
-    .bind(s.id.0)
-    .bind(s.chat_id.map(|c| c.0))
-    .bind(s.run_id.map(|c| c.0))
-    .bind(s.parent_id.map(|c| c.0))
-    .bind(&s.provider)
-    .bind(&s.model)
-    .bind(s.status.as_str())
-    .bind(s.turn_number)
-    .bind(state_text(s))
-    .bind(s.error.as_deref().map(no_nul))
-    .bind(s.created_at)
-    .bind(s.updated_at)
-    .execute(pool)
-    .await
-    .map_err(db)?;
-    Ok(())
 }
 
-pub(crate) async fn save(pool: &PgPool, s: &Session, messages: &[Message]) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let updated = sqlx::query(
-        "UPDATE agent_sessions SET provider = $2, model = $3, status = $4, turn_number = $5, state = $6::jsonb,
-            error = $7, updated_at = $8 WHERE id = $1 AND epoch = $9",
-    )
-    .bind(s.id.0)
-    .bind(&s.provider)
-    .bind(&s.model)
-    .bind(s.status.as_str())
-    .bind(s.turn_number)
-    .bind(state_text(s))
-    .bind(s.error.as_deref().map(no_nul))
-    .bind(s.updated_at)
-    .bind(s.lease.epoch)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    if updated.rows_affected() == 0 {
-        drop(tx);
-        let exists = sqlx::query("SELECT 1 FROM agent_sessions WHERE id = $1")
-            .bind(s.id.0)
-            .fetch_optional(pool)
-            .await
-            .map_err(db)?;
-        return Err(if exists.is_some() {
-            StoreError::Fenced("session")
-        } else {
-            StoreError::NotFound("session")
-        });
-    }
+/// A session's state, if the caller still holds its lease (its epoch).
+static SAVE: RowKind = RowKind {
+    table: "agent_sessions",
+    sql: "UPDATE agent_sessions s SET provider = u.provider, model = u.model, status = u.status,
+            turn_number = u.turn_number, state = u.state::jsonb, error = u.error, updated_at = u.updated_at
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[],
+            $8::timestamptz[], $9::int8[])
+           AS u(id, provider, model, status, turn_number, state, error, updated_at, epoch)
+         WHERE s.id = u.id AND s.epoch = u.epoch
+         RETURNING s.id::text AS k",
+};
+
+/// A snapshot and the messages it adds, refused (`Fenced`) when the session's epoch has
+/// moved on or it is missing (`refused` tells the two apart).
+pub(crate) fn save(s: &Session, messages: &[Message]) -> Plan<()> {
+    let mut stmts = vec![Stmt::row(
+        &SAVE,
+        s.id.0.to_string(),
+        vec![
+            s.id.0.into(),
+            s.provider.as_str().into(),
+            s.model.as_str().into(),
+            s.status.as_str().into(),
+            s.turn_number.into(),
+            state_text(s).into(),
+            s.error.as_deref().map(no_nul).into(),
+            s.updated_at.into(),
+            s.lease.epoch.into(),
+        ],
+    )];
     for m in messages {
-        sqlx::query(
+        stmts.push(Stmt::one(
             "INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at, task_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(m.id.0)
-        .bind(m.chat_id.0)
-        .bind(m.role.as_str())
-        .bind(no_nul(&m.content))
-        .bind(Json(&m.attachments))
-        .bind(m.turn_number)
-        .bind(m.created_at)
-        .bind(m.task_id.map(|t| t.0))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        crate::attachments::mark_referenced(&mut tx, m).await?;
+             VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)",
+            vec![
+                m.id.0.into(),
+                m.chat_id.0.into(),
+                m.role.as_str().into(),
+                no_nul(&m.content).into(),
+                serde_json::to_string(&m.attachments)
+                    .expect("ids serialize")
+                    .into(),
+                m.turn_number.into(),
+                m.created_at.into(),
+                m.task_id.map(|t| t.0).into(),
+            ],
+        ));
+        if !m.attachments.is_empty() {
+            stmts.push(Stmt::one(
+                "UPDATE attachments SET referenced_at = $1 WHERE referenced_at IS NULL AND id = ANY($2)",
+                vec![
+                    m.created_at.into(),
+                    Val::Uuids(m.attachments.iter().map(|a| a.0).collect()),
+                ],
+            ));
+        }
         if let Some(task) = m.task_id {
             // Its notice is stored: the task is told, once.
-            sqlx::query("UPDATE tasks SET notified_at = $2 WHERE id = $1 AND notified_at IS NULL")
-                .bind(task.0)
-                .bind(m.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            stmts.push(Stmt::one(
+                "UPDATE tasks SET notified_at = $2 WHERE id = $1 AND notified_at IS NULL",
+                vec![task.0.into(), m.created_at.into()],
+            ));
         }
     }
-    tx.commit().await.map_err(db)
+    Plan::new(stmts, |out| wrote(&out, 0, StoreError::Fenced("session")))
+}
+
+/// What a refused write of session `id` means: `Fenced` if it is there, `NotFound` if not.
+pub(crate) async fn refused(pool: &PgPool, id: SessionId, r: StoreResult<()>) -> StoreResult<()> {
+    match r {
+        Err(StoreError::Fenced(_)) => {
+            let exists = sqlx::query("SELECT 1 FROM agent_sessions WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(pool)
+                .await
+                .map_err(db)?;
+            Err(if exists.is_some() {
+                StoreError::Fenced("session")
+            } else {
+                StoreError::NotFound("session")
+            })
+        }
+        r => r,
+    }
 }
 
 pub(crate) async fn get(pool: &PgPool, id: SessionId) -> StoreResult<Option<Session>> {

@@ -5,7 +5,6 @@ use baton_core::{
     TraceOutcome,
 };
 use baton_store::{StoreError, StoreResult, TraceScope};
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -13,6 +12,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::db;
+use crate::plan::{wrote, Plan, RowKind, Stmt};
 
 pub(crate) const COLUMNS: &str =
     "id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name, \
@@ -105,74 +105,13 @@ pub(crate) fn trace_from(row: &PgRow) -> StoreResult<Trace> {
     })
 }
 
-/// Column-wise arrays for one `INSERT … SELECT FROM UNNEST(…)`: one statement and 23
-/// parameters whatever the batch size, which is what lets Postgres take tens of
-/// thousands of rows a second.
-#[derive(Default)]
-struct Columns {
-    id: Vec<Uuid>,
-    session_id: Vec<Option<Uuid>>,
-    chat_id: Vec<Option<Uuid>>,
-    run_id: Vec<Option<Uuid>>,
-    parent_id: Vec<Option<Uuid>>,
-    turn_number: Vec<i64>,
-    kind: Vec<&'static str>,
-    tool_name: Vec<String>,
-    input: Vec<String>,
-    output: Vec<Option<String>>,
-    started_at: Vec<DateTime<Utc>>,
-    finished_at: Vec<Option<DateTime<Utc>>>,
-    latency_ms: Vec<Option<i64>>,
-    tokens_used: Vec<Option<i64>>,
-    input_tokens: Vec<Option<i64>>,
-    output_tokens: Vec<Option<i64>>,
-    cache_tokens: Vec<Option<i64>>,
-    cache_write_tokens: Vec<Option<i64>>,
-    reasoning_tokens: Vec<Option<i64>>,
-    cost_usd: Vec<Option<f64>>,
-    error: Vec<Option<String>>,
-    outcome: Vec<&'static str>,
-    meta: Vec<String>,
-}
-
-impl Columns {
-    fn push(&mut self, t: &Trace) {
-        self.id.push(t.id.0);
-        self.session_id.push(t.session_id.map(|x| x.0));
-        self.chat_id.push(t.chat_id.map(|x| x.0));
-        self.run_id.push(t.run_id.map(|x| x.0));
-        self.parent_id.push(t.parent_id.map(|x| x.0));
-        self.turn_number.push(t.turn_number);
-        self.kind.push(t.kind.as_str());
-        self.tool_name.push(no_nul(&t.tool_name));
-        self.input.push(json_text(&t.input));
-        self.output.push(t.output.as_ref().map(json_text));
-        self.started_at.push(t.started_at);
-        self.finished_at.push(t.finished_at);
-        self.latency_ms.push(t.latency_ms);
-        self.tokens_used.push(t.tokens_used);
-        self.input_tokens.push(t.input_tokens);
-        self.output_tokens.push(t.output_tokens);
-        self.cache_tokens.push(t.cache_tokens);
-        self.cache_write_tokens.push(t.cache_write_tokens);
-        self.reasoning_tokens.push(t.reasoning_tokens);
-        self.cost_usd.push(t.cost_usd);
-        self.error.push(t.error.as_deref().map(no_nul));
-        self.outcome.push(t.outcome.as_str());
-        self.meta.push(json_text(&t.meta));
-    }
-}
-
-pub(crate) async fn insert(pool: &PgPool, traces: &[Trace]) -> StoreResult<()> {
-    if traces.is_empty() {
-        return Ok(());
-    }
-    let mut c = Columns::default();
-    for t in traces {
-        c.push(t);
-    }
-    let res = sqlx::query(&format!(
-        "INSERT INTO tool_traces ({COLUMNS})
+/// A new trace, one row of many in one statement: a batch of any size is one statement
+/// of 23 arrays, which is what lets Postgres take tens of thousands of rows a second.
+static NEW: RowKind = RowKind {
+    table: "tool_traces",
+    sql: "INSERT INTO tool_traces (id, session_id, chat_id, run_id, parent_id, turn_number, kind,
+            tool_name, input, output, started_at, finished_at, latency_ms, tokens_used, input_tokens,
+            output_tokens, cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta)
          SELECT id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name,
                 input::jsonb, output::jsonb, started_at, finished_at, latency_ms, tokens_used,
                 input_tokens, output_tokens, cache_tokens, cache_write_tokens, reasoning_tokens,
@@ -182,88 +121,155 @@ pub(crate) async fn insert(pool: &PgPool, traces: &[Trace]) -> StoreResult<()> {
                      $12::timestamptz[], $13::int8[], $14::int8[], $15::int8[], $16::int8[],
                      $17::int8[], $18::int8[], $19::int8[], $20::float8[], $21::text[],
                      $22::text[], $23::text[])
-           AS t({COLUMNS})"
-    ))
-    .bind(&c.id)
-    .bind(&c.session_id)
-    .bind(&c.chat_id)
-    .bind(&c.run_id)
-    .bind(&c.parent_id)
-    .bind(&c.turn_number)
-    .bind(&c.kind)
-    .bind(&c.tool_name)
-    .bind(&c.input)
-    .bind(&c.output)
-    .bind(&c.started_at)
-    .bind(&c.finished_at)
-    .bind(&c.latency_ms)
-    .bind(&c.tokens_used)
-    .bind(&c.input_tokens)
-    .bind(&c.output_tokens)
-    .bind(&c.cache_tokens)
-    .bind(&c.cache_write_tokens)
-    .bind(&c.reasoning_tokens)
-    .bind(&c.cost_usd)
-    .bind(&c.error)
-    .bind(&c.outcome)
-    .bind(&c.meta)
-    .execute(pool)
-    .await;
-    match res {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(StoreError::Conflict("a trace with that id exists".into()))
-        }
-        Err(e) => Err(db(e)),
-    }
+           AS t(id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name,
+                input, output, started_at, finished_at, latency_ms, tokens_used, input_tokens,
+                output_tokens, cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd,
+                error, outcome, meta)
+         RETURNING id::text AS k",
+};
+
+fn new_row(t: &Trace) -> Stmt {
+    Stmt::row(
+        &NEW,
+        t.id.0.to_string(),
+        vec![
+            t.id.0.into(),
+            t.session_id.map(|x| x.0).into(),
+            t.chat_id.map(|x| x.0).into(),
+            t.run_id.map(|x| x.0).into(),
+            t.parent_id.map(|x| x.0).into(),
+            t.turn_number.into(),
+            t.kind.as_str().into(),
+            no_nul(&t.tool_name).into(),
+            json_text(&t.input).into(),
+            t.output.as_ref().map(json_text).into(),
+            t.started_at.into(),
+            t.finished_at.into(),
+            t.latency_ms.into(),
+            t.tokens_used.into(),
+            t.input_tokens.into(),
+            t.output_tokens.into(),
+            t.cache_tokens.into(),
+            t.cache_write_tokens.into(),
+            t.reasoning_tokens.into(),
+            t.cost_usd.into(),
+            t.error.as_deref().map(no_nul).into(),
+            t.outcome.as_str().into(),
+            json_text(&t.meta).into(),
+        ],
+    )
 }
 
-pub(crate) async fn finish(pool: &PgPool, id: TraceId, f: &TraceFinish) -> StoreResult<Trace> {
-    let finished_at = f.finished_at.unwrap_or_else(time::now);
-    let outcome = f.outcome.unwrap_or(TraceOutcome::Ok);
-    let row = sqlx::query(&format!(
-        "UPDATE tool_traces SET
-            output = COALESCE($2::text::jsonb, output),
-            finished_at = $3,
-            latency_ms = COALESCE($4, (EXTRACT(EPOCH FROM ($3 - started_at)) * 1000)::bigint),
-            tokens_used = COALESCE($5, tokens_used),
-            input_tokens = COALESCE($6, input_tokens),
-            output_tokens = COALESCE($7, output_tokens),
-            cache_tokens = COALESCE($8, cache_tokens),
-            cache_write_tokens = COALESCE($9, cache_write_tokens),
-            reasoning_tokens = COALESCE($10, reasoning_tokens),
-            cost_usd = COALESCE($11, cost_usd),
-            error = COALESCE($12, error),
-            outcome = $13,
-            meta = CASE WHEN $14::text IS NULL THEN meta ELSE meta || $14::text::jsonb END
-         WHERE id = $1 AND outcome = 'running'
-         RETURNING {COLUMNS}"
-    ))
-    .bind(id.0)
-    .bind(f.output.as_ref().map(json_text))
-    .bind(finished_at)
-    .bind(f.latency_ms)
-    .bind(f.tokens_used)
-    .bind(f.input_tokens)
-    .bind(f.output_tokens)
-    .bind(f.cache_tokens)
-    .bind(f.cache_write_tokens)
-    .bind(f.reasoning_tokens)
-    .bind(f.cost_usd)
-    .bind(f.error.as_deref().map(no_nul))
-    .bind(outcome.as_str())
-    .bind(f.meta.as_ref().map(json_text))
-    .fetch_optional(pool)
-    .await
-    .map_err(db)?;
-    match row {
-        Some(row) => trace_from(&row),
-        // Finished already: closed by whoever took its session over, say. The finish of
-        // a holder that lost the work must not overwrite that.
-        None => match get(pool, id).await? {
-            Some(_) => Err(StoreError::Conflict("the trace is already finished".into())),
+/// New traces, all or none.
+pub(crate) fn insert(traces: &[Trace]) -> Plan<()> {
+    Plan::new(traces.iter().map(new_row).collect(), |_| Ok(())).on_error(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict("a trace with that id exists".into())
+        }
+        e => db(e),
+    })
+}
+
+/// A trace's finish: only a running trace is finished, so the finish of a holder that
+/// lost the work (its trace closed by whoever took its session over) cannot overwrite it.
+macro_rules! finish_sql {
+    ($returning:literal) => {
+        concat!(
+            "UPDATE tool_traces t SET
+                output = COALESCE(u.output::jsonb, t.output),
+                finished_at = u.finished_at,
+                latency_ms = COALESCE(u.latency_ms,
+                    (EXTRACT(EPOCH FROM (u.finished_at - t.started_at)) * 1000)::bigint),
+                tokens_used = COALESCE(u.tokens_used, t.tokens_used),
+                input_tokens = COALESCE(u.input_tokens, t.input_tokens),
+                output_tokens = COALESCE(u.output_tokens, t.output_tokens),
+                cache_tokens = COALESCE(u.cache_tokens, t.cache_tokens),
+                cache_write_tokens = COALESCE(u.cache_write_tokens, t.cache_write_tokens),
+                reasoning_tokens = COALESCE(u.reasoning_tokens, t.reasoning_tokens),
+                cost_usd = COALESCE(u.cost_usd, t.cost_usd),
+                error = COALESCE(u.error, t.error),
+                outcome = u.outcome,
+                meta = CASE WHEN u.meta IS NULL THEN t.meta ELSE t.meta || u.meta::jsonb END
+             FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::int8[], $5::int8[],
+                         $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
+                         $11::float8[], $12::text[], $13::text[], $14::text[])
+               AS u(id, output, finished_at, latency_ms, tokens_used, input_tokens, output_tokens,
+                    cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta)
+             WHERE t.id = u.id AND t.outcome = 'running'
+             RETURNING t.id::text AS k",
+            $returning
+        )
+    };
+}
+
+/// A finish whose caller reads the finished trace.
+static FINISH: RowKind = RowKind {
+    table: "tool_traces",
+    sql: finish_sql!(", t.*"),
+};
+
+/// A finish nobody reads back.
+static FINISH_UNREAD: RowKind = RowKind {
+    table: "tool_traces",
+    sql: finish_sql!(""),
+};
+
+fn finish_row(kind: &'static RowKind, id: TraceId, f: &TraceFinish) -> Stmt {
+    Stmt::row(
+        kind,
+        id.0.to_string(),
+        vec![
+            id.0.into(),
+            f.output.as_ref().map(json_text).into(),
+            f.finished_at.unwrap_or_else(time::now).into(),
+            f.latency_ms.into(),
+            f.tokens_used.into(),
+            f.input_tokens.into(),
+            f.output_tokens.into(),
+            f.cache_tokens.into(),
+            f.cache_write_tokens.into(),
+            f.reasoning_tokens.into(),
+            f.cost_usd.into(),
+            f.error.as_deref().map(no_nul).into(),
+            f.outcome.unwrap_or(TraceOutcome::Ok).as_str().into(),
+            f.meta.as_ref().map(json_text).into(),
+        ],
+    )
+}
+
+/// Refused (`Conflict`) when the trace is not running: finished already, or missing
+/// (`finished` tells the two apart).
+pub(crate) fn finish(id: TraceId, f: &TraceFinish) -> Plan<Trace> {
+    Plan::new(vec![finish_row(&FINISH, id, f)], |out| {
+        match out.first().and_then(|o| o.rows.first()) {
+            Some(row) => trace_from(row),
+            None => Err(not_running()),
+        }
+    })
+}
+
+pub(crate) fn finish_unread(id: TraceId, f: &TraceFinish) -> Plan<()> {
+    Plan::new(vec![finish_row(&FINISH_UNREAD, id, f)], |out| {
+        wrote(&out, 0, not_running())
+    })
+}
+
+fn not_running() -> StoreError {
+    StoreError::Conflict("the trace is already finished".into())
+}
+
+/// What a refused finish means: `Conflict` if the trace is there, `NotFound` if not.
+pub(crate) async fn finished(
+    pool: &PgPool,
+    id: TraceId,
+    r: StoreResult<Trace>,
+) -> StoreResult<Trace> {
+    match r {
+        Err(StoreError::Conflict(c)) => match get(pool, id).await? {
+            Some(_) => Err(StoreError::Conflict(c)),
             None => Err(StoreError::NotFound("trace")),
         },
+        r => r,
     }
 }
 

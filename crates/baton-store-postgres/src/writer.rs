@@ -1,0 +1,543 @@
+//! Group commit for the writes of running agents. Every write is a [`Plan`]: statements
+//! and values, no code. The writer takes every write that queued while it was busy and
+//! runs them in one transaction on one connection: the row writes of a kind joined into
+//! one statement over `UNNEST` arrays ([`joined`]), the group's event-log appends into
+//! one more; each write reads its outcome, the group commits once, and only then are its
+//! writers answered. Ten statements an agent, each its own transaction, become a few
+//! statements for dozens of agents.
+//!
+//! A group in which nobody waits for any write ([`Writer::submit`]) commits without
+//! waiting for the log flush; the next group with an awaited write takes it to the disk
+//! (the server writes its log in order). Groups run one after the other, so a write
+//! commits after every write sent before it.
+//!
+//! If any statement fails or any write refuses its outcome (an update that found no
+//! row, or a row fenced by a newer lease), the group is rolled back and each write is
+//! replayed in its own transaction, so one bad write fails alone and nothing of it stays.
+use std::collections::{BTreeMap, HashMap};
+
+use baton_store::{StoreError, StoreResult};
+use futures_util::TryStreamExt;
+use sqlx::postgres::PgRow;
+use sqlx::{Either, Executor, PgConnection, PgPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::plan::{columns, scalars, Frames, Outcome, Plan, RowKind, Stmt};
+
+/// Writes per commit at most, so one transaction never grows without bound.
+const MAX_BATCH: usize = 1_024;
+
+/// A write whose value type the writer does not know.
+trait Job: Send + Sync {
+    fn stmts(&self) -> &[Stmt];
+    /// Whether someone waits for its commit.
+    fn awaited(&self) -> bool;
+    /// Reads its outcomes; false if the write refuses them.
+    fn accept(&mut self, outcomes: Vec<Outcome>) -> bool;
+    fn failed(&mut self, e: sqlx::Error);
+    /// Answers once the fate of its transaction is known.
+    fn answer(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct Typed<T> {
+    plan: Plan<T>,
+    result: Option<StoreResult<T>>,
+    /// None for a write nobody waits for: its failure is logged.
+    reply: Option<oneshot::Sender<StoreResult<T>>>,
+}
+
+impl<T: Send + Sync + 'static> Job for Typed<T> {
+    fn stmts(&self) -> &[Stmt] {
+        &self.plan.stmts
+    }
+
+    fn awaited(&self) -> bool {
+        self.reply.is_some()
+    }
+
+    fn accept(&mut self, outcomes: Vec<Outcome>) -> bool {
+        let r = (self.plan.decode)(outcomes);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn failed(&mut self, e: sqlx::Error) {
+        self.result = Some(Err((self.plan.on_error)(e)));
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), String>) {
+        let out = match (self.result, commit) {
+            // Its own failure says more than the rollback it caused.
+            (Some(Err(own)), _) => Err(own),
+            (_, Err(e)) => Err(StoreError::database(std::io::Error::other(e))),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (None, Ok(())) => Err(StoreError::database(std::io::Error::other("not run"))),
+        };
+        match self.reply {
+            Some(reply) => {
+                let _ = reply.send(out);
+            }
+            None => {
+                if let Err(e) = out {
+                    tracing::error!(error = %e, "a queued write failed");
+                }
+            }
+        }
+    }
+}
+
+enum Msg {
+    Job(Box<dyn Job>),
+    /// Answered once every write sent before it has committed or failed.
+    Settle(oneshot::Sender<()>),
+    Close(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+fn closed() -> StoreError {
+    StoreError::database(std::io::Error::other("the store is closed"))
+}
+
+impl Writer {
+    /// Groups take a connection from `pool` each; `instance` signs the event-log
+    /// notifications, so an instance can tell its own frames from others'.
+    pub fn start(pool: PgPool, instance: String) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, instance, rx));
+        Self { tx }
+    }
+
+    fn send<T: Send + Sync + 'static>(
+        &self,
+        plan: Plan<T>,
+        reply: Option<oneshot::Sender<StoreResult<T>>>,
+    ) -> StoreResult<()> {
+        let job = Typed {
+            plan,
+            result: None,
+            reply,
+        };
+        self.tx.send(Msg::Job(Box::new(job))).map_err(|_| closed())
+    }
+
+    /// Runs `plan` in the next group transaction; answers after that commit.
+    pub async fn write<T: Send + Sync + 'static>(&self, plan: Plan<T>) -> StoreResult<T> {
+        let (reply, rx) = oneshot::channel();
+        self.send(plan, Some(reply))?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Queues `plan` for the next group and returns at once; its failure is logged.
+    pub fn submit<T: Send + Sync + 'static>(&self, plan: Plan<T>) {
+        if self.send(plan, None).is_err() {
+            tracing::error!("a write was queued after the store closed");
+        }
+    }
+
+    /// Returns once every write sent before has committed or failed: a write made
+    /// elsewhere after this commits after them.
+    pub async fn settled(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Settle(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Commits what is queued; later writes fail.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn run(pool: PgPool, instance: String, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut closing = None;
+    while let Some(first) = rx.recv().await {
+        let mut batch: Vec<Box<dyn Job>> = Vec::new();
+        let mut settles = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Job(job) => batch.push(job),
+                Msg::Settle(ack) => settles.push(ack),
+                Msg::Close(ack) => {
+                    closing = Some(ack);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            commit_group(&pool, &instance, batch).await;
+        }
+        for ack in settles {
+            let _ = ack.send(());
+        }
+        if closing.is_some() {
+            break;
+        }
+    }
+    rx.close();
+    // Writes that raced the close get their error instead of hanging.
+    while let Ok(msg) = rx.try_recv() {
+        match msg {
+            Msg::Job(job) => job.answer(Err("the store is closed".into())),
+            Msg::Settle(ack) | Msg::Close(ack) => {
+                let _ = ack.send(());
+            }
+        }
+    }
+    if let Some(ack) = closing {
+        let _ = ack.send(());
+    }
+}
+
+async fn commit_group(pool: &PgPool, instance: &str, mut batch: Vec<Box<dyn Job>>) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::error!(error = %e, writes = batch.len(), "no connection for a group of writes");
+            for job in batch {
+                job.answer(Err(e.to_string()));
+            }
+            return;
+        }
+    };
+    if together(&mut conn, instance, &mut batch).await {
+        let commit = exec(&mut conn, "COMMIT").await;
+        if let Err(e) = &commit {
+            let _ = exec(&mut conn, "ROLLBACK").await;
+            tracing::error!(error = %e, writes = batch.len(), "group commit failed");
+        }
+        for job in batch {
+            job.answer(commit.clone());
+        }
+        return;
+    }
+    let _ = exec(&mut conn, "ROLLBACK").await;
+    for job in batch {
+        alone(&mut conn, instance, job).await;
+    }
+}
+
+/// `BEGIN`, and when nobody waits for this transaction, a commit that does not wait for
+/// the log flush either.
+async fn begin(conn: &mut PgConnection, awaited: bool) -> Result<(), sqlx::Error> {
+    conn.execute("BEGIN").await?;
+    if !awaited {
+        conn.execute("SET LOCAL synchronous_commit = off").await?;
+    }
+    Ok(())
+}
+
+/// Every write of the group in one transaction; true if all of them accepted their
+/// outcomes (the transaction is then open, waiting for its COMMIT).
+async fn together(conn: &mut PgConnection, instance: &str, batch: &mut [Box<dyn Job>]) -> bool {
+    let awaited = batch.iter().any(|j| j.awaited());
+    let units = {
+        let stmts = batch.iter().enumerate().flat_map(|(j, job)| {
+            job.stmts()
+                .iter()
+                .enumerate()
+                .map(move |(i, st)| ((j, i), st))
+        });
+        joined(stmts)
+    };
+    let mut outcomes: Vec<Vec<Option<Outcome>>> = batch
+        .iter()
+        .map(|job| job.stmts().iter().map(|_| None).collect())
+        .collect();
+    let ran = async {
+        begin(conn, awaited).await?;
+        execute_units(conn, instance, &units, &mut outcomes).await
+    };
+    if let Err(e) = ran.await {
+        tracing::debug!(error = %e, "a grouped write failed; replaying each alone");
+        return false;
+    }
+    let mut ok = true;
+    for (job, mine) in batch.iter_mut().zip(outcomes) {
+        ok &= job.accept(mine.into_iter().map(Option::unwrap_or_default).collect());
+    }
+    ok
+}
+
+/// Where a statement sits in its group: (write, statement of that write).
+type At = (usize, usize);
+
+/// What the group runs: a statement as it is, row statements of one kind as one, or the
+/// event-log appends.
+enum Unit<'s> {
+    One(At, &'s Stmt),
+    Rows(&'static RowKind, Vec<(At, &'s str, &'s [crate::plan::Val])>),
+    Frames(Vec<(At, &'s Frames)>),
+}
+
+/// The group's statements in running order, row statements of a kind joined where that
+/// cannot change the result. A row statement joins an earlier one of its kind, moving
+/// up to that one's place, only if nothing in between wrote its row (each touches its
+/// row alone, so statements on other rows commute with it) and no other statement came
+/// in between (any other statement may read or write anything, so it is a barrier).
+/// Event-log appends touch nothing else any write here reads, so they all go last, as
+/// one statement, in the order they came: the topics' counters are then locked for the
+/// shortest time.
+fn joined<'s>(stmts: impl Iterator<Item = (At, &'s Stmt)>) -> Vec<Unit<'s>> {
+    let mut units: Vec<Unit<'s>> = Vec::new();
+    let mut frames = Vec::new();
+    // The unit each kind of row statement joins (kinds are statics, known by address),
+    // and the last unit that wrote each row.
+    let mut open: HashMap<*const RowKind, usize> = HashMap::new();
+    let mut written: HashMap<(&'static str, &'s str), usize> = HashMap::new();
+    for (at, st) in stmts {
+        let (kind, key, vals) = match st {
+            Stmt::Row { kind, key, vals } => (*kind, key.as_str(), vals.as_slice()),
+            Stmt::Frames(f) => {
+                frames.push((at, f));
+                continue;
+            }
+            Stmt::One { .. } => {
+                units.push(Unit::One(at, st));
+                open.clear();
+                written.clear();
+                continue;
+            }
+        };
+        let id: *const RowKind = kind;
+        let target = open
+            .get(&id)
+            .copied()
+            .filter(|&u| written.get(&(kind.table, key)).is_none_or(|&w| w < u));
+        let u = match target {
+            Some(u) => {
+                if let Unit::Rows(_, members) = &mut units[u] {
+                    members.push((at, key, vals));
+                }
+                u
+            }
+            None => {
+                units.push(Unit::Rows(kind, vec![(at, key, vals)]));
+                open.insert(id, units.len() - 1);
+                units.len() - 1
+            }
+        };
+        written.insert((kind.table, key), u);
+    }
+    if !frames.is_empty() {
+        units.push(Unit::Frames(frames));
+    }
+    units
+}
+
+/// Rows per joined statement at most.
+const ROWS_PER_JOIN: usize = 1_024;
+
+/// Every unit in order, each statement's outcome put in its place.
+async fn execute_units(
+    conn: &mut PgConnection,
+    instance: &str,
+    units: &[Unit<'_>],
+    outcomes: &mut [Vec<Option<Outcome>>],
+) -> Result<(), sqlx::Error> {
+    for unit in units {
+        match unit {
+            Unit::One((j, i), st) => {
+                let Stmt::One { sql, args } = st else {
+                    unreachable!("a unit of one holds a plain statement")
+                };
+                outcomes[*j][*i] = Some(run_one(conn, sql, args).await?);
+            }
+            Unit::Rows(kind, members) => {
+                for chunk in members.chunks(ROWS_PER_JOIN) {
+                    let rows: Vec<_> = chunk.iter().map(|(_, _, vals)| *vals).collect();
+                    let mut wrote = run_rows(conn, kind, &rows).await?;
+                    for ((j, i), key, _) in chunk {
+                        let row = wrote.remove(*key);
+                        outcomes[*j][*i] = Some(Outcome {
+                            changes: u64::from(row.is_some()),
+                            rows: row.into_iter().collect(),
+                            first_seq: 0,
+                        });
+                    }
+                }
+            }
+            Unit::Frames(members) => {
+                let firsts = append_frames(conn, instance, members).await?;
+                for (((j, i), _), first_seq) in members.iter().zip(firsts) {
+                    outcomes[*j][*i] = Some(Outcome {
+                        first_seq,
+                        ..Outcome::default()
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One plain statement: the rows it returned and the rows it changed.
+async fn run_one(
+    conn: &mut PgConnection,
+    sql: &str,
+    args: &[crate::plan::Val],
+) -> Result<Outcome, sqlx::Error> {
+    // `fetch_many` is deprecated in sqlx for its multi-statement use; for one
+    // statement it is the call that yields both the rows and the rows changed.
+    #[allow(deprecated)]
+    let mut stream = sqlx::query_with(sql, scalars(args.iter())?).fetch_many(&mut *conn);
+    let mut current = Outcome::default();
+    while let Some(item) = stream.try_next().await? {
+        match item {
+            Either::Right(row) => current.rows.push(row),
+            Either::Left(done) => current.changes = done.rows_affected(),
+        }
+    }
+    Ok(current)
+}
+
+/// Rows of one kind as one statement; the rows it wrote, by key.
+async fn run_rows(
+    conn: &mut PgConnection,
+    kind: &RowKind,
+    rows: &[&[crate::plan::Val]],
+) -> Result<HashMap<String, PgRow>, sqlx::Error> {
+    let out = sqlx::query_with(kind.sql, columns(rows)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut wrote = HashMap::with_capacity(out.len());
+    for row in out {
+        let key: String = row.try_get("k")?;
+        wrote.insert(key, row);
+    }
+    Ok(wrote)
+}
+
+/// Appends every topic's frames of the group: one counter bump per topic (taken in topic
+/// order, so two instances appending to the same topics cannot deadlock), the frames
+/// numbered after it in the order they came, and one notification per topic, sent on
+/// commit. Returns each append's first `seq`.
+const APPEND: &str = "
+    WITH u AS (SELECT * FROM UNNEST($1::text[], $2::int8[]) AS u(topic, n)),
+    c AS (
+        INSERT INTO event_topics (topic, last_seq, first_kept)
+        SELECT topic, n, 1 FROM u ORDER BY topic
+        ON CONFLICT (topic) DO UPDATE SET last_seq = event_topics.last_seq + EXCLUDED.last_seq
+        RETURNING topic, last_seq
+    ),
+    e AS (
+        INSERT INTO events (topic, seq, kind, at, body)
+        SELECT f.topic, c.last_seq - u.n + f.pos, f.kind, f.at, f.body::jsonb
+        FROM UNNEST($3::text[], $4::int8[], $5::text[], $6::text[], $7::timestamptz[])
+            AS f(topic, pos, kind, body, at)
+        JOIN u ON u.topic = f.topic JOIN c ON c.topic = f.topic
+    )
+    SELECT c.topic, c.last_seq, pg_notify($8, $9 || ' ' || (c.last_seq - u.n + 1) || ' ' || c.last_seq || ' ' || c.topic)::text AS sent
+    FROM c JOIN u ON u.topic = c.topic";
+
+async fn append_frames(
+    conn: &mut PgConnection,
+    instance: &str,
+    members: &[(At, &Frames)],
+) -> Result<Vec<i64>, sqlx::Error> {
+    // Frames per topic so far: a member's frames follow the earlier members' of its topic.
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut starts = Vec::with_capacity(members.len());
+    let (mut topic, mut pos, mut kind, mut body, mut at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (_, f) in members {
+        let n = counts.entry(f.topic.as_str()).or_insert(0);
+        starts.push(*n + 1);
+        for (k, b) in &f.frames {
+            *n += 1;
+            topic.push(f.topic.as_str());
+            pos.push(*n);
+            kind.push(k.as_str());
+            body.push(b.as_str());
+            at.push(f.at);
+        }
+    }
+    let topics: Vec<&str> = counts.keys().copied().collect();
+    let ns: Vec<i64> = counts.values().copied().collect();
+    let rows = sqlx::query(APPEND)
+        .bind(&topics)
+        .bind(&ns)
+        .bind(&topic)
+        .bind(&pos)
+        .bind(&kind)
+        .bind(&body)
+        .bind(&at)
+        .bind(crate::events::CHANNEL)
+        .bind(instance)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut last: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        last.insert(row.try_get("topic")?, row.try_get("last_seq")?);
+    }
+    members
+        .iter()
+        .zip(starts)
+        .map(|((_, f), start)| {
+            let (Some(l), Some(n)) = (last.get(&f.topic), counts.get(f.topic.as_str())) else {
+                return Err(sqlx::Error::Protocol(format!(
+                    "topic {} got no numbers",
+                    f.topic
+                )));
+            };
+            Ok(l - n + start)
+        })
+        .collect()
+}
+
+async fn alone(conn: &mut PgConnection, instance: &str, mut job: Box<dyn Job>) {
+    let mut outcomes: Vec<Option<Outcome>> = job.stmts().iter().map(|_| None).collect();
+    let ran = async {
+        begin(conn, job.awaited()).await?;
+        let stmts = job.stmts().iter().enumerate().map(|(i, st)| ((0, i), st));
+        // Each statement as its own unit, in order.
+        let units: Vec<Unit> = stmts
+            .map(|(at, st)| match st {
+                Stmt::One { .. } => Unit::One(at, st),
+                Stmt::Row { kind, key, vals } => Unit::Rows(kind, vec![(at, key, vals)]),
+                Stmt::Frames(f) => Unit::Frames(vec![(at, f)]),
+            })
+            .collect();
+        execute_units(conn, instance, &units, std::slice::from_mut(&mut outcomes)).await
+    };
+    let ok = match ran.await {
+        Ok(()) => job.accept(
+            outcomes
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
+        ),
+        Err(e) => {
+            job.failed(e);
+            false
+        }
+    };
+    let commit = if ok {
+        exec(conn, "COMMIT").await
+    } else {
+        Err("rolled back".to_string())
+    };
+    if commit.is_err() {
+        let _ = exec(conn, "ROLLBACK").await;
+    }
+    job.answer(commit);
+}
+
+async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), String> {
+    conn.execute(sql)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
