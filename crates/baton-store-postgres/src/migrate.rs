@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0008_trace_search",
         sql: include_str!("../../../migrations/postgres/0008_trace_search.sql"),
     },
+    Migration {
+        version: "0009_trace_search_finished",
+        sql: include_str!("../../../migrations/postgres/0009_trace_search_finished.sql"),
+    },
 ];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once

@@ -386,12 +386,17 @@ pub(crate) async fn search(
             .map(|w| format!("{w}:*"))
             .collect::<Vec<_>>()
             .join(" & ");
-        // The expression of the GIN index, word for word, so the index answers it.
-        sql.push_str(&format!(
-            " AND to_tsvector('simple', regexp_replace(tool_name || ' ' || input::text || ' ' || coalesce(output::text, '') || ' ' || coalesce(error, ''), '\\\\[nrt]|[^[:alnum:]]+', ' ', 'g')) @@ to_tsquery('simple', {})",
-            next()
-        ));
+        // The expression of the GIN index, word for word, and its predicate, so the index
+        // answers for finished traces; the few running ones are read through theirs.
+        // Two arms, as one condition with an OR is folded by the planner into one that
+        // no partial index matches.
+        let words = "to_tsvector('simple', regexp_replace(tool_name || ' ' || input::text || ' ' || coalesce(output::text, '') || ' ' || coalesce(error, ''), '\\\\[nrt]|[^[:alnum:]]+', ' ', 'g'))";
+        let q = next();
         let _ = args.add(query);
+        sql = format!(
+            "{sql} AND outcome <> 'running' AND {words} @@ to_tsquery('simple', {q})
+             UNION ALL {sql} AND outcome = 'running' AND {words} @@ to_tsquery('simple', {q})"
+        );
     }
     sql.push_str(&format!(
         " ORDER BY turn_number, started_at, id LIMIT {}",

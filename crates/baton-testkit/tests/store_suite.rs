@@ -2015,6 +2015,8 @@ async fn traces_are_found_by_kind_tool_status_duration_and_words(kind: Kind) {
         find(words("\"*")).await.len() == 41,
         "no words: no narrowing"
     );
+    // A running call is found by its words (the word index keeps finished ones only).
+    assert_eq!(ids(&find(words("mock")).await), [model.id]);
     // A finished call's output is searchable.
     s.finish_trace(
         model.id,
@@ -2027,6 +2029,11 @@ async fn traces_are_found_by_kind_tool_status_duration_and_words(kind: Kind) {
     .await
     .unwrap();
     assert_eq!(ids(&find(words("zanzibar")).await), [model.id]);
+    assert_eq!(
+        ids(&find(words("mock")).await),
+        [model.id],
+        "once, finished"
+    );
     // A word after a line break in the JSON text is a word of its own.
     let mut lines = fixtures::trace(chat, 30, at(100));
     lines.output = Some(json!("first line\nsecondline\tthird"));
