@@ -541,3 +541,217 @@ async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{wrote, Val};
+    use crate::PgStore;
+
+    /// Last value wins; `n` counts the writes, so order and count both show.
+    static PUT: RowKind = RowKind {
+        table: "t",
+        sql: "INSERT INTO t (k, v, n) SELECT k, v, 1 FROM UNNEST($1::text[], $2::text[]) AS u(k, v)
+              ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, n = t.n + 1 RETURNING k",
+    };
+
+    /// Appends to an existing row: the result depends on every earlier write of the row.
+    static APPEND: RowKind = RowKind {
+        table: "t",
+        sql: "UPDATE t SET v = t.v || u.v, n = t.n + 1
+              FROM UNNEST($1::text[], $2::text[]) AS u(k, v) WHERE t.k = u.k RETURNING t.k AS k",
+    };
+
+    /// A new row: fails, as the whole statement it is joined into, when the row exists.
+    static ADD: RowKind = RowKind {
+        table: "t",
+        sql: "INSERT INTO t (k, v, n) SELECT k, v, 1 FROM UNNEST($1::text[], $2::text[]) AS u(k, v)
+              RETURNING k",
+    };
+
+    #[derive(Clone)]
+    enum Op {
+        Put(String, String),
+        Append(String, String),
+        Add(String, String),
+        /// A statement over all rows: a barrier.
+        All,
+        /// Frames appended to a topic.
+        Frames(String, usize),
+    }
+
+    fn plan(op: &Op, strict: bool) -> Plan<i64> {
+        let row = |kind, k: &String, v: &String| {
+            Stmt::row(kind, k.clone(), vec![Val::from(k.as_str()), v.as_str().into()])
+        };
+        match op {
+            Op::Put(k, v) => Plan::new(vec![row(&PUT, k, v)], |_| Ok(0)),
+            // A strict append refuses when its row is missing: the group is then replayed
+            // write by write, and the answers must be those of writes run alone.
+            Op::Append(k, v) => Plan::new(vec![row(&APPEND, k, v)], move |out| {
+                if strict {
+                    wrote(&out, 0, StoreError::NotFound("row"))?;
+                }
+                Ok(0)
+            }),
+            Op::Add(k, v) => Plan::new(vec![row(&ADD, k, v)], |_| Ok(0)),
+            Op::All => Plan::new(vec![Stmt::one("UPDATE t SET v = v || '|'", vec![])], |_| {
+                Ok(0)
+            }),
+            Op::Frames(topic, n) => Plan::new(
+                vec![Stmt::Frames(Frames {
+                    topic: topic.clone(),
+                    frames: (0..*n).map(|i| ("f".into(), format!("{{\"i\": {i}}}"))).collect(),
+                    at: baton_core::time::now(),
+                })],
+                |out| Ok(out[0].first_seq),
+            ),
+        }
+    }
+
+    fn job(op: &Op, strict: bool) -> (Box<dyn Job>, oneshot::Receiver<StoreResult<i64>>) {
+        let (reply, rx) = oneshot::channel();
+        let job = Typed {
+            plan: plan(op, strict),
+            result: None,
+            reply: Some(reply),
+        };
+        (Box::new(job), rx)
+    }
+
+    /// A small random generator, so a failing round can be replayed from its seed.
+    fn ops(seed: u64, count: usize, adds: bool) -> Vec<Op> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        (0..count)
+            .map(|i| {
+                let key = format!("k{}", next(5));
+                match next(24) {
+                    0 => Op::All,
+                    1 | 2 if adds => Op::Add(key, format!("n{i}")),
+                    1..=9 => Op::Put(key, format!("p{i}")),
+                    10..=19 => Op::Append(key, format!("a{i}")),
+                    _ => Op::Frames(format!("topic{}", next(3)), 1 + next(3) as usize),
+                }
+            })
+            .collect()
+    }
+
+    async fn database(name: &str) -> (PgStore, String) {
+        let admin = std::env::var("BATON_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let (base, query) = admin.split_once('?').unwrap_or((admin.as_str(), ""));
+        let base = &base[..base.rfind('/').expect("a database in the URL")];
+        let url = if query.is_empty() {
+            format!("{base}/{name}")
+        } else {
+            format!("{base}/{name}?{query}")
+        };
+        PgStore::drop_database(&admin, name).await.unwrap();
+        PgStore::create_database(&admin, name).await.unwrap();
+        let store = PgStore::connect(&url).await.unwrap();
+        store
+            .pool()
+            .execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT NOT NULL, n BIGINT NOT NULL)")
+            .await
+            .unwrap();
+        (store, admin)
+    }
+
+    async fn contents(pool: &PgPool) -> (Vec<(String, String, i64)>, Vec<(String, i64, String)>) {
+        let rows = sqlx::query_as("SELECT k, v, n FROM t ORDER BY k")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        let frames = sqlx::query_as("SELECT topic, seq, body::text FROM events ORDER BY topic, seq")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        (rows, frames)
+    }
+
+    async fn clear(pool: &PgPool) {
+        pool.execute("TRUNCATE t, events, event_topics").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn grouped_writes_leave_what_one_by_one_writes_leave() {
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let (grouped, admin) = database(&format!("baton_group_g_{tag}")).await;
+        let (alone_db, _) = database(&format!("baton_group_a_{tag}")).await;
+        for seed in 0..40u64 {
+            // Three rounds in four start with every row present and accept every outcome,
+            // so the group must commit joined; in the others appends meet missing rows
+            // (refused, in strict rounds) and new rows meet existing ones (a constraint
+            // error), so the group is replayed write by write.
+            let (present, strict) = (seed % 4 != 0, seed % 8 == 0);
+            clear(grouped.pool()).await;
+            clear(alone_db.pool()).await;
+            let mut ops: Vec<Op> = if present {
+                (0..5)
+                    .map(|k| Op::Put(format!("k{k}"), "first".into()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            ops.extend(self::ops(seed, 150, !present));
+
+            let (mut jobs, answers): (Vec<_>, Vec<_>) =
+                ops.iter().map(|op| job(op, strict)).unzip();
+            let stmts: Vec<Stmt> = ops.iter().flat_map(|op| plan(op, strict).stmts).collect();
+            let units = joined(stmts.iter().enumerate().map(|(i, st)| ((i, 0), st)));
+            assert!(
+                units.len() * 4 < stmts.len() * 3,
+                "seed {seed}: only {} of {} statements were joined",
+                stmts.len() - units.len(),
+                stmts.len()
+            );
+            if present {
+                let mut conn = grouped.pool().acquire().await.unwrap();
+                assert!(
+                    together(&mut conn, "test", &mut jobs).await,
+                    "seed {seed}: the joined group did not go through"
+                );
+                exec(&mut conn, "COMMIT").await.unwrap();
+                for job in jobs {
+                    job.answer(Ok(()));
+                }
+            } else {
+                commit_group(grouped.pool(), "test", jobs).await;
+            }
+
+            let mut expected = Vec::new();
+            let mut conn = alone_db.pool().acquire().await.unwrap();
+            for op in &ops {
+                let (j, rx) = job(op, strict);
+                alone(&mut conn, "test", j).await;
+                expected.push(rx.await.unwrap().ok());
+            }
+            drop(conn);
+            let mut got = Vec::new();
+            for rx in answers {
+                got.push(rx.await.unwrap().ok());
+            }
+            assert_eq!(got, expected, "seed {seed}: answers differ");
+            assert_eq!(
+                contents(grouped.pool()).await,
+                contents(alone_db.pool()).await,
+                "seed {seed}: the tables differ"
+            );
+        }
+        grouped.close().await;
+        alone_db.close().await;
+        for side in ["g", "a"] {
+            PgStore::drop_database(&admin, &format!("baton_group_{side}_{tag}"))
+                .await
+                .unwrap();
+        }
+    }
+}
