@@ -582,7 +582,11 @@ mod tests {
 
     fn plan(op: &Op, strict: bool) -> Plan<i64> {
         let row = |kind, k: &String, v: &String| {
-            Stmt::row(kind, k.clone(), vec![Val::from(k.as_str()), v.as_str().into()])
+            Stmt::row(
+                kind,
+                k.clone(),
+                vec![Val::from(k.as_str()), v.as_str().into()],
+            )
         };
         match op {
             Op::Put(k, v) => Plan::new(vec![row(&PUT, k, v)], |_| Ok(0)),
@@ -601,7 +605,9 @@ mod tests {
             Op::Frames(topic, n) => Plan::new(
                 vec![Stmt::Frames(Frames {
                     topic: topic.clone(),
-                    frames: (0..*n).map(|i| ("f".into(), format!("{{\"i\": {i}}}"))).collect(),
+                    frames: (0..*n)
+                        .map(|i| ("f".into(), format!("{{\"i\": {i}}}")))
+                        .collect(),
                     at: baton_core::time::now(),
                 })],
                 |out| Ok(out[0].first_seq),
@@ -670,15 +676,18 @@ mod tests {
             .fetch_all(pool)
             .await
             .unwrap();
-        let frames = sqlx::query_as("SELECT topic, seq, body::text FROM events ORDER BY topic, seq")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+        let frames =
+            sqlx::query_as("SELECT topic, seq, body::text FROM events ORDER BY topic, seq")
+                .fetch_all(pool)
+                .await
+                .unwrap();
         (rows, frames)
     }
 
     async fn clear(pool: &PgPool) {
-        pool.execute("TRUNCATE t, events, event_topics").await.unwrap();
+        pool.execute("TRUNCATE t, events, event_topics")
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -439,3 +439,59 @@ async fn sqlite_killed_mid_fan_out_finishes_without_repeating_agents() {
 async fn postgres_killed_mid_fan_out_finishes_without_repeating_agents() {
     killed_mid_fan_out_finishes_without_repeating_agents(Kind::Postgres).await;
 }
+
+/// `agent()` resolves only once its journal entry is committed: the server is `kill -9`ed
+/// the moment the script has gone on to its next agent, and the first one's `completed`
+/// entry, with its result, is in the database.
+async fn an_awaited_journal_entry_survives_a_kill_right_after(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let mock = MockModel::start().await;
+    mock.rule("the first question", Reply::text("first answer"));
+    // Still streaming when the server dies.
+    mock.set_default(Reply::text("never finished").slow(Duration::from_secs(30)));
+    let work = tempfile::tempdir().unwrap();
+    let mut env = as_env(&mock_settings(&mock, "openai"));
+    env.push(("BATON_DATABASE__URL".into(), db.url.clone()));
+    let (mut server, addr) = spawn_baton(work.path(), &env);
+    let script = "const a = await agent('the first question', { label: 'first' })\nreturn await agent(`next, after ${a}`, { label: 'second' })";
+    let started: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/workflows/runs"))
+        .json(&json!({ "script": script, "auto_approve": true }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["run_id"].as_str().unwrap().to_string();
+    // The second request can only be made after the first `agent()` resolved.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !common::prompts(&mock)
+        .iter()
+        .any(|p| p.contains("after first answer"))
+    {
+        assert!(Instant::now() < deadline, "the second agent never asked");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let run = baton_core::RunId(id.parse().unwrap());
+    let journal = db.store().list_journal(run).await.unwrap();
+    let first = journal
+        .iter()
+        .find(|e| e.label.as_deref() == Some("first"))
+        .expect("the first agent is journaled");
+    assert_eq!(first.status, baton_core::AgentStatus::Completed);
+    assert_eq!(first.result, Some(json!("first answer")));
+}
+
+#[tokio::test]
+async fn sqlite_an_awaited_journal_entry_survives_a_kill_right_after() {
+    an_awaited_journal_entry_survives_a_kill_right_after(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_an_awaited_journal_entry_survives_a_kill_right_after() {
+    an_awaited_journal_entry_survives_a_kill_right_after(Kind::Postgres).await;
+}
