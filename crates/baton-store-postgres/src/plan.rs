@@ -132,10 +132,38 @@ pub(crate) fn columns(rows: &[&[Val]]) -> Result<PgArguments, sqlx::Error> {
 /// one array per value (`$1::uuid[]`, …), reads them with `UNNEST`, and returns one row
 /// per row it wrote, whose text column `k` is that row's key. Statements of one kind,
 /// on distinct keys, can then be joined into one and still tell which wrote their row.
+///
+/// `absorb`, if set, folds a later row write of the same key into one of this kind in the
+/// same group: given this write's values and the later one's kind and values, it either
+/// changes this write's values to what the two leave in order, and returns true, or
+/// changes nothing and returns false. It may only absorb a write that writes its row
+/// exactly when this one does and whose caller reads no returned row.
 #[derive(Debug)]
 pub(crate) struct RowKind {
     pub table: &'static str,
     pub sql: &'static str,
+    pub absorb: Option<Absorb>,
+}
+
+pub(crate) type Absorb = fn(mine: &mut [Val], later: &'static RowKind, theirs: &[Val]) -> bool;
+
+/// Whether `kind` is `other` (kinds are statics).
+pub(crate) fn is(kind: &'static RowKind, other: &'static RowKind) -> bool {
+    std::ptr::eq(kind, other)
+}
+
+/// `theirs` if it holds a value, else `mine` (SQL's `COALESCE(theirs, mine)`).
+pub(crate) fn coalesce(theirs: &Val, mine: &Val) -> Val {
+    let null = matches!(
+        theirs,
+        Val::Uuid(None)
+            | Val::Text(None)
+            | Val::Int(None)
+            | Val::Float(None)
+            | Val::Bool(None)
+            | Val::Time(None)
+    );
+    if null { mine } else { theirs }.clone()
 }
 
 /// Frames appended to one topic's event log.

@@ -8,7 +8,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::db;
-use crate::plan::{wrote, Plan, RowKind, Stmt};
+use crate::plan::{is, wrote, Plan, RowKind, Stmt};
 use crate::traces::{no_nul, pg_json};
 
 pub(crate) fn run_from(row: &PgRow) -> StoreResult<Run> {
@@ -227,6 +227,15 @@ static JOURNAL: RowKind = RowKind {
             started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, epoch = EXCLUDED.epoch
          WHERE workflow_agents.epoch <= EXCLUDED.epoch
          RETURNING run_id::text || ' ' || key AS k",
+    absorb: Some(|mine, later, theirs| {
+        // The later entry of the same key under the same epoch is refused exactly when
+        // this one is, and replaces it whole.
+        let same_epoch = mine.get(16) == theirs.get(16);
+        if is(later, &JOURNAL) && same_epoch {
+            mine.clone_from_slice(theirs);
+        }
+        is(later, &JOURNAL) && same_epoch
+    }),
 };
 
 /// Refused (`Fenced`) when the run's epoch has moved on or it is missing (`refused`

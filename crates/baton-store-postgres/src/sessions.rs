@@ -9,7 +9,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::db;
-use crate::plan::{wrote, Plan, RowKind, Stmt, Val};
+use crate::plan::{is, wrote, Plan, RowKind, Stmt, Val};
 use crate::traces::{no_nul, pg_json, trace_from, COLUMNS};
 
 pub(crate) fn session_from(row: &PgRow) -> StoreResult<Session> {
@@ -57,6 +57,18 @@ static NEW: RowKind = RowKind {
            AS u(id, chat_id, run_id, parent_id, provider, model, status, turn_number, state, error,
             created_at, updated_at)
          RETURNING id::text AS k",
+    absorb: Some(|mine, later, theirs| {
+        // A snapshot under epoch 0, a new row's, writes exactly when the row is there.
+        if !is(later, &SAVE) || theirs.get(8) != Some(&Val::Int(Some(0))) {
+            return false;
+        }
+        // provider, model, status, turn_number, state, error; then updated_at.
+        for (m, t) in (4..=9).zip(1..=6) {
+            mine[m] = theirs[t].clone();
+        }
+        mine[11] = theirs[7].clone();
+        true
+    }),
 };
 
 pub(crate) fn create(s: &Session) -> Plan<()> {
@@ -93,6 +105,14 @@ static SAVE: RowKind = RowKind {
            AS u(id, provider, model, status, turn_number, state, error, updated_at, epoch)
          WHERE s.id = u.id AND s.epoch = u.epoch
          RETURNING s.id::text AS k",
+    absorb: Some(|mine, later, theirs| {
+        // A later snapshot under the same epoch writes exactly when this one does.
+        let same_epoch = mine.get(8) == theirs.get(8);
+        if is(later, &SAVE) && same_epoch {
+            mine.clone_from_slice(theirs);
+        }
+        is(later, &SAVE) && same_epoch
+    }),
 };
 
 /// A snapshot and the messages it adds, refused (`Fenced`) when the session's epoch has

@@ -12,7 +12,7 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::db;
-use crate::plan::{wrote, Plan, RowKind, Stmt};
+use crate::plan::{coalesce, is, wrote, Plan, RowKind, Stmt, Val};
 
 pub(crate) const COLUMNS: &str =
     "id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name, \
@@ -126,6 +126,7 @@ static NEW: RowKind = RowKind {
                 output_tokens, cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd,
                 error, outcome, meta)
          RETURNING id::text AS k",
+    absorb: Some(absorb_finish),
 };
 
 fn new_row(t: &Trace) -> Stmt {
@@ -206,13 +207,60 @@ macro_rules! finish_sql {
 static FINISH: RowKind = RowKind {
     table: "tool_traces",
     sql: finish_sql!(", t.*"),
+    absorb: None,
 };
 
 /// A finish nobody reads back.
 static FINISH_UNREAD: RowKind = RowKind {
     table: "tool_traces",
     sql: finish_sql!(""),
+    absorb: None,
 };
+
+/// A new running trace takes in its finish (one nobody reads back), computed as
+/// `FINISH`'s statement computes it, so the row is written once, finished.
+fn absorb_finish(mine: &mut [Val], later: &'static RowKind, f: &[Val]) -> bool {
+    if !is(later, &FINISH_UNREAD) || mine[21] != Val::from("running") {
+        return false;
+    }
+    // Its meta is merged key by key (`||`), which needs both to be objects.
+    let meta = match (&f[13], &mine[22]) {
+        (Val::Text(None), m) => m.clone(),
+        (Val::Text(Some(theirs)), Val::Text(Some(m))) => {
+            let (Ok(Value::Object(mut m)), Ok(Value::Object(t))) = (
+                serde_json::from_str::<Value>(m),
+                serde_json::from_str::<Value>(theirs),
+            ) else {
+                return false;
+            };
+            m.extend(t);
+            Val::from(Value::Object(m).to_string())
+        }
+        _ => return false,
+    };
+    let (Val::Time(Some(started)), Val::Time(Some(finished))) = (&mine[10], &f[2]) else {
+        return false;
+    };
+    // Milliseconds from the microseconds Postgres keeps, rounded half away from zero
+    // as its `numeric` to `bigint` cast does.
+    let us = finished.timestamp_micros() - started.timestamp_micros();
+    let ms = if us >= 0 {
+        (us + 500) / 1000
+    } else {
+        (us - 500) / 1000
+    };
+    mine[9] = coalesce(&f[1], &mine[9]);
+    mine[11] = f[2].clone();
+    mine[12] = coalesce(&f[3], &Val::from(ms));
+    // tokens_used … cost_usd, then error.
+    for (m, t) in (13..=19).zip(4..=10) {
+        mine[m] = coalesce(&f[t], &mine[m]);
+    }
+    mine[20] = coalesce(&f[11], &mine[20]);
+    mine[21] = f[12].clone();
+    mine[22] = meta;
+    true
+}
 
 fn finish_row(kind: &'static RowKind, id: TraceId, f: &TraceFinish) -> Stmt {
     Stmt::row(

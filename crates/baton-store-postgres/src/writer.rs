@@ -14,6 +14,7 @@
 //! If any statement fails or any write refuses its outcome (an update that found no
 //! row, or a row fenced by a newer lease), the group is rolled back and each write is
 //! replayed in its own transaction, so one bad write fails alone and nothing of it stays.
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use baton_store::{StoreError, StoreResult};
@@ -22,7 +23,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Either, Executor, PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::plan::{columns, scalars, Frames, Outcome, Plan, RowKind, Stmt};
+use crate::plan::{columns, scalars, Frames, Outcome, Plan, RowKind, Stmt, Val};
 
 /// Writes per commit at most, so one transaction never grows without bound.
 const MAX_BATCH: usize = 1_024;
@@ -278,25 +279,35 @@ type At = (usize, usize);
 /// event-log appends.
 enum Unit<'s> {
     One(At, &'s Stmt),
-    Rows(&'static RowKind, Vec<(At, &'s str, &'s [crate::plan::Val])>),
+    Rows(&'static RowKind, Vec<Member<'s>>),
     Frames(Vec<(At, &'s Frames)>),
+}
+
+/// One row of a joined statement: the statements it stands for (more than one when it
+/// absorbed later writes of its row), its key and its values.
+struct Member<'s> {
+    at: Vec<At>,
+    key: &'s str,
+    vals: Cow<'s, [Val]>,
 }
 
 /// The group's statements in running order, row statements of a kind joined where that
 /// cannot change the result. A row statement joins an earlier one of its kind, moving
 /// up to that one's place, only if nothing in between wrote its row (each touches its
 /// row alone, so statements on other rows commute with it) and no other statement came
-/// in between (any other statement may read or write anything, so it is a barrier).
-/// Event-log appends touch nothing else any write here reads, so they all go last, as
-/// one statement, in the order they came: the topics' counters are then locked for the
-/// shortest time.
+/// in between (any other statement may read or write anything, so it is a barrier). By
+/// the same rule it may instead be absorbed by the last write of its row, if that one's
+/// kind can fold it in (`RowKind::absorb`): an agent that starts and ends within one
+/// group then writes its rows once. Event-log appends touch nothing else any write here
+/// reads, so they all go last, as one statement, in the order they came: the topics'
+/// counters are then locked for the shortest time.
 fn joined<'s>(stmts: impl Iterator<Item = (At, &'s Stmt)>) -> Vec<Unit<'s>> {
     let mut units: Vec<Unit<'s>> = Vec::new();
     let mut frames = Vec::new();
     // The unit each kind of row statement joins (kinds are statics, known by address),
-    // and the last unit that wrote each row.
+    // and the last write of each row: its unit and its place there.
     let mut open: HashMap<*const RowKind, usize> = HashMap::new();
-    let mut written: HashMap<(&'static str, &'s str), usize> = HashMap::new();
+    let mut written: HashMap<(&'static str, &'s str), (usize, usize)> = HashMap::new();
     for (at, st) in stmts {
         let (kind, key, vals) = match st {
             Stmt::Row { kind, key, vals } => (*kind, key.as_str(), vals.as_slice()),
@@ -311,25 +322,45 @@ fn joined<'s>(stmts: impl Iterator<Item = (At, &'s Stmt)>) -> Vec<Unit<'s>> {
                 continue;
             }
         };
+        let last = written.get(&(kind.table, key)).copied();
+        if let Some((u, m)) = last {
+            if let Unit::Rows(earlier, members) = &mut units[u] {
+                if let Some(absorb) = earlier.absorb {
+                    let member = &mut members[m];
+                    let mut folded = member.vals.to_vec();
+                    if absorb(&mut folded, kind, vals) {
+                        member.vals = Cow::Owned(folded);
+                        member.at.push(at);
+                        continue;
+                    }
+                }
+            }
+        }
         let id: *const RowKind = kind;
         let target = open
             .get(&id)
             .copied()
-            .filter(|&u| written.get(&(kind.table, key)).is_none_or(|&w| w < u));
-        let u = match target {
+            .filter(|&u| last.is_none_or(|(w, _)| w < u));
+        let member = Member {
+            at: vec![at],
+            key,
+            vals: Cow::Borrowed(vals),
+        };
+        let (u, m) = match target {
             Some(u) => {
-                if let Unit::Rows(_, members) = &mut units[u] {
-                    members.push((at, key, vals));
-                }
-                u
+                let Unit::Rows(_, members) = &mut units[u] else {
+                    unreachable!("an open unit holds rows")
+                };
+                members.push(member);
+                (u, members.len() - 1)
             }
             None => {
-                units.push(Unit::Rows(kind, vec![(at, key, vals)]));
+                units.push(Unit::Rows(kind, vec![member]));
                 open.insert(id, units.len() - 1);
-                units.len() - 1
+                (units.len() - 1, 0)
             }
         };
-        written.insert((kind.table, key), u);
+        written.insert((kind.table, key), (u, m));
     }
     if !frames.is_empty() {
         units.push(Unit::Frames(frames));
@@ -357,15 +388,21 @@ async fn execute_units(
             }
             Unit::Rows(kind, members) => {
                 for chunk in members.chunks(ROWS_PER_JOIN) {
-                    let rows: Vec<_> = chunk.iter().map(|(_, _, vals)| *vals).collect();
+                    let rows: Vec<&[Val]> = chunk.iter().map(|m| &*m.vals).collect();
                     let mut wrote = run_rows(conn, kind, &rows).await?;
-                    for ((j, i), key, _) in chunk {
-                        let row = wrote.remove(*key);
-                        outcomes[*j][*i] = Some(Outcome {
-                            changes: u64::from(row.is_some()),
-                            rows: row.into_iter().collect(),
-                            first_seq: 0,
-                        });
+                    for m in chunk {
+                        // An absorbed write wrote its row exactly when its absorber did;
+                        // a returned row goes to the first.
+                        let row = wrote.remove(m.key);
+                        let changes = u64::from(row.is_some());
+                        let mut rows = row.into_iter().collect::<Vec<_>>();
+                        for &(j, i) in &m.at {
+                            outcomes[j][i] = Some(Outcome {
+                                changes,
+                                rows: std::mem::take(&mut rows),
+                                first_seq: 0,
+                            });
+                        }
                     }
                 }
             }
@@ -384,11 +421,7 @@ async fn execute_units(
 }
 
 /// One plain statement: the rows it returned and the rows it changed.
-async fn run_one(
-    conn: &mut PgConnection,
-    sql: &str,
-    args: &[crate::plan::Val],
-) -> Result<Outcome, sqlx::Error> {
+async fn run_one(conn: &mut PgConnection, sql: &str, args: &[Val]) -> Result<Outcome, sqlx::Error> {
     // `fetch_many` is deprecated in sqlx for its multi-statement use; for one
     // statement it is the call that yields both the rows and the rows changed.
     #[allow(deprecated)]
@@ -407,7 +440,7 @@ async fn run_one(
 async fn run_rows(
     conn: &mut PgConnection,
     kind: &RowKind,
-    rows: &[&[crate::plan::Val]],
+    rows: &[&[Val]],
 ) -> Result<HashMap<String, PgRow>, sqlx::Error> {
     let out = sqlx::query_with(kind.sql, columns(rows)?)
         .fetch_all(&mut *conn)
@@ -506,7 +539,14 @@ async fn alone(conn: &mut PgConnection, instance: &str, mut job: Box<dyn Job>) {
         let units: Vec<Unit> = stmts
             .map(|(at, st)| match st {
                 Stmt::One { .. } => Unit::One(at, st),
-                Stmt::Row { kind, key, vals } => Unit::Rows(kind, vec![(at, key, vals)]),
+                Stmt::Row { kind, key, vals } => Unit::Rows(
+                    kind,
+                    vec![Member {
+                        at: vec![at],
+                        key,
+                        vals: Cow::Borrowed(vals),
+                    }],
+                ),
                 Stmt::Frames(f) => Unit::Frames(vec![(at, f)]),
             })
             .collect();
@@ -545,7 +585,7 @@ async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{wrote, Val};
+    use crate::plan::{is, wrote};
     use crate::PgStore;
 
     /// Last value wins; `n` counts the writes, so order and count both show.
@@ -553,6 +593,7 @@ mod tests {
         table: "t",
         sql: "INSERT INTO t (k, v, n) SELECT k, v, 1 FROM UNNEST($1::text[], $2::text[]) AS u(k, v)
               ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, n = t.n + 1 RETURNING k",
+        absorb: None,
     };
 
     /// Appends to an existing row: the result depends on every earlier write of the row.
@@ -560,6 +601,7 @@ mod tests {
         table: "t",
         sql: "UPDATE t SET v = t.v || u.v, n = t.n + 1
               FROM UNNEST($1::text[], $2::text[]) AS u(k, v) WHERE t.k = u.k RETURNING t.k AS k",
+        absorb: None,
     };
 
     /// A new row: fails, as the whole statement it is joined into, when the row exists.
@@ -567,10 +609,35 @@ mod tests {
         table: "t",
         sql: "INSERT INTO t (k, v, n) SELECT k, v, 1 FROM UNNEST($1::text[], $2::text[]) AS u(k, v)
               RETURNING k",
+        absorb: None,
+    };
+
+    /// Sets a row whole, `n` given: it writes its row whatever was there, so it can take
+    /// in a later set (the later wins) or append (computed here).
+    static SET: RowKind = RowKind {
+        table: "t",
+        sql: "INSERT INTO t (k, v, n) SELECT k, v, n FROM UNNEST($1::text[], $2::text[], $3::int8[])
+              AS u(k, v, n) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, n = EXCLUDED.n RETURNING k",
+        absorb: Some(|mine, later, theirs| {
+            if is(later, &SET) {
+                mine.clone_from_slice(theirs);
+            } else if is(later, &APPEND) {
+                let (Val::Text(Some(v)), Val::Text(Some(add)), Val::Int(Some(n))) =
+                    (&mine[1], &theirs[1], &mine[2])
+                else {
+                    return false;
+                };
+                (mine[1], mine[2]) = (format!("{v}{add}").into(), (n + 1).into());
+            } else {
+                return false;
+            }
+            true
+        }),
     };
 
     #[derive(Clone)]
     enum Op {
+        Set(String, String, i64),
         Put(String, String),
         Append(String, String),
         Add(String, String),
@@ -590,6 +657,14 @@ mod tests {
         };
         match op {
             Op::Put(k, v) => Plan::new(vec![row(&PUT, k, v)], |_| Ok(0)),
+            Op::Set(k, v, n) => Plan::new(
+                vec![Stmt::row(
+                    &SET,
+                    k.clone(),
+                    vec![Val::from(k.as_str()), v.as_str().into(), (*n).into()],
+                )],
+                |_| Ok(0),
+            ),
             // A strict append refuses when its row is missing: the group is then replayed
             // write by write, and the answers must be those of writes run alone.
             Op::Append(k, v) => Plan::new(vec![row(&APPEND, k, v)], move |out| {
@@ -639,10 +714,11 @@ mod tests {
         (0..count)
             .map(|i| {
                 let key = format!("k{}", next(5));
-                match next(24) {
+                match next(28) {
                     0 => Op::All,
                     1 | 2 if adds => Op::Add(key, format!("n{i}")),
                     1..=9 => Op::Put(key, format!("p{i}")),
+                    24..=27 => Op::Set(key, format!("s{i}"), i as i64),
                     10..=19 => Op::Append(key, format!("a{i}")),
                     _ => Op::Frames(format!("topic{}", next(3)), 1 + next(3) as usize),
                 }
@@ -759,6 +835,127 @@ mod tests {
         alone_db.close().await;
         for side in ["g", "a"] {
             PgStore::drop_database(&admin, &format!("baton_group_{side}_{tag}"))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// An agent that starts and ends within one group: its journal entry, session and
+    /// trace are each written once, and the rows are those of its writes one by one.
+    #[tokio::test]
+    async fn an_agents_rows_absorb_their_later_writes() {
+        use baton_core::{JournalEntry, Session, Trace, TraceFinish, TraceOutcome};
+        use serde_json::json;
+        let now = baton_core::time::now();
+        let run = uuid::Uuid::now_v7();
+        let session: Session = serde_json::from_value(json!({
+            "id": uuid::Uuid::now_v7(), "chat_id": null, "run_id": run, "parent_id": null,
+            "provider": "mock", "model": "mock-1", "status": "running", "turn_number": 0,
+            "state": { "history": [] }, "error": null, "created_at": now, "updated_at": now,
+        }))
+        .unwrap();
+        let mut saved = session.clone();
+        saved.status = baton_core::SessionStatus::Completed;
+        saved.state = json!({ "history": ["q", "a"] });
+        let trace: Trace = serde_json::from_value(json!({
+            "id": uuid::Uuid::now_v7(), "session_id": session.id, "chat_id": null,
+            "run_id": run, "parent_id": null, "turn_number": 1, "kind": "llm",
+            "tool_name": "mock-1", "input": { "messages": 1 }, "output": null,
+            "started_at": now, "finished_at": null, "latency_ms": null, "tokens_used": null,
+            "input_tokens": null, "output_tokens": null, "cache_tokens": null,
+            "cache_write_tokens": null, "reasoning_tokens": null, "cost_usd": null,
+            "error": null, "outcome": "running", "meta": { "a": 1, "b": 1 },
+        }))
+        .unwrap();
+        let finish = TraceFinish {
+            output: Some(json!("done")),
+            finished_at: Some(now + std::time::Duration::from_micros(2_500)),
+            output_tokens: Some(3),
+            outcome: Some(TraceOutcome::Ok),
+            meta: Some(json!({ "b": 2 })),
+            ..Default::default()
+        };
+        let started: JournalEntry = serde_json::from_value(json!({
+            "run_id": run, "key": "k", "seq": 1, "label": null, "phase": null,
+            "status": "running", "session_id": session.id, "prompt": "q", "result": null,
+            "error": null, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
+            "cached": false, "started_at": now, "finished_at": null,
+        }))
+        .unwrap();
+        let mut done = started.clone();
+        done.status = baton_core::AgentStatus::Completed;
+        done.result = Some(json!("done"));
+        let plans = || -> Vec<Box<dyn Job>> {
+            fn boxed<T: Send + Sync + 'static>(plan: Plan<T>) -> Box<dyn Job> {
+                Box::new(Typed {
+                    plan,
+                    result: None,
+                    reply: None,
+                })
+            }
+            vec![
+                boxed(crate::runs::put_journal(&started)),
+                boxed(crate::sessions::create(&session)),
+                boxed(crate::traces::insert(std::slice::from_ref(&trace))),
+                boxed(crate::traces::finish_unread(trace.id, &finish)),
+                boxed(crate::sessions::save(&saved, &[])),
+                boxed(crate::runs::put_journal(&done)),
+            ]
+        };
+        let stmts: Vec<Stmt> = plans().iter().flat_map(|j| j.stmts().to_vec()).collect();
+        let units = joined(stmts.iter().enumerate().map(|(i, st)| ((i, 0), st)));
+        assert_eq!(
+            units.len(),
+            3,
+            "one row each for the journal, session and trace"
+        );
+
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let (grouped, admin) = database(&format!("baton_absorb_g_{tag}")).await;
+        let (alone_db, _) = database(&format!("baton_absorb_a_{tag}")).await;
+        let rows = |pool: PgPool| async move {
+            let mut out = Vec::new();
+            for table in ["workflow_agents", "agent_sessions", "tool_traces"] {
+                let row: String =
+                    sqlx::query_scalar(&format!("SELECT row_to_json(x)::text FROM {table} x"))
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                out.push(row);
+            }
+            out
+        };
+        for db in [&grouped, &alone_db] {
+            sqlx::query(
+                "INSERT INTO workflow_runs (id, name, status, source, script, options, totals, log,
+                    created_at, updated_at) VALUES ($1, 'r', 'running', 'inline', '', '{}', '{}', '[]', now(), now())",
+            )
+            .bind(run)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        }
+        let mut conn = grouped.pool().acquire().await.unwrap();
+        let mut jobs = plans();
+        assert!(together(&mut conn, "test", &mut jobs).await);
+        exec(&mut conn, "COMMIT").await.unwrap();
+        drop(conn);
+        let mut conn = alone_db.pool().acquire().await.unwrap();
+        for job in plans() {
+            alone(&mut conn, "test", job).await;
+        }
+        drop(conn);
+        let (g, a) = (
+            rows(grouped.pool().clone()).await,
+            rows(alone_db.pool().clone()).await,
+        );
+        assert_eq!(g, a);
+        assert!(g[2].contains(r#""latency_ms":3"#), "{}", g[2]);
+        assert!(g[2].contains(r#""meta":{"a": 1, "b": 2}"#), "{}", g[2]);
+        grouped.close().await;
+        alone_db.close().await;
+        for side in ["g", "a"] {
+            PgStore::drop_database(&admin, &format!("baton_absorb_{side}_{tag}"))
                 .await
                 .unwrap();
         }

@@ -6,7 +6,7 @@ use baton_core::{
     TraceId, TraceOutcome,
 };
 use baton_core::{Message, MessageId, Session, SessionId, SessionStatus};
-use baton_store::{StoreError, TopicBounds, TraceScope};
+use baton_store::{Queued, Store, StoreError, TopicBounds, TraceScope};
 use baton_testkit::{fixtures, Kind, TestDb};
 use serde_json::json;
 
@@ -54,6 +54,7 @@ on_both!(
     instances_claiming_at_once_never_share_a_task,
     attachments_are_kept_once_per_sha256_and_orphans_go,
     traces_are_found_by_kind_tool_status_duration_and_words,
+    an_agents_writes_grouped_leave_what_they_leave_one_by_one,
 );
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
@@ -2058,4 +2059,103 @@ async fn traces_are_found_by_kind_tool_status_duration_and_words(kind: Kind) {
         paged.extend(page);
     }
     assert_eq!(ids(&paged), ids(&all));
+}
+
+/// An agent's writes as they come when it starts and ends quickly: queued one after the
+/// other, then one awaited. Whether the store groups them (and writes each row once) or
+/// they are made one by one, the rows read back are the same.
+async fn an_agents_writes_grouped_leave_what_they_leave_one_by_one(kind: Kind) {
+    use baton_core::{AgentStatus, JournalEntry};
+    let run = queued_run("both ways", baton_core::RunStatus::Running);
+    let mut s = session(ChatId::new());
+    (s.chat_id, s.run_id) = (None, Some(run.id));
+    let mut saved = s.clone();
+    saved.status = SessionStatus::Completed;
+    saved.turn_number = 1;
+    saved.state = json!({ "history": ["q", "a"], "result": "done" });
+    saved.updated_at = s.created_at + std::time::Duration::from_millis(7);
+    let mut t = fixtures::running_llm_trace(ChatId::new(), 1);
+    (t.chat_id, t.session_id, t.run_id) = (None, Some(s.id), Some(run.id));
+    t.meta = json!({ "attempt": 1, "model": "mock-1" });
+    let finish = TraceFinish {
+        output: Some(json!({ "text": "done" })),
+        // Microseconds that round up to the next millisecond.
+        finished_at: Some(t.started_at + std::time::Duration::from_micros(2_500)),
+        input_tokens: Some(12),
+        output_tokens: Some(3),
+        cost_usd: Some(0.25),
+        outcome: Some(TraceOutcome::Ok),
+        meta: Some(json!({ "attempt": 2, "cached": true })),
+        ..Default::default()
+    };
+    let started = JournalEntry {
+        run_id: run.id,
+        key: "k1".into(),
+        seq: 1,
+        label: Some("first".into()),
+        phase: None,
+        status: AgentStatus::Running,
+        session_id: Some(s.id),
+        prompt: "q".into(),
+        result: None,
+        error: None,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: 0.0,
+        cached: false,
+        started_at: s.created_at,
+        finished_at: None,
+        epoch: 0,
+    };
+    let mut done = started.clone();
+    done.status = AgentStatus::Completed;
+    done.result = Some(json!("done"));
+    done.finished_at = Some(saved.updated_at);
+    done.input_tokens = 12;
+
+    let grouped = TestDb::new(kind).await;
+    let one_by_one = TestDb::new(kind).await;
+    let (g, o) = (grouped.store(), one_by_one.store());
+    for store in [&g, &o] {
+        store.create_run(&run).await.unwrap();
+    }
+    // Nothing here yields before the awaited write, so the queued writes wait together.
+    g.queue(Queued::Journal(started.clone())).await;
+    g.queue(Queued::Session(s.clone())).await;
+    g.queue(Queued::Trace(t.clone())).await;
+    g.queue(Queued::Finish(t.id, finish.clone())).await;
+    g.queue(Queued::Snapshot(saved.clone(), vec![])).await;
+    g.put_journal(&done).await.unwrap();
+
+    o.put_journal(&started).await.unwrap();
+    o.create_session(&s).await.unwrap();
+    o.insert_trace(&t).await.unwrap();
+    o.finish_trace(t.id, &finish).await.unwrap();
+    o.save_session(&saved, &[]).await.unwrap();
+    o.put_journal(&done).await.unwrap();
+
+    let read = |store: std::sync::Arc<dyn Store>| async move {
+        (
+            store.get_session(s.id).await.unwrap().unwrap(),
+            store.get_trace(t.id).await.unwrap().unwrap(),
+            store.list_journal(run.id).await.unwrap(),
+        )
+    };
+    let (gs, gt, gj) = read(g.clone()).await;
+    let (os, ot, oj) = read(o.clone()).await;
+    assert_eq!(gs, os);
+    assert_eq!(gt, ot);
+    assert_eq!(gj, oj);
+    assert!(
+        matches!(gt.latency_ms, Some(2 | 3)),
+        "computed from its start: {:?}",
+        gt.latency_ms
+    );
+    assert_eq!(
+        gt.meta,
+        json!({ "attempt": 2, "model": "mock-1", "cached": true })
+    );
+    assert_eq!(gs.status, SessionStatus::Completed);
+    assert_eq!(gj.len(), 1);
+    assert_eq!(gj[0].status, AgentStatus::Completed);
 }
