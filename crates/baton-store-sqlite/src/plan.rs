@@ -111,12 +111,31 @@ impl Stmt {
 /// is written (an `INSERT`, an upsert, or an `UPDATE … FROM (VALUES …)` on the key), so
 /// statements of one kind can be joined into one and still tell whether each wrote its
 /// row.
+///
+/// `absorb`, if set, folds a later row write of the same key into one of this kind in the
+/// same group: given this write's values and the later one's kind and values, it either
+/// changes this write's values to what the two leave in order, and returns true, or
+/// changes nothing and returns false. It may only absorb a write that writes its row
+/// exactly when this one does and whose caller reads no row back.
 #[derive(Debug)]
 pub(crate) struct RowKind {
     pub table: &'static str,
     pub head: &'static str,
     pub row: &'static str,
     pub tail: &'static str,
+    pub absorb: Option<Absorb>,
+}
+
+pub(crate) type Absorb = fn(mine: &mut [Arg], later: &'static RowKind, theirs: &[Arg]) -> bool;
+
+/// Whether `kind` is `other` (kinds are statics).
+pub(crate) fn is(kind: &'static RowKind, other: &'static RowKind) -> bool {
+    std::ptr::eq(kind, other)
+}
+
+/// `theirs` unless it is null, else `mine` (SQL's `COALESCE(theirs, mine)`).
+pub(crate) fn coalesce(theirs: &Arg, mine: &Arg) -> Arg {
+    if *theirs == Arg::Null { mine } else { theirs }.clone()
 }
 
 impl RowKind {

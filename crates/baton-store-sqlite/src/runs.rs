@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
 
 use crate::db;
-use crate::plan::{Outcome, Plan, RowKind, Stmt};
+use crate::plan::{is, Outcome, Plan, RowKind, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
 pub(crate) fn run_from(row: &SqliteRow) -> StoreResult<Run> {
@@ -176,6 +176,13 @@ static JOURNAL: RowKind = RowKind {
             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
             cost_usd = excluded.cost_usd, cached = excluded.cached, started_at = excluded.started_at,
             finished_at = excluded.finished_at",
+    // An upsert of the whole row: a later one of the same key replaces it.
+    absorb: Some(|mine, later, theirs| {
+        if is(later, &JOURNAL) {
+            mine.clone_from_slice(theirs);
+        }
+        is(later, &JOURNAL)
+    }),
 };
 
 pub(crate) fn put_journal(e: &JournalEntry) -> Plan<()> {

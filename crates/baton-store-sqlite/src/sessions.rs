@@ -7,7 +7,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::chats::message_insert;
 use crate::db;
-use crate::plan::{changed, Plan, RowKind, Stmt};
+use crate::plan::{changed, is, Arg, Plan, RowKind, Stmt};
 use crate::rows::{id_text, ts, Cols};
 use crate::traces::{trace_from, COLUMNS};
 
@@ -36,6 +36,18 @@ static CREATE: RowKind = RowKind {
             turn_number, state, error, created_at, updated_at) VALUES ",
     row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     tail: "",
+    absorb: Some(|mine, later, theirs| {
+        // A snapshot under epoch 0, a new row's, writes exactly when the row is there.
+        if !is(later, &SAVE) || theirs.get(8) != Some(&Arg::Int(0)) {
+            return false;
+        }
+        // provider, model, status, turn_number, state, error; then updated_at.
+        for (m, t) in (4..=9).zip(1..=6) {
+            mine[m] = theirs[t].clone();
+        }
+        mine[11] = theirs[7].clone();
+        true
+    }),
 };
 
 static SAVE: RowKind = RowKind {
@@ -45,6 +57,14 @@ static SAVE: RowKind = RowKind {
          FROM (VALUES ",
     row: "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
     tail: ") AS v WHERE agent_sessions.id = v.column1 AND agent_sessions.epoch = v.column9",
+    absorb: Some(|mine, later, theirs| {
+        // A later snapshot under the same epoch writes exactly when this one does.
+        let same_epoch = mine.get(8) == theirs.get(8);
+        if is(later, &SAVE) && same_epoch {
+            mine.clone_from_slice(theirs);
+        }
+        is(later, &SAVE) && same_epoch
+    }),
 };
 
 pub(crate) fn create(s: &Session) -> Plan<()> {

@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
 
 use crate::db;
-use crate::plan::{changed, Arg, Plan, RowKind, Stmt};
+use crate::plan::{changed, coalesce, is, Arg, Plan, RowKind, Stmt};
 use crate::rows::{id_text, ts, Cols};
 
 macro_rules! columns {
@@ -26,7 +26,61 @@ static INSERT: RowKind = RowKind {
     head: concat!("INSERT INTO tool_traces (", columns!(), ") VALUES "),
     row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     tail: "",
+    absorb: Some(|mine, later, f| {
+        // A running trace takes in a finish that brings its latency and no meta (what
+        // the tracer's finishes are): every column is then a plain COALESCE or a copy.
+        if !is(later, &FINISH) || mine[21] != Arg::from("running") || f[3] == Arg::Null {
+            return false;
+        }
+        let meta = match (&f[13], &mine[22]) {
+            (Arg::Null, m) => m.clone(),
+            (Arg::Text(patch), Arg::Text(m)) => {
+                let (Ok(mut m), Ok(patch)) = (
+                    serde_json::from_str::<Value>(m),
+                    serde_json::from_str::<Value>(patch),
+                ) else {
+                    return false;
+                };
+                merge_patch(&mut m, patch);
+                Arg::Text(m.to_string())
+            }
+            _ => return false,
+        };
+        mine[9] = coalesce(&f[1], &mine[9]);
+        mine[11] = f[2].clone();
+        mine[12] = f[3].clone();
+        // tokens_used … cost_usd, then error.
+        for (m, t) in (13..=19).zip(4..=10) {
+            mine[m] = coalesce(&f[t], &mine[m]);
+        }
+        mine[20] = coalesce(&f[11], &mine[20]);
+        mine[21] = f[12].clone();
+        mine[22] = meta;
+        true
+    }),
 };
+
+/// `json_patch` (RFC 7396), as the finish statement applies a finish's meta: an object
+/// merges key by key, recursively, a null removes its key, anything else replaces.
+fn merge_patch(target: &mut Value, patch: Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch;
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let Value::Object(t) = target else {
+        unreachable!("made an object above")
+    };
+    for (k, v) in patch {
+        if v.is_null() {
+            t.remove(&k);
+        } else {
+            merge_patch(t.entry(k).or_insert(Value::Null), v);
+        }
+    }
+}
 
 /// The finish of a trace nobody reads back. COALESCE keeps what the start wrote for
 /// anything the finish leaves unset.
@@ -49,6 +103,7 @@ static FINISH: RowKind = RowKind {
          FROM (VALUES ",
     row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     tail: ") AS v WHERE tool_traces.id = v.column1 AND tool_traces.outcome = 'running'",
+    absorb: None,
 };
 
 pub(crate) fn trace_from(row: &SqliteRow) -> StoreResult<Trace> {
@@ -296,4 +351,45 @@ pub(crate) async fn search(
         .await
         .map_err(db)?;
     rows.iter().map(trace_from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+    use sqlx::{Connection, SqliteConnection};
+
+    /// The finish absorbed into a trace's start merges its meta as SQLite's `json_patch`
+    /// does when the finish is its own statement.
+    #[tokio::test]
+    async fn merge_patch_is_sqlites_json_patch() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let cases = [
+            (
+                json!({ "a": 1, "b": { "c": 2, "d": 3 } }),
+                json!({ "b": { "c": null, "e": 4 }, "f": 5 }),
+            ),
+            (json!({ "a": 1 }), json!({ "a": null })),
+            (
+                json!({ "a": [1, 2] }),
+                json!({ "a": { "x": null, "y": 1 } }),
+            ),
+            (json!({ "a": 1 }), json!([1, 2])),
+            (json!("text"), json!({ "a": { "b": null } })),
+        ];
+        for (target, patch) in cases {
+            let sqlite: String = sqlx::query_scalar("SELECT json_patch(?1, ?2)")
+                .bind(target.to_string())
+                .bind(patch.to_string())
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let mut ours = target.clone();
+            super::merge_patch(&mut ours, patch.clone());
+            assert_eq!(
+                ours,
+                serde_json::from_str::<Value>(&sqlite).unwrap(),
+                "{target} patched with {patch}"
+            );
+        }
+    }
 }

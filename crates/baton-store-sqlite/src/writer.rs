@@ -12,6 +12,7 @@
 //! If any statement fails or any write refuses its outcome (an update that found no
 //! row), the group is rolled back and each write is replayed in its own transaction, so
 //! one bad write fails alone and nothing of it stays.
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -244,20 +245,30 @@ type At = (usize, usize);
 /// What the group runs: a statement as it is, or row statements of one kind as one.
 enum Unit<'s> {
     One(At, &'s Stmt),
-    Rows(&'static RowKind, Vec<(At, &'s Stmt)>),
+    Rows(&'static RowKind, Vec<Member<'s>>),
+}
+
+/// One row of a joined statement: the statements it stands for (more than one when it
+/// absorbed later writes of its row) and its values.
+struct Member<'s> {
+    at: Vec<At>,
+    args: Cow<'s, [Arg]>,
 }
 
 /// The group's statements in running order, row statements of a kind joined where that
 /// cannot change the result. A row statement joins an earlier one of its kind, moving
 /// up to that one's place, only if nothing in between wrote its row (each touches its
 /// row alone, so statements on other rows commute with it) and no other statement came
-/// in between (any other statement may read or write anything, so it is a barrier).
+/// in between (any other statement may read or write anything, so it is a barrier). By
+/// the same rule it may instead be absorbed by the last write of its row, if that one's
+/// kind can fold it in (`RowKind::absorb`): an agent that starts and ends within one
+/// group then writes its rows once.
 fn joined<'s>(stmts: impl Iterator<Item = (At, &'s Stmt)>) -> Vec<Unit<'s>> {
     let mut units: Vec<Unit<'s>> = Vec::new();
     // The unit each kind of row statement joins (kinds are statics, known by address),
-    // and the last unit that wrote each row.
+    // and the last write of each row: its unit and its place there.
     let mut open: HashMap<*const RowKind, usize> = HashMap::new();
-    let mut written: HashMap<(&'static str, &'s str), usize> = HashMap::new();
+    let mut written: HashMap<(&'static str, &'s str), (usize, usize)> = HashMap::new();
     for (at, st) in stmts {
         let Some(row) = &st.row else {
             units.push(Unit::One(at, st));
@@ -265,26 +276,44 @@ fn joined<'s>(stmts: impl Iterator<Item = (At, &'s Stmt)>) -> Vec<Unit<'s>> {
             written.clear();
             continue;
         };
-        let kind: *const RowKind = row.kind;
-        let target = open.get(&kind).copied().filter(|&u| {
-            written
-                .get(&(row.kind.table, row.key.as_str()))
-                .is_none_or(|&w| w < u)
-        });
-        let u = match target {
-            Some(u) => {
-                if let Unit::Rows(_, members) = &mut units[u] {
-                    members.push((at, st));
+        let last = written.get(&(row.kind.table, row.key.as_str())).copied();
+        if let Some((u, m)) = last {
+            if let Unit::Rows(earlier, members) = &mut units[u] {
+                if let Some(absorb) = earlier.absorb {
+                    let member = &mut members[m];
+                    let mut folded = member.args.to_vec();
+                    if absorb(&mut folded, row.kind, &st.args) {
+                        member.args = Cow::Owned(folded);
+                        member.at.push(at);
+                        continue;
+                    }
                 }
-                u
+            }
+        }
+        let kind: *const RowKind = row.kind;
+        let target = open
+            .get(&kind)
+            .copied()
+            .filter(|&u| last.is_none_or(|(w, _)| w < u));
+        let member = Member {
+            at: vec![at],
+            args: Cow::Borrowed(&st.args),
+        };
+        let (u, m) = match target {
+            Some(u) => {
+                let Unit::Rows(_, members) = &mut units[u] else {
+                    unreachable!("an open unit holds rows")
+                };
+                members.push(member);
+                (u, members.len() - 1)
             }
             None => {
-                units.push(Unit::Rows(row.kind, vec![(at, st)]));
+                units.push(Unit::Rows(row.kind, vec![member]));
                 open.insert(kind, units.len() - 1);
-                units.len() - 1
+                (units.len() - 1, 0)
             }
         };
-        written.insert((row.kind.table, row.key.as_str()), u);
+        written.insert((row.kind.table, row.key.as_str()), (u, m));
     }
     units
 }
@@ -312,7 +341,7 @@ async fn execute_units(
             Unit::Rows(kind, members) => {
                 for chunk in runs_of_two_powers(members, ROWS_PER_JOIN) {
                     let sql = kind.sql(chunk.len());
-                    let args = chunk.iter().flat_map(|(_, st)| st.args.iter());
+                    let args = chunk.iter().flat_map(|m| m.args.iter());
                     let out = run_one(conn, &sql, args).await?;
                     // Each row of a joined statement changes one row when it finds its row;
                     // if one did not, which one is not known here: the group is replayed
@@ -325,8 +354,9 @@ async fn execute_units(
                             kind.table
                         )));
                     }
-                    for ((j, i), _) in chunk {
-                        outcomes[*j][*i] = Some(Outcome {
+                    // An absorbed write wrote its row exactly when its absorber did.
+                    for &(j, i) in chunk.iter().flat_map(|m| &m.at) {
+                        outcomes[j][i] = Some(Outcome {
                             rows: Vec::new(),
                             changes: 1,
                         });
@@ -517,7 +547,7 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::changed;
+    use crate::plan::{changed, is};
 
     /// Last value wins; `n` counts the writes, so order and count both show.
     static PUT: RowKind = RowKind {
@@ -525,6 +555,7 @@ mod tests {
         head: "INSERT INTO t (k, v, n) VALUES ",
         row: "(?, ?, 1)",
         tail: "ON CONFLICT (k) DO UPDATE SET v = excluded.v, n = t.n + 1",
+        absorb: None,
     };
 
     /// Appends to an existing row: the result depends on every earlier write of the row.
@@ -533,6 +564,7 @@ mod tests {
         head: "UPDATE t SET v = t.v || x.column2, n = t.n + 1 FROM (VALUES ",
         row: "(?, ?)",
         tail: ") AS x WHERE t.k = x.column1",
+        absorb: None,
     };
 
     /// A new row: fails, as the whole statement it is joined into, when the row exists.
@@ -541,11 +573,36 @@ mod tests {
         head: "INSERT INTO t (k, v, n) VALUES ",
         row: "(?, ?, 1)",
         tail: "",
+        absorb: None,
+    };
+
+    /// Sets a row whole, `n` given: it writes its row whatever was there, so it can take
+    /// in a later set (the later wins) or append (computed here).
+    static SET: RowKind = RowKind {
+        table: "t",
+        head: "INSERT INTO t (k, v, n) VALUES ",
+        row: "(?, ?, ?)",
+        tail: "ON CONFLICT (k) DO UPDATE SET v = excluded.v, n = excluded.n",
+        absorb: Some(|mine, later, theirs| {
+            if is(later, &SET) {
+                mine.clone_from_slice(theirs);
+            } else if is(later, &APPEND) {
+                let (Arg::Text(v), Arg::Text(add), Arg::Int(n)) = (&mine[1], &theirs[1], &mine[2])
+                else {
+                    return false;
+                };
+                (mine[1], mine[2]) = (format!("{v}{add}").into(), (n + 1).into());
+            } else {
+                return false;
+            }
+            true
+        }),
     };
 
     /// Every write of one row: `(kind, key, value)`, or a statement over all rows.
     #[derive(Clone)]
     enum Op {
+        Set(String, String, i64),
         Put(String, String),
         Append(String, String),
         Add(String, String),
@@ -555,6 +612,11 @@ mod tests {
     fn plan(op: &Op, strict: bool) -> Plan<()> {
         match op {
             Op::Put(k, v) => Plan::exec(vec![Stmt::row(&PUT, k.clone(), vec![k.into(), v.into()])]),
+            Op::Set(k, v, n) => Plan::exec(vec![Stmt::row(
+                &SET,
+                k.clone(),
+                vec![k.into(), v.into(), (*n).into()],
+            )]),
             // A strict append refuses when its row is missing: the group is then replayed
             // write by write, and the answers must be those of writes run alone.
             Op::Append(k, v) => {
@@ -611,10 +673,11 @@ mod tests {
         (0..count)
             .map(|i| {
                 let key = format!("k{}", next(5));
-                match next(20) {
+                match next(24) {
                     0 => Op::All,
                     1 | 2 if adds => Op::Add(key, format!("n{i}")),
                     1..=9 => Op::Put(key, format!("p{i}")),
+                    20..=23 => Op::Set(key, format!("s{i}"), i as i64),
                     _ => Op::Append(key, format!("a{i}")),
                 }
             })
