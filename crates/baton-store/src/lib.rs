@@ -313,13 +313,13 @@ pub trait Store: Send + Sync + 'static {
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()>;
 
     /// Queues a write whose caller need not wait for its commit, behind every write
-    /// queued or made before it on this store; a failure is logged. On a backend with
-    /// one ordered writer (SQLite) this returns at once, so an agent does not stop for
-    /// each of its rows; anywhere else the write is made before returning (Postgres
-    /// commits it without waiting for the log flush, which the next awaited commit
-    /// brings). Whatever is
-    /// written after it through this store commits after it, so a later awaited write
-    /// (the journal's `completed`, say) vouches for everything queued before.
+    /// queued or made before it on this store; a failure is logged. Both backends hand
+    /// it to their ordered group writer and return at once, so an agent does not stop
+    /// for each of its rows (a group with no awaited write may commit without waiting
+    /// for the log flush, which the next awaited commit brings); this default makes the
+    /// write before returning. Whatever is written after it through this store commits
+    /// after it, so a later awaited write (the journal's `completed`, say) vouches for
+    /// everything queued before.
     async fn queue(&self, write: Queued) {
         let (what, result) = match write {
             Queued::Session(s) => ("session", self.create_session(&s).await),
