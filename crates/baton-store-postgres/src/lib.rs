@@ -70,7 +70,7 @@ impl PgStore {
             .map_err(db)?;
         let instance = uuid::Uuid::now_v7().simple().to_string();
         Ok(Self {
-            write: writer::Writer::start(pool.clone(), instance.clone()),
+            write: writer::start(pool.clone(), instance.clone()),
             pool,
             instance,
         })

@@ -8,8 +8,6 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::Arguments;
 use uuid::Uuid;
 
-use crate::db;
-
 /// A value bound to a statement, owned so a write can wait in the writer's queue, and
 /// typed even when null, so a column of them binds as a typed array.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,35 +210,8 @@ pub(crate) struct Outcome {
     pub first_seq: i64,
 }
 
-pub(crate) type Decode<T> = Box<dyn Fn(Vec<Outcome>) -> StoreResult<T> + Send + Sync>;
-
-/// The statements of one write (atomic together) and how to turn their outcomes into
-/// its answer. `decode` may refuse (a row that was not written); the write then fails
-/// and nothing of it stays.
-pub(crate) struct Plan<T> {
-    pub stmts: Vec<Stmt>,
-    pub decode: Decode<T>,
-    /// Maps an SQL error of this write (a constraint, say) to what the caller should see.
-    pub on_error: fn(sqlx::Error) -> StoreError,
-}
-
-impl<T> Plan<T> {
-    pub fn new(
-        stmts: Vec<Stmt>,
-        decode: impl Fn(Vec<Outcome>) -> StoreResult<T> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            stmts,
-            decode: Box::new(decode),
-            on_error: db,
-        }
-    }
-
-    pub fn on_error(mut self, f: fn(sqlx::Error) -> StoreError) -> Self {
-        self.on_error = f;
-        self
-    }
-}
+/// A write as data: its statements and how to read their outcomes (`baton_store_group`).
+pub(crate) type Plan<T> = baton_store_group::Plan<Stmt, Outcome, T>;
 
 /// Refuses with `err` when the statement at `index` wrote nothing.
 pub(crate) fn wrote(outcomes: &[Outcome], index: usize, err: StoreError) -> StoreResult<()> {

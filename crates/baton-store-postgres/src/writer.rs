@@ -17,192 +17,45 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use baton_store::{StoreError, StoreResult};
+use baton_store_group::{next_batch, refuse_rest, Msg};
 use futures_util::TryStreamExt;
 use sqlx::postgres::PgRow;
 use sqlx::{Either, Executor, PgConnection, PgPool, Row};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::plan::{columns, scalars, Frames, Outcome, Plan, RowKind, Stmt, Val};
+use crate::plan::{columns, scalars, Frames, Outcome, RowKind, Stmt, Val};
 
 /// Writes per commit at most, so one transaction never grows without bound.
 const MAX_BATCH: usize = 1_024;
 
-/// A write whose value type the writer does not know.
-trait Job: Send + Sync {
-    fn stmts(&self) -> &[Stmt];
-    /// Whether someone waits for its commit.
-    fn awaited(&self) -> bool;
-    /// Reads its outcomes; false if the write refuses them.
-    fn accept(&mut self, outcomes: Vec<Outcome>) -> bool;
-    fn failed(&mut self, e: sqlx::Error);
-    /// Answers once the fate of its transaction is known.
-    fn answer(self: Box<Self>, commit: Result<(), String>);
+/// A write waiting for its group.
+type Job = Box<dyn baton_store_group::Job<Stmt, Outcome>>;
+
+/// The queue to the writer task.
+pub(crate) type Writer = baton_store_group::Queue<Stmt, Outcome>;
+
+/// Starts the writer task. Groups take a connection from `pool` each; `instance` signs
+/// the event-log notifications, so an instance can tell its own frames from others'.
+pub(crate) fn start(pool: PgPool, instance: String) -> Writer {
+    let (queue, rx) = Writer::new();
+    tokio::spawn(run(pool, instance, rx));
+    queue
 }
 
-struct Typed<T> {
-    plan: Plan<T>,
-    result: Option<StoreResult<T>>,
-    /// None for a write nobody waits for: its failure is logged.
-    reply: Option<oneshot::Sender<StoreResult<T>>>,
-}
-
-impl<T: Send + Sync + 'static> Job for Typed<T> {
-    fn stmts(&self) -> &[Stmt] {
-        &self.plan.stmts
-    }
-
-    fn awaited(&self) -> bool {
-        self.reply.is_some()
-    }
-
-    fn accept(&mut self, outcomes: Vec<Outcome>) -> bool {
-        let r = (self.plan.decode)(outcomes);
-        let ok = r.is_ok();
-        self.result = Some(r);
-        ok
-    }
-
-    fn failed(&mut self, e: sqlx::Error) {
-        self.result = Some(Err((self.plan.on_error)(e)));
-    }
-
-    fn answer(self: Box<Self>, commit: Result<(), String>) {
-        let out = match (self.result, commit) {
-            // Its own failure says more than the rollback it caused.
-            (Some(Err(own)), _) => Err(own),
-            (_, Err(e)) => Err(StoreError::database(std::io::Error::other(e))),
-            (Some(Ok(v)), Ok(())) => Ok(v),
-            (None, Ok(())) => Err(StoreError::database(std::io::Error::other("not run"))),
-        };
-        match self.reply {
-            Some(reply) => {
-                let _ = reply.send(out);
-            }
-            None => {
-                if let Err(e) = out {
-                    tracing::error!(error = %e, "a queued write failed");
-                }
-            }
-        }
-    }
-}
-
-enum Msg {
-    Job(Box<dyn Job>),
-    /// Answered once every write sent before it has committed or failed.
-    Settle(oneshot::Sender<()>),
-    Close(oneshot::Sender<()>),
-}
-
-#[derive(Clone)]
-pub(crate) struct Writer {
-    tx: mpsc::UnboundedSender<Msg>,
-}
-
-fn closed() -> StoreError {
-    StoreError::database(std::io::Error::other("the store is closed"))
-}
-
-impl Writer {
-    /// Groups take a connection from `pool` each; `instance` signs the event-log
-    /// notifications, so an instance can tell its own frames from others'.
-    pub fn start(pool: PgPool, instance: String) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, instance, rx));
-        Self { tx }
-    }
-
-    fn send<T: Send + Sync + 'static>(
-        &self,
-        plan: Plan<T>,
-        reply: Option<oneshot::Sender<StoreResult<T>>>,
-    ) -> StoreResult<()> {
-        let job = Typed {
-            plan,
-            result: None,
-            reply,
-        };
-        self.tx.send(Msg::Job(Box::new(job))).map_err(|_| closed())
-    }
-
-    /// Runs `plan` in the next group transaction; answers after that commit.
-    pub async fn write<T: Send + Sync + 'static>(&self, plan: Plan<T>) -> StoreResult<T> {
-        let (reply, rx) = oneshot::channel();
-        self.send(plan, Some(reply))?;
-        rx.await.map_err(|_| closed())?
-    }
-
-    /// Queues `plan` for the next group and returns at once; its failure is logged.
-    pub fn submit<T: Send + Sync + 'static>(&self, plan: Plan<T>) {
-        if self.send(plan, None).is_err() {
-            tracing::error!("a write was queued after the store closed");
-        }
-    }
-
-    /// Returns once every write sent before has committed or failed: a write made
-    /// elsewhere after this commits after them.
-    pub async fn settled(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Settle(tx)).is_ok() {
-            let _ = rx.await;
-        }
-    }
-
-    /// Commits what is queued; later writes fail.
-    pub async fn close(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Close(tx)).is_ok() {
-            let _ = rx.await;
-        }
-    }
-}
-
-async fn run(pool: PgPool, instance: String, mut rx: mpsc::UnboundedReceiver<Msg>) {
-    let mut closing = None;
-    while let Some(first) = rx.recv().await {
-        let mut batch: Vec<Box<dyn Job>> = Vec::new();
-        let mut settles = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Job(job) => batch.push(job),
-                Msg::Settle(ack) => settles.push(ack),
-                Msg::Close(ack) => {
-                    closing = Some(ack);
-                    break;
-                }
-            }
-            if batch.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
+async fn run(pool: PgPool, instance: String, mut rx: mpsc::UnboundedReceiver<Msg<Stmt, Outcome>>) {
+    while let Some((batch, mut waiters)) = next_batch(&mut rx, MAX_BATCH).await {
         if !batch.is_empty() {
             commit_group(&pool, &instance, batch).await;
         }
-        for ack in settles {
-            let _ = ack.send(());
+        if waiters.settle() {
+            refuse_rest(&mut rx);
+            waiters.closed();
+            return;
         }
-        if closing.is_some() {
-            break;
-        }
-    }
-    rx.close();
-    // Writes that raced the close get their error instead of hanging.
-    while let Ok(msg) = rx.try_recv() {
-        match msg {
-            Msg::Job(job) => job.answer(Err("the store is closed".into())),
-            Msg::Settle(ack) | Msg::Close(ack) => {
-                let _ = ack.send(());
-            }
-        }
-    }
-    if let Some(ack) = closing {
-        let _ = ack.send(());
     }
 }
 
-async fn commit_group(pool: &PgPool, instance: &str, mut batch: Vec<Box<dyn Job>>) {
+async fn commit_group(pool: &PgPool, instance: &str, mut batch: Vec<Job>) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
@@ -242,7 +95,7 @@ async fn begin(conn: &mut PgConnection, awaited: bool) -> Result<(), sqlx::Error
 
 /// Every write of the group in one transaction; true if all of them accepted their
 /// outcomes (the transaction is then open, waiting for its COMMIT).
-async fn together(conn: &mut PgConnection, instance: &str, batch: &mut [Box<dyn Job>]) -> bool {
+async fn together(conn: &mut PgConnection, instance: &str, batch: &mut [Job]) -> bool {
     let awaited = batch.iter().any(|j| j.awaited());
     let units = {
         let stmts = batch.iter().enumerate().flat_map(|(j, job)| {
@@ -530,7 +383,7 @@ async fn append_frames(
         .collect()
 }
 
-async fn alone(conn: &mut PgConnection, instance: &str, mut job: Box<dyn Job>) {
+async fn alone(conn: &mut PgConnection, instance: &str, mut job: Job) {
     let mut outcomes: Vec<Option<Outcome>> = job.stmts().iter().map(|_| None).collect();
     let ran = async {
         begin(conn, job.awaited()).await?;
@@ -585,8 +438,10 @@ async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{is, wrote};
+    use crate::plan::{is, wrote, Plan};
     use crate::PgStore;
+    use baton_store::{StoreError, StoreResult};
+    use tokio::sync::oneshot;
 
     /// Last value wins; `n` counts the writes, so order and count both show.
     static PUT: RowKind = RowKind {
@@ -690,14 +545,9 @@ mod tests {
         }
     }
 
-    fn job(op: &Op, strict: bool) -> (Box<dyn Job>, oneshot::Receiver<StoreResult<i64>>) {
+    fn job(op: &Op, strict: bool) -> (Job, oneshot::Receiver<StoreResult<i64>>) {
         let (reply, rx) = oneshot::channel();
-        let job = Typed {
-            plan: plan(op, strict),
-            result: None,
-            reply: Some(reply),
-        };
-        (Box::new(job), rx)
+        (baton_store_group::job(plan(op, strict), Some(reply)), rx)
     }
 
     /// A small random generator, so a failing round can be replayed from its seed.
@@ -885,13 +735,9 @@ mod tests {
         let mut done = started.clone();
         done.status = baton_core::AgentStatus::Completed;
         done.result = Some(json!("done"));
-        let plans = || -> Vec<Box<dyn Job>> {
-            fn boxed<T: Send + Sync + 'static>(plan: Plan<T>) -> Box<dyn Job> {
-                Box::new(Typed {
-                    plan,
-                    result: None,
-                    reply: None,
-                })
+        let plans = || -> Vec<Job> {
+            fn boxed<T: Send + Sync + 'static>(plan: Plan<T>) -> Job {
+                baton_store_group::job(plan, None)
             }
             vec![
                 boxed(crate::runs::put_journal(&started)),

@@ -113,7 +113,7 @@ impl SqliteStore {
         .map_err(StoreError::database)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        let write = writer::Writer::start(conn, writer.clone(), PathBuf::from(wal));
+        let write = writer::start(conn, writer.clone(), PathBuf::from(wal));
         Ok(Self {
             writer,
             write,

@@ -7,8 +7,6 @@ use baton_store::{StoreError, StoreResult};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::Arguments;
 
-use crate::db;
-
 /// A value bound to a statement, owned so a write can wait in the writer's queue.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Arg {
@@ -172,42 +170,8 @@ pub(crate) struct Outcome {
     pub changes: u64,
 }
 
-pub(crate) type Decode<T> = Box<dyn Fn(Vec<Outcome>) -> StoreResult<T> + Send + Sync>;
-
-/// The statements of one write (atomic together) and how to turn their outcomes into
-/// its answer. `decode` may refuse (a row that was not found); the write then fails and
-/// nothing of it stays.
-pub(crate) struct Plan<T> {
-    pub stmts: Vec<Stmt>,
-    pub decode: Decode<T>,
-    /// Maps an SQL error of this write (a constraint, say) to what the caller should see.
-    pub on_error: fn(sqlx::Error) -> StoreError,
-}
-
-impl<T> Plan<T> {
-    pub fn new(
-        stmts: Vec<Stmt>,
-        decode: impl Fn(Vec<Outcome>) -> StoreResult<T> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            stmts,
-            decode: Box::new(decode),
-            on_error: db,
-        }
-    }
-
-    pub fn on_error(mut self, f: fn(sqlx::Error) -> StoreError) -> Self {
-        self.on_error = f;
-        self
-    }
-}
-
-impl Plan<()> {
-    /// Statements whose outcome needs no reading.
-    pub fn exec(stmts: Vec<Stmt>) -> Self {
-        Self::new(stmts, |_| Ok(()))
-    }
-}
+/// A write as data: its statements and how to read their outcomes (`baton_store_group`).
+pub(crate) type Plan<T> = baton_store_group::Plan<Stmt, Outcome, T>;
 
 /// Fails with `NotFound` when the statement at `index` changed no row.
 pub(crate) fn changed(outcomes: &[Outcome], index: usize, what: &'static str) -> StoreResult<()> {

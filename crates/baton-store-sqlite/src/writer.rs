@@ -19,179 +19,55 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_store::{StoreError, StoreResult};
+use baton_store_group::{next_batch, refuse_rest, Msg};
 use futures_util::TryStreamExt;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Connection, Either, Executor, SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::plan::{runs_of_two_powers, Arg, Outcome, Plan, RowKind, Stmt};
+use crate::plan::{runs_of_two_powers, Arg, Outcome, RowKind, Stmt};
 
 /// Writes per commit at most, so one transaction never grows without bound.
 const MAX_BATCH: usize = 512;
 
-/// A write whose value type the writer does not know.
-trait Job: Send + Sync {
-    fn stmts(&self) -> &[Stmt];
-    /// Reads its outcomes; false if the write refuses them.
-    fn accept(&mut self, outcomes: Vec<Outcome>) -> bool;
-    fn failed(&mut self, e: sqlx::Error);
-    /// Answers once the fate of its transaction is known.
-    fn answer(self: Box<Self>, commit: Result<(), String>);
-}
+/// A write waiting for its group.
+type Job = Box<dyn baton_store_group::Job<Stmt, Outcome>>;
 
-struct Typed<T> {
-    plan: Plan<T>,
-    result: Option<StoreResult<T>>,
-    /// None for a write nobody waits for: its failure is logged.
-    reply: Option<oneshot::Sender<StoreResult<T>>>,
-}
+/// The queue to the writer task.
+pub(crate) type Writer = baton_store_group::Queue<Stmt, Outcome>;
 
-impl<T: Send + Sync + 'static> Job for Typed<T> {
-    fn stmts(&self) -> &[Stmt] {
-        &self.plan.stmts
-    }
-
-    fn accept(&mut self, outcomes: Vec<Outcome>) -> bool {
-        let r = (self.plan.decode)(outcomes);
-        let ok = r.is_ok();
-        self.result = Some(r);
-        ok
-    }
-
-    fn failed(&mut self, e: sqlx::Error) {
-        self.result = Some(Err((self.plan.on_error)(e)));
-    }
-
-    fn answer(self: Box<Self>, commit: Result<(), String>) {
-        let out = match (self.result, commit) {
-            // Its own failure says more than the rollback it caused.
-            (Some(Err(own)), _) => Err(own),
-            (_, Err(e)) => Err(StoreError::database(std::io::Error::other(e))),
-            (Some(Ok(v)), Ok(())) => Ok(v),
-            (None, Ok(())) => Err(StoreError::database(std::io::Error::other("not run"))),
-        };
-        match self.reply {
-            Some(reply) => {
-                let _ = reply.send(out);
-            }
-            None => {
-                if let Err(e) = out {
-                    tracing::error!(error = %e, "a queued write failed");
-                }
-            }
-        }
-    }
-}
-
-enum Msg {
-    Job(Box<dyn Job>),
-    Close(oneshot::Sender<()>),
-}
-
-#[derive(Clone)]
-pub(crate) struct Writer {
-    tx: mpsc::UnboundedSender<Msg>,
-}
-
-fn closed() -> StoreError {
-    StoreError::database(std::io::Error::other("the store is closed"))
-}
-
-impl Writer {
-    /// `conn` is the writer's own connection; `admin`, another one, runs checkpoints;
-    /// `wal` is the database's log file.
-    pub fn start(conn: SqliteConnection, admin: SqlitePool, wal: PathBuf) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(conn, admin, wal, rx));
-        Self { tx }
-    }
-
-    fn send<T: Send + Sync + 'static>(
-        &self,
-        plan: Plan<T>,
-        reply: Option<oneshot::Sender<StoreResult<T>>>,
-    ) -> StoreResult<()> {
-        let job = Typed {
-            plan,
-            result: None,
-            reply,
-        };
-        self.tx.send(Msg::Job(Box::new(job))).map_err(|_| closed())
-    }
-
-    /// Runs `plan` in the next group transaction; answers after that commit.
-    pub async fn write<T: Send + Sync + 'static>(&self, plan: Plan<T>) -> StoreResult<T> {
-        let (reply, rx) = oneshot::channel();
-        self.send(plan, Some(reply))?;
-        rx.await.map_err(|_| closed())?
-    }
-
-    /// Queues `plan` for the next group and returns at once; its failure is logged.
-    pub fn submit<T: Send + Sync + 'static>(&self, plan: Plan<T>) {
-        if self.send(plan, None).is_err() {
-            tracing::error!("a write was queued after the store closed");
-        }
-    }
-
-    /// Commits what is queued, then closes the connection; later writes fail.
-    pub async fn close(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Close(tx)).is_ok() {
-            let _ = rx.await;
-        }
-    }
+/// Starts the writer task. `conn` is the writer's own connection; `admin`, another one,
+/// runs checkpoints; `wal` is the database's log file.
+pub(crate) fn start(conn: SqliteConnection, admin: SqlitePool, wal: PathBuf) -> Writer {
+    let (queue, rx) = Writer::new();
+    tokio::spawn(run(conn, admin, wal, rx));
+    queue
 }
 
 async fn run(
     mut conn: SqliteConnection,
     admin: SqlitePool,
     wal: PathBuf,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut rx: mpsc::UnboundedReceiver<Msg<Stmt, Outcome>>,
 ) {
     let mut checkpoints = Checkpoints::new(admin, wal);
-    let mut closing = None;
-    while let Some(first) = rx.recv().await {
-        let mut batch: Vec<Box<dyn Job>> = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Job(job) => batch.push(job),
-                Msg::Close(ack) => {
-                    closing = Some(ack);
-                    break;
-                }
-            }
-            if batch.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
+    while let Some((batch, mut waiters)) = next_batch(&mut rx, MAX_BATCH).await {
         if !batch.is_empty() {
             checkpoints.before_group(&mut conn).await;
             commit_group(&mut conn, batch).await;
             checkpoints.after_commit();
         }
-        if closing.is_some() {
-            break;
-        }
-    }
-    rx.close();
-    // Writes that raced the close get their error instead of hanging.
-    while let Ok(msg) = rx.try_recv() {
-        match msg {
-            Msg::Job(job) => job.answer(Err("the store is closed".into())),
-            Msg::Close(ack) => {
-                let _ = ack.send(());
-            }
+        if waiters.settle() {
+            refuse_rest(&mut rx);
+            let _ = conn.close().await;
+            waiters.closed();
+            return;
         }
     }
     let _ = conn.close().await;
-    if let Some(ack) = closing {
-        let _ = ack.send(());
-    }
 }
 
-async fn commit_group(conn: &mut SqliteConnection, mut batch: Vec<Box<dyn Job>>) {
+async fn commit_group(conn: &mut SqliteConnection, mut batch: Vec<Job>) {
     let ok = together(conn, &mut batch).await;
     if ok {
         let commit = exec(conn, "COMMIT").await;
@@ -214,7 +90,7 @@ async fn commit_group(conn: &mut SqliteConnection, mut batch: Vec<Box<dyn Job>>)
 
 /// Every write of the group in one transaction; true if all of them accepted their
 /// outcomes (the transaction is then open, waiting for its COMMIT).
-async fn together(conn: &mut SqliteConnection, batch: &mut [Box<dyn Job>]) -> bool {
+async fn together(conn: &mut SqliteConnection, batch: &mut [Job]) -> bool {
     let units = {
         let stmts = batch.iter().enumerate().flat_map(|(j, job)| {
             job.stmts()
@@ -393,7 +269,7 @@ async fn run_one<'a>(
     Ok(current)
 }
 
-async fn alone(conn: &mut SqliteConnection, mut job: Box<dyn Job>) {
+async fn alone(conn: &mut SqliteConnection, mut job: Job) {
     let mut outcomes = Vec::new();
     let ok = match execute(conn, job.stmts().iter(), &mut outcomes).await {
         Ok(()) => job.accept(outcomes),
@@ -547,7 +423,9 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{changed, is};
+    use crate::plan::{changed, is, Plan};
+    use baton_store::StoreResult;
+    use tokio::sync::oneshot;
 
     /// Last value wins; `n` counts the writes, so order and count both show.
     static PUT: RowKind = RowKind {
@@ -649,14 +527,9 @@ mod tests {
             .unwrap()
     }
 
-    fn job(op: &Op, strict: bool) -> (Box<dyn Job>, oneshot::Receiver<StoreResult<()>>) {
+    fn job(op: &Op, strict: bool) -> (Job, oneshot::Receiver<StoreResult<()>>) {
         let (reply, rx) = oneshot::channel();
-        let job = Typed {
-            plan: plan(op, strict),
-            result: None,
-            reply: Some(reply),
-        };
-        (Box::new(job), rx)
+        (baton_store_group::job(plan(op, strict), Some(reply)), rx)
     }
 
     /// A small random generator, so a failing round can be replayed from its seed.
