@@ -188,6 +188,17 @@ impl NewFrame {
             body,
         }
     }
+
+    /// This frame as the event log stored it: `seq` in `topic`, appended at `at`.
+    pub fn stored(self, topic: Topic, seq: i64, at: Timestamp) -> Frame {
+        Frame {
+            topic,
+            seq,
+            kind: self.kind,
+            at,
+            body: self.body,
+        }
+    }
 }
 
 impl From<FrameBody> for NewFrame {

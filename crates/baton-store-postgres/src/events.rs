@@ -1,4 +1,4 @@
-use baton_core::{time, Frame, NewFrame, Topic};
+use baton_core::{Frame, NewFrame, Timestamp, Topic};
 use baton_store::{FrameNotice, StoreError, StoreResult, TopicBounds};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -7,7 +7,6 @@ use sqlx::{PgPool, Row};
 
 use crate::db;
 use crate::plan::{Frames, Plan, Stmt};
-use crate::traces::pg_json;
 
 fn frame_from(topic: Topic, row: &PgRow) -> StoreResult<Frame> {
     let Json(body): Json<Value> = row.try_get("body").map_err(db)?;
@@ -27,18 +26,15 @@ fn frame_from(topic: Topic, row: &PgRow) -> StoreResult<Frame> {
 /// The channel on which appended frames are announced to every instance.
 pub(crate) const CHANNEL: &str = "baton_frames";
 
-/// Frames appended to `topic`'s log, numbered after its last (see `writer` for how the
-/// appends of a group are numbered and announced).
-pub(crate) fn append(topic: Topic, frames: &[NewFrame]) -> Plan<Vec<Frame>> {
-    let at = time::now();
-    let stored: Vec<(String, String)> = frames
+/// Appends `frames` to `topic`'s log at `at`; answers the first frame's `seq` (see
+/// `writer` for how the appends of a group are numbered and announced). Bodies go in as
+/// `json` text, which keeps any U+0000 as its escape: nothing to clean.
+pub(crate) fn append(topic: Topic, frames: &[NewFrame], at: Timestamp) -> Plan<i64> {
+    let stored = frames
         .iter()
         .map(|f| {
-            let v = Value::Object(f.body.clone());
-            (
-                f.kind.clone(),
-                serde_json::to_string(&pg_json(&v)).expect("maps serialize"),
-            )
+            let body = serde_json::to_string(&f.body).expect("maps serialize");
+            (f.kind.clone(), body)
         })
         .collect();
     let stmt = Stmt::Frames(Frames {
@@ -46,21 +42,7 @@ pub(crate) fn append(topic: Topic, frames: &[NewFrame]) -> Plan<Vec<Frame>> {
         frames: stored,
         at,
     });
-    let frames = frames.to_vec();
-    Plan::new(vec![stmt], move |out| {
-        let first = out.first().map_or(0, |o| o.first_seq);
-        Ok(frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Frame {
-                topic,
-                seq: first + i as i64,
-                kind: f.kind.clone(),
-                at,
-                body: f.body.clone(),
-            })
-            .collect())
-    })
+    Plan::new(vec![stmt], |out| Ok(out.first().map_or(0, |o| o.first_seq)))
 }
 
 pub(crate) async fn since(

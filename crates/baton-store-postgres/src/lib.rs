@@ -89,6 +89,20 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// `Store::append_frames`, with the frames moved into the answer rather than copied.
+    async fn append_owned(&self, topic: Topic, frames: Vec<NewFrame>) -> StoreResult<Vec<Frame>> {
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = baton_core::time::now();
+        let first = self.write.write(events::append(topic, &frames, at)).await?;
+        Ok(frames
+            .into_iter()
+            .zip(first..)
+            .map(|(f, seq)| f.stored(topic, seq, at))
+            .collect())
+    }
+
     /// Creates database `name` through the server that `admin_url` points at. For test
     /// suites and benchmarks that want a database of their own.
     pub async fn create_database(admin_url: &str, name: &str) -> StoreResult<()> {
@@ -502,10 +516,7 @@ impl Store for PgStore {
     }
 
     async fn append_frames(&self, topic: Topic, frames: &[NewFrame]) -> StoreResult<Vec<Frame>> {
-        if frames.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.write.write(events::append(topic, frames)).await
+        self.append_owned(topic, frames.to_vec()).await
     }
 
     async fn append_frames_to_topics(
@@ -516,8 +527,8 @@ impl Store for PgStore {
         // keep their order; together they make one group.
         futures_util::future::join_all(
             batches
-                .iter()
-                .map(|(topic, frames)| self.append_frames(*topic, frames)),
+                .into_iter()
+                .map(|(topic, frames)| self.append_owned(topic, frames)),
         )
         .await
     }

@@ -40,6 +40,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0009_trace_search_finished",
         sql: include_str!("../../../migrations/postgres/0009_trace_search_finished.sql"),
     },
+    Migration {
+        version: "0010_event_bodies_json",
+        sql: include_str!("../../../migrations/postgres/0010_event_bodies_json.sql"),
+    },
 ];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once

@@ -320,7 +320,7 @@ const APPEND: &str = "
     ),
     e AS (
         INSERT INTO events (topic, seq, kind, at, body)
-        SELECT f.topic, c.last_seq - u.n + f.pos, f.kind, f.at, f.body::jsonb
+        SELECT f.topic, c.last_seq - u.n + f.pos, f.kind, f.at, f.body::json
         FROM UNNEST($3::text[], $4::int8[], $5::text[], $6::text[], $7::timestamptz[])
             AS f(topic, pos, kind, body, at)
         JOIN u ON u.topic = f.topic JOIN c ON c.topic = f.topic

@@ -119,13 +119,7 @@ pub(crate) fn numbered(
             frames
                 .into_iter()
                 .zip(first..)
-                .map(|(f, seq)| Frame {
-                    topic,
-                    seq,
-                    kind: f.kind,
-                    at,
-                    body: f.body,
-                })
+                .map(|(f, seq)| f.stored(topic, seq, at))
                 .collect()
         })
         .collect()

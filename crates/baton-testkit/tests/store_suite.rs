@@ -486,6 +486,18 @@ async fn nul_characters_do_not_break_writes(kind: Kind) {
     let path = back.input["path"].as_str().unwrap();
     assert!(path.starts_with('a') && path.ends_with('b'));
     assert!(back.error.unwrap().starts_with("bad"));
+    // Frames keep theirs as written: a stream can carry any character.
+    let topic = Topic::Chat(chat);
+    let body = json!({"text": "a\u{0}b", "k\u{0}": ["\u{0}"]});
+    let stored = s
+        .append_frames(topic, &[NewFrame::new("message_delta", body.clone())])
+        .await
+        .unwrap();
+    let replay = s.frames_since(topic, 0, 10).await.unwrap();
+    assert_eq!(replay.len(), 1);
+    assert_eq!(replay[0].seq, stored[0].seq);
+    assert_eq!(serde_json::Value::Object(replay[0].body.clone()), body);
+    assert_eq!(serde_json::Value::Object(stored[0].body.clone()), body);
 }
 
 async fn frames_get_consecutive_seqs_per_topic(kind: Kind) {
