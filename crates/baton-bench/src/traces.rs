@@ -78,7 +78,8 @@ async fn sqlite_baseline(url: &str, data: &[Trace]) -> anyhow::Result<f64> {
         for r in chunk {
             sqlx::query(
                 "INSERT INTO tool_traces (id, session_id, chat_id, turn_number, kind, tool_name, input, output,
-                 started_at, finished_at, latency_ms, outcome, meta) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+                 started_at, finished_at, latency_ms, outcome, meta, words)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
             )
             .bind(r.id.to_string())
             .bind(r.session_id.map(|s| s.to_string()))
@@ -93,6 +94,7 @@ async fn sqlite_baseline(url: &str, data: &[Trace]) -> anyhow::Result<f64> {
             .bind(r.latency_ms)
             .bind(r.outcome.as_str())
             .bind(json(&r.meta))
+            .bind(baton_store::trace_words(r))
             .execute(&mut *tx)
             .await?;
         }
@@ -125,7 +127,7 @@ async fn postgres_baseline(url: &str, data: &[Trace]) -> anyhow::Result<f64> {
     for chunk in data.chunks(BATCH) {
         let mut buf = String::with_capacity(chunk.len() * 300);
         for r in chunk {
-            let fields: [Option<String>; 13] = [
+            let fields: [Option<String>; 14] = [
                 Some(r.id.to_string()),
                 r.session_id.map(|s| s.to_string()),
                 r.chat_id.map(|s| s.to_string()),
@@ -139,6 +141,7 @@ async fn postgres_baseline(url: &str, data: &[Trace]) -> anyhow::Result<f64> {
                 r.latency_ms.map(|l| l.to_string()),
                 Some(r.outcome.as_str().into()),
                 Some(json(&r.meta)),
+                Some(baton_store::trace_words(r)),
             ];
             for (i, f) in fields.iter().enumerate() {
                 if i > 0 {
@@ -151,7 +154,7 @@ async fn postgres_baseline(url: &str, data: &[Trace]) -> anyhow::Result<f64> {
         let mut copy = conn
             .copy_in_raw(
                 "COPY tool_traces (id, session_id, chat_id, turn_number, kind, tool_name, input, output,
-                 started_at, finished_at, latency_ms, outcome, meta) FROM STDIN",
+                 started_at, finished_at, latency_ms, outcome, meta, words) FROM STDIN",
             )
             .await?;
         copy.send(buf.as_bytes()).await?;

@@ -341,6 +341,7 @@ pub(crate) async fn close_run_sessions(
         .bind(run.0)
         .bind(no_nul(reason))
         .bind(now)
+        .bind(baton_store::text_words(reason))
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;

@@ -220,11 +220,13 @@ pub(crate) async fn with_status(pool: &PgPool, status: SessionStatus) -> StoreRe
     rows.iter().map(session_from).collect()
 }
 
-/// Closes the running traces whose `column` is `$1` as cancelled with error `$2` at `$3`.
+/// Closes the running traces whose `column` is `$1` as cancelled with error `$2` at `$3`;
+/// `$4` is the error's words (`text_words`).
 pub(crate) fn close_traces(column: &str) -> String {
     format!(
         "UPDATE tool_traces SET outcome = 'cancelled', error = $2, finished_at = $3,
-            latency_ms = GREATEST(0, (EXTRACT(EPOCH FROM ($3 - started_at)) * 1000)::bigint)
+            latency_ms = GREATEST(0, (EXTRACT(EPOCH FROM ($3 - started_at)) * 1000)::bigint),
+            words = trim(words || ' ' || $4)
          WHERE {column} = $1 AND outcome = 'running'
          RETURNING {COLUMNS}"
     )
@@ -239,6 +241,7 @@ pub(crate) async fn close_running(
         .bind(session.0)
         .bind(no_nul(reason))
         .bind(time::now())
+        .bind(baton_store::text_words(reason))
         .fetch_all(pool)
         .await
         .map_err(db)?;

@@ -4,7 +4,7 @@ use baton_core::{
     time, ChatId, RunId, SessionId, Trace, TraceCursor, TraceFinish, TraceId, TraceKind,
     TraceOutcome,
 };
-use baton_store::{StoreError, StoreResult, TraceScope};
+use baton_store::{finish_words, join_words, trace_words, StoreError, StoreResult, TraceScope};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -111,20 +111,21 @@ static NEW: RowKind = RowKind {
     table: "tool_traces",
     sql: "INSERT INTO tool_traces (id, session_id, chat_id, run_id, parent_id, turn_number, kind,
             tool_name, input, output, started_at, finished_at, latency_ms, tokens_used, input_tokens,
-            output_tokens, cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta)
+            output_tokens, cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta,
+            words)
          SELECT id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name,
                 input::jsonb, output::jsonb, started_at, finished_at, latency_ms, tokens_used,
                 input_tokens, output_tokens, cache_tokens, cache_write_tokens, reasoning_tokens,
-                cost_usd, error, outcome, meta::jsonb
+                cost_usd, error, outcome, meta::jsonb, words
          FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::int8[],
                      $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
                      $12::timestamptz[], $13::int8[], $14::int8[], $15::int8[], $16::int8[],
                      $17::int8[], $18::int8[], $19::int8[], $20::float8[], $21::text[],
-                     $22::text[], $23::text[])
+                     $22::text[], $23::text[], $24::text[])
            AS t(id, session_id, chat_id, run_id, parent_id, turn_number, kind, tool_name,
                 input, output, started_at, finished_at, latency_ms, tokens_used, input_tokens,
                 output_tokens, cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd,
-                error, outcome, meta)
+                error, outcome, meta, words)
          RETURNING id::text AS k",
     absorb: Some(absorb_finish),
 };
@@ -157,6 +158,7 @@ fn new_row(t: &Trace) -> Stmt {
             t.error.as_deref().map(no_nul).into(),
             t.outcome.as_str().into(),
             json_text(&t.meta).into(),
+            trace_words(t).into(),
         ],
     )
 }
@@ -190,12 +192,14 @@ macro_rules! finish_sql {
                 cost_usd = COALESCE(u.cost_usd, t.cost_usd),
                 error = COALESCE(u.error, t.error),
                 outcome = u.outcome,
-                meta = CASE WHEN u.meta IS NULL THEN t.meta ELSE t.meta || u.meta::jsonb END
+                meta = CASE WHEN u.meta IS NULL THEN t.meta ELSE t.meta || u.meta::jsonb END,
+                words = trim(t.words || ' ' || u.words)
              FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::int8[], $5::int8[],
                          $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
-                         $11::float8[], $12::text[], $13::text[], $14::text[])
+                         $11::float8[], $12::text[], $13::text[], $14::text[], $15::text[])
                AS u(id, output, finished_at, latency_ms, tokens_used, input_tokens, output_tokens,
-                    cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta)
+                    cache_tokens, cache_write_tokens, reasoning_tokens, cost_usd, error, outcome, meta,
+                    words)
              WHERE t.id = u.id AND t.outcome = 'running'
              RETURNING t.id::text AS k",
             $returning
@@ -259,6 +263,9 @@ fn absorb_finish(mine: &mut [Val], later: &'static RowKind, f: &[Val]) -> bool {
     mine[20] = coalesce(&f[11], &mine[20]);
     mine[21] = f[12].clone();
     mine[22] = meta;
+    if let (Val::Text(Some(a)), Val::Text(Some(b))) = (&mine[23], &f[14]) {
+        mine[23] = Val::from(join_words(a, b));
+    }
     true
 }
 
@@ -281,6 +288,7 @@ fn finish_row(kind: &'static RowKind, id: TraceId, f: &TraceFinish) -> Stmt {
             f.error.as_deref().map(no_nul).into(),
             f.outcome.unwrap_or(TraceOutcome::Ok).as_str().into(),
             f.meta.as_ref().map(json_text).into(),
+            finish_words(f).into(),
         ],
     )
 }
@@ -438,7 +446,7 @@ pub(crate) async fn search(
         // answers for finished traces; the few running ones are read through theirs.
         // Two arms, as one condition with an OR is folded by the planner into one that
         // no partial index matches.
-        let words = "to_tsvector('simple', regexp_replace(tool_name || ' ' || input::text || ' ' || coalesce(output::text, '') || ' ' || coalesce(error, ''), '\\\\[nrt]|[^[:alnum:]]+', ' ', 'g'))";
+        let words = "to_tsvector('simple', words)";
         let q = next();
         let _ = args.add(query);
         sql = format!(

@@ -256,7 +256,12 @@ pub(crate) fn close_run_sessions(run: RunId, reason: &str) -> Plan<Vec<Trace>> {
             ),
             Stmt::new(
                 close_traces("run_id"),
-                vec![id_text(run.0).into(), reason.into(), now.into()],
+                vec![
+                    id_text(run.0).into(),
+                    reason.into(),
+                    now.into(),
+                    baton_store::text_words(reason).into(),
+                ],
             ),
         ],
         |out| out[1].rows.iter().map(trace_from).collect(),

@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0008_trace_search",
         sql: include_str!("../../../migrations/sqlite/0008_trace_search.sql"),
     },
+    Migration {
+        version: "0009_trace_words",
+        sql: include_str!("../../../migrations/sqlite/0009_trace_words.sql"),
+    },
 ];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a
@@ -184,5 +188,84 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, 0);
+    }
+
+    /// Traces written before words were kept are still found after the upgrade: a finished
+    /// one by what the index already held, a running one by its input and, once finished,
+    /// by its output.
+    #[tokio::test]
+    async fn traces_written_before_words_were_kept_are_still_found() {
+        use baton_core::{ChatId, TraceFinish, TraceId, TraceOutcome};
+        use baton_store::{search_words, Store, TraceFilter, TraceScope};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.version == "0009_trace_words")
+            .unwrap();
+        apply(&pool, &MIGRATIONS[..before]).await.unwrap();
+        let chat = ChatId::new();
+        let (done, running) = (TraceId::new(), TraceId::new());
+        let insert = "INSERT INTO tool_traces (id, chat_id, turn_number, kind, tool_name, input,
+                output, started_at, outcome) VALUES (?1, ?2, 1, 'tool', 'grep', ?3, ?4, ?5, ?6)";
+        for (id, input, output, at, outcome) in [
+            (
+                done,
+                r#"{"q": "zanzibar"}"#,
+                Some(r#"{"hits": 0}"#),
+                1,
+                "ok",
+            ),
+            (running, r#"{"q": "kubernetes"}"#, None, 2, "running"),
+        ] {
+            sqlx::query(insert)
+                .bind(crate::rows::id_text(id.0))
+                .bind(crate::rows::id_text(chat.0))
+                .bind(input)
+                .bind(output)
+                .bind(at)
+                .bind(outcome)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let store = crate::SqliteStore::open(&path).await.unwrap();
+        store.migrate().await.unwrap();
+        let find = |q: &str| {
+            let filter = TraceFilter {
+                words: search_words(q),
+                ..Default::default()
+            };
+            let store = &store;
+            async move {
+                store
+                    .search_traces(TraceScope::Chat(chat), &filter, 10, None)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|t| t.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(find("zanzibar").await, [done]);
+        assert_eq!(find("kubernetes").await, [running]);
+        store
+            .finish_trace(
+                running,
+                &TraceFinish {
+                    output: Some(serde_json::json!("found in cluster.yaml")),
+                    outcome: Some(TraceOutcome::Ok),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(find("kubernetes cluster").await, [running]);
+        assert_eq!(find("grep").await, [done, running]);
     }
 }

@@ -148,11 +148,13 @@ pub(crate) async fn with_status(
     rows.iter().map(session_from).collect()
 }
 
-/// Closes the running traces whose `column` is `?1` as cancelled with error `?2` at `?3`.
+/// Closes the running traces whose `column` is `?1` as cancelled with error `?2` at `?3`;
+/// `?4` is the error's words (`text_words`).
 pub(crate) fn close_traces(column: &str) -> String {
     format!(
         "UPDATE tool_traces SET outcome = 'cancelled', error = ?2, finished_at = ?3,
-            latency_ms = MAX(0, (?3 - started_at) / 1000)
+            latency_ms = MAX(0, (?3 - started_at) / 1000),
+            words = trim(words || ' ' || ?4)
          WHERE {column} = ?1 AND outcome = 'running'
          RETURNING {COLUMNS}"
     )
@@ -165,6 +167,7 @@ pub(crate) fn close_running(session: SessionId, reason: &str) -> Plan<Vec<Trace>
             id_text(session.0).into(),
             reason.into(),
             ts(&time::now()).into(),
+            baton_store::text_words(reason).into(),
         ],
     );
     Plan::new(vec![stmt], |out| {

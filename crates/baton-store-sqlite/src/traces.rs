@@ -2,7 +2,7 @@ use baton_core::{
     time, ChatId, RunId, SessionId, Trace, TraceCursor, TraceFinish, TraceId, TraceKind,
     TraceOutcome,
 };
-use baton_store::{StoreError, StoreResult, TraceScope};
+use baton_store::{finish_words, join_words, trace_words, StoreError, StoreResult, TraceScope};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
@@ -23,8 +23,8 @@ pub(crate) const COLUMNS: &str = columns!();
 
 static INSERT: RowKind = RowKind {
     table: "tool_traces",
-    head: concat!("INSERT INTO tool_traces (", columns!(), ") VALUES "),
-    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    head: concat!("INSERT INTO tool_traces (", columns!(), ", words) VALUES "),
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     tail: "",
     absorb: Some(|mine, later, f| {
         // A running trace takes in a finish that brings its latency and no meta (what
@@ -56,6 +56,9 @@ static INSERT: RowKind = RowKind {
         mine[20] = coalesce(&f[11], &mine[20]);
         mine[21] = f[12].clone();
         mine[22] = meta;
+        if let (Arg::Text(a), Arg::Text(b)) = (&mine[23], &f[14]) {
+            mine[23] = Arg::Text(join_words(a, b));
+        }
         true
     }),
 };
@@ -99,9 +102,10 @@ static FINISH: RowKind = RowKind {
             cost_usd = COALESCE(v.column11, cost_usd),
             error = COALESCE(v.column12, error),
             outcome = v.column13,
-            meta = CASE WHEN v.column14 IS NULL THEN meta ELSE json_patch(meta, v.column14) END
+            meta = CASE WHEN v.column14 IS NULL THEN meta ELSE json_patch(meta, v.column14) END,
+            words = trim(words || ' ' || v.column15)
          FROM (VALUES ",
-    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     tail: ") AS v WHERE tool_traces.id = v.column1 AND tool_traces.outcome = 'running'",
     absorb: None,
 };
@@ -171,6 +175,7 @@ pub(crate) fn insert(traces: &[Trace]) -> Plan<()> {
                     t.error.clone().into(),
                     t.outcome.as_str().into(),
                     json_text(&t.meta).into(),
+                    trace_words(t).into(),
                 ],
             )
         })
@@ -235,6 +240,7 @@ fn finish_args(id: TraceId, f: &TraceFinish) -> Vec<Arg> {
         f.error.clone().into(),
         outcome.as_str().into(),
         f.meta.as_ref().map(json_text).into(),
+        finish_words(f).into(),
     ]
 }
 

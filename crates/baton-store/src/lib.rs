@@ -5,6 +5,7 @@
 
 mod error;
 mod migrations;
+mod words;
 
 use async_trait::async_trait;
 use baton_core::time::Timestamp;
@@ -17,6 +18,9 @@ use baton_core::{
 use std::time::Duration;
 
 pub use error::StoreError;
+pub use words::{
+    finish_words, join_words, search_words, text_words, trace_words, MAX_SEARCH_WORDS,
+};
 
 /// Whether no topic appears twice in `batches`.
 pub fn topics_are_distinct(batches: &[(Topic, Vec<NewFrame>)]) -> bool {
@@ -157,20 +161,6 @@ impl TraceFilter {
     pub fn is_empty(&self) -> bool {
         self == &TraceFilter::default()
     }
-}
-
-/// Most words a search takes.
-pub const MAX_SEARCH_WORDS: usize = 8;
-
-/// The words of a search query, as both backends' indexes split text: runs of letters
-/// and digits, lower-cased, at most `MAX_SEARCH_WORDS`, each at most 64 characters.
-pub fn search_words(query: &str) -> Vec<String> {
-    query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.chars().take(64).collect::<String>().to_lowercase())
-        .take(MAX_SEARCH_WORDS)
-        .collect()
 }
 
 /// Where a page of messages is taken.

@@ -860,6 +860,24 @@ async fn interrupted_traces_are_closed_and_turns_summarized(kind: Kind) {
         .await
         .unwrap()
         .is_empty());
+    // Found by why it was closed, and by its words from before.
+    let by = |q: &str| {
+        let s = s.clone();
+        let filter = baton_store::TraceFilter {
+            words: baton_store::search_words(q),
+            ..Default::default()
+        };
+        async move {
+            s.search_traces(TraceScope::Session(sess), &filter, 10, None)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(by("restarted").await, [running.id]);
+    assert!(by(&running.tool_name).await.contains(&running.id));
     assert!(s.turn_summaries(sess, None, 100).await.unwrap()[1]
         .finished_at
         .is_some());
@@ -2019,6 +2037,10 @@ async fn traces_are_found_by_kind_tool_status_duration_and_words(kind: Kind) {
         "the error text counts"
     );
     assert_eq!(find(words("module_17")).await.len(), 1);
+    assert!(
+        find(words("note")).await.is_empty(),
+        "a key every call has is not a word of any"
+    );
     assert_eq!(
         search_words("a'); DROP TABLE x; --"),
         ["a", "drop", "table", "x"]
