@@ -162,17 +162,63 @@ pub struct WireFrame {
     pub body: FrameBody,
 }
 
+/// The envelope's fields, which a body never carries (the envelope is written after the
+/// body and would win in any JSON reader; `WireFrame` would refuse the duplicate).
+const ENVELOPE: [&str; 4] = ["type", "topic", "seq", "at"];
+
+/// A frame's own fields as JSON text: an object, without the envelope's fields. Kept as
+/// text from when the frame is made to when a socket sends it, so the event log stores
+/// and replays it and every subscriber receives it without it being taken apart again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameText(String);
+
+impl FrameText {
+    /// `map` as a frame's body, the envelope's fields dropped.
+    pub fn from_map(mut map: Map<String, Value>) -> Self {
+        for k in ENVELOPE {
+            map.remove(k);
+        }
+        Self(Value::Object(map).to_string())
+    }
+
+    /// Text the event log stored from a `FrameText`: trusted to be such an object.
+    pub fn stored(text: String) -> Self {
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The fields, read back (for tests and the rare reader; the hot path never parses).
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::from_str(&self.0) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// The text between the object's braces: its fields, comma-separated.
+    fn fields(&self) -> &str {
+        self.0
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap_or("")
+    }
+}
+
 /// A frame to publish; the event log assigns its `seq` and `at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewFrame {
     pub kind: String,
-    /// The frame's own fields, beside `type`, `topic`, `seq` and `at`. Must be an object.
-    pub body: Map<String, Value>,
+    /// The frame's own fields, beside `type`, `topic`, `seq` and `at`.
+    pub body: FrameText,
 }
 
 impl NewFrame {
-    /// A frame of any kind and body: the event log stores what it is given. The server's
-    /// own frames come from [`FrameBody`] (`NewFrame::from`).
+    /// A frame of any kind and body: the event log stores what it is given (a body that
+    /// is not an object is put under `data`). The server's own frames come from
+    /// [`FrameBody`] (`NewFrame::from`).
     pub fn new(kind: impl Into<String>, body: Value) -> Self {
         let body = match body {
             Value::Object(map) => map,
@@ -185,7 +231,7 @@ impl NewFrame {
         };
         Self {
             kind: kind.into(),
-            body,
+            body: FrameText::from_map(body),
         }
     }
 
@@ -203,16 +249,22 @@ impl NewFrame {
 
 impl From<FrameBody> for NewFrame {
     fn from(body: FrameBody) -> Self {
-        let mut map = match serde_json::to_value(&body) {
-            Ok(Value::Object(map)) => map,
-            // Every variant is a struct or a unit, tagged: always an object.
-            _ => unreachable!("a frame body serializes to an object"),
-        };
-        let kind = match map.remove("type") {
-            Some(Value::String(kind)) => kind,
-            _ => unreachable!("a frame body has a string type"),
-        };
-        Self { kind, body: map }
+        // Serialized straight to text: an internally tagged enum writes its tag first,
+        // `{"type":"<kind>"` then `,` and the fields, or `}`.
+        let text = serde_json::to_string(&body).expect("a frame body serializes");
+        let split = text.strip_prefix(r#"{"type":""#).and_then(|rest| {
+            let end = rest.find('"')?;
+            let (kind, after) = (&rest[..end], &rest[end + 1..]);
+            let fields = after.strip_prefix(',').unwrap_or(after);
+            Some((kind.to_string(), format!("{{{fields}")))
+        });
+        match split {
+            Some((kind, body)) => Self {
+                kind,
+                body: FrameText(body),
+            },
+            None => unreachable!("a frame body serializes to an object tagged first: {text}"),
+        }
     }
 }
 
@@ -223,19 +275,34 @@ pub struct Frame {
     pub seq: i64,
     pub kind: String,
     pub at: Timestamp,
-    pub body: Map<String, Value>,
+    pub body: FrameText,
 }
 
 impl Frame {
-    /// The wire form: `{type, topic, seq, at, ...body}`. The envelope fields win over
-    /// any body field of the same name.
+    /// The wire form: `{...body, type, topic, seq, at}`, as text.
+    pub fn wire_text(&self) -> String {
+        let fields = self.body.fields();
+        let mut out = String::with_capacity(fields.len() + self.kind.len() + 120);
+        out.push('{');
+        if !fields.is_empty() {
+            out.push_str(fields);
+            out.push(',');
+        }
+        out.push_str(r#""type":"#);
+        out.push_str(&Value::String(self.kind.clone()).to_string());
+        out.push_str(r#","topic":""#);
+        out.push_str(&self.topic.to_string());
+        out.push_str(r#"","seq":"#);
+        out.push_str(&self.seq.to_string());
+        out.push_str(r#","at":""#);
+        out.push_str(&crate::time::format(&self.at));
+        out.push_str("\"}");
+        out
+    }
+
+    /// The wire form as a JSON value.
     pub fn to_json(&self) -> Value {
-        let mut map = self.body.clone();
-        map.insert("type".into(), Value::String(self.kind.clone()));
-        map.insert("topic".into(), Value::String(self.topic.to_string()));
-        map.insert("seq".into(), Value::from(self.seq));
-        map.insert("at".into(), Value::String(crate::time::format(&self.at)));
-        Value::Object(map)
+        serde_json::from_str(&self.wire_text()).expect("a frame's wire text is JSON")
     }
 }
 
@@ -251,9 +318,9 @@ mod tests {
         });
         let frame = NewFrame::from(body.clone());
         assert_eq!(frame.kind, "run_event");
-        assert_eq!(frame.body["event"], "budget");
-        assert_eq!(frame.body["spent"], 4);
-        let mut wire = frame.body.clone();
+        assert_eq!(frame.body.to_map()["event"], "budget");
+        assert_eq!(frame.body.to_map()["spent"], 4);
+        let mut wire = frame.body.to_map();
         wire.insert("type".into(), "run_event".into());
         wire.insert("topic".into(), Value::Null);
         wire.insert("seq".into(), Value::Null);
@@ -261,7 +328,36 @@ mod tests {
         let back: WireFrame = serde_json::from_value(Value::Object(wire)).unwrap();
         assert_eq!(back.body, body);
         let pong = NewFrame::from(FrameBody::Pong);
-        assert_eq!((pong.kind.as_str(), pong.body.len()), ("pong", 0));
+        assert_eq!((pong.kind.as_str(), pong.body.as_str()), ("pong", "{}"));
+    }
+
+    #[test]
+    fn the_wire_text_is_the_body_with_its_envelope() {
+        let at = crate::time::from_micros(1_767_225_600_000_000).unwrap();
+        let topic = Topic::Tasks;
+        let frame = NewFrame::from(FrameBody::RunEvent(RunEvent::Log {
+            message: "quote \" and \u{0}".into(),
+        }))
+        .stored(topic, 7, at);
+        let wire: WireFrame = serde_json::from_str(&frame.wire_text()).unwrap();
+        assert_eq!((wire.topic.as_deref(), wire.seq), (Some("tasks"), Some(7)));
+        assert_eq!(
+            wire.body,
+            FrameBody::RunEvent(RunEvent::Log {
+                message: "quote \" and \u{0}".into()
+            })
+        );
+        let empty = NewFrame::from(FrameBody::Pong).stored(topic, 1, at);
+        assert_eq!(
+            empty.to_json(),
+            serde_json::json!({"type": "pong", "topic": "tasks", "seq": 1, "at": "2026-01-01T00:00:00.000000Z"})
+        );
+        // Any frame's envelope fields give way to the envelope.
+        let odd = NewFrame::new("x", serde_json::json!({"seq": 99, "type": "y", "k": 1}))
+            .stored(topic, 2, at);
+        assert_eq!(odd.to_json()["seq"], 2);
+        assert_eq!(odd.to_json()["type"], "x");
+        assert_eq!(odd.body.to_map().len(), 1);
     }
 
     /// The envelope wins over a body field of the same name (`Frame::to_json`), so such a

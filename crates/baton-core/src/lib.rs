@@ -20,8 +20,8 @@ pub use attachment::{Attachment, NewAttachment};
 pub use chat::{Capabilities, Chat, ChatPatch, NewChat};
 pub use cursor::{CursorError, TraceCursor};
 pub use frame::{
-    Frame, FrameBody, NewFrame, NotificationKind, RunEvent, SnapshotState, StreamRestart,
-    TaskPhase, TracePhase, WireFrame,
+    Frame, FrameBody, FrameText, NewFrame, NotificationKind, RunEvent, SnapshotState,
+    StreamRestart, TaskPhase, TracePhase, WireFrame,
 };
 pub use ids::{AttachmentId, ChatId, IdError, MessageId, RunId, SessionId, TaskId, TraceId};
 pub use lease::{Instance, Lease, RunControl};

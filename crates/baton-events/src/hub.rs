@@ -22,7 +22,7 @@ impl Delivery {
         Self {
             topic: frame.topic,
             seq: frame.seq,
-            text: Bytes::from(frame.to_json().to_string()),
+            text: Bytes::from(frame.wire_text()),
         }
     }
 }

@@ -106,7 +106,7 @@ async fn concurrent_publishers_each_get_their_own_consecutive_frames() {
                     }
                     for (k, f) in stored.iter().enumerate() {
                         assert_eq!(
-                            (f.body["w"].as_i64(), f.body["k"].as_i64()),
+                            (f.body.to_map()["w"].as_i64(), f.body.to_map()["k"].as_i64()),
                             (Some(w), Some(k as i64))
                         );
                     }

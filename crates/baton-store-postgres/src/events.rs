@@ -1,19 +1,17 @@
-use baton_core::{Frame, NewFrame, Timestamp, Topic};
+use baton_core::{Frame, FrameText, NewFrame, Timestamp, Topic};
 use baton_store::{FrameNotice, StoreError, StoreResult, TopicBounds};
-use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
 use crate::db;
 use crate::plan::{Frames, Plan, Stmt};
 
 fn frame_from(topic: Topic, row: &PgRow) -> StoreResult<Frame> {
-    let Json(body): Json<Value> = row.try_get("body").map_err(db)?;
-    let body = match body {
-        Value::Object(map) => map,
-        _ => return Err(StoreError::corrupt("events", "body: not an object")),
-    };
+    let body: String = row.try_get("body").map_err(db)?;
+    if !(body.starts_with('{') && body.ends_with('}')) {
+        return Err(StoreError::corrupt("events", "body: not an object"));
+    }
+    let body = FrameText::stored(body);
     Ok(Frame {
         topic,
         seq: row.try_get("seq").map_err(db)?,
@@ -32,10 +30,7 @@ pub(crate) const CHANNEL: &str = "baton_frames";
 pub(crate) fn append(topic: Topic, frames: &[NewFrame], at: Timestamp) -> Plan<i64> {
     let stored = frames
         .iter()
-        .map(|f| {
-            let body = serde_json::to_string(&f.body).expect("maps serialize");
-            (f.kind.clone(), body)
-        })
+        .map(|f| (f.kind.clone(), f.body.as_str().to_string()))
         .collect();
     let stmt = Stmt::Frames(Frames {
         topic: topic.to_string(),
@@ -52,7 +47,7 @@ pub(crate) async fn since(
     limit: u32,
 ) -> StoreResult<Vec<Frame>> {
     let rows = sqlx::query(
-        "SELECT seq, kind, at, body FROM events WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        "SELECT seq, kind, at, body::text AS body FROM events WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(topic.to_string())
     .bind(since)

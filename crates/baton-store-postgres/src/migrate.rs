@@ -191,7 +191,7 @@ mod tests {
 
         let frames = store.frames_since(topic, 0, 10).await.unwrap();
         assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].body["text"], "old frame");
+        assert_eq!(frames[0].body.to_map()["text"], "old frame");
         let next = store
             .append_frames(
                 topic,

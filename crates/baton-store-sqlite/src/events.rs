@@ -1,6 +1,5 @@
-use baton_core::{Frame, NewFrame, Timestamp, Topic};
+use baton_core::{Frame, FrameText, NewFrame, Timestamp, Topic};
 use baton_store::{StoreError, StoreResult, TopicBounds};
-use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
@@ -13,10 +12,11 @@ const ROWS_PER_STATEMENT: usize = 4_096;
 
 fn frame_from(topic: Topic, row: &SqliteRow) -> StoreResult<Frame> {
     let c = Cols::new(row, "events");
-    let body = match c.json("body")? {
-        Value::Object(map) => map,
-        _ => return Err(StoreError::corrupt("events", "body: not an object")),
-    };
+    let body = c.text("body")?;
+    if !(body.starts_with('{') && body.ends_with('}')) {
+        return Err(StoreError::corrupt("events", "body: not an object"));
+    }
+    let body = FrameText::stored(body);
     Ok(Frame {
         topic,
         seq: c.int("seq")?,
@@ -60,9 +60,7 @@ pub(crate) fn append_many(batches: &[(Topic, Vec<NewFrame>)], at: Timestamp) -> 
                     n.into(),
                     (i as i64 + 1).into(),
                     (&f.kind).into(),
-                    serde_json::to_string(&f.body)
-                        .expect("maps serialize")
-                        .into(),
+                    f.body.as_str().into(),
                 ]
             })
         })
