@@ -33,24 +33,14 @@ pub fn trace_words(t: &Trace) -> String {
     let mut w = Words::default();
     w.text(&t.tool_name);
     w.json(&t.input);
-    if let Some(o) = &t.output {
-        w.json(o);
-    }
-    if let Some(e) = &t.error {
-        w.text(e);
-    }
+    w.outcome(t.output.as_ref(), t.error.as_deref());
     w.text
 }
 
 /// The words a finish adds to its trace's: those of its output and error.
 pub fn finish_words(f: &TraceFinish) -> String {
     let mut w = Words::default();
-    if let Some(o) = &f.output {
-        w.json(o);
-    }
-    if let Some(e) = &f.error {
-        w.text(e);
-    }
+    w.outcome(f.output.as_ref(), f.error.as_deref());
     w.text
 }
 
@@ -88,6 +78,16 @@ impl Words {
                 }
                 self.text.push_str(&word);
             }
+        }
+    }
+
+    /// A call's output and error, as its start or its finish brings them.
+    fn outcome(&mut self, output: Option<&Value>, error: Option<&str>) {
+        if let Some(o) = output {
+            self.json(o);
+        }
+        if let Some(e) = error {
+            self.text(e);
         }
     }
 
