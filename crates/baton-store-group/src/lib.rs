@@ -215,6 +215,11 @@ impl Waiters {
         self.close.is_some()
     }
 
+    /// Whether the writer is to close after this batch.
+    pub fn closing(&self) -> bool {
+        self.close.is_some()
+    }
+
     /// Tells the closer the writer is closed.
     pub fn closed(self) {
         if let Some(ack) = self.close {

@@ -6,6 +6,7 @@
 mod attachments;
 mod chats;
 mod events;
+mod lanes;
 mod leases;
 mod migrate;
 mod plan;
@@ -70,7 +71,7 @@ impl PgStore {
             .map_err(db)?;
         let instance = uuid::Uuid::now_v7().simple().to_string();
         Ok(Self {
-            write: writer::start(pool.clone(), instance.clone()),
+            write: lanes::start(pool.clone(), instance.clone()),
             pool,
             instance,
         })

@@ -6,10 +6,14 @@
 //! writers answered. Ten statements an agent, each its own transaction, become a few
 //! statements for dozens of agents.
 //!
+//! Two groups run at a time ([`crate::lanes`]): the next starts, on a second
+//! connection, the statements that cannot meet the one ahead of it while that one still
+//! runs or commits, and does the rest once it has committed. A group commits after the
+//! one ahead of it, so a write commits after every write sent before it.
+//!
 //! A group in which nobody waits for any write ([`Writer::submit`]) commits without
 //! waiting for the log flush; the next group with an awaited write takes it to the disk
-//! (the server writes its log in order). Groups run one after the other, so a write
-//! commits after every write sent before it.
+//! (the server writes its log in order).
 //!
 //! If any statement fails or any write refuses its outcome (an update that found no
 //! row, or a row fenced by a newer lease), the group is rolled back and each write is
@@ -17,56 +21,48 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use baton_store_group::{next_batch, refuse_rest, Msg};
 use futures_util::TryStreamExt;
 use sqlx::postgres::PgRow;
 use sqlx::{Either, Executor, PgConnection, PgPool, Row};
-use tokio::sync::mpsc;
 
+use crate::lanes::{Ahead, HOLD};
 use crate::plan::{columns, scalars, Frames, Outcome, RowKind, Stmt, Val};
 
-/// Writes per commit at most, so one transaction never grows without bound.
-const MAX_BATCH: usize = 1_024;
-
 /// A write waiting for its group.
-type Job = Box<dyn baton_store_group::Job<Stmt, Outcome>>;
+pub(crate) type Job = Box<dyn baton_store_group::Job<Stmt, Outcome>>;
 
 /// The queue to the writer task.
 pub(crate) type Writer = baton_store_group::Queue<Stmt, Outcome>;
 
-/// Starts the writer task. Groups take a connection from `pool` each; `instance` signs
-/// the event-log notifications, so an instance can tell its own frames from others'.
-pub(crate) fn start(pool: PgPool, instance: String) -> Writer {
-    let (queue, rx) = Writer::new();
-    tokio::spawn(run(pool, instance, rx));
-    queue
-}
-
-async fn run(pool: PgPool, instance: String, mut rx: mpsc::UnboundedReceiver<Msg<Stmt, Outcome>>) {
-    while let Some((batch, mut waiters)) = next_batch(&mut rx, MAX_BATCH).await {
-        if !batch.is_empty() {
-            commit_group(&pool, &instance, batch).await;
-        }
-        if waiters.settle() {
-            refuse_rest(&mut rx);
-            waiters.closed();
-            return;
-        }
+/// Runs one group after `ahead` (the group still open before it, if any): commits it
+/// whole, or replays each write alone. Returns once it is committed or replayed, never
+/// before `ahead` is done; true if some of it ran while `ahead` was still open.
+pub(crate) async fn commit_group(
+    pool: &PgPool,
+    instance: &str,
+    mut batch: Vec<Job>,
+    mut ahead: Option<Ahead>,
+) -> bool {
+    if ahead.as_mut().is_some_and(Ahead::is_done) {
+        ahead = None;
     }
-}
-
-async fn commit_group(pool: &PgPool, instance: &str, mut batch: Vec<Job>) {
+    if batch.is_empty() {
+        wait(ahead).await;
+        return false;
+    }
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
             tracing::error!(error = %e, writes = batch.len(), "no connection for a group of writes");
+            wait(ahead).await;
             for job in batch {
                 job.answer(Err(e.to_string()));
             }
-            return;
+            return false;
         }
     };
-    if together(&mut conn, instance, &mut batch).await {
+    let (ok, overlapped) = together(&mut conn, instance, &mut batch, ahead).await;
+    if ok {
         let commit = exec(&mut conn, "COMMIT").await;
         if let Err(e) = &commit {
             let _ = exec(&mut conn, "ROLLBACK").await;
@@ -75,11 +71,18 @@ async fn commit_group(pool: &PgPool, instance: &str, mut batch: Vec<Job>) {
         for job in batch {
             job.answer(commit.clone());
         }
-        return;
+        return overlapped;
     }
     let _ = exec(&mut conn, "ROLLBACK").await;
     for job in batch {
         alone(&mut conn, instance, job).await;
+    }
+    overlapped
+}
+
+async fn wait(ahead: Option<Ahead>) {
+    if let Some(mut a) = ahead {
+        a.done().await;
     }
 }
 
@@ -93,36 +96,72 @@ async fn begin(conn: &mut PgConnection, awaited: bool) -> Result<(), sqlx::Error
     Ok(())
 }
 
-/// Every write of the group in one transaction; true if all of them accepted their
-/// outcomes (the transaction is then open, waiting for its COMMIT).
-async fn together(conn: &mut PgConnection, instance: &str, batch: &mut [Job]) -> bool {
+/// Every write of the group in one transaction: first the statements that cannot meet
+/// `ahead`'s (all of them when nothing is ahead), then, once `ahead` is done, the rest.
+/// Returns whether all writes accepted their outcomes (the transaction is then open,
+/// waiting for its COMMIT) and whether some statements ran while `ahead` was open.
+/// Never returns before `ahead` is done.
+async fn together(
+    conn: &mut PgConnection,
+    instance: &str,
+    batch: &mut [Job],
+    ahead: Option<Ahead>,
+) -> (bool, bool) {
     let awaited = batch.iter().any(|j| j.awaited());
-    let units = {
-        let stmts = batch.iter().enumerate().flat_map(|(j, job)| {
-            job.stmts()
-                .iter()
-                .enumerate()
-                .map(move |(i, st)| ((j, i), st))
-        });
-        joined(stmts)
-    };
     let mut outcomes: Vec<Vec<Option<Outcome>>> = batch
         .iter()
         .map(|job| job.stmts().iter().map(|_| None).collect())
         .collect();
-    let ran = async {
-        begin(conn, awaited).await?;
-        execute_units(conn, instance, &units, &mut outcomes).await
+    let (ran, overlapped) = {
+        let stmts = || {
+            batch.iter().enumerate().flat_map(|(j, job)| {
+                job.stmts()
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, st)| ((j, i), st))
+            })
+        };
+        let early = crate::lanes::early(stmts(), ahead.as_ref());
+        let overlapped = ahead.is_some() && early.iter().any(|&e| e);
+        let (first, rest): (Vec<_>, Vec<_>) = stmts().zip(early).partition(|(_, early)| *early);
+        let first = joined(first.into_iter().map(|(st, _)| st));
+        let rest = joined(rest.into_iter().map(|(st, _)| st));
+        let ran_first = async {
+            begin(conn, awaited).await?;
+            execute_units(conn, instance, &first, &mut outcomes).await
+        }
+        .await;
+        if let Err(e) = ran_first {
+            tracing::debug!(error = %e, "a grouped write failed; replaying each alone");
+            // Its rows go at once: nobody is to wait for them while this waits.
+            let _ = exec(conn, "ROLLBACK").await;
+            wait(ahead).await;
+            return (false, overlapped);
+        }
+        if let Some(mut ahead) = ahead {
+            if overlapped && !ahead.done_within(HOLD).await {
+                tracing::warn!(
+                    writes = batch.len(),
+                    "the group ahead is taking long; letting go of the rows written early"
+                );
+                let _ = exec(conn, "ROLLBACK").await;
+                ahead.done().await;
+                return (false, overlapped);
+            }
+            ahead.done().await;
+        }
+        let ran = execute_units(conn, instance, &rest, &mut outcomes).await;
+        (ran, overlapped)
     };
-    if let Err(e) = ran.await {
+    if let Err(e) = ran {
         tracing::debug!(error = %e, "a grouped write failed; replaying each alone");
-        return false;
+        return (false, overlapped);
     }
     let mut ok = true;
     for (job, mine) in batch.iter_mut().zip(outcomes) {
         ok &= job.accept(mine.into_iter().map(Option::unwrap_or_default).collect());
     }
-    ok
+    (ok, overlapped)
 }
 
 /// Where a statement sits in its group: (write, statement of that write).
@@ -551,7 +590,7 @@ mod tests {
     }
 
     /// A small random generator, so a failing round can be replayed from its seed.
-    fn ops(seed: u64, count: usize, adds: bool) -> Vec<Op> {
+    fn ops(seed: u64, count: usize, adds: bool, keys: u64) -> Vec<Op> {
         let mut x = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -563,7 +602,7 @@ mod tests {
         };
         (0..count)
             .map(|i| {
-                let key = format!("k{}", next(5));
+                let key = format!("k{}", next(keys));
                 match next(28) {
                     0 => Op::All,
                     1 | 2 if adds => Op::Add(key, format!("n{i}")),
@@ -636,7 +675,7 @@ mod tests {
             } else {
                 Vec::new()
             };
-            ops.extend(self::ops(seed, 150, !present));
+            ops.extend(self::ops(seed, 150, !present, 5));
 
             let (mut jobs, answers): (Vec<_>, Vec<_>) =
                 ops.iter().map(|op| job(op, strict)).unzip();
@@ -651,7 +690,7 @@ mod tests {
             if present {
                 let mut conn = grouped.pool().acquire().await.unwrap();
                 assert!(
-                    together(&mut conn, "test", &mut jobs).await,
+                    together(&mut conn, "test", &mut jobs, None).await.0,
                     "seed {seed}: the joined group did not go through"
                 );
                 exec(&mut conn, "COMMIT").await.unwrap();
@@ -659,7 +698,7 @@ mod tests {
                     job.answer(Ok(()));
                 }
             } else {
-                commit_group(grouped.pool(), "test", jobs).await;
+                commit_group(grouped.pool(), "test", jobs, None).await;
             }
 
             let mut expected = Vec::new();
@@ -688,6 +727,148 @@ mod tests {
                 .await
                 .unwrap();
         }
+    }
+
+    /// Groups two at a time, the second starting before the first commits: the writes
+    /// leave what they leave one by one, refused and failing writes included.
+    #[tokio::test]
+    async fn overlapping_groups_leave_what_one_by_one_writes_leave() {
+        use crate::lanes::{launch, LANES};
+        use std::sync::Arc;
+        use tokio::sync::Semaphore;
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let (grouped, admin) = database(&format!("baton_lanes_g_{tag}")).await;
+        let (alone_db, _) = database(&format!("baton_lanes_a_{tag}")).await;
+        let mut overlapped = 0;
+        for seed in 0..24u64 {
+            let (present, strict) = (seed % 4 != 0, seed % 8 == 0);
+            clear(grouped.pool()).await;
+            clear(alone_db.pool()).await;
+            // Enough rows that most of a group's are not the group ahead's.
+            let mut ops: Vec<Op> = if present {
+                (0..40)
+                    .map(|k| Op::Put(format!("k{k}"), "first".into()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            ops.extend(self::ops(seed, 240, !present, 40));
+
+            let lanes = Arc::new(Semaphore::new(LANES));
+            let mut ahead = None;
+            let mut groups = Vec::new();
+            let mut answers = Vec::new();
+            let mut rest = &ops[..];
+            let mut size = 1 + (seed as usize % 7);
+            while !rest.is_empty() {
+                let (now, later) = rest.split_at(size.min(rest.len()));
+                rest = later;
+                size = 1 + (size * 5 + 3) % 37;
+                let (batch, rx): (Vec<_>, Vec<_>) = now.iter().map(|op| job(op, strict)).unzip();
+                answers.extend(rx);
+                let lane = lanes.clone().acquire_owned().await.unwrap();
+                let (group, next) = launch(
+                    grouped.pool(),
+                    "test",
+                    batch,
+                    Default::default(),
+                    ahead.take(),
+                    lane,
+                );
+                ahead = Some(next);
+                groups.push(group);
+            }
+            for group in groups {
+                let (_, early) = tokio::time::timeout(std::time::Duration::from_secs(30), group)
+                    .await
+                    .expect("the groups finish (a group waits for the one ahead, never in a cycle)")
+                    .unwrap();
+                overlapped += usize::from(early);
+            }
+
+            let mut expected = Vec::new();
+            let mut conn = alone_db.pool().acquire().await.unwrap();
+            for op in &ops {
+                let (j, rx) = job(op, strict);
+                alone(&mut conn, "test", j).await;
+                expected.push(rx.await.unwrap().ok());
+            }
+            drop(conn);
+            let mut got = Vec::new();
+            for rx in answers {
+                got.push(rx.await.unwrap().ok());
+            }
+            assert_eq!(got, expected, "seed {seed}: answers differ");
+            assert_eq!(
+                contents(grouped.pool()).await,
+                contents(alone_db.pool()).await,
+                "seed {seed}: the tables differ"
+            );
+        }
+        assert!(
+            overlapped > 24,
+            "only {overlapped} groups ran while the one ahead was open"
+        );
+        grouped.close().await;
+        alone_db.close().await;
+        for side in ["g", "a"] {
+            PgStore::drop_database(&admin, &format!("baton_lanes_{side}_{tag}"))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// A group whose group ahead takes too long lets go of the rows it wrote early (a
+    /// transaction elsewhere waiting for them goes on), and its writes still commit
+    /// after the group ahead's.
+    #[tokio::test]
+    async fn a_group_kept_waiting_lets_go_of_its_rows() {
+        use crate::lanes::{launch, Ahead};
+        use std::sync::Arc;
+        use std::time::Duration;
+        use tokio::sync::Semaphore;
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        let name = format!("baton_hold_{tag}");
+        let (store, admin) = database(&name).await;
+        let pool = store.pool().clone();
+        pool.execute("INSERT INTO t VALUES ('k1', 'first', 1)")
+            .await
+            .unwrap();
+        // A group ahead that is not done until told.
+        let (ahead_done, ahead) = Ahead::of(&[]);
+        let lanes = Arc::new(Semaphore::new(2));
+        let (j, answer) = job(&Op::Put("k1".into(), "grouped".into()), false);
+        let (group, _) = launch(
+            &pool,
+            "test",
+            vec![j],
+            Default::default(),
+            Some(ahead),
+            lanes.clone().acquire_owned().await.unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Elsewhere, a write to the row the group wrote early: it waits for the group
+        // to let go of it, not for the group ahead.
+        let mut other = pool.acquire().await.unwrap();
+        other.execute("SET statement_timeout = '5s'").await.unwrap();
+        let waited = std::time::Instant::now();
+        other
+            .execute("UPDATE t SET v = 'other', n = n + 1 WHERE k = 'k1'")
+            .await
+            .expect("the row was let go");
+        assert!(waited.elapsed() < Duration::from_secs(4));
+        assert!(!group.is_finished(), "the group waits for the one ahead");
+        ahead_done.send(()).unwrap();
+        assert!(group.await.unwrap().1, "the group ran early");
+        assert_eq!(answer.await.unwrap().unwrap(), 0);
+        let row: (String, i64) = sqlx::query_as("SELECT v, n FROM t WHERE k = 'k1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(row, ("grouped".into(), 3), "the group's write came last");
+        drop(other);
+        store.close().await;
+        PgStore::drop_database(&admin, &name).await.unwrap();
     }
 
     /// An agent that starts and ends within one group: its journal entry, session and
@@ -783,7 +964,7 @@ mod tests {
         }
         let mut conn = grouped.pool().acquire().await.unwrap();
         let mut jobs = plans();
-        assert!(together(&mut conn, "test", &mut jobs).await);
+        assert!(together(&mut conn, "test", &mut jobs, None).await.0);
         exec(&mut conn, "COMMIT").await.unwrap();
         drop(conn);
         let mut conn = alone_db.pool().acquire().await.unwrap();
