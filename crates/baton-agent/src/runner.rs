@@ -235,7 +235,11 @@ pub(crate) async fn drive(
         )
         .await;
     }
-    publish_state(&inner.hub, topic, &session).await;
+    // A run's agent ends with the run's `agent_finish` (status, error, tokens, cost): its
+    // session's state would say it again, in a frame stored per agent.
+    if !matches!(topic, Topic::Run(_)) {
+        publish_state(&inner.hub, topic, &session).await;
+    }
     (session, state)
 }
 

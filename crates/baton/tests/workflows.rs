@@ -208,11 +208,18 @@ async fn workflows_and_runs_over_the_api(kind: Kind) {
         .iter()
         .all(|a| a["session_id"].is_string() && a["cached"] == false));
     let mut events = Vec::new();
+    let mut kinds = std::collections::BTreeSet::new();
     loop {
         let f = ws.next().await;
+        kinds.insert(f["type"].as_str().unwrap().to_string());
         if f["type"] != "run_event" {
-            // The agents' own frames (traces, session states) ride on the run's topic too.
             continue;
+        }
+        if f["event"] == "agent_finish" {
+            // What the run's view shows of an ended agent, without its session's state.
+            assert_eq!(f["status"], "completed", "{f}");
+            assert!(f["output_tokens"].as_i64().unwrap() > 0, "{f}");
+            assert!(f["session_id"].is_string(), "{f}");
         }
         let e = f["event"].as_str().unwrap().to_string();
         let last = e == "status" && f["status"] == "completed";
@@ -224,6 +231,9 @@ async fn workflows_and_runs_over_the_api(kind: Kind) {
     for e in ["status", "phase", "log", "agent_start", "agent_finish"] {
         assert!(events.iter().any(|x| x == e), "{e} in {events:?}");
     }
+    // The agents' own calls ride on the run's topic too; their session states do not.
+    assert!(kinds.contains("tool_trace"), "{kinds:?}");
+    assert!(!kinds.contains("session_state"), "{kinds:?}");
     // Drill down: an agent's session and its traces.
     let session = agents[0]["session_id"].as_str().unwrap();
     let (status, sess) = s.get(&format!("/api/sessions/{session}")).await;
