@@ -655,6 +655,36 @@ mod tests {
             .unwrap();
     }
 
+    /// Runs `ops` one by one on `alone_db`: their answers and tables must be those the
+    /// grouped writes got on `grouped`.
+    async fn same_as_alone(
+        seed: u64,
+        ops: &[Op],
+        strict: bool,
+        answers: Vec<oneshot::Receiver<StoreResult<i64>>>,
+        grouped: &PgStore,
+        alone_db: &PgStore,
+    ) {
+        let mut expected = Vec::new();
+        let mut conn = alone_db.pool().acquire().await.unwrap();
+        for op in ops {
+            let (j, rx) = job(op, strict);
+            alone(&mut conn, "test", j).await;
+            expected.push(rx.await.unwrap().ok());
+        }
+        drop(conn);
+        let mut got = Vec::new();
+        for rx in answers {
+            got.push(rx.await.unwrap().ok());
+        }
+        assert_eq!(got, expected, "seed {seed}: answers differ");
+        assert_eq!(
+            contents(grouped.pool()).await,
+            contents(alone_db.pool()).await,
+            "seed {seed}: the tables differ"
+        );
+    }
+
     #[tokio::test]
     async fn grouped_writes_leave_what_one_by_one_writes_leave() {
         let tag = uuid::Uuid::now_v7().simple().to_string();
@@ -701,24 +731,7 @@ mod tests {
                 commit_group(grouped.pool(), "test", jobs, None).await;
             }
 
-            let mut expected = Vec::new();
-            let mut conn = alone_db.pool().acquire().await.unwrap();
-            for op in &ops {
-                let (j, rx) = job(op, strict);
-                alone(&mut conn, "test", j).await;
-                expected.push(rx.await.unwrap().ok());
-            }
-            drop(conn);
-            let mut got = Vec::new();
-            for rx in answers {
-                got.push(rx.await.unwrap().ok());
-            }
-            assert_eq!(got, expected, "seed {seed}: answers differ");
-            assert_eq!(
-                contents(grouped.pool()).await,
-                contents(alone_db.pool()).await,
-                "seed {seed}: the tables differ"
-            );
+            same_as_alone(seed, &ops, strict, answers, &grouped, &alone_db).await;
         }
         grouped.close().await;
         alone_db.close().await;
@@ -786,24 +799,7 @@ mod tests {
                 overlapped += usize::from(early);
             }
 
-            let mut expected = Vec::new();
-            let mut conn = alone_db.pool().acquire().await.unwrap();
-            for op in &ops {
-                let (j, rx) = job(op, strict);
-                alone(&mut conn, "test", j).await;
-                expected.push(rx.await.unwrap().ok());
-            }
-            drop(conn);
-            let mut got = Vec::new();
-            for rx in answers {
-                got.push(rx.await.unwrap().ok());
-            }
-            assert_eq!(got, expected, "seed {seed}: answers differ");
-            assert_eq!(
-                contents(grouped.pool()).await,
-                contents(alone_db.pool()).await,
-                "seed {seed}: the tables differ"
-            );
+            same_as_alone(seed, &ops, strict, answers, &grouped, &alone_db).await;
         }
         assert!(
             overlapped > 24,
