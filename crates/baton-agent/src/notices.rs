@@ -119,7 +119,7 @@ impl AgentRuntime {
             // Its instance died in between: take it over; it tells at its next boundary.
             return self.adopt(session).await;
         }
-        let mut state = SessionState::from_value(&session.state).map_err(AgentError::BadInput)?;
+        let mut state = SessionState::load(&*inner.store, &session.state).await?;
         // Read again under the claim: whoever held it before may have told some since.
         let messages = take(inner, &session, &mut state).await?;
         if messages.is_empty() {

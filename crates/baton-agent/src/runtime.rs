@@ -221,7 +221,7 @@ impl AgentRuntime {
         if session.status == SessionStatus::Running {
             return Err(busy());
         }
-        let mut state = SessionState::from_value(&session.state).map_err(AgentError::BadInput)?;
+        let mut state = SessionState::load(&*inner.store, &session.state).await?;
         if let Some(m) = model {
             session.provider = inner
                 .models
@@ -496,15 +496,16 @@ impl AgentRuntime {
             )
             .await;
         }
-        match SessionState::from_value(&session.state) {
+        match SessionState::load(&*self.inner.store, &session.state).await {
             Ok(state) => {
                 tracing::info!(session = %session.id, epoch = session.lease.epoch, "continuing a session its last instance left");
                 self.spawn(session, state);
             }
+            Err(AgentError::Store(e)) => return Err(e.into()),
             Err(e) => {
                 let mut s = session;
                 s.status = SessionStatus::Failed;
-                s.error = Some(e);
+                s.error = Some(e.to_string());
                 s.updated_at = time::now();
                 self.inner.store.save_session(&s, &[]).await?;
                 publish_state(&self.inner.hub, topic, &s).await;
@@ -567,8 +568,19 @@ impl AgentRuntime {
         if spec.schema.is_some() {
             system.push_str(" Give your final answer by calling the StructuredOutput tool.");
         }
+        // Kept once, by its hash: the agents of a run share it (each queues it, and the
+        // store writes what a group holds of it once).
+        let hash = prompt_hash(&system);
+        inner
+            .store
+            .queue(Queued::Prompt {
+                hash: hash.clone(),
+                text: system.clone(),
+            })
+            .await;
         let state = SessionState {
             system,
+            system_ref: Some(hash),
             workspace: ws.root().display().to_string(),
             caps: spec.caps,
             history: vec![ChatMessage::user_text(spec.prompt)],
@@ -649,4 +661,13 @@ struct Question<'a> {
     content: &'a str,
     attachments: &'a [AttachmentId],
     images: Vec<baton_llm::ImageRef>,
+}
+
+/// The hash a system prompt is kept under: 128 bits of its SHA-256, in hex.
+fn prompt_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

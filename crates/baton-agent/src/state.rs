@@ -4,11 +4,20 @@ use baton_llm::{ChatMessage, ToolCall, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use baton_store::Store;
+
 use crate::tools::Capabilities;
+use crate::AgentError;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionState {
+    /// The system prompt. Not stored with the state when `system_ref` names it.
+    #[serde(default)]
     pub system: String,
+    /// The hash under which the system prompt is kept once in the store
+    /// (`Store::prompt`): the agents of a run share one instead of each storing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_ref: Option<String>,
     /// The canonical workspace root.
     pub workspace: String,
     #[serde(default)]
@@ -51,8 +60,28 @@ impl SessionState {
         serde_json::from_value(v.clone()).map_err(|e| format!("unreadable session snapshot: {e}"))
     }
 
+    /// The state as stored: without the system prompt when `system_ref` names it.
     pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).expect("state serializes")
+        let mut v = serde_json::to_value(self).expect("state serializes");
+        if self.system_ref.is_some() {
+            if let Value::Object(fields) = &mut v {
+                fields.remove("system");
+            }
+        }
+        v
+    }
+
+    /// A stored state, with its system prompt fetched from `store` when the state names it.
+    pub async fn load(store: &dyn Store, v: &Value) -> Result<Self, AgentError> {
+        let mut state = Self::from_value(v).map_err(AgentError::BadInput)?;
+        if let (true, Some(hash)) = (state.system.is_empty(), &state.system_ref) {
+            state.system = store.prompt(hash).await?.ok_or_else(|| {
+                AgentError::BadInput(format!(
+                    "unreadable session snapshot: its system prompt {hash} is not stored"
+                ))
+            })?;
+        }
+        Ok(state)
     }
 
     /// Readies the state for a new answer: the previous answer and its counters belong to

@@ -545,7 +545,7 @@ impl AgentRuntime {
                         "interrupted: the instance running it stopped during this call",
                     )
                     .await?;
-                let state = SessionState::from_value(&s.state).map_err(AgentError::BadInput)?;
+                let state = SessionState::load(&*inner.store, &s.state).await?;
                 (s, state)
             }
             None => {

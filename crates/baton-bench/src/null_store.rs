@@ -211,6 +211,12 @@ impl Store for NullStore {
     async fn put_journal(&self, _: &JournalEntry) -> StoreResult<()> {
         Ok(())
     }
+    async fn put_prompt(&self, _: &str, _: &str) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn prompt(&self, _: &str) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
     async fn get_journal(&self, _: RunId, _: &str) -> StoreResult<Option<JournalEntry>> {
         Ok(None)
     }

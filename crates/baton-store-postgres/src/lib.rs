@@ -330,6 +330,15 @@ impl Store for PgStore {
         runs::list(&self.pool, status, limit, before).await
     }
 
+    async fn put_prompt(&self, hash: &str, text: &str) -> StoreResult<()> {
+        self.write.write(sessions::put_prompt(hash, text)).await
+    }
+
+    async fn prompt(&self, hash: &str) -> StoreResult<Option<String>> {
+        self.write.settled().await;
+        sessions::prompt(&self.pool, hash).await
+    }
+
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()> {
         let r = self.write.write(runs::put_journal(entry)).await;
         runs::refused_journal(&self.pool, entry.run_id, r).await
@@ -342,6 +351,7 @@ impl Store for PgStore {
             Queued::Trace(t) => self.write.submit(traces::insert(std::slice::from_ref(&t))),
             Queued::Finish(id, f) => self.write.submit(traces::finish_unread(id, &f)),
             Queued::Journal(e) => self.write.submit(runs::put_journal(&e)),
+            Queued::Prompt { hash, text } => self.write.submit(sessions::put_prompt(&hash, &text)),
         }
     }
 

@@ -48,6 +48,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0011_trace_words",
         sql: include_str!("../../../migrations/postgres/0011_trace_words.sql"),
     },
+    Migration {
+        version: "0012_prompts",
+        sql: include_str!("../../../migrations/postgres/0012_prompts.sql"),
+    },
 ];
 
 /// Session-level advisory lock key ("baton" in ASCII): two instances starting at once
@@ -186,7 +190,7 @@ mod tests {
         let report = store.migrate().await.unwrap();
         assert_eq!(
             report.applied,
-            ["0010_event_bodies_json", "0011_trace_words"]
+            ["0010_event_bodies_json", "0011_trace_words", "0012_prompts"]
         );
 
         let frames = store.frames_since(topic, 0, 10).await.unwrap();

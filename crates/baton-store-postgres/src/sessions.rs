@@ -95,6 +95,31 @@ pub(crate) fn create(s: &Session) -> Plan<()> {
     )
 }
 
+/// A system prompt under its hash; one already kept stays as it is (its hash is of its
+/// text).
+static PROMPT: RowKind = RowKind {
+    table: "prompts",
+    sql: "INSERT INTO prompts (hash, text) SELECT * FROM UNNEST($1::text[], $2::text[])
+         ON CONFLICT (hash) DO NOTHING RETURNING hash AS k",
+    absorb: Some(|_, later, _| is(later, &PROMPT)),
+};
+
+pub(crate) fn put_prompt(hash: &str, text: &str) -> Plan<()> {
+    Plan::exec(vec![Stmt::row(
+        &PROMPT,
+        hash.to_string(),
+        vec![no_nul(hash).into(), no_nul(text).into()],
+    )])
+}
+
+pub(crate) async fn prompt(pool: &PgPool, hash: &str) -> StoreResult<Option<String>> {
+    sqlx::query_scalar("SELECT text FROM prompts WHERE hash = $1")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)
+}
+
 /// A session's state, if the caller still holds its lease (its epoch).
 static SAVE: RowKind = RowKind {
     table: "agent_sessions",

@@ -315,6 +315,15 @@ impl Store for SqliteStore {
         runs::list(&self.reader, status, limit, before).await
     }
 
+    async fn put_prompt(&self, hash: &str, text: &str) -> StoreResult<()> {
+        self.write.write(sessions::put_prompt(hash, text)).await
+    }
+
+    async fn prompt(&self, hash: &str) -> StoreResult<Option<String>> {
+        self.write.settled().await;
+        sessions::prompt(&self.reader, hash).await
+    }
+
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()> {
         self.write.write(runs::put_journal(entry)).await
     }
@@ -326,6 +335,7 @@ impl Store for SqliteStore {
             Queued::Trace(t) => self.write.submit(traces::insert(std::slice::from_ref(&t))),
             Queued::Finish(id, f) => self.write.submit(traces::finish_unread(id, &f)),
             Queued::Journal(e) => self.write.submit(runs::put_journal(&e)),
+            Queued::Prompt { hash, text } => self.write.submit(sessions::put_prompt(&hash, &text)),
         }
     }
 

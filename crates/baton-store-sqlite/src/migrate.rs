@@ -40,6 +40,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0009_trace_words",
         sql: include_str!("../../../migrations/sqlite/0009_trace_words.sql"),
     },
+    Migration {
+        version: "0010_prompts",
+        sql: include_str!("../../../migrations/sqlite/0010_prompts.sql"),
+    },
 ];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a

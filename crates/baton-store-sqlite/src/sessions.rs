@@ -67,6 +67,33 @@ static SAVE: RowKind = RowKind {
     }),
 };
 
+/// A system prompt under its hash. Its hash is of its text, so writing it again writes
+/// what is there (an update rather than nothing: a joined statement must change each of
+/// its rows).
+static PROMPT: RowKind = RowKind {
+    table: "prompts",
+    head: "INSERT INTO prompts (hash, text) VALUES ",
+    row: "(?, ?)",
+    tail: " ON CONFLICT (hash) DO UPDATE SET text = excluded.text",
+    absorb: Some(|_, later, _| is(later, &PROMPT)),
+};
+
+pub(crate) fn put_prompt(hash: &str, text: &str) -> Plan<()> {
+    Plan::exec(vec![Stmt::row(
+        &PROMPT,
+        hash.to_string(),
+        vec![hash.into(), text.into()],
+    )])
+}
+
+pub(crate) async fn prompt(pool: &SqlitePool, hash: &str) -> StoreResult<Option<String>> {
+    sqlx::query_scalar("SELECT text FROM prompts WHERE hash = ?1")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)
+}
+
 pub(crate) fn create(s: &Session) -> Plan<()> {
     Plan::exec(vec![Stmt::row(
         &CREATE,

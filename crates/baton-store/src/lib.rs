@@ -53,6 +53,8 @@ pub enum Queued {
     Finish(TraceId, TraceFinish),
     /// `put_journal`.
     Journal(JournalEntry),
+    /// `put_prompt`.
+    Prompt { hash: String, text: String },
 }
 pub use migrations::{Migration, MigrationReport};
 
@@ -302,6 +304,12 @@ pub trait Store: Send + Sync + 'static {
     /// otherwise); SQLite, which one process holds, has nobody to fence.
     async fn put_journal(&self, entry: &JournalEntry) -> StoreResult<()>;
 
+    /// Keeps a system prompt once under `hash` (of its text, the caller's to compute);
+    /// writing it again changes nothing.
+    async fn put_prompt(&self, hash: &str, text: &str) -> StoreResult<()>;
+    /// The prompt kept under `hash`.
+    async fn prompt(&self, hash: &str) -> StoreResult<Option<String>>;
+
     /// Queues a write whose caller need not wait for its commit, behind every write
     /// queued or made before it on this store; a failure is logged. Both backends hand
     /// it to their ordered group writer and return at once, so an agent does not stop
@@ -317,6 +325,7 @@ pub trait Store: Send + Sync + 'static {
             Queued::Trace(t) => ("trace", self.insert_trace(&t).await),
             Queued::Finish(id, f) => ("trace's finish", self.finish_trace(id, &f).await.map(drop)),
             Queued::Journal(e) => ("journal entry", self.put_journal(&e).await),
+            Queued::Prompt { hash, text } => ("prompt", self.put_prompt(&hash, &text).await),
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "writing a queued {what} failed");

@@ -54,7 +54,50 @@ on_both!(
     instances_claiming_at_once_never_share_a_task,
     attachments_are_kept_once_per_sha256_and_orphans_go,
     traces_are_found_by_kind_tool_status_duration_and_words,
+    prompts_are_kept_once_by_hash,
 );
+
+/// A system prompt written many times (queued together, queued in turns, awaited) is
+/// kept once and read back whole; an unknown hash reads nothing; a group in which the
+/// same prompt is written beside other rows commits them all.
+async fn prompts_are_kept_once_by_hash(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let text = "You are an agent.\nQuote \"this\", and \u{e9}t\u{e9}.";
+    assert_eq!(s.prompt("h1").await.unwrap(), None);
+    for _ in 0..3 {
+        s.queue(Queued::Prompt {
+            hash: "h1".into(),
+            text: text.into(),
+        })
+        .await;
+    }
+    let chat = s
+        .create_chat(NewChat {
+            title: "p".into(),
+            workspace: None,
+            capabilities: Default::default(),
+            auto_continue: true,
+        })
+        .await
+        .unwrap();
+    let session = session(chat.id);
+    s.queue(Queued::Session(session.clone())).await;
+    s.put_prompt("h1", text).await.unwrap();
+    s.put_prompt("h2", "another").await.unwrap();
+    s.queue(Queued::Prompt {
+        hash: "h1".into(),
+        text: text.into(),
+    })
+    .await;
+    assert_eq!(s.prompt("h1").await.unwrap().as_deref(), Some(text));
+    assert_eq!(s.prompt("h2").await.unwrap().as_deref(), Some("another"));
+    assert_eq!(s.prompt("h3").await.unwrap(), None);
+    assert!(
+        s.get_session(session.id).await.unwrap().is_some(),
+        "the session queued among the prompts is there"
+    );
+}
 
 async fn reopening_applies_nothing_twice(kind: Kind) {
     let db = TestDb::new(kind).await;

@@ -121,6 +121,32 @@ async fn a_run_journals_its_agents_and_resume_skips_completed_ones() {
             2
         );
         assert_eq!(done.totals.agents, 2);
+        // Their system prompt is kept once; each session's state names it.
+        let store = f._db.store();
+        let mut named = std::collections::BTreeSet::new();
+        for e in &journal {
+            let s = store
+                .get_session(e.session_id.unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(s.state.get("system").is_none(), "{kind:?}: {}", s.state);
+            named.insert(s.state["system_ref"].as_str().unwrap().to_string());
+        }
+        assert_eq!(named.len(), 1, "{kind:?}: {named:?}");
+        let prompt = store
+            .prompt(named.first().unwrap())
+            .await
+            .unwrap()
+            .expect("the prompt is stored");
+        assert!(prompt.starts_with("You are Baton's agent"), "{prompt}");
+        assert!(
+            f.mock.requests()[0]
+                .body
+                .to_string()
+                .contains(&json!(prompt).to_string()),
+            "the model was sent the prompt kept"
+        );
 
         // An edited script resumed: finished agents come from the journal.
         let v2 = v1.replace(
