@@ -104,9 +104,14 @@ impl SqliteStore {
         // The writer's own connection, apart from the pool: it lives in the writer task.
         // Its joined statements and event-log inserts come in a few lengths each, and a
         // text not in the cache is parsed again: room for all of them.
+        // Temporary files in memory: a statement that may fail halfway inside a group keeps
+        // the pages it changes in a statement journal, which SQLite otherwise spills to a
+        // file on disk, written and thrown away in every group. The writer's temporary data
+        // is bounded by a group; readers, whose sorts can be large, keep the default.
         let conn = SqliteConnection::connect_with(
             &options
                 .clone()
+                .pragma("temp_store", "memory")
                 .statement_cache_capacity(writer::STATEMENTS_KEPT),
         )
         .await

@@ -44,6 +44,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0010_prompts",
         sql: include_str!("../../../migrations/sqlite/0010_prompts.sql"),
     },
+    Migration {
+        version: "0011_event_log_rows",
+        sql: include_str!("../../../migrations/sqlite/0011_event_log_rows.sql"),
+    },
 ];
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction so a
@@ -271,5 +275,136 @@ mod tests {
             .unwrap();
         assert_eq!(find("kubernetes cluster").await, [running]);
         assert_eq!(find("grep").await, [done, running]);
+    }
+
+    /// The event log moved out of its WITHOUT ROWID table keeps every frame: replay reads
+    /// them back in order with their numbers, new frames continue the numbering, a number
+    /// cannot be taken twice, and pruning still drops what it names.
+    #[tokio::test]
+    async fn frames_logged_before_the_event_log_moved_are_kept() {
+        use baton_core::{NewFrame, RunId, Topic};
+        use baton_store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.version == "0011_event_log_rows")
+            .unwrap();
+        apply(&pool, &MIGRATIONS[..before]).await.unwrap();
+        let run = Topic::Run(RunId::new());
+        // Two topics interleaved, as the log holds them: (topic, seq, body).
+        let old = [
+            (run, 1, r#"{"n":1}"#),
+            (Topic::Tasks, 1, r#"{"n":"a"}"#),
+            (run, 2, r#"{"n":2,"text":"ünïcode \" and a quote"}"#),
+            (run, 3, r#"{"n":3}"#),
+            (Topic::Tasks, 2, r#"{"n":"b"}"#),
+        ];
+        for (topic, seq, body) in old {
+            sqlx::query(
+                "INSERT INTO events (topic, seq, kind, at, body) VALUES (?1, ?2, 'note', ?3, ?4)",
+            )
+            .bind(topic.to_string())
+            .bind(seq)
+            .bind(1_700_000_000_000_000_i64 + seq)
+            .bind(body)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO event_topics (topic, last_seq, first_kept) VALUES (?1, 3, 1), ('tasks', 2, 1)",
+        )
+        .bind(run.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = crate::SqliteStore::open(&path).await.unwrap();
+        assert_eq!(
+            store.migrate().await.unwrap().applied,
+            ["0011_event_log_rows"]
+        );
+        let read = |topic: Topic| {
+            let store = &store;
+            async move {
+                store
+                    .frames_since(topic, 0, 100)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|f| (f.seq, f.kind, f.body.as_str().to_string()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let of = |topic: Topic| {
+            old.iter()
+                .filter(|(t, _, _)| *t == topic)
+                .map(|(_, seq, body)| (*seq, "note".to_string(), body.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read(run).await, of(run));
+        assert_eq!(read(Topic::Tasks).await, of(Topic::Tasks));
+        let more = store
+            .append_frames(run, &[NewFrame::new("note", serde_json::json!({"n": 4}))])
+            .await
+            .unwrap();
+        assert_eq!(more[0].seq, 4, "numbering goes on from the kept frames");
+        assert!(
+            sqlx::query(
+                "INSERT INTO events (topic, seq, kind, at, body) VALUES (?1, 2, 'x', 0, '{}')"
+            )
+            .bind(run.to_string())
+            .execute(&store.writer)
+            .await
+            .is_err(),
+            "a frame's number is still taken once"
+        );
+        assert_eq!(store.prune_frames(run, 2).await.unwrap(), 2);
+        let left: Vec<i64> = read(run).await.into_iter().map(|f| f.0).collect();
+        assert_eq!(left, [3, 4]);
+        assert_eq!(read(Topic::Tasks).await, of(Topic::Tasks));
+    }
+
+    /// The reads that must stay fast on a large database find their rows through an index,
+    /// not by reading the table: replay of a topic, a chat's traces and sessions, a run's
+    /// traces and sessions (the chat and run indexes hold only rows that have one).
+    #[tokio::test]
+    async fn hot_reads_use_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("plan.db").display()
+        ))
+        .await
+        .unwrap();
+        for sql in [
+            "SELECT seq, kind, at, body FROM events WHERE topic = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "DELETE FROM events WHERE topic = ?1 AND seq <= ?2",
+            "SELECT * FROM tool_traces WHERE chat_id = ?1 ORDER BY turn_number, started_at, id LIMIT ?2",
+            "SELECT * FROM tool_traces WHERE chat_id = ?1 AND (turn_number, started_at, id) > (?2, ?3, ?4)
+                 ORDER BY turn_number, started_at, id LIMIT ?5",
+            "SELECT * FROM tool_traces WHERE run_id = ?1 ORDER BY started_at",
+            "SELECT * FROM agent_sessions WHERE chat_id = ?1 ORDER BY created_at, id",
+            "SELECT * FROM agent_sessions WHERE run_id = ?1",
+        ] {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(&store.reader)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect();
+            assert!(
+                plan.iter().any(|d| d.contains("USING INDEX") || d.contains("USING COVERING INDEX"))
+                    && !plan.iter().any(|d| d.starts_with("SCAN") && !d.contains("INDEX")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 }

@@ -124,8 +124,8 @@ fn migrate_reports_and_is_idempotent() {
         String::from_utf8(out.stdout).unwrap()
     };
     assert!(run()
-        .contains("applied 10 migration(s) (0001_init, 0002_chat_capabilities, 0003_run_log_and_journal_order, 0004_leases, 0005_task_leases, 0006_task_notices, 0007_attachment_bytes, 0008_trace_search, 0009_trace_words, 0010_prompts); 0 already applied"));
-    assert!(run().contains("applied 0 migration(s); 10 already applied"));
+        .contains("applied 11 migration(s) (0001_init, 0002_chat_capabilities, 0003_run_log_and_journal_order, 0004_leases, 0005_task_leases, 0006_task_notices, 0007_attachment_bytes, 0008_trace_search, 0009_trace_words, 0010_prompts, 0011_event_log_rows); 0 already applied"));
+    assert!(run().contains("applied 0 migration(s); 11 already applied"));
     assert!(dir.path().join("x/y.db").is_file());
 }
 
