@@ -133,20 +133,30 @@ mod tests {
     use sqlx::sqlite::SqliteConnectOptions;
     use sqlx::Row;
 
-    /// A migration that rebuilds a table keeps every row of it.
-    #[tokio::test]
-    async fn messages_written_before_the_notice_role_survive_its_migration() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A database at `path` with every migration before `version` applied (not `version`).
+    async fn migrated_up_to(path: &std::path::Path, version: &str) -> SqlitePool {
         let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("old.db"))
+            .filename(path)
             .create_if_missing(true)
             .foreign_keys(true);
         let pool = SqlitePool::connect_with(options).await.unwrap();
         let before = MIGRATIONS
             .iter()
-            .position(|m| m.version == "0006_task_notices")
+            .position(|m| m.version == version)
             .unwrap();
         apply(&pool, &MIGRATIONS[..before]).await.unwrap();
+        pool
+    }
+
+    /// A migration that rebuilds a table keeps every row of it.
+    #[tokio::test]
+    async fn messages_written_before_the_notice_role_survive_its_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = migrated_up_to(&dir.path().join("old.db"), "0006_task_notices").await;
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.version == "0006_task_notices")
+            .unwrap();
         sqlx::raw_sql(
             "INSERT INTO chats (id, title, created_at, updated_at) VALUES ('c1', 'old', 1, 1);
              INSERT INTO messages (id, chat_id, role, content, attachments, turn_number, created_at)
@@ -207,15 +217,7 @@ mod tests {
         use baton_store::{search_words, Store, TraceFilter, TraceScope};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let pool = SqlitePool::connect_with(options).await.unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|m| m.version == "0009_trace_words")
-            .unwrap();
-        apply(&pool, &MIGRATIONS[..before]).await.unwrap();
+        let pool = migrated_up_to(&path, "0009_trace_words").await;
         let chat = ChatId::new();
         let (done, running) = (TraceId::new(), TraceId::new());
         let insert = "INSERT INTO tool_traces (id, chat_id, turn_number, kind, tool_name, input,
@@ -286,15 +288,7 @@ mod tests {
         use baton_store::Store;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let pool = SqlitePool::connect_with(options).await.unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|m| m.version == "0011_event_log_rows")
-            .unwrap();
-        apply(&pool, &MIGRATIONS[..before]).await.unwrap();
+        let pool = migrated_up_to(&path, "0011_event_log_rows").await;
         let run = Topic::Run(RunId::new());
         // Two topics interleaved, as the log holds them: (topic, seq, body).
         let old = [
