@@ -117,8 +117,8 @@ pub struct TraceFinish {
 impl Trace {
     /// This trace completed by `f` as a store's `finish_trace` writes it: what `f` leaves
     /// unset keeps its value, the latency defaults to finish minus start in whole
-    /// milliseconds (pass it explicitly where both backends must agree to the
-    /// millisecond), and `f.meta`'s keys are merged into `meta`.
+    /// milliseconds (cut, not rounded, as both stores compute it), and `f.meta`'s keys
+    /// are merged into `meta`.
     pub fn finished(&self, f: &TraceFinish) -> Trace {
         let finished_at = f.finished_at.unwrap_or_else(crate::time::now);
         let started = crate::time::to_micros(&self.started_at);

@@ -250,7 +250,7 @@ pub(crate) async fn with_status(pool: &PgPool, status: SessionStatus) -> StoreRe
 pub(crate) fn close_traces(column: &str) -> String {
     format!(
         "UPDATE tool_traces SET outcome = 'cancelled', error = $2, finished_at = $3,
-            latency_ms = GREATEST(0, (EXTRACT(EPOCH FROM ($3 - started_at)) * 1000)::bigint),
+            latency_ms = GREATEST(0, trunc(EXTRACT(EPOCH FROM ($3 - started_at)) * 1000)::bigint),
             words = trim(words || ' ' || $4)
          WHERE {column} = $1 AND outcome = 'running'
          RETURNING {COLUMNS}"

@@ -182,7 +182,7 @@ macro_rules! finish_sql {
                 output = COALESCE(u.output::jsonb, t.output),
                 finished_at = u.finished_at,
                 latency_ms = COALESCE(u.latency_ms,
-                    (EXTRACT(EPOCH FROM (u.finished_at - t.started_at)) * 1000)::bigint),
+                    trunc(EXTRACT(EPOCH FROM (u.finished_at - t.started_at)) * 1000)::bigint),
                 tokens_used = COALESCE(u.tokens_used, t.tokens_used),
                 input_tokens = COALESCE(u.input_tokens, t.input_tokens),
                 output_tokens = COALESCE(u.output_tokens, t.output_tokens),
@@ -245,14 +245,8 @@ fn absorb_finish(mine: &mut [Val], later: &'static RowKind, f: &[Val]) -> bool {
     let (Val::Time(Some(started)), Val::Time(Some(finished))) = (&mine[10], &f[2]) else {
         return false;
     };
-    // Milliseconds from the microseconds Postgres keeps, rounded half away from zero
-    // as its `numeric` to `bigint` cast does.
-    let us = finished.timestamp_micros() - started.timestamp_micros();
-    let ms = if us >= 0 {
-        (us + 500) / 1000
-    } else {
-        (us - 500) / 1000
-    };
+    // Whole milliseconds, cut toward zero as the finish statement's `trunc` does.
+    let ms = (finished.timestamp_micros() - started.timestamp_micros()) / 1000;
     mine[9] = coalesce(&f[1], &mine[9]);
     mine[11] = f[2].clone();
     mine[12] = coalesce(&f[3], &Val::from(ms));

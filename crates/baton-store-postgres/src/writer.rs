@@ -973,7 +973,7 @@ mod tests {
             rows(alone_db.pool().clone()).await,
         );
         assert_eq!(g, a);
-        assert!(g[2].contains(r#""latency_ms":3"#), "{}", g[2]);
+        assert!(g[2].contains(r#""latency_ms":2"#), "{}", g[2]);
         assert!(g[2].contains(r#""meta":{"a": 1, "b": 2}"#), "{}", g[2]);
         grouped.close().await;
         alone_db.close().await;

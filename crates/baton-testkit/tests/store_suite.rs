@@ -28,6 +28,7 @@ on_both!(
     chats_round_trip_and_page_newest_first,
     messages_need_their_chat_and_come_back_oldest_first,
     traces_are_visible_while_running_and_complete_on_finish,
+    a_finished_traces_latency_is_whole_milliseconds_elapsed,
     finishing_an_unknown_trace_is_not_found,
     a_late_finish_never_overwrites_how_a_trace_ended,
     duplicate_trace_id_is_a_conflict_and_keeps_the_original,
@@ -257,6 +258,28 @@ async fn traces_are_visible_while_running_and_complete_on_finish(kind: Kind) {
     assert!(done.latency_ms.unwrap() >= 0);
     assert_eq!(done.meta["segments"]["tools"], 700);
     assert_eq!(s.get_trace(t.id).await.unwrap().unwrap(), done);
+}
+
+/// A finish that brings no latency gets the time from start to finish in whole
+/// milliseconds, cut and not rounded, the same on both backends and as `Trace::finished`.
+async fn a_finished_traces_latency_is_whole_milliseconds_elapsed(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store();
+    let chat = ChatId::new();
+    let start = time::to_micros(&time::now());
+    for (i, elapsed_us) in [1_600, 1_999, 2_000, 250_501].into_iter().enumerate() {
+        let mut t = fixtures::running_llm_trace(chat, i as i64 + 1);
+        t.started_at = time::from_micros(start).unwrap();
+        s.insert_trace(&t).await.unwrap();
+        let finish = TraceFinish {
+            finished_at: time::from_micros(start + elapsed_us),
+            outcome: Some(TraceOutcome::Ok),
+            ..Default::default()
+        };
+        let done = s.finish_trace(t.id, &finish).await.unwrap();
+        assert_eq!(done.latency_ms, Some(elapsed_us / 1000), "{elapsed_us} µs");
+        assert_eq!(done, t.finished(&finish));
+    }
 }
 
 async fn finishing_an_unknown_trace_is_not_found(kind: Kind) {
