@@ -77,6 +77,10 @@ pub(crate) struct Live {
     wake: Arc<Notify>,
     /// `log()` lines not yet written with the run.
     log: Mutex<Vec<String>>,
+    /// A resumed run's script runs again from its start: its `log()` calls that repeat the
+    /// lines already logged, in order, are those lines (kept and sent before), not new ones.
+    /// The lines and how many of them were met again; `None` once a call differs.
+    logged: Mutex<Option<(Vec<String>, usize)>>,
 }
 
 /// What a `Live` run writes to and wakes.
@@ -101,6 +105,7 @@ impl Live {
             hub: links.hub,
             wake: links.wake,
             log: Mutex::new(Vec::new()),
+            logged: Mutex::new((!run.log.is_empty()).then(|| (run.log.clone(), 0))),
             epoch: run.lease.epoch,
             run: tokio::sync::Mutex::new(run),
             cancel: shutdown.child_token(),
@@ -173,8 +178,19 @@ impl Live {
         }
     }
 
-    /// A narrator line: shown live now, written with the run's next write.
+    /// A narrator line: shown live now, written with the run's next write; on a resumed
+    /// run, nothing if it repeats the next line the run logged before.
     pub fn log(&self, line: String) {
+        {
+            let mut logged = self.logged.lock().expect("log lock");
+            if let Some((lines, met)) = logged.as_mut() {
+                if lines.get(*met) == Some(&line) {
+                    *met += 1;
+                    return;
+                }
+                *logged = None;
+            }
+        }
         self.log.lock().expect("log lock").push(line.clone());
         self.publish_now(RunEvent::Log { message: line });
     }

@@ -151,11 +151,16 @@ async fn a_run_journals_its_agents_and_resume_skips_completed_ones() {
         // An edited script resumed: finished agents come from the journal.
         let v2 = v1.replace(
             "return r",
-            "const g = await agent('gamma')\nreturn [...r, g]",
+            "const g = await agent('gamma')\nlog('done two')\nreturn [...r, g]",
         );
         f.engine.resume(run.id, Some(v2)).await.unwrap();
         let again = finished(&f, run.id).await;
         assert_eq!(again.result, Some(json!(["A", "B", "G"])), "{kind:?}");
+        assert_eq!(
+            again.log,
+            ["done one", "done two"],
+            "{kind:?}: the line logged before is not logged again; a new one is"
+        );
         assert_eq!(f.mock.count(), 3, "only the new agent called the model");
         let journal = f.engine.journal(run.id).await.unwrap();
         assert_eq!(journal.iter().filter(|e| e.cached).count(), 2);
