@@ -218,6 +218,11 @@ pub struct PhaseView {
     pub cost_usd: f64,
     /// From the first agent's start to the last one's finish (or now).
     pub elapsed_ms: i64,
+    /// The first agent's start; null before any started.
+    pub started_at: Option<Timestamp>,
+    /// The last agent's finish; null while any of its agents runs (a client's clock then
+    /// runs on from `started_at`).
+    pub finished_at: Option<Timestamp>,
 }
 
 /// `GET /api/runs/:id`: the run with per-phase agent counts, tokens, cost and elapsed

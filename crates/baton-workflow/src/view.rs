@@ -39,16 +39,13 @@ pub fn build(
                 *agents.entry(t.status).or_insert(0) += t.agents as u64;
             }
             let start = of.iter().map(|t| t.first_started).min();
-            let end = of
-                .iter()
-                .filter_map(|t| {
-                    if t.unfinished > 0 {
-                        Some(now)
-                    } else {
-                        t.last_finished
-                    }
-                })
-                .max();
+            let running = of.iter().any(|t| t.unfinished > 0);
+            let finished = if running {
+                None
+            } else {
+                of.iter().filter_map(|t| t.last_finished).max()
+            };
+            let end = if running { Some(now) } else { finished };
             PhaseView {
                 title,
                 agents,
@@ -58,6 +55,8 @@ pub fn build(
                     (Some(s), Some(e)) => (e - s).num_milliseconds().max(0),
                     _ => 0,
                 },
+                started_at: start,
+                finished_at: finished,
             }
         })
         .collect();

@@ -46,6 +46,16 @@ async fn a_large_runs_agents_are_paged(kind: Kind) {
     let typed: baton_core::RunView = serde_json::from_value(view.clone()).unwrap();
     assert_eq!((typed.agents.len(), typed.agents_total), (200, 230));
     assert_eq!(typed.phases[0].agents.values().sum::<u64>(), 230);
+    // The phase says when it started and, all its agents done, when it finished: a client
+    // runs a large run's phase clock from these, without its agents.
+    let work = &typed.phases[0];
+    let (started, finished) = (work.started_at.unwrap(), work.finished_at.unwrap());
+    assert_eq!(
+        work.elapsed_ms,
+        (finished - started).num_milliseconds(),
+        "{work:?}"
+    );
+    assert!(typed.run.started_at.unwrap() <= started && finished <= typed.run.finished_at.unwrap());
     let orders: Vec<i64> = typed.agents.iter().map(|a| a.order).collect();
     assert_eq!(orders, (1..=200).collect::<Vec<_>>());
     let next = typed.agents_next.expect("more agents follow");

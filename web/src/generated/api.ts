@@ -3089,6 +3089,17 @@ export interface components {
              * @description From the first agent's start to the last one's finish (or now).
              */
             elapsed_ms: number;
+            /**
+             * Format: date-time
+             * @description The last agent's finish; null while any of its agents runs (a client's clock then
+             *     runs on from `started_at`).
+             */
+            finished_at: string | null;
+            /**
+             * Format: date-time
+             * @description The first agent's start; null before any started.
+             */
+            started_at: string | null;
             title: string;
             /** Format: int64 */
             tokens: number;

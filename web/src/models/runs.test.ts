@@ -122,7 +122,9 @@ describe("a run with more agents than are here", () => {
     s.run.agents = [agent("a1", 1), agent("a2", 2)];
     s.run.agents_total = 300;
     s.run.agents_next = "2";
-    s.run.phases = [{ title: "Work", agents: { completed: 250, running: 50 }, tokens: 500, cost_usd: 25, elapsed_ms: 9000 }];
+    s.run.phases = [
+      { title: "Work", agents: { completed: 250, running: 50 }, tokens: 500, cost_usd: 25, elapsed_ms: 9000, started_at: null, finished_at: null },
+    ];
     applyEvent(s, finish("far-away", "Work", { order: 280, input_tokens: 10, output_tokens: 5, cost_usd: 1 }), "");
     applyEvent(s, { event: "agent_start", key: "new-one", label: null, phase: "Work", order: 301 }, "");
     const [work] = phasesOf(s.run, 0);
@@ -137,6 +139,28 @@ describe("a run with more agents than are here", () => {
     const kept = adoptView(s.run, fresh);
     expect(kept.agents.length).toBe(s.run.agents.length);
     expect(kept.agents_next).toBe("2");
+  });
+});
+
+describe("a large run's phase timer", () => {
+  it("runs on while the phase's agents run and stops at the last one's finish", () => {
+    const s = run();
+    s.run.agents_total = 300;
+    s.run.agents_next = "200";
+    // As the server read it at 10:00:09: one agent still running, started at 10:00:00.
+    s.run.phases = [
+      { title: "Work", agents: { completed: 299, running: 1 }, tokens: 0, cost_usd: 0, elapsed_ms: 9000,
+        started_at: "2026-11-22T10:00:00Z", finished_at: null },
+      { title: "Plan", agents: { completed: 2 }, tokens: 0, cost_usd: 0, elapsed_ms: 2000,
+        started_at: "2026-11-21T09:00:00Z", finished_at: "2026-11-21T09:00:02Z" },
+    ];
+    const at = (t: string) => Date.parse(`2026-11-22T10:00:${t}Z`);
+    expect(phasesOf(s.run, at("30")).map((p) => p.elapsed_ms)).toEqual([30_000, 2000]);
+    applyEvent(s, finish("last", "Work", { order: 300 }), "2026-11-22T10:00:40Z");
+    expect(phasesOf(s.run, at("55")).map((p) => p.elapsed_ms)).toEqual([40_000, 2000]);
+    // A new agent starts the clock again, from the phase's first start.
+    applyEvent(s, { event: "agent_start", key: "again", label: null, phase: "Work", order: 301 }, "2026-11-22T10:00:50Z");
+    expect(phasesOf(s.run, at("58"))[0].elapsed_ms).toBe(58_000);
   });
 });
 

@@ -15,7 +15,7 @@ const STATUSES: AgentStatus[] = ["running", "completed", "failed", "cancelled"];
  * event it cannot place, or a final status whose totals only the server has). */
 export function applyEvent(state: LiveRun, e: RunEvent, at: string): boolean {
   const run = state.run;
-  if (partial(run)) countInPhases(run, e);
+  if (partial(run)) countInPhases(run, e, at);
   switch (e.event) {
     case "phase": {
       if (!run.phases.some((p) => p.title === e.title)) run.phases.push(emptyPhase(e.title));
@@ -96,15 +96,16 @@ function newAgent(e: { key: string; label: string | null; phase: string | null }
 }
 
 function emptyPhase(title: string): PhaseView {
-  return { title, agents: {}, tokens: 0, cost_usd: 0, elapsed_ms: 0 };
+  return { title, agents: {}, tokens: 0, cost_usd: 0, elapsed_ms: 0, started_at: null, finished_at: null };
 }
 
 /** Whether only some of the run's agents are here (the view carries the first 200; the rest
  * are paged in as the list scrolls): then its phases are the server's, kept by events. */
 export const partial = (run: RunView) => run.agents_next !== null;
 
-/** A large run's phase counts as agents start and finish, for agents that may not be here. */
-function countInPhases(run: RunView, e: RunEvent) {
+/** A large run's phase counts as agents start and finish, for agents that may not be here,
+ * and when each phase started and (once none of its agents runs) finished. */
+function countInPhases(run: RunView, e: RunEvent, at: string) {
   if (e.event !== "agent_start" && e.event !== "agent_finish") return;
   const title = e.phase ?? "";
   let phase = run.phases.find((p) => p.title === title);
@@ -115,6 +116,8 @@ function countInPhases(run: RunView, e: RunEvent) {
     if (!known || known.status !== "running") add("running", 1);
     if (known && known.status !== "running") add(known.status, -1);
     if (!known) run.agents_total += 1;
+    phase.started_at ??= at;
+    phase.finished_at = null;
     return;
   }
   // A cached agent finishes without starting; any other was counted running.
@@ -125,6 +128,15 @@ function countInPhases(run: RunView, e: RunEvent) {
     phase.tokens += e.input_tokens + e.output_tokens;
     phase.cost_usd += e.cost_usd;
   }
+  phase.started_at ??= at;
+  if (!phase.agents.running) phase.finished_at = at;
+}
+
+/** A phase's time from its first start to its last finish, or on to `now` while it runs. */
+function elapsed(p: PhaseView, now: number): number {
+  if (!p.started_at) return p.elapsed_ms;
+  const end = p.finished_at ? Date.parse(p.finished_at) : now;
+  return Math.max(0, end - Date.parse(p.started_at));
 }
 
 /** Agents by key, the later read winning, in start order. */
@@ -157,7 +169,7 @@ export function withEarlierLog(run: RunView, lines: string[], next: string | nul
  * server's when only some agents are here). Declared phases come first, in their order, even
  * before any agent reaches them. */
 export function phasesOf(run: RunView, now: number): PhaseView[] {
-  if (partial(run)) return run.phases;
+  if (partial(run)) return run.phases.map((p) => ({ ...p, elapsed_ms: elapsed(p, now) }));
   const titles: string[] = [...(run.options?.phases ?? [])];
   for (const p of run.phases) if (!titles.includes(p.title)) titles.push(p.title);
   for (const a of run.agents) {
@@ -173,12 +185,16 @@ export function phasesOf(run: RunView, now: number): PhaseView[] {
     }
     const starts = of.map((a) => Date.parse(a.started_at));
     const ends = of.map((a) => (a.finished_at ? Date.parse(a.finished_at) : now));
+    const first = of.length ? Math.min(...starts) : null;
+    const last = of.length && !agents.running ? Math.max(...ends) : null;
     return {
       title,
       agents,
       tokens: of.reduce((n, a) => n + a.input_tokens + a.output_tokens, 0),
       cost_usd: of.reduce((n, a) => n + a.cost_usd, 0),
       elapsed_ms: of.length ? Math.max(0, Math.max(...ends) - Math.min(...starts)) : 0,
+      started_at: first === null ? null : new Date(first).toISOString(),
+      finished_at: last === null ? null : new Date(last).toISOString(),
     };
   });
 }
