@@ -186,6 +186,9 @@ impl Live {
             if let Some((lines, met)) = logged.as_mut() {
                 if lines.get(*met) == Some(&line) {
                     *met += 1;
+                    if *met == lines.len() {
+                        *logged = None;
+                    }
                     return;
                 }
                 *logged = None;
